@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): routers under /v1, schemas, authentication and roles."""

@@ -1,0 +1,66 @@
+"""Shared dependencies: the app context, a database session, the current user, roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from smartstudy.services.context import AppContext
+from smartstudy.services.errors import AuthenticationError, PermissionDeniedError
+from smartstudy.services.security import decode_access_token
+from smartstudy.store.orm import User
+
+bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/auth/login")
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.context
+
+
+Context = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(context: Context) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error."""
+    session = context.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DB = Annotated[Session, Depends(get_session)]
+
+
+def current_user(
+    context: Context,
+    session: DB,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("not signed in: send 'Authorization: Bearer <token>'")
+    user_id = decode_access_token(credentials.credentials, context.settings.resolved_secret_key)
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise AuthenticationError("invalid token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if user.role != "admin":
+        raise PermissionDeniedError("admins only")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -1,0 +1,82 @@
+"""/v1/subjects, /v1/topics, /v1/concepts: read by anyone signed in, changed by admins."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from smartstudy.api.deps import DB, AdminUser, CurrentUser
+from smartstudy.api.schemas import (
+    ConceptIn,
+    ConceptOut,
+    NameIn,
+    SubjectOut,
+    TopicIn,
+    TopicOut,
+)
+from smartstudy.services import catalogue
+from smartstudy.store.orm import Concept, Subject, Topic
+
+router = APIRouter(prefix="/v1", tags=["catalogue"])
+
+
+@router.get("/subjects", response_model=list[SubjectOut])
+def list_subjects(session: DB, _user: CurrentUser) -> list[Subject]:
+    return catalogue.list_subjects(session)
+
+
+@router.post("/subjects", response_model=SubjectOut, status_code=status.HTTP_201_CREATED)
+def create_subject(body: NameIn, session: DB, _admin: AdminUser) -> Subject:
+    subject = catalogue.create_subject(session, body.name)
+    session.commit()
+    return subject
+
+
+@router.patch("/subjects/{subject_id}", response_model=SubjectOut)
+def rename_subject(subject_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Subject:
+    subject = catalogue.rename_subject(session, subject_id, body.name)
+    session.commit()
+    return subject
+
+
+@router.get("/topics", response_model=list[TopicOut])
+def list_topics(
+    session: DB, _user: CurrentUser, subject_id: uuid.UUID | None = None
+) -> list[Topic]:
+    return catalogue.list_topics(session, subject_id)
+
+
+@router.post("/topics", response_model=TopicOut, status_code=status.HTTP_201_CREATED)
+def create_topic(body: TopicIn, session: DB, _admin: AdminUser) -> Topic:
+    topic = catalogue.create_topic(session, body.subject_id, body.name)
+    session.commit()
+    return topic
+
+
+@router.patch("/topics/{topic_id}", response_model=TopicOut)
+def rename_topic(topic_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Topic:
+    topic = catalogue.rename_topic(session, topic_id, body.name)
+    session.commit()
+    return topic
+
+
+@router.get("/concepts", response_model=list[ConceptOut])
+def list_concepts(
+    session: DB, _user: CurrentUser, topic_id: uuid.UUID | None = None
+) -> list[Concept]:
+    return catalogue.list_concepts(session, topic_id)
+
+
+@router.post("/concepts", response_model=ConceptOut, status_code=status.HTTP_201_CREATED)
+def create_concept(body: ConceptIn, session: DB, _admin: AdminUser) -> Concept:
+    concept = catalogue.create_concept(session, body.topic_id, body.name)
+    session.commit()
+    return concept
+
+
+@router.patch("/concepts/{concept_id}", response_model=ConceptOut)
+def rename_concept(concept_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Concept:
+    concept = catalogue.rename_concept(session, concept_id, body.name)
+    session.commit()
+    return concept

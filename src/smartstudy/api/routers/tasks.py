@@ -1,0 +1,130 @@
+"""/v1/tasks: practice tasks with predictions, and prediction previews."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from smartstudy.api.deps import DB, Context, CurrentUser
+from smartstudy.api.schemas import (
+    CompleteIn,
+    Difficulty,
+    PredictionIn,
+    PredictionOut,
+    TaskIn,
+    TaskOut,
+    TaskPageOut,
+)
+from smartstudy.services import tasks
+from smartstudy.store.orm import PracticeTask
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+def task_out(task: PracticeTask) -> TaskOut:
+    if task.completed_at is not None:
+        state = "completed"
+    elif task.started_at is not None:
+        state = "started"
+    else:
+        state = "created"
+    return TaskOut(
+        id=task.id,
+        user_id=task.user_id,
+        topic_id=task.topic_id,
+        topic_name=task.topic.name,
+        subject_name=task.topic.subject.name,
+        difficulty=task.difficulty,  # type: ignore[arg-type]
+        description=task.description,
+        status=state,  # type: ignore[arg-type]
+        created_at=task.created_at,
+        started_at=task.started_at,
+        completed_at=task.completed_at,
+        is_correct=task.is_correct,
+        actual_time_seconds=task.actual_time_seconds,
+        predicted_correct=task.predicted_correct,
+        predicted_time_median_s=task.predicted_time_median_s,
+        predicted_time_p10_s=task.predicted_time_p10_s,
+        predicted_time_p90_s=task.predicted_time_p90_s,
+        model_name=task.model_name,
+        model_version=task.model_version,
+    )
+
+
+@router.post("/preview", response_model=PredictionOut)
+def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser) -> PredictionOut:
+    """The prediction a new task would get, without creating it."""
+    p = tasks.preview(session, context.predictor, user, body.topic_id, body.difficulty)
+    return PredictionOut(
+        predicted_correct=p.p_correct,
+        predicted_time_median_s=p.time_median_s,
+        predicted_time_p10_s=p.time_p10_s,
+        predicted_time_p90_s=p.time_p90_s,
+        model_name=p.model_name,
+        model_version=p.model_version,
+    )
+
+
+@router.post("", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
+def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> TaskOut:
+    """Create a task; it is stored with the prediction made for it."""
+    task = tasks.create_task(
+        session, context.predictor, user, body.topic_id, body.difficulty, body.description
+    )
+    session.commit()
+    return task_out(task)
+
+
+@router.get("", response_model=TaskPageOut)
+def list_tasks(
+    session: DB,
+    user: CurrentUser,
+    topic_id: uuid.UUID | None = None,
+    difficulty: Difficulty | None = None,
+    completed: bool | None = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPageOut:
+    """Your tasks, newest first (admins: everyone's, or one user's with user_id)."""
+    page = tasks.list_tasks(
+        session,
+        user,
+        user_id=user_id,
+        topic_id=topic_id,
+        difficulty=difficulty,
+        completed=completed,
+        limit=limit,
+        offset=offset,
+    )
+    return TaskPageOut(
+        items=[task_out(t) for t in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{task_id}", response_model=TaskOut)
+def get(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
+    return task_out(tasks.get_task(session, user, task_id))
+
+
+@router.post("/{task_id}/start", response_model=TaskOut)
+def start(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
+    task = tasks.start_task(session, user, task_id)
+    session.commit()
+    return task_out(task)
+
+
+@router.post("/{task_id}/complete", response_model=TaskOut)
+def complete(
+    task_id: uuid.UUID, body: CompleteIn, session: DB, context: Context, user: CurrentUser
+) -> TaskOut:
+    """Record the result once (a second completion answers 409)."""
+    task = tasks.complete_task(session, user, task_id, body.is_correct, body.actual_time_seconds)
+    session.commit()
+    context.predictor.observe(task)
+    return task_out(task)

@@ -1,0 +1,127 @@
+"""The interactions schema shared by every loader, model and evaluation.
+
+One row per attempt: ``user_id, item_id, correct (0/1), order`` plus the optional
+``skill_id`` and ``rt_seconds``. In the app an item is a (topic, difficulty) pair and the
+skill is the topic; in public data sets an item is a question and the skill its concept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "correct", "order")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("skill_id", "rt_seconds")
+INTERACTION_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "item_id",
+    "skill_id",
+    "correct",
+    "rt_seconds",
+    "order",
+)
+
+
+class InteractionsError(ValueError):
+    """Raised when a DataFrame does not follow the interactions schema."""
+
+
+def _first_bad(df: pd.DataFrame, mask: np.ndarray, column: str) -> str:
+    pos = int(np.flatnonzero(mask)[0])
+    label = df.index[pos]
+    value = df[column].iloc[pos]
+    return f"{value!r} in row {label} (position {pos})"
+
+
+def validate_interactions(
+    df: pd.DataFrame,
+    *,
+    allow_missing_outcome: bool = False,
+    require_time: bool = False,
+) -> pd.DataFrame:
+    """Check ``df`` against the interactions schema and return a normalised copy.
+
+    The copy keeps the index of ``df``; ids become strings, ``correct`` becomes float
+    (0.0 / 1.0, or NaN where the outcome is unknown and ``allow_missing_outcome``),
+    ``rt_seconds`` float (NaN = missing) and ``order`` float. Errors name the column,
+    the offending value and its row.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise InteractionsError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if require_time and "rt_seconds" not in df.columns:
+        missing.append("rt_seconds")
+    if missing:
+        raise InteractionsError(
+            f"missing column(s) {', '.join(f'`{c}`' for c in missing)}; "
+            f"expected {', '.join(INTERACTION_COLUMNS)}"
+        )
+    out = pd.DataFrame(index=df.index)
+    for col in ("user_id", "item_id"):
+        values = df[col]
+        bad = values.isna().to_numpy()
+        if bad.any():
+            raise InteractionsError(f"column `{col}` has a missing id: {_first_bad(df, bad, col)}")
+        out[col] = values.astype(str)
+    if "skill_id" in df.columns:
+        skill = df["skill_id"]
+        out["skill_id"] = skill.astype(object).where(skill.notna(), None)
+        out["skill_id"] = out["skill_id"].map(lambda v: None if v is None else str(v))
+    else:
+        out["skill_id"] = None
+
+    correct = pd.to_numeric(df["correct"], errors="coerce")
+    raw_missing = df["correct"].isna().to_numpy()
+    not_numeric = correct.isna().to_numpy() & ~raw_missing
+    if not_numeric.any():
+        raise InteractionsError(
+            "expected column `correct` with values 0/1, got "
+            + _first_bad(df, not_numeric, "correct")
+        )
+    not_binary = ~correct.isna().to_numpy() & ~np.isin(correct.to_numpy(), (0, 1))
+    if not_binary.any():
+        raise InteractionsError(
+            "expected column `correct` with values 0/1, got "
+            + _first_bad(df, not_binary, "correct")
+        )
+    if raw_missing.any() and not allow_missing_outcome:
+        raise InteractionsError(
+            f"column `correct` has a missing outcome: {_first_bad(df, raw_missing, 'correct')}"
+        )
+    out["correct"] = correct.astype(float)
+
+    if "rt_seconds" in df.columns:
+        rt = pd.to_numeric(df["rt_seconds"], errors="coerce")
+        not_numeric = rt.isna().to_numpy() & ~df["rt_seconds"].isna().to_numpy()
+        if not_numeric.any():
+            raise InteractionsError(
+                "expected column `rt_seconds` with positive numbers, got "
+                + _first_bad(df, not_numeric, "rt_seconds")
+            )
+        arr = rt.to_numpy(dtype=float)
+        bad = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
+        if bad.any():
+            raise InteractionsError(
+                "expected column `rt_seconds` with positive finite seconds (NaN = missing), got "
+                + _first_bad(df, bad, "rt_seconds")
+            )
+        out["rt_seconds"] = arr
+    else:
+        out["rt_seconds"] = np.nan
+
+    order = pd.to_numeric(df["order"], errors="coerce")
+    bad = order.isna().to_numpy()
+    if bad.any():
+        raise InteractionsError(
+            f"expected column `order` with numbers, got {_first_bad(df, bad, 'order')}"
+        )
+    out["order"] = order.astype(float)
+    return out
+
+
+def sort_for_sequences(df: pd.DataFrame) -> np.ndarray:
+    """Positions of ``df`` rows sorted by user, then ``order``, ties kept in row order."""
+    keys = pd.DataFrame(
+        {"u": df["user_id"].to_numpy(), "o": df["order"].to_numpy(), "p": np.arange(len(df))}
+    )
+    return keys.sort_values(["u", "o", "p"], kind="stable")["p"].to_numpy()

@@ -1,0 +1,1 @@
+"""Use cases: accounts, catalogue, predictions, practice tasks, import, demo data."""

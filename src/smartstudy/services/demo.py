@@ -1,0 +1,139 @@
+"""Demo data: the subjects and topics of the original system, a few students with history.
+
+Every demo task goes through the same service path as a real one (prediction on creation,
+then completion), so the demo shows the models at work. Passwords are random and written to
+``<data_dir>/demo-credentials.txt``, never stored in the repository.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services.predictor import PredictionService
+from smartstudy.store.orm import User, utcnow
+
+#: Subjects -> topics -> concepts, after the topics the original system's users studied.
+CATALOGUE: dict[str, dict[str, list[str]]] = {
+    "Mathematics": {
+        "Calculus": ["Limits", "Derivatives", "Chain rule", "Integrals"],
+        "Trigonometric identities": ["Pythagorean identities", "Double-angle formulas"],
+        "Sequences and series": ["Arithmetic series", "Geometric series"],
+    },
+    "Economics": {
+        "Microeconomics": ["Supply and demand", "Elasticity", "Market failure"],
+        "Macroeconomics": ["Aggregate demand", "Inflation", "Fiscal policy"],
+    },
+    "Physics": {
+        "Mechanics": ["Kinematics", "Newton's laws", "Work and energy"],
+        "Waves": ["Wave properties", "Interference", "Doppler effect"],
+    },
+}
+
+# Typical time on a task by difficulty (seconds) and log-odds of success shifts, taken from
+# the bulk-user profile of seed 000 (easy ~60-80 s, medium ~220-250 s, hard ~450-550 s).
+_TIME_BY_DIFFICULTY = {"easy": 70.0, "medium": 230.0, "hard": 500.0}
+_LOGIT_BY_DIFFICULTY = {"easy": 1.3, "medium": 0.3, "hard": -0.8}
+
+DEMO_STUDENTS: tuple[tuple[str, str], ...] = (
+    ("ada@example.com", "Ada"),
+    ("ben@example.com", "Ben"),
+    ("chloe@example.com", "Chloe"),
+    ("dev@example.com", "Dev"),
+)
+DEMO_ADMIN = ("admin@example.com", "Admin")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    created: bool
+    students: int
+    tasks: int
+    credentials_file: Path | None
+
+
+def seed_catalogue(session: Session) -> None:
+    for subject_name, topics in CATALOGUE.items():
+        subject = catalogue.find_subject(session, subject_name) or catalogue.create_subject(
+            session, subject_name
+        )
+        for topic_name, concepts in topics.items():
+            topic = catalogue.find_topic(session, subject, topic_name) or catalogue.create_topic(
+                session, subject.id, topic_name
+            )
+            existing = {c.name for c in catalogue.list_concepts(session, topic.id)}
+            for concept in concepts:
+                if concept not in existing:
+                    catalogue.create_concept(session, topic.id, concept)
+
+
+def seed_demo(
+    session: Session,
+    predictor: PredictionService,
+    data_dir: Path,
+    *,
+    tasks_per_student: int = 40,
+    seed: int = 0,
+) -> DemoResult:
+    """Create the demo catalogue, accounts and history once; later calls change nothing."""
+    seed_catalogue(session)
+    if session.scalar(select(User).where(User.email == DEMO_STUDENTS[0][0])) is not None:
+        return DemoResult(created=False, students=0, tasks=0, credentials_file=None)
+
+    rng = np.random.default_rng(seed)
+    lines = ["# SmartStudy demo accounts (random passwords, made by `smartstudy demo`)"]
+    admin_password = secrets.token_urlsafe(12)
+    accounts.create_user(session, DEMO_ADMIN[0], admin_password, DEMO_ADMIN[1], role="admin")
+    lines.append(f"{DEMO_ADMIN[0]}  {admin_password}  (admin)")
+
+    topics = catalogue.list_topics(session)
+    now = utcnow()
+    n_tasks = 0
+    for email, name in DEMO_STUDENTS:
+        password = secrets.token_urlsafe(12)
+        user = accounts.create_user(session, email, password, name)
+        lines.append(f"{email}  {password}")
+        ability = rng.normal(0.0, 0.8)
+        speed = rng.normal(0.0, 0.25)
+        studied = rng.choice(len(topics), size=min(3, len(topics)), replace=False)
+        topic_skill = {int(i): rng.normal(0.0, 0.5) for i in studied}
+        # Spread the history over the last 30 days, oldest first.
+        offsets = np.sort(rng.uniform(0.5, 30 * 24, size=tasks_per_student))[::-1]
+        for hours_ago in offsets:
+            t_index = int(rng.choice(studied))
+            topic = topics[t_index]
+            difficulty = str(rng.choice(("easy", "medium", "hard"), p=(0.4, 0.4, 0.2)))
+            logit = ability + topic_skill[t_index] + _LOGIT_BY_DIFFICULTY[difficulty]
+            correct = bool(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
+            seconds = float(
+                np.clip(
+                    _TIME_BY_DIFFICULTY[difficulty] * math.exp(-speed + rng.normal(0.0, 0.35)),
+                    5.0,
+                    3 * 3600.0,
+                )
+            )
+            done_at = now - timedelta(hours=float(hours_ago))
+            task = tasks.create_task(session, predictor, user, topic.id, difficulty)
+            task.created_at = done_at - timedelta(seconds=seconds + 30)
+            task.started_at = done_at - timedelta(seconds=seconds)
+            tasks.complete_task(session, user, task.id, correct, seconds, completed_at=done_at)
+            predictor.observe(task)
+            n_tasks += 1
+    # Back-dated completions are older than what the served models have seen; a fresh
+    # version trained on everything keeps every process consistent.
+    predictor.train(session, predictor.chain[-1])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    creds = data_dir / "demo-credentials.txt"
+    creds.write_text("\n".join(lines) + "\n")
+    creds.chmod(0o600)
+    return DemoResult(
+        created=True, students=len(DEMO_STUDENTS), tasks=n_tasks, credentials_file=creds
+    )

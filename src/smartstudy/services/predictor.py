@@ -1,0 +1,307 @@
+"""Serving predictions for practice tasks: the model chain, versions and online learning.
+
+In the app an item is a (topic, difficulty) pair and its skill is the topic. Each model
+family in the chain is trained on every user's completed tasks and stored as a versioned
+``model_versions`` row; the served copy in memory then learns online from each completion
+(``LearnerModel.update``). Completions written by other processes are caught up from the
+database before each prediction, so several API processes stay consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from smartstudy.models.base import LearnerModel
+from smartstudy.models.baseline import Baseline
+from smartstudy.services.errors import ServiceError
+from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
+
+log = logging.getLogger(__name__)
+
+ModelFactory = Callable[[], LearnerModel]
+
+#: Model families the app can serve, by name. Later families join here.
+APP_MODELS: dict[str, ModelFactory] = {"baseline": Baseline}
+#: The order in which the chain asks them; the first that answers wins.
+DEFAULT_CHAIN: tuple[str, ...] = ("baseline",)
+# Completions are caught up from this far before the newest one seen, so that a row
+# committed late by another process (with an earlier timestamp) is not missed.
+SYNC_WINDOW = timedelta(seconds=10)
+# Replaying more completions than this on load costs more than fitting afresh.
+MAX_REPLAY = 2000
+
+
+class PredictionUnavailableError(ServiceError):
+    """No model in the chain could answer."""
+
+
+def item_key(topic_id: uuid.UUID | str, difficulty: str) -> str:
+    return f"{topic_id}:{difficulty}"
+
+
+def completed_interactions(session: Session, since: datetime | None = None) -> pd.DataFrame:
+    """Completed tasks in the interactions schema (plus ``task_id`` and ``completed_at``)."""
+    stmt = select(
+        PracticeTask.id,
+        PracticeTask.user_id,
+        PracticeTask.topic_id,
+        PracticeTask.difficulty,
+        PracticeTask.is_correct,
+        PracticeTask.actual_time_seconds,
+        PracticeTask.completed_at,
+    ).where(PracticeTask.completed_at.is_not(None))
+    if since is not None:
+        stmt = stmt.where(PracticeTask.completed_at >= since)
+    rows = session.execute(stmt.order_by(PracticeTask.completed_at, PracticeTask.id)).all()
+    return interactions_frame(rows)
+
+
+def interactions_frame(rows: Sequence[tuple]) -> pd.DataFrame:
+    columns = ["task_id", "user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    if not rows:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        frame["completed_at"] = pd.Series(dtype=object)
+        return frame
+    task_id, user_id, topic_id, difficulty, correct, rt, completed = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            "task_id": list(task_id),
+            "user_id": [str(u) for u in user_id],
+            "item_id": [item_key(t, d) for t, d in zip(topic_id, difficulty, strict=True)],
+            "skill_id": [str(t) for t in topic_id],
+            "correct": np.array([float(c) for c in correct]),
+            "rt_seconds": np.array([np.nan if r is None else float(r) for r in rt]),
+            "order": np.array([c.timestamp() for c in completed]),
+            "completed_at": list(completed),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    p_correct: float
+    time_median_s: float
+    time_p10_s: float
+    time_p90_s: float
+    model_name: str
+    model_version: str
+
+
+@dataclass
+class _Served:
+    name: str
+    version_id: uuid.UUID
+    version: int
+    model: LearnerModel
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Completions already learnt from, by task id, within the catch-up window.
+    seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    watermark: datetime | None = None
+
+    def learn(self, task_id: uuid.UUID, row: dict, completed_at: datetime) -> None:
+        if task_id in self.seen:
+            return
+        self.model.update(row)
+        self.seen[task_id] = completed_at
+        if self.watermark is None or completed_at > self.watermark:
+            self.watermark = completed_at
+            horizon = completed_at - SYNC_WINDOW
+            self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+
+
+class PredictionService:
+    """Answers "how likely, how long?" for a user, topic and difficulty."""
+
+    def __init__(
+        self,
+        chain: Sequence[str] = DEFAULT_CHAIN,
+        factories: dict[str, ModelFactory] | None = None,
+    ) -> None:
+        self.factories = dict(APP_MODELS if factories is None else factories)
+        unknown = [n for n in chain if n not in self.factories]
+        if unknown:
+            raise ValueError(f"unknown model(s) in chain: {', '.join(unknown)}")
+        self.chain = tuple(chain)
+        self._served: dict[str, _Served] = {}
+        self._load_lock = threading.Lock()
+
+    # -- prediction --------------------------------------------------------------------
+    def predict(
+        self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
+    ) -> Prediction:
+        errors: list[str] = []
+        for name in self.chain:
+            try:
+                served = self._ready(session, name)
+                with served.lock:
+                    out = served.model.predict_one(
+                        str(user_id), item_key(topic_id, difficulty), str(topic_id)
+                    )
+                prediction = Prediction(
+                    p_correct=out["p_correct"],
+                    time_median_s=out["time_median_s"],
+                    time_p10_s=out["time_p10_s"],
+                    time_p90_s=out["time_p90_s"],
+                    model_name=name,
+                    model_version=str(served.version),
+                )
+                _check_prediction(prediction)
+                return prediction
+            except Exception as exc:  # any model failure falls back
+                log.exception("model %s failed to predict; falling back", name)
+                errors.append(f"{name}: {exc}")
+        raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
+
+    def observe(self, task: PracticeTask) -> None:
+        """Learn online from a task whose completion has been committed."""
+        if task.completed_at is None:
+            return
+        row = _task_row(task)
+        for served in list(self._served.values()):
+            try:
+                with served.lock:
+                    served.learn(task.id, row, task.completed_at)
+            except Exception:  # learning must never break a completion
+                log.exception("model %s failed to learn from task %s", served.name, task.id)
+
+    def forget(self) -> None:
+        """Drop every served model from memory (they reload from the database)."""
+        with self._load_lock:
+            self._served.clear()
+
+    # -- training and versions ---------------------------------------------------------
+    def train(self, session: Session, name: str) -> ModelVersion:
+        """Fit ``name`` on every completed task, store it as a new active version."""
+        data = completed_interactions(session)
+        model = self.factories[name]()
+        started = utcnow()
+        model.fit(data)
+        fit_seconds = (utcnow() - started).total_seconds()
+        latest = session.scalar(
+            select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
+        )
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.model_name == name, ModelVersion.is_active.is_(True))
+            .values(is_active=False, status="retired")
+        )
+        row = ModelVersion(
+            model_name=name,
+            version=(latest or 0) + 1,
+            status="active",
+            is_active=True,
+            trained_until=data["completed_at"].max() if len(data) else None,
+            n_training_rows=len(data),
+            metrics={},
+            training_summary={
+                "rows": len(data),
+                "users": int(data["user_id"].nunique()) if len(data) else 0,
+                "items": int(data["item_id"].nunique()) if len(data) else 0,
+                "fit_seconds": round(fit_seconds, 4),
+                "params": model.get_params(),
+            },
+            artifact=model.to_bytes(),
+        )
+        session.add(row)
+        session.flush()
+        log.info("trained %s version %s on %d rows", name, row.version, len(data))
+        return row
+
+    def _ready(self, session: Session, name: str) -> _Served:
+        """The served model, loaded or trained if needed and caught up with the database."""
+        active = session.execute(
+            select(ModelVersion.id, ModelVersion.version).where(
+                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+            )
+        ).first()
+        with self._load_lock:
+            served = self._served.get(name)
+            if served is None or active is None or served.version_id != active.id:
+                served = self._load(session, name)
+                self._served[name] = served
+        self._catch_up(session, served)
+        return served
+
+    def _load(self, session: Session, name: str) -> _Served:
+        row = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+            )
+        )
+        factory = self.factories[name]
+        if row is not None:
+            pending = session.scalar(
+                select(func.count())
+                .select_from(PracticeTask)
+                .where(
+                    PracticeTask.completed_at.is_not(None),
+                    PracticeTask.completed_at
+                    > (row.trained_until or datetime.min.replace(tzinfo=utcnow().tzinfo)),
+                )
+            )
+            if (pending or 0) > MAX_REPLAY:
+                row = None
+        if row is None:
+            row = self.train(session, name)
+        if row.artifact is None:
+            raise ServiceError(f"model {name} version {row.version} has no artifact")
+        cls = type(factory())
+        model = cls.from_bytes(row.artifact)
+        served = _Served(name=name, version_id=row.id, version=row.version, model=model)
+        served.watermark = row.trained_until
+        if row.trained_until is not None:
+            # Rows inside the window at the end of training were learnt by fit already.
+            done = session.execute(
+                select(PracticeTask.id, PracticeTask.completed_at).where(
+                    PracticeTask.completed_at >= row.trained_until - SYNC_WINDOW,
+                    PracticeTask.completed_at <= row.trained_until,
+                )
+            ).all()
+            served.seen = {task_id: at for task_id, at in done}
+        return served
+
+    def _catch_up(self, session: Session, served: _Served) -> None:
+        since = None if served.watermark is None else served.watermark - SYNC_WINDOW
+        new = completed_interactions(session, since=since)
+        if new.empty:
+            return
+        with served.lock:
+            for rec in new.to_dict("records"):
+                served.learn(
+                    rec["task_id"],
+                    {
+                        k: rec[k]
+                        for k in ("user_id", "item_id", "skill_id", "correct", "rt_seconds")
+                    },
+                    rec["completed_at"],
+                )
+
+
+def _task_row(task: PracticeTask) -> dict:
+    return {
+        "user_id": str(task.user_id),
+        "item_id": item_key(task.topic_id, task.difficulty),
+        "skill_id": str(task.topic_id),
+        "correct": float(bool(task.is_correct)),
+        "rt_seconds": np.nan if task.actual_time_seconds is None else task.actual_time_seconds,
+    }
+
+
+def _check_prediction(p: Prediction) -> None:
+    values = (p.p_correct, p.time_median_s, p.time_p10_s, p.time_p90_s)
+    if not all(np.isfinite(v) for v in values):
+        raise ValueError(f"non-finite prediction {values}")
+    if not 0.0 <= p.p_correct <= 1.0:
+        raise ValueError(f"probability out of range: {p.p_correct}")
+    if not 0 < p.time_p10_s <= p.time_median_s <= p.time_p90_s:
+        raise ValueError(f"time interval out of order: {values[1:]}")
