@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import inspect, select
@@ -128,4 +128,3 @@ def test_sqlite_uses_wal(tmp_path):
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
     assert (tmp_path / "nested" / "x.db").is_file()
-    _ = UTC

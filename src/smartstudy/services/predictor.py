@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from smartstudy.models.base import LearnerModel
+from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
 from smartstudy.services.errors import ServiceError
 from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
@@ -253,10 +253,22 @@ class PredictionService:
                 row = None
         if row is None:
             row = self.train(session, name)
-        if row.artifact is None:
-            raise ServiceError(f"model {name} version {row.version} has no artifact")
         cls = type(factory())
-        model = cls.from_bytes(row.artifact)
+        try:
+            if row.artifact is None:
+                raise ArtifactError("no artifact stored")
+            model = cls.from_bytes(row.artifact)
+        except ArtifactError as exc:
+            # Never serve a broken artifact: retire it, and rebuild it if this family is the
+            # last resort of the chain (the others fall back to the next family instead).
+            log.error("model %s version %s is unusable: %s", name, row.version, exc)
+            row.is_active = False
+            row.status = "corrupt"
+            session.flush()
+            if name != self.chain[-1]:
+                raise
+            row = self.train(session, name)
+            model = cls.from_bytes(row.artifact or b"")
         served = _Served(name=name, version_id=row.id, version=row.version, model=model)
         served.watermark = row.trained_until
         if row.trained_until is not None:

@@ -1,0 +1,206 @@
+"""The command line, run as a user would: on a SQLite file in a temporary data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+from typer.testing import CliRunner
+
+from smartstudy.cli import app
+from smartstudy.store.orm import ModelVersion, PracticeTask, User
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "data"
+    monkeypatch.setenv("SMARTSTUDY_DATA_DIR", str(folder))
+    monkeypatch.delenv("SMARTSTUDY_DATABASE_URL", raising=False)
+    return folder
+
+
+def _count(folder: Path, model) -> int:
+    engine = create_engine(f"sqlite:///{folder / 'smartstudy.db'}")
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(model)).scalar()
+    engine.dispose()
+    return n
+
+
+def test_db_upgrade_creates_the_database(data_dir):
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "revision 0001" in result.output
+    assert (data_dir / "smartstudy.db").is_file()
+
+
+def test_create_admin(data_dir):
+    args = ["users", "create-admin", "--email", "Boss@Example.com", "--password", "long password"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "admin boss@example.com created" in result.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    short = runner.invoke(
+        app, ["users", "create-admin", "--email", "x@example.com", "--password", "short"]
+    )
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+
+
+def test_demo_is_idempotent(data_dir):
+    first = runner.invoke(app, ["demo"])
+    assert first.exit_code == 0, first.output
+    assert "demo data added" in first.output
+    creds = data_dir / "demo-credentials.txt"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    lines = [ln for ln in creds.read_text().splitlines() if "@" in ln]
+    assert len(lines) == 5 and "(admin)" in lines[0]
+    n_tasks = _count(data_dir, PracticeTask)
+    assert n_tasks >= 100
+    second = runner.invoke(app, ["demo"])
+    assert second.exit_code == 0 and "already present" in second.output
+    assert _count(data_dir, PracticeTask) == n_tasks
+    assert _count(data_dir, User) == 5
+    engine = create_engine(f"sqlite:///{data_dir / 'smartstudy.db'}")
+    with engine.connect() as conn:
+        named = conn.execute(
+            select(func.count()).where(PracticeTask.model_name == "baseline")
+        ).scalar()
+        active = conn.execute(select(func.count()).where(ModelVersion.is_active)).scalar()
+    engine.dispose()
+    assert named == n_tasks  # every demo task carries the model that predicted it
+    assert active == 1
+
+
+def test_import_all_or_nothing(data_dir, tmp_path):
+    runner.invoke(app, ["users", "create-admin", "--email", "a@example.com", "--password", "p" * 9])
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "email,subject,topic,difficulty,correct,rt_seconds\n"
+        "a@example.com,Maths,Calculus,easy,1,50\n"
+        "a@example.com,Maths,Calculus,hard,0,400\n"
+    )
+    result = runner.invoke(app, ["import", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "imported 2 tasks" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "email,subject,topic,difficulty,correct,rt_seconds\n"
+        "a@example.com,Maths,Calculus,easy,1,50\n"
+        "a@example.com,Maths,Calculus,medium,1,-1\n"
+    )
+    result = runner.invoke(app, ["import", str(bad)])
+    assert result.exit_code == 1
+    assert "line 3, column rt_seconds" in result.output
+    assert "nothing was written" in result.output
+    assert _count(data_dir, PracticeTask) == 2
+    dry = runner.invoke(app, ["import", str(good), "--dry-run"])
+    assert dry.exit_code == 0 and "2 rows are valid" in dry.output
+    assert _count(data_dir, PracticeTask) == 2
+    missing = runner.invoke(app, ["import", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_evaluate_json(data_dir):
+    result = runner.invoke(
+        app, ["evaluate", "--dataset", "mars_ib", "--model", "baseline", "--json"]
+    )
+    if "not found" in result.output.lower() and result.exit_code != 0:
+        pytest.skip("shared data sets are not beside this checkout")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    (res,) = report["results"]
+    assert res["name"] == "baseline"
+    assert 0.5 < res["auc"] < 1
+    assert res["coverage80"] is not None and res["rmse_log_time"] > 0
+    assert report["test"]["users"] > 0 and report["train"]["users"] > report["test"]["users"]
+
+
+def test_evaluate_refuses_unknown_names(data_dir):
+    result = runner.invoke(app, ["evaluate", "--dataset", "nope", "--model", "baseline"])
+    assert result.exit_code == 1 and "unknown data set" in result.output
+    result = runner.invoke(app, ["evaluate", "--dataset", "mars_ib", "--model", "oracle"])
+    assert result.exit_code == 1 and "unknown model" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_demo_end_to_end(tmp_path):
+    """README line one: `smartstudy serve --demo`, then a student's whole round trip."""
+    port = _free_port()
+    env = {**os.environ, "SMARTSTUDY_DATA_DIR": str(tmp_path / "data")}
+    env.pop("SMARTSTUDY_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartstudy.cli", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            r = http.post(
+                "/v1/auth/register", json={"email": "new@example.com", "password": "a good pass"}
+            )
+            assert r.status_code == 201, r.text
+            token = http.post(
+                "/v1/auth/login", json={"email": "new@example.com", "password": "a good pass"}
+            ).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            subjects = {s["name"] for s in http.get("/v1/subjects", headers=auth).json()}
+            assert {"Mathematics", "Economics", "Physics"} <= subjects
+            calculus = next(
+                t for t in http.get("/v1/topics", headers=auth).json() if t["name"] == "Calculus"
+            )
+            task = http.post(
+                "/v1/tasks", json={"topic_id": calculus["id"], "difficulty": "medium"}, headers=auth
+            ).json()
+            assert 0 < task["predicted_correct"] < 1
+            assert (
+                task["predicted_time_p10_s"]
+                < task["predicted_time_median_s"]
+                < task["predicted_time_p90_s"]
+            )
+            done = http.post(
+                f"/v1/tasks/{task['id']}/complete",
+                json={"is_correct": True, "actual_time_seconds": 200},
+                headers=auth,
+            )
+            assert done.status_code == 200, done.text
+            listed = http.get("/v1/tasks", params={"completed": True}, headers=auth).json()
+            assert listed["total"] == 1
+            assert listed["items"][0]["is_correct"] is True
+            assert listed["items"][0]["actual_time_seconds"] == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

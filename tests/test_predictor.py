@@ -1,0 +1,138 @@
+"""The prediction chain: fallbacks, broken artifacts, several processes on one database."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from smartstudy.models.baseline import Baseline
+from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services.predictor import PredictionService, PredictionUnavailableError
+from smartstudy.store.db import session_scope
+from smartstudy.store.orm import ModelVersion
+
+
+class Exploding(Baseline):
+    """A model that trains fine and then fails to predict."""
+
+    def _predict_validated(self, data):
+        raise RuntimeError("boom")
+
+
+@pytest.fixture
+def world(context):
+    with session_scope(context.sessions) as session:
+        user = accounts.create_user(session, "ada@example.com", "password 123")
+        subject = catalogue.create_subject(session, "Maths")
+        topic = catalogue.create_topic(session, subject.id, "Calculus")
+        return user, topic
+
+
+def _complete(session, service, user, topic, correct, seconds, difficulty="medium"):
+    task = tasks.create_task(session, service, user, topic.id, difficulty)
+    tasks.complete_task(session, user, task.id, correct, seconds)
+    session.commit()
+    service.observe(task)
+    return task
+
+
+def test_chain_falls_back_and_logs(context, world, caplog):
+    user, topic = world
+    service = PredictionService(
+        chain=("exploding", "baseline"), factories={"exploding": Exploding, "baseline": Baseline}
+    )
+    with context.sessions() as session, caplog.at_level(logging.ERROR):
+        p = service.predict(session, user.id, topic.id, "easy")
+        session.commit()
+    assert p.model_name == "baseline"
+    assert "exploding failed to predict" in caplog.text
+
+
+def test_nothing_left_raises_unavailable(context, world):
+    user, topic = world
+    service = PredictionService(chain=("exploding",), factories={"exploding": Exploding})
+    with context.sessions() as session, pytest.raises(PredictionUnavailableError, match="boom"):
+        service.predict(session, user.id, topic.id, "easy")
+
+
+def test_corrupt_artifact_is_retired_and_rebuilt(context, world, caplog):
+    user, topic = world
+    with context.sessions() as session:
+        first = PredictionService().predict(session, user.id, topic.id, "easy")
+        session.commit()
+        row = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        row.artifact = b"not a zip file"
+        session.commit()
+    with context.sessions() as session, caplog.at_level(logging.ERROR):
+        again = PredictionService().predict(session, user.id, topic.id, "easy")
+        session.commit()
+        versions = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
+    assert "unusable" in caplog.text
+    assert [(v.version, v.status, v.is_active) for v in versions] == [
+        (1, "corrupt", False),
+        (2, "active", True),
+    ]
+    assert again.model_version == "2"
+    assert again.p_correct == pytest.approx(first.p_correct)
+
+
+def test_a_corrupt_non_final_model_falls_back(context, world):
+    user, topic = world
+    factories = {"first": Baseline, "baseline": Baseline}
+    with context.sessions() as session:
+        PredictionService(chain=("first", "baseline"), factories=factories).predict(
+            session, user.id, topic.id, "easy"
+        )
+        for row in session.scalars(select(ModelVersion).where(ModelVersion.model_name == "first")):
+            row.artifact = b"garbage"
+        session.commit()
+    with context.sessions() as session:
+        p = PredictionService(chain=("first", "baseline"), factories=factories).predict(
+            session, user.id, topic.id, "easy"
+        )
+    assert p.model_name == "baseline"
+
+
+def test_another_process_sees_completions(context, world):
+    """Two services on one database: B completes tasks, A's predictions follow."""
+    user, topic = world
+    a, b = PredictionService(), PredictionService()
+    with context.sessions() as session:
+        before = a.predict(session, user.id, topic.id, "hard")
+        session.commit()
+    with context.sessions() as session:
+        for _ in range(5):
+            _complete(session, b, user, topic, correct=True, seconds=20, difficulty="hard")
+    with context.sessions() as session:
+        after_a = a.predict(session, user.id, topic.id, "hard")
+        after_b = b.predict(session, user.id, topic.id, "hard")
+    assert after_a.p_correct > before.p_correct
+    assert after_a.time_median_s < before.time_median_s
+    assert after_a.p_correct == pytest.approx(after_b.p_correct)
+    assert after_a.time_median_s == pytest.approx(after_b.time_median_s)
+
+
+def test_each_completion_is_learnt_once(context, world):
+    user, topic = world
+    service = PredictionService()
+    with context.sessions() as session:
+        task = _complete(session, service, user, topic, correct=False, seconds=600)
+        once = service.predict(session, user.id, topic.id, "medium")
+        service.observe(task)  # a repeated notification changes nothing
+        twice = service.predict(session, user.id, topic.id, "medium")
+    assert once == twice
+
+
+def test_new_user_gets_population_prediction(context, world):
+    user, topic = world
+    service = PredictionService()
+    with context.sessions() as session:
+        for _ in range(4):
+            _complete(session, service, user, topic, correct=True, seconds=30)
+        stranger = service.predict(session, uuid.uuid4(), topic.id, "medium")
+        known = service.predict(session, user.id, topic.id, "medium")
+    assert 0 < stranger.p_correct < 1
+    assert known.p_correct > stranger.p_correct
