@@ -110,8 +110,8 @@ def test_every_error_is_reported(context, ada):
         "ada@example.com,M,C,easy,1,60\n"
         "ada@example.com,M,C,sideways,1,0\n"
     )
-    with pytest.raises(ImportErrors) as info:
-        import_tasks_csv(context.sessions(), io.StringIO(text))
+    with context.sessions() as session, pytest.raises(ImportErrors) as info:
+        import_tasks_csv(session, io.StringIO(text))
     problems = info.value.problems
     assert problems[0].startswith("line 2, column correct")
     assert any(p.startswith("line 4, column difficulty") for p in problems)

@@ -62,11 +62,11 @@ def validate_interactions(
         bad = values.isna().to_numpy()
         if bad.any():
             raise InteractionsError(f"column `{col}` has a missing id: {_first_bad(df, bad, col)}")
-        out[col] = values.astype(str)
+        out[col] = _id_strings(values)
     if "skill_id" in df.columns:
         skill = df["skill_id"]
-        out["skill_id"] = skill.astype(object).where(skill.notna(), None)
-        out["skill_id"] = out["skill_id"].map(lambda v: None if v is None else str(v))
+        strings = _id_strings(skill)
+        out["skill_id"] = strings.astype(object).where(skill.notna().to_numpy(), None)
     else:
         out["skill_id"] = None
 
@@ -110,13 +110,27 @@ def validate_interactions(
         out["rt_seconds"] = np.nan
 
     order = pd.to_numeric(df["order"], errors="coerce")
-    bad = order.isna().to_numpy()
+    bad = ~np.isfinite(order.to_numpy(dtype=float))
     if bad.any():
         raise InteractionsError(
-            f"expected column `order` with numbers, got {_first_bad(df, bad, 'order')}"
+            f"expected column `order` with finite numbers, got {_first_bad(df, bad, 'order')}"
         )
     out["order"] = order.astype(float)
     return out
+
+
+def id_string(value: object) -> str:
+    """The canonical text of one id: whole-number floats lose their ``.0``."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _id_strings(values: pd.Series) -> pd.Series:
+    # A numeric id column with a gap becomes float; "1.0" and "1" must be the same id.
+    if pd.api.types.is_float_dtype(values.dtype):
+        return values.map(lambda v: v if pd.isna(v) else id_string(v)).astype(object)
+    return values.astype(str)
 
 
 def sort_for_sequences(df: pd.DataFrame) -> np.ndarray:

@@ -57,7 +57,9 @@ class LearnerModel(ABC):
         return {
             p: getattr(self, p)
             for p in sig.parameters
-            if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD
+            if p != "self"
+            and sig.parameters[p].kind
+            not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
         }
 
     def __repr__(self) -> str:
@@ -128,23 +130,34 @@ class LearnerModel(ABC):
             "state": plain,
         }
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("meta.json", json.dumps(meta, default=_json_default))
-            arr_buf = io.BytesIO()
-            np.savez(arr_buf, **arrays)
-            zf.writestr("arrays.npz", arr_buf.getvalue())
+        arr_buf = io.BytesIO()
+        np.savez(arr_buf, **arrays)
+        members = {
+            "meta.json": json.dumps(meta, default=_json_default, sort_keys=True).encode(),
+            "arrays.npz": arr_buf.getvalue(),
+        }
+        with zipfile.ZipFile(buf, "w") as zf:
+            for member, data in members.items():
+                # A fixed timestamp makes the bytes depend on the model alone.
+                info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Self:
         """Inverse of ``to_bytes``; raises ``ArtifactError`` on anything unexpected."""
+        # A damaged file can fail in many ways (zip, zlib, npy, JSON); every one of them
+        # means the same thing to the caller: this artifact cannot be used.
         try:
             with zipfile.ZipFile(io.BytesIO(blob)) as zf:
                 meta = json.loads(zf.read("meta.json"))
                 with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        except Exception as exc:
             raise ArtifactError(f"not a readable {cls.__name__} artifact: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ArtifactError("corrupt artifact: meta.json is not an object")
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ArtifactError(f"unknown artifact format {meta.get('format')!r}")
         if meta.get("model") != cls.__name__:
@@ -152,7 +165,7 @@ class LearnerModel(ABC):
         try:
             model = cls(**meta["params"])
             model._set_state({**meta["state"], **arrays})
-        except (KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:
             raise ArtifactError(f"corrupt {cls.__name__} artifact: {exc}") from exc
         model.fitted_ = True
         return model

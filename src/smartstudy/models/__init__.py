@@ -1,0 +1,23 @@
+"""Learner models: pure NumPy/SciPy/PyTorch code, no database and no web."""
+
+from smartstudy.models.base import (
+    ArtifactError,
+    LearnerModel,
+    NotFittedError,
+)
+from smartstudy.models.baseline import Baseline
+from smartstudy.models.lnirt import LNIRT, DegenerateFitError
+
+# Every model by its ``name``: the contract tests, the trainer and the serving chain iterate
+# over this, so a new model joins here once it passes tests/test_model_contract.py.
+MODEL_CLASSES: dict[str, type[LearnerModel]] = {"baseline": Baseline, "lnirt": LNIRT}
+
+__all__ = [
+    "LNIRT",
+    "MODEL_CLASSES",
+    "ArtifactError",
+    "Baseline",
+    "DegenerateFitError",
+    "LearnerModel",
+    "NotFittedError",
+]

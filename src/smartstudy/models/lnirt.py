@@ -1,0 +1,657 @@
+"""LNIRT: joint model of accuracy and response time with online personalisation.
+
+Implements the hierarchical framework of van der Linden (2007), "A hierarchical framework for
+modeling speed and accuracy on test items", Psychometrika 72(3), 287-308, in the form of the
+R package LNIRT (Fox, Klotzke & Klein Entink; see also Fox, Klein Entink & van der Linden 2007,
+"Modeling of responses and response times with the package cirt", JSS 20(7)):
+
+- accuracy (two-parameter normal ogive, "difficulty" parameterisation)::
+
+      P(correct_pi = 1) = Phi(a_i * (theta_p - b_i)),   a_i > 0
+
+  (the R package writes ``Phi(a_i theta_p - b_i)``; its intercept is our ``a_i * b_i``);
+- time (lognormal)::
+
+      log T_pi ~ Normal(beta_i - tau_p, 1 / alpha_i**2),   alpha_i > 0
+
+  ``beta_i`` is the item's time intensity, ``alpha_i`` its time discrimination and
+  ``tau_p`` the person's speed: a negative ``tau`` means slower than average. It is never
+  forced positive;
+- persons: ``(theta_p, tau_p) ~ N(mu_P, Sigma_P)``, identified by ``mu_P = (0, 0)`` and
+  ``Var(theta) = 1``; ``Cov(theta, tau)`` and ``Var(tau)`` are learned, so is their correlation
+  ``rho_``.
+
+Fitting (``lnirt_fit``) is marginal MAP by EM by default, or Gibbs sampling with
+``method="gibbs"``. Every fitted parameter is validated; a degenerate fit raises
+:class:`DegenerateFitError`.
+
+Personalisation keeps, per user, a bivariate normal posterior of ``(theta, tau)`` (mean
+2-vector and 2x2 covariance). After every response it is updated in constant time: the
+probit likelihood by assumed-density filtering (exact moment matching of a Gaussian against a
+probit, as in expectation propagation), the log time by the conjugate Gaussian (Kalman) step.
+Because theta and tau are correlated, each kind of evidence moves both. Users seen in training
+start from their fitted posterior, unknown users from the population ``N(mu_P, Sigma_P)``.
+
+Unknown items use the population of items: the prior centres of ``log a``, ``b``,
+``log alpha`` and ``beta`` fitted by empirical Bayes, with the spread of the fitted ``b`` and
+``beta`` added to the predictive variances (and to the noise of online updates), so that a
+prediction for an unseen item is appropriately less certain. ``skill_id`` is not used: the
+service fits one LNIRT per topic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy.special import log_ndtr, ndtr
+
+from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
+from smartstudy.models.base import Z80, LearnerModel
+from smartstudy.models.lnirt_fit import (
+    DegenerateFitError,
+    LNIRTEstimate,
+    LNIRTPriors,
+    fit_em,
+    fit_gibbs,
+    pack_responses,
+)
+
+__all__ = [
+    "LNIRT",
+    "DegenerateFitError",
+    "accuracy_update",
+    "check_lnirt_parameters",
+    "predictive_moments",
+    "time_update",
+]
+
+METHODS: tuple[str, ...] = ("em", "gibbs")
+# |rho| this close to 1 means ability and speed collapsed onto one dimension: the fit is not
+# usable, even though it is formally inside (-1, 1).
+MAX_ABS_RHO = 0.999
+_MIN_VARIANCE = 1e-10
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+# ---------------------------------------------------------------------------------------
+# Online posterior updates and predictive distributions (vectorised over users)
+# ---------------------------------------------------------------------------------------
+
+
+def accuracy_update(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    correct: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    var_b: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assumed-density filtering step for one probit response per user.
+
+    ``mean`` (n, 2) and ``cov`` (n, 2, 2) describe N((theta, tau)); the likelihood is
+    ``Phi(a (theta - b))`` for a correct and ``Phi(-a (theta - b))`` for a wrong answer, with
+    ``b ~ N(b, var_b)`` for an uncertain (unknown) item. The new Gaussian has the exact mean and
+    covariance of prior x likelihood: with ``v = a (theta - b) + eps``, ``s^2 = Var v`` and
+    ``z = sign * E[v] / s``, the mean moves by ``sign * lambda(z) / s * Cov(x, v)`` and the
+    covariance shrinks by ``lambda (lambda + z) / s^2 * Cov(x, v) Cov(x, v)^T`` where
+    ``lambda = phi / Phi``. Returns new arrays.
+    """
+    sign = 2.0 * np.asarray(correct, dtype=float) - 1.0
+    s2 = 1.0 + a * a * (cov[:, 0, 0] + var_b)
+    s = np.sqrt(s2)
+    z = sign * a * (mean[:, 0] - b) / s
+    lam = np.exp(-0.5 * z * z - _HALF_LOG_2PI - log_ndtr(z))
+    # lambda (lambda + z) lies in (0, 1); clipping guards the rounding of lambda + z in the
+    # far tail, which keeps the covariance positive definite.
+    delta = np.clip(lam * (lam + z), 0.0, 1.0 - 1e-12)
+    k = a[:, None] * cov[:, :, 0]
+    new_mean = mean + (sign * lam / s)[:, None] * k
+    new_cov = cov - (delta / s2)[:, None, None] * (k[:, :, None] * k[:, None, :])
+    return new_mean, new_cov
+
+
+def time_update(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    log_time: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    var_beta: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conjugate (Kalman) step for one log time per user.
+
+    ``beta - log t`` observes ``tau`` with noise variance ``1/alpha^2`` (plus ``var_beta`` for an
+    unknown item); theta moves through its covariance with tau. Returns new arrays.
+    """
+    r2 = cov[:, 1, 1] + 1.0 / (alpha * alpha) + var_beta
+    innovation = (beta - log_time) - mean[:, 1]
+    k = cov[:, :, 1]
+    new_mean = mean + (innovation / r2)[:, None] * k
+    new_cov = cov - (k[:, :, None] * k[:, None, :]) / r2[:, None, None]
+    return new_mean, new_cov
+
+
+def predictive_moments(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    var_b: np.ndarray | float = 0.0,
+    var_beta: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior-predictive P(correct) and the mean and sd of log time.
+
+    ``P = Phi(a (mu_theta - b) / sqrt(1 + a^2 (sigma_theta^2 + var_b)))`` integrates the probit
+    over the person's (and an unknown item's) uncertainty; ``log T ~ N(beta - mu_tau,
+    1/alpha^2 + sigma_tau^2 + var_beta)``.
+    """
+    p = ndtr(a * (mean[:, 0] - b) / np.sqrt(1.0 + a * a * (cov[:, 0, 0] + var_b)))
+    mu = beta - mean[:, 1]
+    sd = np.sqrt(1.0 / (alpha * alpha) + cov[:, 1, 1] + var_beta)
+    return p, mu, sd
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------
+
+
+def check_lnirt_parameters(
+    a: np.ndarray,
+    b: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    sigma_P: np.ndarray,
+    person_mean: np.ndarray | None = None,
+    person_cov: np.ndarray | None = None,
+) -> None:
+    """Raise :class:`DegenerateFitError` naming the first parameter that must not be used.
+
+    Checks: all finite; ``a > 0``; ``alpha > 0``; ``Sigma_P`` symmetric with positive
+    variances and ``|rho| < MAX_ABS_RHO``; person covariances positive definite.
+    """
+    named = {"a": a, "b": b, "alpha": alpha, "beta": beta, "sigma_P": sigma_P}
+    if person_mean is not None:
+        named["person_mean"] = person_mean
+    if person_cov is not None:
+        named["person_cov"] = person_cov
+    for name, values in named.items():
+        arr = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DegenerateFitError(f"{name} is not finite: {arr[idx]!r} at index {idx}")
+    for name, values in (("a", a), ("alpha", alpha)):
+        arr = np.asarray(values, dtype=float)
+        bad = arr <= 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DegenerateFitError(f"{name} must be > 0, got {arr[i]!r} for item {i}")
+    sig = np.asarray(sigma_P, dtype=float)
+    if sig.shape != (2, 2) or abs(sig[0, 1] - sig[1, 0]) > 1e-9 * (1 + abs(sig[0, 1])):
+        raise DegenerateFitError(f"sigma_P must be a symmetric 2x2 matrix, got {sig.tolist()}")
+    if sig[0, 0] <= _MIN_VARIANCE or sig[1, 1] <= _MIN_VARIANCE:
+        raise DegenerateFitError(
+            f"person variances must be positive, got Var(theta)={sig[0, 0]!r}, "
+            f"Var(tau)={sig[1, 1]!r}"
+        )
+    rho = sig[0, 1] / math.sqrt(sig[0, 0] * sig[1, 1])
+    if not abs(rho) < MAX_ABS_RHO:
+        raise DegenerateFitError(
+            f"person correlation rho={rho!r} is degenerate (|rho| must be < {MAX_ABS_RHO})"
+        )
+    if person_cov is not None:
+        cov = np.asarray(person_cov, dtype=float)
+        det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] * cov[:, 1, 0]
+        bad = (cov[:, 0, 0] <= 0) | (cov[:, 1, 1] <= 0) | (det <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DegenerateFitError(
+                f"person covariance {i} is not positive definite: {cov[i].tolist()}"
+            )
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------
+
+
+def _row_value(row: Mapping[str, Any], key: str) -> float:
+    value = row.get(key)
+    if value is None:
+        return math.nan
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{key}` must be a number, got {value!r}") from exc
+    return out
+
+
+class LNIRT(LearnerModel):
+    """van der Linden's (2007) hierarchical speed-accuracy model (R package LNIRT).
+
+    Hyperparameters:
+        method: ``"em"`` (deterministic marginal MAP, the default) or ``"gibbs"`` (MCMC
+            posterior means, as the R package).
+        max_iter, tol: EM iterations and the largest parameter change that stops them.
+        n_quadrature: grid points for ability in the EM (uniform on [-6, 6]).
+        seed: random seed of the Gibbs sampler (EM does not draw random numbers).
+        prior_log_a_sd, prior_b_sd, prior_log_alpha_sd, prior_beta_sd: spreads of the weak
+            normal item priors on ``log a``, ``b``, ``log alpha`` and ``beta`` (centres are
+            fitted by empirical Bayes).
+        prior_person_strength, prior_speed_sd: weak prior on the person covariance, worth
+            this many pseudo-persons with no ability-speed correlation and a speed sd of
+            ``prior_speed_sd`` (log seconds); it only matters with very few persons.
+        n_samples, burn_in: kept and discarded Gibbs sweeps.
+
+    Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
+    ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
+    ``person_cov_``, ``person_n_``, ``item_prior_mean_``/``item_prior_sd_`` (on
+    ``log a, b, log alpha, beta``), ``n_iter_``, ``converged_``, ``objective_``.
+    """
+
+    name: ClassVar[str] = "lnirt"
+    predicts_time: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        method: str = "em",
+        max_iter: int = 500,
+        tol: float = 1e-4,
+        n_quadrature: int = 121,
+        seed: int = 0,
+        prior_log_a_sd: float = 0.5,
+        prior_b_sd: float = 2.0,
+        prior_log_alpha_sd: float = 0.5,
+        prior_beta_sd: float = 1.0,
+        prior_person_strength: float = 2.0,
+        prior_speed_sd: float = 0.5,
+        n_samples: int = 1000,
+        burn_in: int = 500,
+    ) -> None:
+        self.method = method
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_quadrature = n_quadrature
+        self.seed = seed
+        self.prior_log_a_sd = prior_log_a_sd
+        self.prior_b_sd = prior_b_sd
+        self.prior_log_alpha_sd = prior_log_alpha_sd
+        self.prior_beta_sd = prior_beta_sd
+        self.prior_person_strength = prior_person_strength
+        self.prior_speed_sd = prior_speed_sd
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+
+    # -- fitting ---------------------------------------------------------------------
+    def _priors(self) -> LNIRTPriors:
+        values = {
+            "prior_log_a_sd": self.prior_log_a_sd,
+            "prior_b_sd": self.prior_b_sd,
+            "prior_log_alpha_sd": self.prior_log_alpha_sd,
+            "prior_beta_sd": self.prior_beta_sd,
+            "prior_speed_sd": self.prior_speed_sd,
+        }
+        for key, value in values.items():
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{key} must be a positive number, got {value!r}")
+        strength = self.prior_person_strength
+        if not (isinstance(strength, int | float) and math.isfinite(strength) and strength >= 0):
+            raise ValueError(f"prior_person_strength must be >= 0, got {strength!r}")
+        return LNIRTPriors(
+            log_a_sd=float(self.prior_log_a_sd),
+            b_sd=float(self.prior_b_sd),
+            log_alpha_sd=float(self.prior_log_alpha_sd),
+            beta_sd=float(self.prior_beta_sd),
+            person_strength=float(strength),
+            speed_sd=float(self.prior_speed_sd),
+        )
+
+    def fit(self, df: pd.DataFrame) -> Self:
+        """Fit items and the person population on ``df``; every training user keeps a posterior.
+
+        Rows with a missing ``correct`` teach only time, rows with a missing ``rt_seconds`` only
+        accuracy. Raises :class:`DegenerateFitError` when the fitted parameters are unusable.
+        """
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        priors = self._priors()
+        data = validate_interactions(df, allow_missing_outcome=True)
+        packed = pack_responses(data)
+        if self.method == "em":
+            est = fit_em(
+                packed,
+                priors=priors,
+                max_iter=int(self.max_iter),
+                tol=float(self.tol),
+                n_quadrature=int(self.n_quadrature),
+            )
+        else:
+            est = fit_gibbs(
+                packed,
+                priors=priors,
+                n_samples=int(self.n_samples),
+                burn_in=int(self.burn_in),
+                seed=int(self.seed),
+            )
+        check_lnirt_parameters(
+            est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
+        )
+        self._adopt(est)
+        self.fitted_ = True
+        return self
+
+    def _adopt(self, est: LNIRTEstimate) -> None:
+        self.a_, self.b_ = est.a.copy(), est.b.copy()
+        self.alpha_, self.beta_ = est.alpha.copy(), est.beta.copy()
+        self.a_sd_, self.b_sd_ = est.a_sd.copy(), est.b_sd.copy()
+        self.alpha_sd_, self.beta_sd_ = est.alpha_sd.copy(), est.beta_sd.copy()
+        self.mu_P_ = np.zeros(2)
+        self.sigma_P_ = np.array(est.sigma_P, dtype=float)
+        self.item_prior_mean_ = np.array(est.item_prior_mean, dtype=float)
+        self.item_prior_sd_ = np.array(est.item_prior_sd, dtype=float)
+        self.n_iter_ = int(est.n_iter)
+        self.converged_ = bool(est.converged)
+        self.objective_ = float(est.objective)
+        self._set_items(np.asarray(est.item_ids, dtype=str))
+        self._set_persons(
+            np.asarray(est.user_ids, dtype=str), est.person_mean, est.person_cov, est.person_n
+        )
+
+    def _set_items(self, item_ids: np.ndarray) -> None:
+        self.item_ids_ = item_ids
+        self.item_index_ = {item: i for i, item in enumerate(item_ids.tolist())}
+        self._item_lookup = pd.Index(item_ids)
+
+    def _set_persons(
+        self, user_ids: np.ndarray, mean: np.ndarray, cov: np.ndarray, n: np.ndarray
+    ) -> None:
+        # Buffers grow by doubling, so that adding a new user in update() is amortised O(1).
+        size = len(user_ids)
+        cap = max(16, 2 * size)
+        self._pmean = np.zeros((cap, 2))
+        self._pcov = np.zeros((cap, 2, 2))
+        self._pn = np.zeros(cap, dtype=np.int64)
+        self._pmean[:size], self._pcov[:size], self._pn[:size] = mean, cov, n
+        self._user_ids: list[str] = user_ids.tolist()
+        self.user_index_ = {u: i for i, u in enumerate(self._user_ids)}
+
+    @property
+    def rho_(self) -> float:
+        """Correlation of ability and speed in the person population."""
+        s = self.sigma_P_
+        return float(s[0, 1] / math.sqrt(s[0, 0] * s[1, 1]))
+
+    @property
+    def person_mean_(self) -> np.ndarray:
+        """Posterior means of (theta, tau), one row per user in ``user_index_`` order."""
+        return self._pmean[: len(self._user_ids)]
+
+    @property
+    def person_cov_(self) -> np.ndarray:
+        """Posterior 2x2 covariances of (theta, tau), one per user."""
+        return self._pcov[: len(self._user_ids)]
+
+    @property
+    def person_n_(self) -> np.ndarray:
+        """Number of responses that informed each user's posterior."""
+        return self._pn[: len(self._user_ids)]
+
+    # -- item and person look-ups ------------------------------------------------------
+    def _item_arrays(self, item_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(a, b, var_b, alpha, beta, var_beta) per row; unknown items get the population."""
+        idx = self._item_lookup.get_indexer(item_ids)
+        known = idx >= 0
+        safe = np.where(known, idx, 0)
+        m, sd = self.item_prior_mean_, self.item_prior_sd_
+        a = np.where(known, self.a_[safe], math.exp(m[0]))
+        b = np.where(known, self.b_[safe], m[1])
+        var_b = np.where(known, 0.0, sd[1] ** 2)
+        alpha = np.where(known, self.alpha_[safe], math.exp(m[2]))
+        beta = np.where(known, self.beta_[safe], m[3])
+        var_beta = np.where(known, 0.0, sd[3] ** 2)
+        return a, b, var_b, alpha, beta, var_beta
+
+    def person_state(self, user_id: Any) -> dict[str, Any]:
+        """The user's current (theta, tau) posterior.
+
+        Returns ``mean`` (2,), ``cov`` (2, 2), ``n`` (responses learned from) and
+        ``is_personalized`` (False for a user with no data, who gets the population prior).
+        """
+        self._check_fitted()
+        i = self.user_index_.get(id_string(user_id))
+        if i is None or self._pn[i] == 0:
+            return {
+                "mean": self.mu_P_.copy(),
+                "cov": self.sigma_P_.copy(),
+                "n": 0,
+                "is_personalized": False,
+            }
+        return {
+            "mean": self._pmean[i].copy(),
+            "cov": self._pcov[i].copy(),
+            "n": int(self._pn[i]),
+            "is_personalized": True,
+        }
+
+    # -- prediction ------------------------------------------------------------------
+    def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
+        n = len(data)
+        out = {c: np.empty(n) for c in ("p_correct", "time_median_s", "time_p10_s", "time_p90_s")}
+        if n == 0:
+            return pd.DataFrame(out, index=data.index)
+        pos = sort_for_sequences(data)
+        users = data["user_id"].to_numpy()[pos]
+        a, b, var_b, alpha, beta, var_beta = self._item_arrays(data["item_id"].to_numpy()[pos])
+        correct = data["correct"].to_numpy(dtype=float)[pos]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_t = np.log(data["rt_seconds"].to_numpy(dtype=float)[pos])
+        # The contract: a row whose outcome is unknown (not attempted yet) teaches nothing,
+        # whatever else it carries.
+        log_t[np.isnan(correct)] = np.nan
+
+        # Rows of one user are contiguous after sorting; `rank` is the step within the user.
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        group = np.cumsum(np.r_[True, users[1:] != users[:-1]]) - 1
+        rank = np.arange(n) - starts[group]
+
+        # A private copy of each user's starting posterior: predict never mutates the model.
+        uniq = users[starts]
+        stored = pd.Index(self._user_ids, dtype=object).get_indexer(uniq)
+        has = stored >= 0
+        mean = np.tile(self.mu_P_, (len(uniq), 1))
+        cov = np.tile(self.sigma_P_, (len(uniq), 1, 1))
+        mean[has] = self._pmean[stored[has]]
+        cov[has] = self._pcov[stored[has]]
+
+        p_out, mu_out, sd_out = np.empty(n), np.empty(n), np.empty(n)
+        # All users advance one step at a time, so each step is one vectorised update.
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+        for k in range(len(bounds) - 1):
+            rows = by_rank[bounds[k] : bounds[k + 1]]
+            g = group[rows]
+            p, mu, sd = predictive_moments(
+                mean[g],
+                cov[g],
+                a[rows],
+                b[rows],
+                alpha[rows],
+                beta[rows],
+                var_b[rows],
+                var_beta[rows],
+            )
+            p_out[rows], mu_out[rows], sd_out[rows] = p, mu, sd
+            # Only after predicting does the row's own outcome update the user's copy.
+            self._learn(mean, cov, g, rows, correct, log_t, a, b, var_b, alpha, beta, var_beta)
+
+        result = np.empty((n, 4))
+        result[pos, 0] = p_out
+        result[pos, 1] = np.exp(mu_out)
+        result[pos, 2] = np.exp(mu_out - Z80 * sd_out)
+        result[pos, 3] = np.exp(mu_out + Z80 * sd_out)
+        return pd.DataFrame(
+            result,
+            columns=["p_correct", "time_median_s", "time_p10_s", "time_p90_s"],
+            index=data.index,
+        )
+
+    @staticmethod
+    def _learn(
+        mean: np.ndarray,
+        cov: np.ndarray,
+        g: np.ndarray,
+        rows: np.ndarray,
+        correct: np.ndarray,
+        log_t: np.ndarray,
+        a: np.ndarray,
+        b: np.ndarray,
+        var_b: np.ndarray,
+        alpha: np.ndarray,
+        beta: np.ndarray,
+        var_beta: np.ndarray,
+    ) -> None:
+        """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``."""
+        acc = np.isfinite(correct[rows])
+        if acc.any():
+            gi, ri = g[acc], rows[acc]
+            mean[gi], cov[gi] = accuracy_update(
+                mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri]
+            )
+        tim = np.isfinite(log_t[rows])
+        if tim.any():
+            gi, ri = g[tim], rows[tim]
+            mean[gi], cov[gi] = time_update(
+                mean[gi], cov[gi], log_t[ri], alpha[ri], beta[ri], var_beta[ri]
+            )
+
+    # -- online learning ---------------------------------------------------------------
+    def update(self, row: Mapping[str, Any]) -> None:
+        """Learn from one attempt: move the user's (theta, tau) posterior, items stay fixed.
+
+        ``row`` needs ``user_id``, ``item_id`` and ``correct`` (0/1) and may hold
+        ``rt_seconds`` (> 0; missing teaches nothing about time). Constant time.
+        """
+        self._check_fitted()
+        for key in ("user_id", "item_id"):
+            if row.get(key) is None:
+                raise ValueError(f"update needs `{key}`, got {row.get(key)!r}")
+        y = _row_value(row, "correct")
+        if y not in (0.0, 1.0):
+            raise ValueError(f"update needs `correct` 0 or 1, got {row.get('correct')!r}")
+        rt = _row_value(row, "rt_seconds")
+        if not (math.isnan(rt) or (math.isfinite(rt) and rt > 0)):
+            raise ValueError(
+                f"expected positive finite `rt_seconds` (or missing), got {row.get('rt_seconds')!r}"
+            )
+        user = id_string(row["user_id"])
+        i = self.user_index_.get(user)
+        if i is None:
+            i = self._add_user(user)
+        items = self._item_arrays(np.array([id_string(row["item_id"])]))
+        mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
+        self._learn(
+            mean,
+            cov,
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+            np.array([y]),
+            np.array([math.log(rt) if rt > 0 else math.nan]),
+            *items,
+        )
+        self._pmean[i], self._pcov[i] = mean[0], cov[0]
+        self._pn[i] += 1
+
+    def _add_user(self, user: str) -> int:
+        i = len(self._user_ids)
+        if i == len(self._pn):
+            cap = 2 * len(self._pn)
+            self._pmean = np.resize(self._pmean, (cap, 2))
+            self._pcov = np.resize(self._pcov, (cap, 2, 2))
+            self._pn = np.resize(self._pn, cap)
+        self._pmean[i] = self.mu_P_
+        self._pcov[i] = self.sigma_P_
+        self._pn[i] = 0
+        self._user_ids.append(user)
+        self.user_index_[user] = i
+        return i
+
+    # -- persistence -----------------------------------------------------------------
+    _ARRAYS: ClassVar[tuple[str, ...]] = (
+        "a_",
+        "b_",
+        "alpha_",
+        "beta_",
+        "a_sd_",
+        "b_sd_",
+        "alpha_sd_",
+        "beta_sd_",
+        "mu_P_",
+        "sigma_P_",
+        "item_prior_mean_",
+        "item_prior_sd_",
+    )
+
+    def _get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {k: np.asarray(getattr(self, k)) for k in self._ARRAYS}
+        state["item_ids_"] = np.asarray(self.item_ids_, dtype=str)
+        state["user_ids_"] = np.asarray(self._user_ids, dtype=str)
+        state["person_mean_"] = self.person_mean_.copy()
+        state["person_cov_"] = self.person_cov_.copy()
+        state["person_n_"] = self.person_n_.copy()
+        state["n_iter_"] = self.n_iter_
+        state["converged_"] = self.converged_
+        # JSON has no NaN: the Gibbs sampler has no objective.
+        state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        arrays = {k: np.asarray(state[k], dtype=float) for k in self._ARRAYS}
+        item_ids = np.asarray(state["item_ids_"], dtype=str)
+        user_ids = np.asarray(state["user_ids_"], dtype=str)
+        n_i, n_u = len(item_ids), len(user_ids)
+        mean = np.asarray(state["person_mean_"], dtype=float).reshape(-1, 2)
+        cov = np.asarray(state["person_cov_"], dtype=float).reshape(-1, 2, 2)
+        n = np.asarray(state["person_n_"], dtype=np.int64)
+        shapes_ok = (
+            all(arrays[k].shape == (n_i,) for k in self._ARRAYS[:8])
+            and arrays["mu_P_"].shape == (2,)
+            and arrays["sigma_P_"].shape == (2, 2)
+            and arrays["item_prior_mean_"].shape == (4,)
+            and arrays["item_prior_sd_"].shape == (4,)
+            and mean.shape == (n_u, 2)
+            and cov.shape == (n_u, 2, 2)
+            and n.shape == (n_u,)
+        )
+        if not shapes_ok:
+            raise ValueError("LNIRT state arrays have inconsistent shapes")
+        try:
+            check_lnirt_parameters(
+                arrays["a_"],
+                arrays["b_"],
+                arrays["alpha_"],
+                arrays["beta_"],
+                arrays["sigma_P_"],
+                mean,
+                cov,
+            )
+        except DegenerateFitError as exc:
+            raise ValueError(f"LNIRT state is invalid: {exc}") from exc
+        if not np.all(np.isfinite(arrays["item_prior_mean_"])) or not np.all(
+            arrays["item_prior_sd_"] > 0
+        ):
+            raise ValueError("LNIRT state has an invalid item population")
+        for k, v in arrays.items():
+            setattr(self, k, v)
+        self._set_items(item_ids)
+        self._set_persons(user_ids, mean, cov, n)
+        self.n_iter_ = int(state["n_iter_"])
+        self.converged_ = bool(state["converged_"])
+        obj = state["objective_"]
+        self.objective_ = math.nan if obj is None else float(obj)

@@ -1,0 +1,655 @@
+"""Estimators for the hierarchical speed-accuracy model (LNIRT) used by ``lnirt.py``.
+
+The model is that of van der Linden (2007), "A hierarchical framework for modeling speed and
+accuracy on test items", Psychometrika 72(3), 287-308, as implemented in the R package LNIRT
+(Fox, Klotzke & Klein Entink) and described by Fox, Klein Entink & van der Linden (2007),
+"Modeling of responses and response times with the package cirt", JSS 20(7):
+
+- accuracy, two-parameter normal ogive: ``P(y_pi = 1) = Phi(a_i (theta_p - b_i))``, ``a_i > 0``;
+- time, lognormal: ``log T_pi ~ N(beta_i - tau_p, 1 / alpha_i**2)``, ``alpha_i > 0``;
+- persons: ``(theta_p, tau_p) ~ N((0, 0), Sigma_P)`` with ``Var(theta) = 1`` (the scale is
+  identified by mean theta 0, sd theta 1 and mean tau 0; a negative tau is a slower person).
+
+Two estimators are provided.
+
+``fit_em`` (the default) is marginal maximum a posteriori estimation of the item parameters
+by EM (Bock & Aitkin 1981) with vectorised Fisher-scoring / Newton M-steps. Ability is
+integrated on a fixed uniform grid (the trapezoidal rule is spectrally accurate for the
+smooth, Gaussian-like posteriors involved). Given theta, speed enters only through Gaussian
+terms, so it is integrated *analytically*: ``tau | theta ~ N(c theta, s2)`` and the person's
+log times reduce to a precision ``A_p`` and a precision-weighted mean ``Z_p``. The E-step is
+therefore a pair of (sparse or dense) matrix products, and the EM is deterministic. Person
+posteriors (mean 2-vector and 2x2 covariance) come out exactly (up to quadrature).
+
+``fit_gibbs`` is the MCMC scheme of the R package: data augmentation for the probit
+(Albert 1992), conjugate normal steps for persons and items, a Gamma step for the time
+precisions and an inverse-Wishart step for the person covariance, with the scale
+re-identified after every sweep. It returns posterior means and standard deviations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+from scipy.special import log_ndtr, logsumexp, ndtri
+
+# Flat matrices below this size are kept dense when they are at least this full: a dense
+# BLAS product is then much faster than a sparse one and memory stays small.
+_DENSE_MAX_CELLS = 20_000_000
+_DENSE_MIN_FILL = 0.05
+# Half-width of the ability grid: theta ~ N(0, 1) a priori, so |theta| > 6 carries < 1e-8.
+_GRID_HALF_WIDTH = 6.0
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+class DegenerateFitError(RuntimeError):
+    """Raised when a fit (or a restored state) produced parameters that must not be used."""
+
+
+@dataclass(frozen=True)
+class LNIRTPriors:
+    """Weak priors of the estimators (standard deviations on the scale named).
+
+    Item parameters have normal priors on ``log a``, ``b``, ``log alpha`` and ``beta`` whose
+    centres are estimated from the data (empirical Bayes) and whose spreads are these values.
+    The person covariance gets a weak prior worth ``person_strength`` pseudo-persons: the
+    theta-tau regression slope is shrunk towards 0 and the residual speed variance towards
+    ``speed_sd**2``; it matters only when very few persons are fitted.
+    """
+
+    log_a_sd: float = 0.5
+    b_sd: float = 2.0
+    log_alpha_sd: float = 0.5
+    beta_sd: float = 1.0
+    person_strength: float = 2.0
+    speed_sd: float = 0.5
+
+
+@dataclass
+class LNIRTEstimate:
+    """What a fit learned, in the identified scale (see the module docstring).
+
+    ``item_prior_mean``/``item_prior_sd`` describe the population of items on the scales
+    ``(log a, b, log alpha, beta)``: the centres of the priors and the spread of the fitted
+    items, used for items never seen in training. ``*_sd`` are posterior standard deviations
+    (Gibbs) or approximate standard errors from the complete-data information (EM; they
+    ignore the uncertainty about persons and so are somewhat too small).
+    """
+
+    item_ids: np.ndarray
+    user_ids: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    a_sd: np.ndarray
+    b_sd: np.ndarray
+    alpha_sd: np.ndarray
+    beta_sd: np.ndarray
+    sigma_P: np.ndarray
+    person_mean: np.ndarray
+    person_cov: np.ndarray
+    person_n: np.ndarray
+    item_prior_mean: np.ndarray
+    item_prior_sd: np.ndarray
+    objective: float
+    n_iter: int
+    converged: bool
+
+
+@dataclass
+class PackedResponses:
+    """Responses as integer-coded arrays (one entry per row of the fitted frame)."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user: np.ndarray
+    item: np.ndarray
+    correct: np.ndarray  # float 0/1, NaN = unknown
+    log_time: np.ndarray  # float, NaN = unknown
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+def pack_responses(data: pd.DataFrame) -> PackedResponses:
+    """Integer-code users and items of a validated interactions frame.
+
+    Raises ``ValueError`` when there is nothing to learn accuracy or time from.
+    """
+    if len(data) == 0:
+        raise ValueError("cannot fit LNIRT on an empty interactions frame")
+    user, user_ids = pd.factorize(data["user_id"], sort=True)
+    item, item_ids = pd.factorize(data["item_id"], sort=True)
+    correct = data["correct"].to_numpy(dtype=float)
+    rt = data["rt_seconds"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_time = np.log(rt)
+    if not np.isfinite(correct).any():
+        raise ValueError("cannot fit LNIRT: no row has a known `correct` outcome")
+    if not np.isfinite(log_time).any():
+        raise ValueError(
+            "cannot fit LNIRT: no row has a response time (`rt_seconds`); the model needs "
+            "times to learn the speed part"
+        )
+    return PackedResponses(
+        user_ids=np.asarray(user_ids, dtype=str),
+        item_ids=np.asarray(item_ids, dtype=str),
+        user=user.astype(np.int64),
+        item=item.astype(np.int64),
+        correct=correct,
+        log_time=log_time,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# EM (marginal MAP) estimator
+# ---------------------------------------------------------------------------------------
+
+
+def _person_item_matrix(
+    user: np.ndarray, item: np.ndarray, values: np.ndarray, shape: tuple[int, int], dense: bool
+) -> np.ndarray | sparse.csr_matrix:
+    # Repeated attempts of the same item by the same person add up: every formula of the EM
+    # is a sum over responses, so counts and sums are sufficient statistics.
+    if dense:
+        flat = np.bincount(user * shape[1] + item, weights=values, minlength=shape[0] * shape[1])
+        return flat.reshape(shape)
+    return sparse.csr_matrix((values, (user, item)), shape=shape)
+
+
+class _Design:
+    """Sufficient statistics of the responses as person x item matrices."""
+
+    def __init__(self, packed: PackedResponses) -> None:
+        n_p, n_i = packed.n_users, packed.n_items
+        n_cells = n_p * n_i
+        dense = n_cells <= _DENSE_MAX_CELLS and len(packed.user) >= _DENSE_MIN_FILL * n_cells
+        shape = (n_p, n_i)
+        acc = np.isfinite(packed.correct)
+        ua, ia, y = packed.user[acc], packed.item[acc], packed.correct[acc]
+        self.right = _person_item_matrix(ua, ia, y, shape, dense)
+        self.wrong = _person_item_matrix(ua, ia, 1.0 - y, shape, dense)
+        tim = np.isfinite(packed.log_time)
+        ut, it, lt = packed.user[tim], packed.item[tim], packed.log_time[tim]
+        self.t_count = _person_item_matrix(ut, it, np.ones_like(lt), shape, dense)
+        self.t_sum = _person_item_matrix(ut, it, lt, shape, dense)
+        self.t_sumsq = _person_item_matrix(ut, it, lt * lt, shape, dense)
+        if dense:
+            self.right_T, self.wrong_T = self.right.T, self.wrong.T
+            self.t_count_T, self.t_sum_T = self.t_count.T, self.t_sum.T
+        else:
+            # Row-compressed transposes make the M-step products as fast as the E-step ones.
+            self.right_T = self.right.T.tocsr()
+            self.wrong_T = self.wrong.T.tocsr()
+            self.t_count_T = self.t_count.T.tocsr()
+            self.t_sum_T = self.t_sum.T.tocsr()
+        # Per-item totals that do not change during the EM.
+        self.n_time_item = np.bincount(it, minlength=n_i).astype(float)
+        self.sum_lt_item = np.bincount(it, weights=lt, minlength=n_i)
+        self.sumsq_lt_item = np.bincount(it, weights=lt * lt, minlength=n_i)
+        self.n_time_person = np.bincount(ut, minlength=n_p).astype(float)
+        self.n_acc_item = np.bincount(ia, minlength=n_i).astype(float)
+        self.p_correct_item = np.bincount(ia, weights=y, minlength=n_i)
+        self.n_persons = n_p
+        self.n_items = n_i
+
+
+def _mills(eta: np.ndarray) -> np.ndarray:
+    """phi(eta) / Phi(eta), computed in logs so that it stays finite in the far tails."""
+    return np.exp(-0.5 * eta * eta - 0.5 * _LOG_2PI - log_ndtr(eta))
+
+
+@dataclass
+class _EStep:
+    mean_theta: np.ndarray
+    mean_theta2: np.ndarray
+    mean_tau: np.ndarray
+    mean_tau2: np.ndarray
+    mean_theta_tau: np.ndarray
+    post: np.ndarray  # persons x grid posterior weights of theta
+    loglik: float
+
+
+def _e_step(
+    d: _Design,
+    grid: np.ndarray,
+    log_w: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    slope: float,
+    resid_var: float,
+) -> _EStep:
+    eta = a[:, None] * (grid[None, :] - b[:, None])
+    ll = d.right @ log_ndtr(eta) + d.wrong @ log_ndtr(-eta)
+
+    # Time part: the log times of person p are N(beta_i - tau_p, 1/alpha_i^2) and reduce to
+    # A_p = sum alpha_i^2 and Z_p = sum alpha_i^2 (beta_i - log t) / A_p ~ N(tau_p, 1/A_p).
+    a2 = alpha * alpha
+    prec = d.t_count @ a2
+    has_t = prec > 0
+    safe_prec = np.where(has_t, prec, 1.0)
+    zbar = np.where(has_t, (d.t_count @ (a2 * beta) - d.t_sum @ a2) / safe_prec, 0.0)
+    var_z = resid_var + 1.0 / safe_prec
+    resid = zbar[:, None] - slope * grid[None, :]
+    ll += np.where(has_t[:, None], -0.5 * resid * resid / var_z[:, None], 0.0)
+
+    log_post = ll + log_w[None, :]
+    top = log_post.max(axis=1)
+    post = np.exp(log_post - top[:, None])
+    norm = post.sum(axis=1)
+    post /= norm[:, None]
+    lse = top + np.log(norm)
+    m1 = post @ grid
+    m2 = post @ (grid * grid)
+
+    # tau | theta, data is normal with a mean linear in theta: w c theta + (1 - w) Z.
+    post_prec = 1.0 / resid_var + np.where(has_t, prec, 0.0)
+    v = 1.0 / post_prec
+    w = (1.0 / resid_var) / post_prec
+    k = w * slope
+    r = (1.0 - w) * zbar
+    mean_tau = k * m1 + r
+    mean_tau2 = v + k * k * m2 + 2.0 * k * r * m1 + r * r
+    mean_theta_tau = k * m2 + r * m1
+
+    # Terms of the marginal likelihood that do not depend on theta (for the objective).
+    sum_sq = d.t_count @ (a2 * beta * beta) - 2.0 * (d.t_sum @ (a2 * beta)) + d.t_sumsq @ a2
+    within = np.where(has_t, sum_sq - prec * zbar * zbar, 0.0)
+    const = (
+        float(d.n_time_item @ np.log(alpha))
+        - 0.5 * _LOG_2PI * float(d.n_time_person.sum())
+        - 0.5 * float(within.sum())
+        + 0.5 * float(np.sum(np.where(has_t, -np.log(safe_prec) - np.log(var_z), 0.0)))
+    )
+    return _EStep(m1, m2, mean_tau, mean_tau2, mean_theta_tau, post, float(lse.sum()) + const)
+
+
+def _normal_logprior(x: np.ndarray, centre: float, sd: float) -> float:
+    return float(-0.5 * np.sum(((x - centre) / sd) ** 2))
+
+
+def _accuracy_m_step(
+    d: _Design,
+    e: _EStep,
+    grid: np.ndarray,
+    log_a: np.ndarray,
+    b: np.ndarray,
+    centre: tuple[float, float],
+    priors: LNIRTPriors,
+    n_steps: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fisher-scoring steps on (log a, b) for every item at once; returns the information."""
+    r1 = d.right_T @ e.post  # expected correct responses of item i at grid node q
+    r0 = d.wrong_T @ e.post
+    n = r1 + r0
+    p_la, p_b = 1.0 / priors.log_a_sd**2, 1.0 / priors.b_sd**2
+    for _ in range(n_steps):
+        a = np.exp(log_a)
+        eta = a[:, None] * (grid[None, :] - b[:, None])
+        lam_pos, lam_neg = _mills(eta), _mills(-eta)
+        score = r1 * lam_pos - r0 * lam_neg
+        info = n * lam_pos * lam_neg  # Fisher information of the probit in eta
+        g_la = np.sum(score * eta, axis=1) - p_la * (log_a - centre[0])
+        g_b = -a * np.sum(score, axis=1) - p_b * (b - centre[1])
+        i11 = np.sum(info * eta * eta, axis=1) + p_la
+        i12 = -a * np.sum(info * eta, axis=1)
+        i22 = a * a * np.sum(info, axis=1) + p_b
+        det = i11 * i22 - i12 * i12
+        step_la = (i22 * g_la - i12 * g_b) / det
+        step_b = (i11 * g_b - i12 * g_la) / det
+        # Bounded steps keep an early, poorly informed iteration from overshooting.
+        log_a = log_a + np.clip(step_la, -0.5, 0.5)
+        b = b + np.clip(step_b, -1.0, 1.0)
+    cov_la = i22 / det
+    cov_b = i11 / det
+    return log_a, b, np.stack([cov_la, cov_b])
+
+
+def _time_m_step(
+    d: _Design,
+    e: _EStep,
+    log_alpha: np.ndarray,
+    beta: np.ndarray,
+    centre: tuple[float, float],
+    priors: LNIRTPriors,
+    n_newton: int = 3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Conditional maximisation of beta then log alpha; returns their approximate variances."""
+    n = d.n_time_item
+    # E sum (log t + tau) and E sum (log t + tau)^2 over each item's timed responses.
+    s1 = d.sum_lt_item + d.t_count_T @ e.mean_tau
+    s2 = d.sumsq_lt_item + 2.0 * (d.t_sum_T @ e.mean_tau) + d.t_count_T @ e.mean_tau2
+    p_beta = 1.0 / priors.beta_sd**2
+    a2 = np.exp(2.0 * log_alpha)
+    beta = (a2 * s1 + p_beta * centre[1]) / (a2 * n + p_beta)
+    ss = np.maximum(s2 - 2.0 * beta * s1 + n * beta * beta, 0.0)
+    p_la = 1.0 / priors.log_alpha_sd**2
+    for _ in range(n_newton):
+        # f(u) = n u - e^{2u} ss / 2 - p (u - m)^2 / 2 is concave in u = log alpha.
+        e2u = np.exp(2.0 * log_alpha)
+        grad = n - e2u * ss - p_la * (log_alpha - centre[0])
+        hess = -2.0 * e2u * ss - p_la
+        log_alpha = log_alpha - np.clip(grad / hess, -1.0, 1.0)
+    a2 = np.exp(2.0 * log_alpha)
+    var_beta = 1.0 / (a2 * n + p_beta)
+    var_log_alpha = 1.0 / (2.0 * a2 * ss + p_la)
+    return log_alpha, beta, np.stack([var_log_alpha, var_beta])
+
+
+def _population_m_step(e: _EStep, priors: LNIRTPriors) -> tuple[float, float]:
+    """MAP of tau | theta ~ N(c theta, s2): slope shrunk to 0, variance to speed_sd^2."""
+    k = priors.person_strength
+    n = len(e.mean_theta)
+    sxx = float(e.mean_theta2.sum())
+    sxy = float(e.mean_theta_tau.sum())
+    syy = float(e.mean_tau2.sum())
+    slope = sxy / (sxx + k)
+    resid = syy - 2.0 * slope * sxy + slope * slope * sxx + k * slope * slope
+    resid_var = (resid + k * priors.speed_sd**2) / (n + k + 2.0)
+    return slope, max(resid_var, 1e-12)
+
+
+def _start_values(d: _Design) -> tuple[np.ndarray, ...]:
+    n_acc = np.maximum(d.n_acc_item, 1.0)
+    p = np.clip((d.p_correct_item + 0.5) / (n_acc + 1.0), 0.02, 0.98)
+    # With a = 1 and theta ~ N(0, 1): P(correct) = Phi(-b / sqrt(2)).
+    b = -np.sqrt(2.0) * ndtri(p)
+    log_a = np.zeros(d.n_items)
+    n_t = d.n_time_item
+    overall = d.sum_lt_item.sum() / max(n_t.sum(), 1.0)
+    beta = np.where(n_t > 0, d.sum_lt_item / np.maximum(n_t, 1.0), overall)
+    var = np.where(n_t > 1, d.sumsq_lt_item / np.maximum(n_t, 1.0) - beta * beta, 0.25)
+    log_alpha = -0.5 * np.log(np.clip(var, 0.01, 100.0))
+    return log_a, b, log_alpha, beta
+
+
+def fit_em(
+    packed: PackedResponses,
+    *,
+    priors: LNIRTPriors,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    n_quadrature: int = 121,
+) -> LNIRTEstimate:
+    """Marginal MAP estimation by EM (see the module docstring).
+
+    Stops when no item or population parameter moves by more than ``tol`` in one iteration.
+    """
+    if n_quadrature < 11:
+        raise ValueError(f"n_quadrature must be at least 11, got {n_quadrature}")
+    d = _Design(packed)
+    grid = np.linspace(-_GRID_HALF_WIDTH, _GRID_HALF_WIDTH, n_quadrature)
+    log_w = -0.5 * grid * grid
+    log_w -= logsumexp(log_w)  # the N(0, 1) population of theta, discretised
+    log_a, b, log_alpha, beta = _start_values(d)
+    slope, resid_var = 0.0, priors.speed_sd**2
+    converged = False
+    n_iter = 0
+    acc_var = np.ones((2, d.n_items))
+    time_var = np.ones((2, d.n_items))
+    for n_iter in range(1, max_iter + 1):
+        e = _e_step(d, grid, log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var)
+        # Prior centres (empirical Bayes): the mean of the current item estimates.
+        centres = (log_a.mean(), b.mean(), log_alpha.mean(), beta.mean())
+        old = np.concatenate([log_a, b, log_alpha, beta, [slope, resid_var]])
+        log_a, b, acc_var = _accuracy_m_step(d, e, grid, log_a, b, centres[:2], priors)
+        log_alpha, beta, time_var = _time_m_step(d, e, log_alpha, beta, centres[2:], priors)
+        slope, resid_var = _population_m_step(e, priors)
+        new = np.concatenate([log_a, b, log_alpha, beta, [slope, resid_var]])
+        if not np.all(np.isfinite(new)):
+            raise DegenerateFitError(
+                f"EM produced non-finite parameters at iteration {n_iter}; the data do not "
+                "identify the model"
+            )
+        if np.max(np.abs(new - old)) < tol:
+            converged = True
+            break
+    a, alpha = np.exp(log_a), np.exp(log_alpha)
+    e = _e_step(d, grid, log_w, a, b, alpha, beta, slope, resid_var)
+    centres = np.array([log_a.mean(), b.mean(), log_alpha.mean(), beta.mean()])
+    objective = (
+        e.loglik
+        + _normal_logprior(log_a, centres[0], priors.log_a_sd)
+        + _normal_logprior(b, centres[1], priors.b_sd)
+        + _normal_logprior(log_alpha, centres[2], priors.log_alpha_sd)
+        + _normal_logprior(beta, centres[3], priors.beta_sd)
+    )
+    var_theta = np.maximum(e.mean_theta2 - e.mean_theta**2, 0.0)
+    var_tau = np.maximum(e.mean_tau2 - e.mean_tau**2, 0.0)
+    cov_tt = e.mean_theta_tau - e.mean_theta * e.mean_tau
+    person_cov = np.empty((d.n_persons, 2, 2))
+    person_cov[:, 0, 0], person_cov[:, 1, 1] = var_theta, var_tau
+    person_cov[:, 0, 1] = person_cov[:, 1, 0] = cov_tt
+    sigma_p = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
+    person_n = _informative_counts(packed)
+    return LNIRTEstimate(
+        item_ids=packed.item_ids,
+        user_ids=packed.user_ids,
+        a=a,
+        b=b,
+        alpha=alpha,
+        beta=beta,
+        a_sd=a * np.sqrt(np.maximum(acc_var[0], 0.0)),
+        b_sd=np.sqrt(np.maximum(acc_var[1], 0.0)),
+        alpha_sd=alpha * np.sqrt(time_var[0]),
+        beta_sd=np.sqrt(time_var[1]),
+        sigma_P=sigma_p,
+        person_mean=np.column_stack([e.mean_theta, e.mean_tau]),
+        person_cov=person_cov,
+        person_n=person_n,
+        item_prior_mean=centres,
+        item_prior_sd=_item_spread(log_a, b, log_alpha, beta, priors),
+        objective=float(objective),
+        n_iter=n_iter,
+        converged=converged,
+    )
+
+
+def _informative_counts(packed: PackedResponses) -> np.ndarray:
+    """Responses per person that carried an outcome or a time (what the posterior used)."""
+    informative = np.isfinite(packed.correct) | np.isfinite(packed.log_time)
+    return np.bincount(packed.user[informative], minlength=packed.n_users).astype(np.int64)
+
+
+def _item_spread(
+    log_a: np.ndarray,
+    b: np.ndarray,
+    log_alpha: np.ndarray,
+    beta: np.ndarray,
+    priors: LNIRTPriors,
+) -> np.ndarray:
+    """Spread of the item population: the sd of the fitted items, or the prior sd if < 3."""
+    prior = np.array([priors.log_a_sd, priors.b_sd, priors.log_alpha_sd, priors.beta_sd])
+    if len(b) < 3:
+        return prior
+    return np.array([np.std(v, ddof=1) for v in (log_a, b, log_alpha, beta)])
+
+
+# ---------------------------------------------------------------------------------------
+# Gibbs sampler (MCMC)
+# ---------------------------------------------------------------------------------------
+
+
+def _truncated_latent(
+    rng: np.random.Generator, mean: np.ndarray, positive: np.ndarray
+) -> np.ndarray:
+    """Z ~ N(mean, 1) truncated to Z > 0 where ``positive`` else Z < 0 (inverse CDF).
+
+    Written for the side that keeps mean + X on the right sign: X = -sgn Phi^-1(U Phi(sgn mean))
+    stays accurate deep in the tails because Phi is taken in logs.
+    """
+    sgn = np.where(positive, 1.0, -1.0)
+    log_u = np.log(rng.uniform(size=mean.shape))
+    x = -ndtri(np.exp(log_u + log_ndtr(sgn * mean)))
+    return mean + sgn * x
+
+
+def _sample_positive_normal(
+    rng: np.random.Generator, mean: np.ndarray, sd: np.ndarray
+) -> np.ndarray:
+    """Draws of N(mean, sd^2) truncated to positive values."""
+    return sd * _truncated_latent(rng, mean / sd, np.ones(mean.shape, dtype=bool))
+
+
+def fit_gibbs(
+    packed: PackedResponses,
+    *,
+    priors: LNIRTPriors,
+    n_samples: int = 1000,
+    burn_in: int = 500,
+    seed: int = 0,
+) -> LNIRTEstimate:
+    """Posterior means and sds by Gibbs sampling (the scheme of the R package LNIRT).
+
+    Priors (conjugate forms of the weak priors used by EM): ``a ~ N(1, (2 log_a_sd)^2)``
+    truncated to ``a > 0``; ``b ~ N(m_b, b_sd^2)`` and ``beta ~ N(m_beta, beta_sd^2)`` with the
+    centres ``m_b``, ``m_beta`` sampled under flat hyperpriors (hierarchical, like the EM's
+    empirical Bayes centres); ``alpha^2 ~ Gamma(1, 1)``; ``Sigma_P ~ inverse-Wishart(4, I)``. After
+    each sweep theta is rescaled to mean 0 and sd 1 and tau to mean 0 (items are transformed
+    so that the likelihood is unchanged), which identifies the scale as in the EM.
+    """
+    if n_samples < 10 or burn_in < 0:
+        raise ValueError(f"need n_samples >= 10 and burn_in >= 0, got {n_samples}, {burn_in}")
+    rng = np.random.default_rng(seed)
+    n_p, n_i = packed.n_users, packed.n_items
+    acc = np.isfinite(packed.correct)
+    ua, ia = packed.user[acc], packed.item[acc]
+    positive = packed.correct[acc] > 0.5
+    tim = np.isfinite(packed.log_time)
+    ut, it, lt = packed.user[tim], packed.item[tim], packed.log_time[tim]
+    n_acc_i = np.bincount(ia, minlength=n_i).astype(float)
+    n_t_i = np.bincount(it, minlength=n_i).astype(float)
+
+    d_design = _Design(packed)
+    log_a0, b0, log_alpha0, beta = _start_values(d_design)
+    a = np.exp(log_a0)
+    b = b0
+    b_centre, beta_centre = float(b.mean()), float(beta.mean())
+    alpha2 = np.exp(2.0 * log_alpha0)
+    theta = np.zeros(n_p)
+    tau = np.zeros(n_p)
+    sigma = np.array([[1.0, 0.0], [0.0, priors.speed_sd**2]])
+    prec_a = 1.0 / (2.0 * priors.log_a_sd) ** 2
+    prec_b = 1.0 / priors.b_sd**2
+    prec_beta = 1.0 / priors.beta_sd**2
+    iw_df, iw_scale = 4.0, np.eye(2)
+    gamma_shape, gamma_rate = 1.0, 1.0
+
+    keep = np.zeros((4, n_i))
+    keep_sq = np.zeros((4, n_i))
+    p_sum = np.zeros((n_p, 2))
+    p_cross = np.zeros((n_p, 3))
+    sig_sum = np.zeros((2, 2))
+    n_kept = 0
+    for sweep in range(burn_in + n_samples):
+        # 1. latent responses of the probit (Albert 1992)
+        z = _truncated_latent(rng, a[ia] * (theta[ua] - b[ia]), positive)
+        # 2. persons: bivariate normal given the latent responses and the log times
+        sig_inv = np.linalg.inv(sigma)
+        h_theta = np.bincount(ua, weights=a[ia] * (z + a[ia] * b[ia]), minlength=n_p)
+        p_theta = np.bincount(ua, weights=a[ia] ** 2, minlength=n_p)
+        h_tau = np.bincount(ut, weights=alpha2[it] * (beta[it] - lt), minlength=n_p)
+        p_tau = np.bincount(ut, weights=alpha2[it], minlength=n_p)
+        q11, q12, q22 = sig_inv[0, 0] + p_theta, sig_inv[0, 1], sig_inv[1, 1] + p_tau
+        det = q11 * q22 - q12 * q12
+        c11, c12, c22 = q22 / det, -q12 / det, q11 / det
+        m_theta = c11 * h_theta + c12 * h_tau
+        m_tau = c12 * h_theta + c22 * h_tau
+        l11 = np.sqrt(c11)
+        l21 = c12 / l11
+        l22 = np.sqrt(np.maximum(c22 - l21 * l21, 0.0))
+        e1, e2 = rng.standard_normal(n_p), rng.standard_normal(n_p)
+        theta = m_theta + l11 * e1
+        tau = m_tau + l21 * e1 + l22 * e2
+        # 3. accuracy items, Z = a (theta - b) + eps: a | b (truncated to a > 0), then b | a
+        th = theta[ua]
+        x = th - b[ia]
+        s_xx = np.bincount(ia, weights=x * x, minlength=n_i) + prec_a
+        s_xz = np.bincount(ia, weights=x * z, minlength=n_i) + prec_a * 1.0
+        a = _sample_positive_normal(rng, s_xz / s_xx, 1.0 / np.sqrt(s_xx))
+        # a b = a theta - Z + eps: b has precision n a^2 + 1/b_sd^2 around the centre b_centre.
+        pb_ = a * a * n_acc_i + prec_b
+        s_b = a * np.bincount(ia, weights=a[ia] * th - z, minlength=n_i)
+        b = (s_b + prec_b * b_centre) / pb_ + rng.standard_normal(n_i) / np.sqrt(pb_)
+        b_centre = b.mean() + rng.standard_normal() * priors.b_sd / np.sqrt(n_i)
+        # 4. time items: beta | alpha, then alpha^2 | beta (Gamma)
+        s_lt = np.bincount(it, weights=lt + tau[ut], minlength=n_i)
+        pb = alpha2 * n_t_i + prec_beta
+        beta = (alpha2 * s_lt + prec_beta * beta_centre) / pb + rng.standard_normal(n_i) / np.sqrt(
+            pb
+        )
+        beta_centre = beta.mean() + rng.standard_normal() * priors.beta_sd / np.sqrt(n_i)
+        res = lt - beta[it] + tau[ut]
+        ss = np.bincount(it, weights=res * res, minlength=n_i)
+        alpha2 = rng.gamma(gamma_shape + 0.5 * n_t_i, 1.0 / (gamma_rate + 0.5 * ss))
+        # 5. identification: theta mean 0 / sd 1 and tau mean 0, likelihood unchanged
+        mt, st = theta.mean(), theta.std()
+        b = (b - mt) / st
+        b_centre = (b_centre - mt) / st
+        a = a * st
+        theta = (theta - mt) / st
+        mtau = tau.mean()
+        tau = tau - mtau
+        beta = beta - mtau
+        beta_centre -= mtau
+        # 6. person covariance
+        xs = np.column_stack([theta, tau])
+        sigma = np.atleast_2d(
+            stats.invwishart.rvs(df=iw_df + n_p, scale=iw_scale + xs.T @ xs, random_state=rng)
+        )
+        if sweep >= burn_in:
+            alpha = np.sqrt(alpha2)
+            for k, v in enumerate((a, b, alpha, beta)):
+                keep[k] += v
+                keep_sq[k] += v * v
+            p_sum += xs
+            p_cross += np.column_stack([theta * theta, theta * tau, tau * tau])
+            # Report the covariance on the identified scale Var(theta) = 1: theta is divided
+            # by its sd, tau keeps its scale.
+            sd_theta = np.sqrt(sigma[0, 0])
+            sig_sum += np.array([[1.0, sigma[0, 1] / sd_theta], [0.0, sigma[1, 1]]])
+            n_kept += 1
+    mean = keep / n_kept
+    sd_items = np.sqrt(np.maximum(keep_sq / n_kept - mean * mean, 0.0))
+    person_mean = p_sum / n_kept
+    cross = p_cross / n_kept
+    person_cov = np.empty((n_p, 2, 2))
+    person_cov[:, 0, 0] = cross[:, 0] - person_mean[:, 0] ** 2
+    person_cov[:, 0, 1] = person_cov[:, 1, 0] = cross[:, 1] - person_mean[:, 0] * person_mean[:, 1]
+    person_cov[:, 1, 1] = cross[:, 2] - person_mean[:, 1] ** 2
+    sig = sig_sum / n_kept
+    sigma_p = np.array([[1.0, sig[0, 1]], [sig[0, 1], sig[1, 1]]])
+    a_hat, b_hat, alpha_hat, beta_hat = mean
+    log_a, log_alpha = np.log(a_hat), np.log(alpha_hat)
+    return LNIRTEstimate(
+        item_ids=packed.item_ids,
+        user_ids=packed.user_ids,
+        a=a_hat,
+        b=b_hat,
+        alpha=alpha_hat,
+        beta=beta_hat,
+        a_sd=sd_items[0],
+        b_sd=sd_items[1],
+        alpha_sd=sd_items[2],
+        beta_sd=sd_items[3],
+        sigma_P=sigma_p,
+        person_mean=person_mean,
+        person_cov=person_cov,
+        person_n=_informative_counts(packed),
+        item_prior_mean=np.array([log_a.mean(), b_hat.mean(), log_alpha.mean(), beta_hat.mean()]),
+        item_prior_sd=_item_spread(log_a, b_hat, log_alpha, beta_hat, priors),
+        objective=float("nan"),
+        n_iter=burn_in + n_samples,
+        converged=True,
+    )

@@ -1,0 +1,365 @@
+"""Baseline-specific checks: hand-computed shrinkage, the user-offset formula, intervals
+from the residual spread, cold-start fallbacks, update/fit equivalence and real data.
+
+The generic contract (no peeking, save/load, ...) lives in test_model_contract.py.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+
+from smartstudy.models import Baseline
+from smartstudy.models.base import Z80
+from smartstudy.models.baseline import DEFAULT_LOG_TIME_SD, DEFAULT_TIME_MEDIAN_S
+
+DATASETS = Path(__file__).parents[1] / "../shared/datasets"
+
+# Five attempts: skill A holds items i1, i2; item i3 has no skill and no time.
+TINY = pd.DataFrame(
+    {
+        "user_id": ["u1", "u1", "u2", "u2", "u3"],
+        "item_id": ["i1", "i2", "i1", "i3", "i2"],
+        "skill_id": ["A", "A", "A", None, "A"],
+        "correct": [1, 0, 1, 0, 1],
+        "rt_seconds": [10.0, 20.0, 40.0, np.nan, 20.0],
+        "order": [0, 1, 0, 1, 0],
+    }
+)
+K_ITEM, K_SKILL = 2.0, 4.0
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties get half credit through average ranks)."""
+    ranks = rankdata(score)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _tiny_model(**params: float | None) -> Baseline:
+    return Baseline(k_item=K_ITEM, k_skill=K_SKILL, **params).fit(TINY)
+
+
+# -- correctness: shrinkage --------------------------------------------------------------
+def test_shrinkage_by_hand() -> None:
+    model = _tiny_model(user_prior_precision=None)
+    # Global: 3 of 5 correct, plus the one documented pseudo-attempt at 0.5.
+    p_global = (3 + 0.5) / (5 + 1)
+    p_skill = (3 + K_SKILL * p_global) / (4 + K_SKILL)  # skill A: 3 of 4
+    p_i1 = (2 + K_ITEM * p_skill) / (2 + K_ITEM)  # i1: 2 of 2
+    p_i2 = (1 + K_ITEM * p_skill) / (2 + K_ITEM)  # i2: 1 of 2
+    p_i3 = (0 + K_ITEM * p_global) / (1 + K_ITEM)  # i3: 0 of 1, no skill -> parent global
+
+    assert model.predict_one("new", "i1", "A")["p_correct"] == pytest.approx(p_i1, abs=1e-12)
+    assert model.predict_one("new", "i2", "A")["p_correct"] == pytest.approx(p_i2, abs=1e-12)
+    assert model.predict_one("new", "i3")["p_correct"] == pytest.approx(p_i3, abs=1e-12)
+    # A known item asked without its skill still uses the skill it was seen with.
+    assert model.predict_one("new", "i1")["p_correct"] == pytest.approx(p_i1, abs=1e-12)
+    assert p_i1 > p_i2 > p_i3  # the hand values are themselves distinct
+
+
+def test_cold_start_fallbacks() -> None:
+    model = _tiny_model(user_prior_precision=None)
+    p_global = (3 + 0.5) / (5 + 1)
+    p_skill = (3 + K_SKILL * p_global) / (4 + K_SKILL)
+    assert model.predict_one("new", "new-item", "A")["p_correct"] == pytest.approx(p_skill)
+    assert model.predict_one("new", "new-item")["p_correct"] == pytest.approx(p_global)
+    assert model.predict_one("new", "new-item", "new-skill")["p_correct"] == pytest.approx(p_global)
+
+    # An unknown user gets no offset, even from a model with user offsets.
+    personal = _tiny_model(user_prior_precision=1.0)
+    assert personal.predict_one("new", "i1", "A") == model.predict_one("new", "i1", "A")
+
+
+def test_time_hierarchy_by_hand() -> None:
+    model = _tiny_model(user_prior_precision=None)
+    lt = np.log([10.0, 20.0, 40.0, 20.0])  # every timed attempt is in skill A
+
+    def ss(x: np.ndarray) -> float:
+        return float(((x - x.mean()) ** 2).sum())
+
+    mu_g = (lt.sum() + math.log(DEFAULT_TIME_MEDIAN_S)) / (4 + 1)
+    var_g = (ss(lt) + DEFAULT_LOG_TIME_SD**2) / (3 + 1)
+    mu_s = (lt.sum() + K_SKILL * mu_g) / (4 + K_SKILL)
+    var_s = (ss(lt) + K_SKILL * var_g) / (3 + K_SKILL)
+    i1 = np.log([10.0, 40.0])
+    mu_i1 = (i1.sum() + K_ITEM * mu_s) / (2 + K_ITEM)
+    var_i1 = (ss(i1) + K_ITEM * var_s) / (1 + K_ITEM)
+    sd = math.sqrt(var_i1 * (1 + 1 / (2 + K_ITEM)))  # plus the variance of the item mean
+
+    pred = model.predict_one("new", "i1", "A")
+    assert pred["time_median_s"] == pytest.approx(math.exp(mu_i1), rel=1e-12)
+    assert pred["time_p10_s"] == pytest.approx(math.exp(mu_i1 - Z80 * sd), rel=1e-12)
+    assert pred["time_p90_s"] == pytest.approx(math.exp(mu_i1 + Z80 * sd), rel=1e-12)
+
+    # i3 was never timed: its time is the global one, widened like any untimed item.
+    pred3 = model.predict_one("new", "i3")
+    sd3 = math.sqrt(var_g * (1 + 1 / (0 + K_ITEM)))
+    assert pred3["time_median_s"] == pytest.approx(math.exp(mu_g), rel=1e-12)
+    assert pred3["time_p90_s"] == pytest.approx(math.exp(mu_g + Z80 * sd3), rel=1e-12)
+
+
+def test_time_without_any_time_data_uses_documented_default() -> None:
+    model = Baseline(k_item=K_ITEM).fit(TINY.drop(columns="rt_seconds"))
+    pred = model.predict_one("new", "i1", "A")
+    sd = DEFAULT_LOG_TIME_SD * math.sqrt(1 + 1 / K_ITEM)
+    assert pred["time_median_s"] == pytest.approx(DEFAULT_TIME_MEDIAN_S, rel=1e-12)
+    assert pred["time_p10_s"] == pytest.approx(DEFAULT_TIME_MEDIAN_S * math.exp(-Z80 * sd))
+    assert pred["time_p90_s"] == pytest.approx(DEFAULT_TIME_MEDIAN_S * math.exp(Z80 * sd))
+    assert pred["time_p10_s"] < pred["time_median_s"] < pred["time_p90_s"]
+
+
+def test_interval_follows_residual_spread() -> None:
+    """An item whose times scatter more gets a wider interval, matching its spread."""
+    rng = np.random.default_rng(3)
+    n = 400
+    sds = {"steady": 0.2, "erratic": 1.0}
+    frames = [
+        pd.DataFrame(
+            {
+                "user_id": [f"p{j}" for j in range(n)],
+                "item_id": item,
+                "skill_id": "S",
+                "correct": rng.integers(0, 2, n),
+                "rt_seconds": np.exp(rng.normal(math.log(30.0), sd, n)),
+                "order": 0,
+            }
+        )
+        for item, sd in sds.items()
+    ]
+    model = Baseline().fit(pd.concat(frames, ignore_index=True))
+    for item, sd in sds.items():
+        pred = model.predict_one("new", item, "S")
+        fitted_sd = math.log(pred["time_p90_s"] / pred["time_p10_s"]) / (2 * Z80)
+        assert fitted_sd == pytest.approx(sd, rel=0.1), item
+        assert pred["time_median_s"] == pytest.approx(30.0, rel=0.15), item
+        # Fresh attempts fall inside the 80% interval about 80% of the time.
+        fresh = np.exp(rng.normal(math.log(30.0), sd, 4000))
+        inside = np.mean((fresh >= pred["time_p10_s"]) & (fresh <= pred["time_p90_s"]))
+        assert 0.75 < inside < 0.85, item
+
+
+# -- user offsets ---------------------------------------------------------------------------
+def test_user_offset_formula_within_predict() -> None:
+    prec, k_time = 2.0, 3.0
+    model = _tiny_model(user_prior_precision=prec, k_user_time=k_time)
+    plain = _tiny_model(user_prior_precision=None)
+    new_user = pd.DataFrame(
+        {
+            "user_id": "new",
+            "item_id": ["i1", "i2", "i3", "i1"],
+            "skill_id": ["A", "A", None, "A"],
+            "correct": [0, 0, 1, 1],
+            "rt_seconds": [80.0, np.nan, 5.0, 12.0],
+            "order": [0, 1, 2, 3],
+        }
+    )
+    pred = model.predict(new_user)
+    base = plain.predict(new_user)  # the item-level predictions, without user offsets
+    p = base["p_correct"].to_numpy()
+    mu = np.log(base["time_median_s"].to_numpy())
+    y = new_user["correct"].to_numpy(dtype=float)
+    lt = np.log(new_user["rt_seconds"].to_numpy())
+
+    for t in range(len(new_user)):
+        resid = float(np.sum(y[:t] - p[:t]))
+        info = float(np.sum(p[:t] * (1 - p[:t])))
+        expected = _sigmoid(_logit(p[t]) + resid / (info + prec))
+        assert pred["p_correct"].iloc[t] == pytest.approx(expected, abs=1e-12), t
+
+        timed = [s for s in range(t) if not np.isnan(lt[s])]
+        offset = sum(lt[s] - mu[s] for s in timed) / (len(timed) + k_time)
+        assert pred["time_median_s"].iloc[t] == pytest.approx(math.exp(mu[t] + offset)), t
+    # Two early misses pull the user down; the sign is the point of the offset.
+    assert pred["p_correct"].iloc[2] < base["p_correct"].iloc[2]
+
+
+def test_user_offset_from_training_uses_leave_one_out_predictions() -> None:
+    prec = 1.5
+    model = _tiny_model(user_prior_precision=prec)
+    plain = _tiny_model(user_prior_precision=None)
+    u1 = TINY[TINY["user_id"] == "u1"]
+    resid = info = 0.0
+    for label, row in u1.iterrows():
+        # The leave-one-out prediction of a row = a model fitted without it, for a stranger.
+        without = Baseline(k_item=K_ITEM, k_skill=K_SKILL, user_prior_precision=None).fit(
+            TINY.drop(index=label)
+        )
+        p = without.predict_one("stranger", row["item_id"], row["skill_id"])["p_correct"]
+        resid += row["correct"] - p
+        info += p * (1 - p)
+    p_item = plain.predict_one("u1", "i3")["p_correct"]
+    expected = _sigmoid(_logit(p_item) + resid / (info + prec))
+    assert model.predict_one("u1", "i3")["p_correct"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_personalisation_reacts_to_history() -> None:
+    model = _tiny_model()
+    history = pd.DataFrame(
+        {
+            "user_id": "new",
+            "item_id": ["i1", "i2", "i1", "i2"],
+            "skill_id": "A",
+            "correct": [1, 1, 1, np.nan],
+            "order": [0, 1, 2, 3],
+        }
+    )
+    flipped = history.assign(correct=[0, 0, 0, np.nan])
+    good, bad = model.predict(history), model.predict(flipped)
+    assert good["p_correct"].iloc[0] == bad["p_correct"].iloc[0]
+    assert good["p_correct"].iloc[3] > bad["p_correct"].iloc[3] + 0.1
+
+
+def test_user_offsets_can_be_disabled() -> None:
+    model = _tiny_model(user_prior_precision=None)
+    a = model.predict_one("u1", "i1", "A")
+    b = model.predict_one("u2", "i1", "A")
+    assert a == b
+
+
+# -- update ------------------------------------------------------------------------------------
+def _random_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rt = np.round(np.exp(rng.normal(3.5, 0.7, n)), 1)
+    rt[rng.random(n) < 0.1] = np.nan
+    skills = np.array(["a", "b", "c", None], dtype=object)[rng.integers(0, 4, n)]
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{v}" for v in rng.integers(0, 12, n)],
+            "item_id": [f"i{v}" for v in rng.integers(0, 30, n)],
+            "skill_id": skills,
+            "correct": rng.integers(0, 2, n),
+            "rt_seconds": rt,
+            "order": np.arange(n, dtype=float),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"user_id": "u1", "item_id": "i3", "skill_id": "a", "correct": 1, "rt_seconds": 33.0},
+        {"user_id": "new", "item_id": "new", "skill_id": "new", "correct": 0, "rt_seconds": 9.5},
+        {"user_id": "u2", "item_id": "i4", "skill_id": None, "correct": 0, "rt_seconds": np.nan},
+    ],
+)
+def test_update_equals_refit_for_item_statistics(extra: dict[str, object]) -> None:
+    frame = _random_frame(300, seed=11)
+    updated = Baseline().fit(frame)
+    updated.update(extra)
+    refit = Baseline().fit(pd.concat([frame, pd.DataFrame([{**extra, "order": 300.0}])]))
+
+    a, b = updated._get_state(), refit._get_state()
+    for key in ("item_ids", "skill_ids", "user_ids"):
+        assert a[key] == b[key], key
+    np.testing.assert_array_equal(a["item_skill"], b["item_skill"])
+    for key in ("item_stats", "skill_stats", "global_stats"):
+        # Counts agree exactly; log-time sums to rounding (log of one value vs a vector).
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-13, atol=0, err_msg=key)
+        np.testing.assert_array_equal(a[key][..., :3], b[key][..., :3], err_msg=key)
+    probe = ("someone", extra["item_id"], extra["skill_id"])
+    assert updated.predict_one(*probe) == pytest.approx(refit.predict_one(*probe), rel=1e-12)
+
+
+def test_service_can_start_empty_and_learn_online() -> None:
+    empty = pd.DataFrame(columns=["user_id", "item_id", "skill_id", "correct", "order"])
+    model = Baseline().fit(empty)
+    first = model.predict_one("u", "t1", "topic")
+    assert first["p_correct"] == 0.5
+    assert first["time_median_s"] == pytest.approx(DEFAULT_TIME_MEDIAN_S)
+    for _ in range(20):  # more than the initial capacity of every table
+        model.update({"user_id": "u", "item_id": "t1", "skill_id": "topic", "correct": 1})
+    for j in range(20):
+        model.update({"user_id": f"v{j}", "item_id": f"t{j}", "skill_id": f"s{j}", "correct": 0})
+    assert model.predict_one("u", "t1", "topic")["p_correct"] > 0.9
+    assert model.predict_one("v3", "t3", "s3")["p_correct"] < 0.5
+    clone = Baseline.from_bytes(model.to_bytes())
+    assert clone.predict_one("u", "t1", "topic") == model.predict_one("u", "t1", "topic")
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"item_id": "i1", "correct": 1}, "user_id"),
+        ({"user_id": "u1", "item_id": float("nan"), "correct": 1}, "item_id"),
+        ({"user_id": "u1", "item_id": "i1", "correct": 0.5}, "correct"),
+        ({"user_id": "u1", "item_id": "i1", "correct": None}, "correct"),
+        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": 0}, "rt_seconds"),
+        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": "fast"}, "rt_seconds"),
+        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": math.inf}, "rt_seconds"),
+    ],
+)
+def test_update_validates_the_row(row: dict[str, object], field: str) -> None:
+    model = _tiny_model()
+    before = model._get_state()
+    with pytest.raises(ValueError, match=field):
+        model.update(row)
+    after = model._get_state()
+    assert after["user_ids"] == before["user_ids"]
+    np.testing.assert_array_equal(after["global_stats"], before["global_stats"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"k_item": 0}, {"k_skill": -1.0}, {"user_prior_precision": 0.0}, {"k_user_time": math.nan}],
+)
+def test_bad_hyperparameters_are_named(params: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(params))):
+        Baseline(**params).fit(TINY)
+
+
+# -- real data ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_credential_data_one_step_ahead() -> None:
+    path = DATASETS / "credential_form1" / "responses_long.csv"
+    if not path.is_file():
+        pytest.skip(f"real data set not available at {path.resolve()}")
+    raw = pd.read_csv(path, usecols=["person", "item", "correct", "rt_seconds"])
+    df = pd.DataFrame(
+        {
+            "user_id": raw["person"],
+            "item_id": raw["item"],
+            "correct": raw["correct"],
+            # LNIRT treats the 109 zero durations as missing; so do we.
+            "rt_seconds": raw["rt_seconds"].where(raw["rt_seconds"] > 0),
+            # No presentation order is recorded: use the item number, as LNIRT's examples do.
+            "order": raw["item"],
+        }
+    )
+    persons = np.sort(df["user_id"].unique())
+    rng = np.random.default_rng(2024)
+    test_persons = rng.choice(persons, size=len(persons) // 5, replace=False)
+    is_test = df["user_id"].isin(test_persons)
+    train, test = df[~is_test], df[is_test]
+
+    model = Baseline().fit(train)
+    pred = model.predict(test)
+    y = test["correct"].to_numpy()
+    p = pred["p_correct"].to_numpy()
+    auc = _auc(y, p)
+    assert auc > 0.6
+
+    # User offsets are what makes one-step-ahead prediction personal: they must help.
+    plain = Baseline(user_prior_precision=None).fit(train).predict(test)["p_correct"].to_numpy()
+    assert auc > _auc(y, plain) + 0.005
+
+    rt = test["rt_seconds"].to_numpy()
+    timed = ~np.isnan(rt)
+    inside = (rt[timed] >= pred["time_p10_s"].to_numpy()[timed]) & (
+        rt[timed] <= pred["time_p90_s"].to_numpy()[timed]
+    )
+    assert 0.7 < inside.mean() < 0.9
