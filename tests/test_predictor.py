@@ -63,13 +63,21 @@ def test_corrupt_artifact_is_retired_and_rebuilt(context, world, caplog):
     with context.sessions() as session:
         first = PredictionService().predict(session, user.id, topic.id, "easy")
         session.commit()
-        row = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        row = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.is_active.is_(True), ModelVersion.model_name == "baseline"
+            )
+        )
         row.artifact = b"not a zip file"
         session.commit()
     with context.sessions() as session, caplog.at_level(logging.ERROR):
         again = PredictionService().predict(session, user.id, topic.id, "easy")
         session.commit()
-        versions = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
+        versions = session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model_name == "baseline")
+            .order_by(ModelVersion.version)
+        ).all()
     assert "unusable" in caplog.text
     assert [(v.version, v.status, v.is_active) for v in versions] == [
         (1, "corrupt", False),

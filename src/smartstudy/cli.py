@@ -25,8 +25,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulated learners.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(simulate_app, name="simulate")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -183,6 +185,52 @@ def import_csv(
         f"{result.topics_created} new topics)",
         highlight=False,
     )
+
+
+@app.command()
+def train(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Train every model family of the prediction chain on all completed tasks, now."""
+    from smartstudy.services.training import run_training
+
+    context = _context()
+    with console.status("training...") if not as_json else nullcontext():
+        job = run_training(context)
+    if as_json:
+        sys.stdout.write(json.dumps({"status": job.status, "summary": job.summary}) + "\n")
+    else:
+        for name in context.predictor.chain:
+            info = job.summary.get(name, {})
+            if "error" in info:
+                err.print(f"{name}: failed: {info['error']}", highlight=False, markup=False)
+            else:
+                console.print(
+                    f"{name}: version {info.get('version')} on {job.summary.get('rows', 0)} "
+                    f"tasks in {info.get('fit_seconds')} s",
+                    highlight=False,
+                )
+    if job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@simulate_app.command("bulk-user")
+def simulate_bulk_user(
+    email: Annotated[str, typer.Option(help="Account to fill (created if missing).")],
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated history.")] = 0,
+) -> None:
+    """Give an account the 600-task "bulk user" history of the original system (seed 000).
+
+    Example: `smartstudy simulate bulk-user --email bulk@example.com`.
+    """
+    from smartstudy.services.simulation import simulate_bulk_user as run
+
+    context = _context()
+    with console.status("simulating 600 tasks through the service..."):
+        result = run(context, email, seed=seed)
+    console.print(f"{result.email}: {result.tasks} completed tasks added", highlight=False)
+    if result.password:
+        console.print(f"new account; password: {result.password}", highlight=False)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from smartstudy.config import Settings
+from smartstudy.jobs.runner import InProcessRunner, JobRunner
 from smartstudy.services.predictor import PredictionService
 from smartstudy.store import migrate
 from smartstudy.store.db import make_engine, make_session_factory
@@ -19,6 +20,7 @@ class AppContext:
     engine: Engine
     sessions: sessionmaker[Session]
     predictor: PredictionService = field(default_factory=PredictionService)
+    runner: JobRunner = field(default_factory=InProcessRunner)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
@@ -29,4 +31,5 @@ class AppContext:
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        self.runner.shutdown()
         self.engine.dispose()

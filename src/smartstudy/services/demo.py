@@ -127,9 +127,10 @@ def seed_demo(
             tasks.complete_task(session, user, task.id, correct, seconds, completed_at=done_at)
             predictor.observe(task)
             n_tasks += 1
-    # Back-dated completions are older than what the served models have seen; a fresh
-    # version trained on everything keeps every process consistent.
-    predictor.train(session, predictor.chain[-1])
+    # Back-dated completions are older than what the served models have seen; fresh
+    # versions trained on everything keep every process consistent.
+    for name in predictor.chain:
+        predictor.train(session, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     creds = data_dir / "demo-credentials.txt"
     creds.write_text("\n".join(lines) + "\n")

@@ -30,3 +30,8 @@ class InvalidInputError(ServiceError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class CannotPredictError(ServiceError):
+    """A model has nothing to say about this request (e.g. a topic it was not fitted on);
+    the prediction chain moves on to the next model without treating it as a failure."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
-from smartstudy.services.errors import ServiceError
+from smartstudy.services.app_models import TopicLNIRT
+from smartstudy.services.errors import CannotPredictError, ServiceError
 from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,10 @@ log = logging.getLogger(__name__)
 ModelFactory = Callable[[], LearnerModel]
 
 #: Model families the app can serve, by name. Later families join here.
-APP_MODELS: dict[str, ModelFactory] = {"baseline": Baseline}
-#: The order in which the chain asks them; the first that answers wins.
-DEFAULT_CHAIN: tuple[str, ...] = ("baseline",)
+APP_MODELS: dict[str, ModelFactory] = {"lnirt": TopicLNIRT, "baseline": Baseline}
+#: The order in which the chain asks them; the first that answers wins. The last one must
+#: answer everything (it is rebuilt if its artifact breaks).
+DEFAULT_CHAIN: tuple[str, ...] = ("lnirt", "baseline")
 # Completions are caught up from this far before the newest one seen, so that a row
 # committed late by another process (with an earlier timestamp) is not missed.
 SYNC_WINDOW = timedelta(seconds=10)
@@ -157,6 +160,9 @@ class PredictionService:
                 )
                 _check_prediction(prediction)
                 return prediction
+            except CannotPredictError as exc:
+                log.debug("model %s cannot answer: %s", name, exc)
+                errors.append(f"{name}: {exc}")
             except Exception as exc:  # any model failure falls back
                 log.exception("model %s failed to predict; falling back", name)
                 errors.append(f"{name}: {exc}")
@@ -174,6 +180,11 @@ class PredictionService:
             except Exception:  # learning must never break a completion
                 log.exception("model %s failed to learn from task %s", served.name, task.id)
 
+    def served_model(self, session: Session, name: str) -> LearnerModel:
+        """The live model of family ``name`` (loaded and caught up), e.g. to read a
+        user's personal state. Do not mutate it."""
+        return self._ready(session, name).model
+
     def forget(self) -> None:
         """Drop every served model from memory (they reload from the database)."""
         with self._load_lock:
@@ -183,10 +194,26 @@ class PredictionService:
     def train(self, session: Session, name: str) -> ModelVersion:
         """Fit ``name`` on every completed task, store it as a new active version."""
         data = completed_interactions(session)
+        model, seconds = self.fit_model(name, data)
+        return self.store_version(session, name, model, data, seconds)
+
+    def fit_model(self, name: str, data: pd.DataFrame) -> tuple[LearnerModel, float]:
+        """A new model of family ``name`` fitted on ``data``, and the seconds it took."""
         model = self.factories[name]()
-        started = utcnow()
+        started = time.perf_counter()
         model.fit(data)
-        fit_seconds = (utcnow() - started).total_seconds()
+        return model, time.perf_counter() - started
+
+    def store_version(
+        self,
+        session: Session,
+        name: str,
+        model: LearnerModel,
+        data: pd.DataFrame,
+        fit_seconds: float,
+        metrics: dict | None = None,
+    ) -> ModelVersion:
+        """Store a fitted model as the next version of ``name`` and make it the active one."""
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
         )
@@ -195,6 +222,16 @@ class PredictionService:
             .where(ModelVersion.model_name == name, ModelVersion.is_active.is_(True))
             .values(is_active=False, status="retired")
         )
+        summary: dict = {
+            "rows": len(data),
+            "users": int(data["user_id"].nunique()) if len(data) else 0,
+            "items": int(data["item_id"].nunique()) if len(data) else 0,
+            "fit_seconds": round(fit_seconds, 4),
+            "params": model.get_params(),
+        }
+        skipped = getattr(model, "skipped_", None)
+        if skipped:
+            summary["skipped"] = skipped
         row = ModelVersion(
             model_name=name,
             version=(latest or 0) + 1,
@@ -202,19 +239,13 @@ class PredictionService:
             is_active=True,
             trained_until=data["completed_at"].max() if len(data) else None,
             n_training_rows=len(data),
-            metrics={},
-            training_summary={
-                "rows": len(data),
-                "users": int(data["user_id"].nunique()) if len(data) else 0,
-                "items": int(data["item_id"].nunique()) if len(data) else 0,
-                "fit_seconds": round(fit_seconds, 4),
-                "params": model.get_params(),
-            },
+            metrics=metrics or {},
+            training_summary=summary,
             artifact=model.to_bytes(),
         )
         session.add(row)
         session.flush()
-        log.info("trained %s version %s on %d rows", name, row.version, len(data))
+        log.info("stored %s version %s (%d rows)", name, row.version, len(data))
         return row
 
     def _ready(self, session: Session, name: str) -> _Served:

@@ -17,7 +17,7 @@ from smartstudy.api.schemas import (
     TaskOut,
     TaskPageOut,
 )
-from smartstudy.services import tasks
+from smartstudy.services import tasks, training
 from smartstudy.store.orm import PracticeTask
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -124,7 +124,7 @@ def complete(
     task_id: uuid.UUID, body: CompleteIn, session: DB, context: Context, user: CurrentUser
 ) -> TaskOut:
     """Record the result once (a second completion answers 409)."""
-    task = tasks.complete_task(session, user, task_id, body.is_correct, body.actual_time_seconds)
-    session.commit()
-    context.predictor.observe(task)
+    task = training.complete_task_and_learn(
+        context, session, user, task_id, body.is_correct, body.actual_time_seconds
+    )
     return task_out(task)

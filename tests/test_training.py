@@ -1,0 +1,117 @@
+"""Training in the app: the counter, the job, failures, and LNIRT above Baseline."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from smartstudy.jobs import SyncRunner
+from smartstudy.models.baseline import Baseline
+from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services.app_models import TopicLNIRT
+from smartstudy.services.predictor import PredictionService
+from smartstudy.services.training import complete_task_and_learn, run_training
+from smartstudy.store.db import session_scope
+from smartstudy.store.orm import Job, ModelVersion, TrainingCounter
+
+
+@pytest.fixture
+def sync_context(context):
+    context.runner = SyncRunner()
+    with session_scope(context.sessions) as session:
+        user = accounts.create_user(session, "ada@example.com", "password 123")
+        subject = catalogue.create_subject(session, "Maths")
+        topic = catalogue.create_topic(session, subject.id, "Calculus")
+    return context, user, topic
+
+
+def _do(context, user, topic, difficulty="medium", correct=True, seconds=100.0):
+    with context.sessions() as session:
+        task = tasks.create_task(session, context.predictor, user, topic.id, difficulty)
+        complete_task_and_learn(context, session, user, task.id, correct, seconds)
+        return task
+
+
+def _versions(context, name):
+    with context.sessions() as session:
+        return session.scalars(
+            select(ModelVersion.version)
+            .where(ModelVersion.model_name == name)
+            .order_by(ModelVersion.version)
+        ).all()
+
+
+def test_every_fifth_completion_trains(sync_context):
+    context, user, topic = sync_context
+    for _ in range(4):
+        _do(context, user, topic)
+    assert _versions(context, "baseline") == [1]  # made when the first prediction was asked
+    _do(context, user, topic)
+    assert _versions(context, "baseline") == [1, 2]
+    assert _versions(context, "lnirt") == [1, 2]
+    with context.sessions() as session:
+        counter = session.get(TrainingCounter, "training")
+        jobs = session.scalars(select(Job)).all()
+    assert (counter.count, counter.total) == (0, 5)
+    assert counter.last_trained_at is not None
+    assert [(j.kind, j.status) for j in jobs] == [("training", "succeeded")]
+    assert jobs[0].summary["rows"] == 5
+    _do(context, user, topic)
+    with context.sessions() as session:
+        assert session.get(TrainingCounter, "training").count == 1
+
+
+def test_lnirt_answers_once_a_topic_has_data(sync_context):
+    context, user, topic = sync_context
+    first = _do(context, user, topic)
+    assert first.model_name == "baseline"  # no topic has an LNIRT yet
+    for i in range(12):
+        _do(context, user, topic, ("easy", "medium", "hard")[i % 3], correct=i % 2 == 0)
+    later = _do(context, user, topic)
+    assert later.model_name == "lnirt"
+    assert later.model_version == str(_versions(context, "lnirt")[-1])
+
+
+class FailingFit(Baseline):
+    def fit(self, df):
+        raise RuntimeError("training exploded")
+
+
+def test_a_failing_training_keeps_the_active_version(sync_context):
+    context, user, topic = sync_context
+    context.predictor = PredictionService(
+        chain=("flaky", "baseline"), factories={"flaky": Baseline, "baseline": Baseline}
+    )
+    _do(context, user, topic)  # first versions of both
+    context.predictor.factories["flaky"] = FailingFit
+    job = run_training(context)
+    assert job.status == "failed"
+    assert "training exploded" in job.error
+    assert job.summary["baseline"]["version"] == 1  # the other family still trained
+    assert _versions(context, "flaky") == [1]
+    with context.sessions() as session:
+        active = session.scalar(
+            select(ModelVersion).where(ModelVersion.model_name == "flaky", ModelVersion.is_active)
+        )
+        assert active.version == 1
+        p = context.predictor.predict(session, user.id, topic.id, "easy")
+    assert p.model_name == "flaky" and p.model_version == "1"
+
+
+def test_topic_lnirt_round_trip_and_unknown_topic():
+    from smartstudy.data.simulate import simulate_lnirt
+    from smartstudy.services.errors import CannotPredictError
+
+    df, _ = simulate_lnirt(60, 6, seed=3)
+    df["skill_id"] = "t1"
+    df["item_id"] = "t1:" + df["item_id"].astype(str)
+    few = df.iloc[:5].assign(skill_id="t2", item_id="t2:x")  # too few rows for an LNIRT
+    model = TopicLNIRT().fit(pd.concat([df.iloc[5:], few]))
+    assert set(model.models_) == {"t1"}
+    assert "fewer than 10" in model.skipped_["t2"]
+    clone = TopicLNIRT.from_bytes(model.to_bytes())
+    probe = df.iloc[:20]
+    assert clone.predict(probe).equals(model.predict(probe))
+    with pytest.raises(CannotPredictError, match="t9"):
+        model.predict(probe.assign(skill_id="t9"))
