@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from smartstudy.cli import app
-from smartstudy.store.orm import ModelVersion, PracticeTask, User
+from smartstudy.store.orm import ModelVersion, PracticeTask, Question, User
 
 runner = CliRunner()
 
@@ -71,6 +73,7 @@ def test_demo_is_idempotent(data_dir):
     assert len(lines) == 5 and "(admin)" in lines[0]
     n_tasks = _count(data_dir, PracticeTask)
     assert n_tasks >= 100
+    assert _count(data_dir, Question) >= 18  # a question bank for the quizzes
     second = runner.invoke(app, ["demo"])
     assert second.exit_code == 0 and "already present" in second.output
     assert _count(data_dir, PracticeTask) == n_tasks
@@ -206,3 +209,54 @@ def test_serve_demo_end_to_end(tmp_path):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _quiz_history(n_students: int = 5, n_quizzes: int = 3) -> list[str]:
+    """Students answering quizzes on two concepts, through the services (SQLite file)."""
+    from smartstudy.config import Settings
+    from smartstudy.services import accounts, catalogue, quiz
+    from smartstudy.services.context import AppContext
+    from smartstudy.store.db import session_scope
+
+    context = AppContext.from_settings(Settings())
+    context.migrate()
+    rng = random.Random(0)
+    with session_scope(context.sessions) as session:
+        subject = catalogue.create_subject(session, "Maths")
+        topic = catalogue.create_topic(session, subject.id, "Calculus")
+        concept_ids = []
+        for name in ("Limits", "Derivatives"):
+            concept = catalogue.create_concept(session, topic.id, name)
+            concept_ids.append(str(concept.id))
+            for i in range(4):
+                quiz.create_question(session, concept.id, f"{name} {i}", ["a", "b", "c"], 2)
+        for k in range(n_students):
+            user = accounts.create_user(session, f"s{k}@example.com", "password 123")
+            for _ in range(n_quizzes):
+                s = quiz.create_session(session, user, topic_id=topic.id, n_questions=8, seed=k)
+                for j, q in enumerate(s.questions):
+                    learned = j >= 3 or rng.random() < 0.3
+                    quiz.answer_question(session, user, s.id, q.id, 2 if learned else 0)
+                quiz.submit_session(session, user, s.id)
+    context.close()
+    return concept_ids
+
+
+def test_fit_bkt(data_dir):
+    concept_ids = _quiz_history()
+    usage = runner.invoke(app, ["fit-bkt"])
+    assert usage.exit_code == 1 and "--concept-id" in usage.output
+    result = runner.invoke(app, ["fit-bkt", "--all", "--activate", "--restarts", "2"])
+    assert result.exit_code == 0, result.output
+    assert "BKT fit, run" in result.output
+    assert "2 fitted, 0 skipped, 0 failed" in result.output
+    assert result.output.count("fitted, active") == 2
+    one = runner.invoke(
+        app, ["fit-bkt", "--concept-id", concept_ids[0], "--min-users", "50", "--restarts", "1"]
+    )
+    assert one.exit_code == 0, one.output
+    assert "skipped" in one.output and "needs 10 attempts and 50 users" in one.output
+    bad = runner.invoke(app, ["fit-bkt", "--all", "--from-date", "yesterday"])
+    assert bad.exit_code == 1 and "not a date" in bad.output
+    missing = runner.invoke(app, ["fit-bkt", "--concept-id", str(uuid.uuid4())])
+    assert missing.exit_code == 1 and "concept not found" in missing.output

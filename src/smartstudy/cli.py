@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -231,6 +233,122 @@ def simulate_bulk_user(
     console.print(f"{result.email}: {result.tasks} completed tasks added", highlight=False)
     if result.password:
         console.print(f"new account; password: {result.password}", highlight=False)
+
+
+def _parse_date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option}: {value!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command("fit-bkt")
+def fit_bkt(
+    concept_id: Annotated[
+        list[str] | None, typer.Option(help="Concept id to fit (repeat for several).")
+    ] = None,
+    all_concepts: Annotated[
+        bool, typer.Option("--all", help="Fit every concept with quiz answers.")
+    ] = False,
+    from_date: Annotated[
+        str | None, typer.Option(help="Only answers from (e.g. 2026-01-01).")
+    ] = None,
+    to_date: Annotated[str | None, typer.Option(help="Only answers up to this date.")] = None,
+    min_attempts: Annotated[int, typer.Option(help="Attempts a concept needs.")] = 10,
+    min_users: Annotated[int, typer.Option(help="Students a concept needs.")] = 3,
+    l0_min: Annotated[float | None, typer.Option("--L0-min")] = None,
+    l0_max: Annotated[float | None, typer.Option("--L0-max")] = None,
+    t_min: Annotated[float | None, typer.Option("--T-min")] = None,
+    t_max: Annotated[float | None, typer.Option("--T-max")] = None,
+    s_min: Annotated[float | None, typer.Option("--S-min")] = None,
+    s_max: Annotated[float | None, typer.Option("--S-max")] = None,
+    g_min: Annotated[float | None, typer.Option("--G-min")] = None,
+    g_max: Annotated[float | None, typer.Option("--G-max")] = None,
+    restarts: Annotated[int, typer.Option(help="Random EM restarts per concept.")] = 5,
+    forgets: Annotated[bool, typer.Option("--forgets", help="Also learn forgetting F.")] = False,
+    activate: Annotated[
+        bool, typer.Option("--activate", help="Make valid fits the active parameters.")
+    ] = False,
+) -> None:
+    """Fit BKT parameters per concept from quiz history (EM with restarts and bounds).
+
+    Example: `smartstudy fit-bkt --all --activate --G-max 0.3`. Exits 1 if any concept failed.
+    """
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from smartstudy.models.bkt.em import DEFAULT_BOUNDS
+    from smartstudy.services.mastery import FitOptions, fit_concepts
+
+    if bool(concept_id) == all_concepts:
+        raise fail("give --concept-id (one or more) or --all")
+    try:
+        ids = None if all_concepts else [uuid.UUID(c) for c in concept_id or []]
+    except ValueError:
+        raise fail("--concept-id must be a concept UUID") from None
+    bounds = {}
+    for name, lo, hi in (
+        ("l0", l0_min, l0_max),
+        ("t", t_min, t_max),
+        ("s", s_min, s_max),
+        ("g", g_min, g_max),
+    ):
+        if lo is not None or hi is not None:
+            default_lo, default_hi = DEFAULT_BOUNDS[name]
+            bounds[name] = (default_lo if lo is None else lo, default_hi if hi is None else hi)
+    options = FitOptions(
+        from_date=_parse_date(from_date, "--from-date"),
+        to_date=_parse_date(to_date, "--to-date"),
+        min_attempts=min_attempts,
+        min_users=min_users,
+        bounds=bounds,
+        forgets=forgets,
+        n_restarts=restarts,
+        activate=activate,
+    )
+    context = _context()
+    session = context.sessions()
+    try:
+        with Progress(console=err, transient=True) as bar:
+            job = bar.add_task("fitting concepts", total=None)
+
+            def tick(_concept: uuid.UUID, _state: str) -> None:
+                bar.advance(job)
+
+            outcome = fit_concepts(session, ids, options, trigger="cli", progress=tick)
+        session.commit()
+    except ServiceError as exc:
+        session.rollback()
+        raise fail(str(exc)) from None
+    finally:
+        session.close()
+    table = Table(title=f"BKT fit, run {outcome.run.id}")
+    for col in ("concept", "result", "L0", "T", "S", "G", "F", "detail"):
+        table.add_column(col)
+    for key, row in outcome.fitted.items():
+        state = "fitted, active" if row.is_active else "fitted"
+        table.add_row(
+            key,
+            state,
+            *(f"{v:.3f}" for v in (row.l0, row.t, row.s, row.g, row.f)),
+            f"v{row.version}, {row.n_attempts} answers by {row.n_users} students",
+        )
+    for key, why in outcome.skipped.items():
+        table.add_row(key, "skipped", "", "", "", "", "", why)
+    for key, why in outcome.failed.items():
+        table.add_row(key, "[red]failed[/]", "", "", "", "", "", why)
+    out = console if console.is_terminal else Console(width=160)
+    out.print(table)
+    out.print(
+        f"{len(outcome.fitted)} fitted, {len(outcome.skipped)} skipped, "
+        f"{len(outcome.failed)} failed",
+        highlight=False,
+    )
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api.routers import auth, catalogue, health, tasks
+from smartstudy.api.routers import auth, catalogue, health, learning, quiz, tasks
 from smartstudy.config import Settings
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import (
@@ -92,4 +92,6 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     app.include_router(auth.router)
     app.include_router(catalogue.router)
     app.include_router(tasks.router)
+    app.include_router(quiz.router)
+    app.include_router(learning.router)
     return app

@@ -137,3 +137,131 @@ class TaskPageOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+
+
+class QuestionIn(Strict):
+    concept_id: uuid.UUID
+    prompt: str = Field(min_length=1, max_length=4000)
+    options: list[str] = Field(min_length=2, max_length=8)
+    correct_option: int = Field(ge=0, description="Index in options of the right answer.")
+    difficulty: Difficulty = "medium"
+
+
+class QuestionOut(BaseModel):
+    """A question; ``correct_option`` is shown to admins only."""
+
+    id: uuid.UUID
+    concept_id: uuid.UUID
+    prompt: str
+    options: list[str]
+    difficulty: Difficulty
+    correct_option: int | None = None
+
+
+class SessionIn(Strict):
+    topic_id: uuid.UUID | None = None
+    concept_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+    n_questions: int = Field(default=5, ge=1, le=50)
+
+
+class SessionQuestionOut(BaseModel):
+    id: uuid.UUID
+    position: int
+    prompt: str
+    options: list[str]
+    concept_id: uuid.UUID | None
+    chosen_option: int | None = None
+    is_correct: bool | None = Field(default=None, description="Shown once submitted.")
+    correct_option: int | None = Field(default=None, description="Shown once submitted.")
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    topic_id: uuid.UUID | None
+    status: Literal["open", "submitted"]
+    created_at: datetime
+    submitted_at: datetime | None
+    n_correct: int | None
+    questions: list[SessionQuestionOut]
+
+
+class AnswerIn(Strict):
+    session_question_id: uuid.UUID
+    chosen_option: int = Field(ge=0)
+
+
+class MasteryChange(BaseModel):
+    concept_id: uuid.UUID
+    p_mastery: float
+
+
+class SubmissionOut(BaseModel):
+    session: SessionOut
+    n_questions: int
+    n_answered: int
+    n_correct: int
+    mastery: list[MasteryChange]
+    warnings: list[str]
+
+
+class RecomputeIn(Strict):
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    min_attempts: int = Field(default=10, ge=1)
+    min_users: int = Field(default=3, ge=1)
+    concept_ids: list[uuid.UUID] | None = None
+    activate_new_params: bool = False
+    forgets: bool = False
+    n_restarts: int = Field(default=5, ge=1, le=50)
+
+
+class AlgoOut(BaseModel):
+    key: str
+    version: str
+
+
+class RecomputeSummary(BaseModel):
+    concepts_processed: int
+    params_fitted: int
+    skipped: dict[str, str]
+    errors: dict[str, str]
+
+
+class RecomputeOut(BaseModel):
+    ok: bool
+    run_id: uuid.UUID
+    algo: AlgoOut
+    params_id: uuid.UUID | None = Field(
+        description="The fitted version when one concept was fitted."
+    )
+    params_ids: dict[str, uuid.UUID]
+    summary: RecomputeSummary
+
+
+class MasteryUpdateIn(Strict):
+    user_id: uuid.UUID | None = Field(default=None, description="Default: yourself.")
+    question_id: uuid.UUID | None = None
+    concept_id: uuid.UUID
+    correct: bool
+    snapshot_mastery: bool = False
+
+
+class MasteryUpdateOut(BaseModel):
+    user_id: uuid.UUID
+    concept_id: uuid.UUID
+    p_mastery: float
+    n_attempts: int
+    algo_version_id: uuid.UUID | None
+    params_id: uuid.UUID | None
+
+
+class MasteryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    concept_id: uuid.UUID
+    p_mastery: float
+    n_attempts: int
+    last_attempt_at: datetime | None
+    updated_at: datetime

@@ -6,6 +6,7 @@ so an estimator can be checked against it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,4 +128,103 @@ def simulate_lnirt(
     return frame, truth
 
 
-__all__ = ["simulate_lnirt"]
+_BKT_KEYS = ("l0", "t", "s", "g", "f")
+
+
+def _bkt_param_set(params: Any) -> dict[str, float]:
+    """One skill's BKT parameters from a mapping or an object with attributes l0, t, s, g
+    (and optionally f), e.g. ``smartstudy.models.bkt.BKTParams``."""
+    get = params.get if isinstance(params, Mapping) else lambda k, d=None: getattr(params, k, d)
+    values = {k: get(k, 0.0 if k == "f" else None) for k in _BKT_KEYS}
+    missing = [k for k, v in values.items() if v is None]
+    if missing:
+        raise ValueError(f"BKT parameters need l0, t, s, g (f optional); missing {missing}")
+    out = {k: float(v) for k, v in values.items()}
+    for k, v in out.items():
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"BKT parameter {k} must lie in [0, 1], got {v!r}")
+    return out
+
+
+def simulate_bkt(
+    n_students: int,
+    n_attempts: int,
+    params: Any,
+    *,
+    n_skills: int = 1,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Draw answers from Bayesian Knowledge Tracing (Corbett & Anderson 1995, UMUAI 4).
+
+    Per student and skill, the hidden state starts learned with probability ``l0``; at each
+    attempt the answer is correct with probability ``1 - s`` if learned and ``g`` if not;
+    after it an unlearned student learns with probability ``t`` and a learned one forgets
+    with probability ``f`` (0 unless given, as in pyBKT's forgetting model).
+
+    ``params`` is one parameter set (a mapping or an object with ``l0, t, s, g`` and
+    optionally ``f``) used for every skill, or a sequence of ``n_skills`` of them. Every
+    student makes ``n_attempts`` attempts at each skill; a student's skills are interleaved
+    in a random order given by ``order``. ``item_id`` equals ``skill_id`` (BKT has no items).
+
+    Returns the interactions frame (``user_id, item_id, skill_id, correct, rt_seconds,
+    order``; no times) and the truth: ``params`` (``{skill_id: {l0, t, s, g, f}}``),
+    ``learned`` (the hidden state at each row of the frame, 0/1) and ``skill_ids``.
+    """
+    if n_students < 1 or n_attempts < 1 or n_skills < 1:
+        raise ValueError(
+            f"need n_students, n_attempts and n_skills >= 1, got {n_students}, {n_attempts}, "
+            f"{n_skills}"
+        )
+    if isinstance(params, Mapping) or not isinstance(params, Sequence):
+        sets = [_bkt_param_set(params)] * n_skills
+    else:
+        if len(params) != n_skills:
+            raise ValueError(f"got {len(params)} parameter sets for n_skills={n_skills}")
+        sets = [_bkt_param_set(p) for p in params]
+    rng = np.random.default_rng(seed)
+    table = np.array([[p[k] for k in _BKT_KEYS] for p in sets])  # (n_skills, 5)
+    l0, t, s, g, f = (table[:, k][None, :] for k in range(5))
+
+    # State and answers for all (student, skill) chains at once, one attempt at a time.
+    learned = np.empty((n_students, n_skills, n_attempts), dtype=np.int64)
+    correct = np.empty_like(learned)
+    state = rng.uniform(size=(n_students, n_skills)) < l0
+    for k in range(n_attempts):
+        p_correct = np.where(state, 1.0 - s, g)
+        learned[:, :, k] = state
+        correct[:, :, k] = rng.uniform(size=state.shape) < p_correct
+        u = rng.uniform(size=state.shape)
+        state = np.where(state, u >= f, u < t)
+
+    student, skill, _ = np.indices(learned.shape).reshape(3, -1)
+    # Interleave each student's skills: a random permutation of the student's attempt slots,
+    # sorted within each skill so that a skill's attempts keep their sequence.
+    n_slots = n_skills * n_attempts
+    slots = np.argsort(rng.uniform(size=(n_students, n_slots)), axis=1)
+    order = np.sort(slots.reshape(n_students, n_skills, n_attempts), axis=2).reshape(-1)
+
+    width_s, width_k = len(str(n_students - 1)), len(str(n_skills - 1))
+    user_ids = np.array([f"s{k:0{width_s}d}" for k in range(n_students)])
+    skill_ids = np.array([f"k{k:0{width_k}d}" for k in range(n_skills)])
+    frame = pd.DataFrame(
+        {
+            "user_id": user_ids[student],
+            "item_id": skill_ids[skill],
+            "skill_id": skill_ids[skill],
+            "correct": correct.reshape(-1),
+            "rt_seconds": np.nan,
+            "order": order,
+        }
+    )
+    states = learned.reshape(-1)
+    sort = frame.sort_values(["user_id", "order"], kind="stable").index.to_numpy()
+    frame = frame.loc[sort].reset_index(drop=True)
+    truth: dict[str, Any] = {
+        "params": {str(k): dict(p) for k, p in zip(skill_ids, sets, strict=True)},
+        "learned": states[sort],
+        "skill_ids": skill_ids,
+    }
+    return frame, truth
+
+
+__all__ = ["simulate_bkt", "simulate_lnirt"]

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services import accounts, catalogue, quiz, tasks
 from smartstudy.services.predictor import PredictionService
 from smartstudy.store.orm import User, utcnow
 
@@ -36,6 +36,64 @@ CATALOGUE: dict[str, dict[str, list[str]]] = {
         "Mechanics": ["Kinematics", "Newton's laws", "Work and energy"],
         "Waves": ["Wave properties", "Interference", "Doppler effect"],
     },
+}
+
+#: A small question bank for the demo quizzes: concept -> (prompt, options, right option).
+QUESTIONS: dict[str, list[tuple[str, list[str], int]]] = {
+    "Limits": [
+        ("lim x→0 of sin(x)/x is", ["0", "1", "∞", "undefined"], 1),
+        ("lim x→∞ of 1/x is", ["0", "1", "∞", "−1"], 0),
+        ("lim x→2 of (x² − 4)/(x − 2) is", ["0", "2", "4", "undefined"], 2),
+    ],
+    "Derivatives": [
+        ("d/dx of x³ is", ["x²", "3x²", "3x", "x³/3"], 1),
+        ("d/dx of eˣ is", ["eˣ", "x·eˣ⁻¹", "ln x", "1"], 0),
+        ("d/dx of ln x (x > 0) is", ["ln x", "x", "1/x", "eˣ"], 2),
+    ],
+    "Chain rule": [
+        ("d/dx of sin(2x) is", ["cos(2x)", "2cos(2x)", "−2cos(2x)", "2sin(x)"], 1),
+        ("d/dx of (3x + 1)² is", ["2(3x + 1)", "6(3x + 1)", "(3x + 1)", "9x"], 1),
+    ],
+    "Integrals": [
+        ("∫ 2x dx is", ["x² + C", "2x² + C", "x + C", "2 + C"], 0),
+        ("∫₀¹ x dx is", ["1", "1/2", "2", "0"], 1),
+    ],
+    "Supply and demand": [
+        (
+            "If demand rises and supply is unchanged, the price",
+            ["falls", "rises", "stays", "is 0"],
+            1,
+        ),
+        (
+            "A price ceiling below equilibrium causes",
+            ["a surplus", "a shortage", "nothing", "deflation"],
+            1,
+        ),
+    ],
+    "Elasticity": [
+        ("Demand is elastic when |PED| is", ["< 1", "= 1", "> 1", "= 0"], 2),
+        ("For a good with perfectly inelastic demand, PED is", ["0", "1", "∞", "−1"], 0),
+    ],
+    "Kinematics": [
+        (
+            "A car goes from 0 to 20 m/s in 4 s; its acceleration is",
+            ["4 m/s²", "5 m/s²", "80 m/s²", "16 m/s²"],
+            1,
+        ),
+        ("Displacement is the area under the graph of", ["a–t", "v–t", "s–t", "F–t"], 1),
+    ],
+    "Newton's laws": [
+        (
+            "A 2 kg mass with a net force of 10 N accelerates at",
+            ["5 m/s²", "20 m/s²", "12 m/s²", "0.2 m/s²"],
+            0,
+        ),
+        (
+            "Action and reaction forces act on",
+            ["the same body", "different bodies", "no body", "the ground only"],
+            1,
+        ),
+    ],
 }
 
 # Typical time on a task by difficulty (seconds) and log-odds of success shifts, taken from
@@ -69,10 +127,13 @@ def seed_catalogue(session: Session) -> None:
             topic = catalogue.find_topic(session, subject, topic_name) or catalogue.create_topic(
                 session, subject.id, topic_name
             )
-            existing = {c.name for c in catalogue.list_concepts(session, topic.id)}
-            for concept in concepts:
-                if concept not in existing:
-                    catalogue.create_concept(session, topic.id, concept)
+            existing = {c.name: c for c in catalogue.list_concepts(session, topic.id)}
+            for name in concepts:
+                if name in existing:
+                    continue
+                concept = catalogue.create_concept(session, topic.id, name)
+                for prompt, options, right in QUESTIONS.get(name, []):
+                    quiz.create_question(session, concept.id, prompt, options, right)
 
 
 def seed_demo(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -234,3 +235,185 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlgoVersion(Base):
+    """A version of an algorithm's code/maths (e.g. bkt v1); fitted parameters point here."""
+
+    __tablename__ = "algo_versions"
+    __table_args__ = (UniqueConstraint("key", "version", name="uq_algo_versions_key_version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    key: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlgoRun(Base):
+    """One fitting run (CLI or API): what was asked, how long it took, how it ended."""
+
+    __tablename__ = "algo_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    algo_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("algo_versions.id"))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    trigger: Mapped[str] = mapped_column(String(32), default="cli")
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class BKTSkillParams(Base):
+    """Fitted BKT parameters of one concept; versions accumulate, one at most is active."""
+
+    __tablename__ = "bkt_skill_params"
+    __table_args__ = (
+        UniqueConstraint("concept_id", "version", name="uq_bkt_skill_params_concept_version"),
+        CheckConstraint(
+            "l0 > 0 AND l0 < 1 AND t > 0 AND t < 1 AND s > 0 AND s < 1 AND g > 0 AND g < 1 "
+            "AND f >= 0 AND f < 1",
+            name="ranges",
+        ),
+        # Exactly one active version per concept, enforced by the database itself.
+        Index(
+            "uq_bkt_skill_params_one_active",
+            "concept_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    concept_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("concepts.id", ondelete="CASCADE"), index=True
+    )
+    algo_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("algo_versions.id"))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("algo_runs.id", ondelete="SET NULL"), default=None
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    l0: Mapped[float] = mapped_column(Float)
+    t: Mapped[float] = mapped_column(Float)
+    s: Mapped[float] = mapped_column(Float)
+    g: Mapped[float] = mapped_column(Float)
+    f: Mapped[float] = mapped_column(Float, default=0.0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data_from: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    data_to: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    n_users: Mapped[int] = mapped_column(Integer, default=0)
+    n_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    constraints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class BKTUserSkillState(Base):
+    """A user's current mastery of one concept."""
+
+    __tablename__ = "bkt_user_skill_state"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    concept_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("concepts.id", ondelete="CASCADE"), primary_key=True
+    )
+    p_mastery: Mapped[float] = mapped_column(Float)
+    n_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    params_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bkt_skill_params.id", ondelete="SET NULL"), default=None
+    )
+    algo_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("algo_versions.id"), default=None
+    )
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MasterySnapshot(Base):
+    """Mastery at one moment, for history charts."""
+
+    __tablename__ = "mastery_snapshots"
+    __table_args__ = (
+        Index("ix_mastery_snapshots_user_concept_time", "user_id", "concept_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    concept_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("concepts.id", ondelete="CASCADE"))
+    p_mastery: Mapped[float] = mapped_column(Float)
+    n_attempts: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), default="update")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StudySession(Base):
+    """A quiz session: questions drawn from the bank, answered, then submitted once."""
+
+    __tablename__ = "study_sessions"
+    __table_args__ = (CheckConstraint("status IN ('open', 'submitted')", name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    topic_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("topics.id", ondelete="SET NULL"), default=None
+    )
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    n_correct: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    questions: Mapped[list[SessionQuestion]] = relationship(
+        back_populates="session", order_by="SessionQuestion.position"
+    )
+
+
+class SessionQuestion(Base):
+    """A question as it was asked: a snapshot, so later edits of the bank change nothing."""
+
+    __tablename__ = "session_questions"
+    __table_args__ = (
+        UniqueConstraint("session_id", "position", name="uq_session_questions_position"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("study_sessions.id", ondelete="CASCADE"), index=True
+    )
+    question_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL"), default=None
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    snapshot_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    session: Mapped[StudySession] = relationship(back_populates="questions")
+    answer: Mapped[SessionAnswer | None] = relationship(back_populates="question")
+
+
+class SessionAnswer(Base):
+    __tablename__ = "session_answers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_question_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("session_questions.id", ondelete="CASCADE"), unique=True
+    )
+    chosen_option: Mapped[int] = mapped_column(Integer)
+    is_correct: Mapped[bool] = mapped_column(Boolean)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    question: Mapped[SessionQuestion] = relationship(back_populates="answer")

@@ -1,0 +1,377 @@
+"""BKT mastery in the app: online updates, per-concept fitting with versions, and runs.
+
+Attempts come from submitted quiz sessions (each answered question's snapshot names its
+concept). Fitted parameters are stored as versions per concept; the database allows only
+one active version per concept, and a version whose parameters fail validation or look
+degenerate is stored for the record but never activated. Concepts without an active version
+use the defaults of seed 003 (L0 0.1, T 0.2, S 0.1, G 0.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from smartstudy.models.bkt.core import (
+    DEFAULT_PARAMS,
+    BKTParams,
+    check_degeneracy,
+    update_mastery,
+    validate_params,
+)
+from smartstudy.models.bkt.em import fit_em
+from smartstudy.models.bkt.model import BKT
+from smartstudy.services.errors import InvalidInputError, NotFoundError
+from smartstudy.store.orm import (
+    AlgoRun,
+    AlgoVersion,
+    BKTSkillParams,
+    BKTUserSkillState,
+    Concept,
+    MasterySnapshot,
+    SessionAnswer,
+    SessionQuestion,
+    StudySession,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+ALGO_KEY = "bkt"
+ALGO_VERSION = "v1"
+
+
+def algo_version(session: Session) -> AlgoVersion:
+    """The ``bkt v1`` row, created on first use."""
+    row = session.scalar(
+        select(AlgoVersion).where(AlgoVersion.key == ALGO_KEY, AlgoVersion.version == ALGO_VERSION)
+    )
+    if row is None:
+        row = AlgoVersion(
+            key=ALGO_KEY,
+            version=ALGO_VERSION,
+            description="Bayesian Knowledge Tracing (Corbett & Anderson 1995), EM fit",
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def active_params(
+    session: Session, concept_id: uuid.UUID
+) -> tuple[BKTParams, BKTSkillParams | None]:
+    row = session.scalar(
+        select(BKTSkillParams).where(
+            BKTSkillParams.concept_id == concept_id, BKTSkillParams.is_active.is_(True)
+        )
+    )
+    if row is None:
+        return DEFAULT_PARAMS, None
+    return BKTParams(l0=row.l0, t=row.t, s=row.s, g=row.g, f=row.f), row
+
+
+def apply_attempt(
+    session: Session,
+    user_id: uuid.UUID,
+    concept_id: uuid.UUID,
+    correct: bool,
+    *,
+    at: datetime | None = None,
+    snapshot: bool = False,
+    source: str = "update",
+) -> BKTUserSkillState:
+    """One online BKT step for (user, concept): posterior given the answer, then learning."""
+    if session.get(Concept, concept_id) is None:
+        raise NotFoundError("concept not found")
+    params, params_row = active_params(session, concept_id)
+    state = session.scalar(
+        select(BKTUserSkillState)
+        .where(BKTUserSkillState.user_id == user_id, BKTUserSkillState.concept_id == concept_id)
+        .with_for_update()
+    )
+    now = at or utcnow()
+    if state is None:
+        state = BKTUserSkillState(user_id=user_id, concept_id=concept_id, p_mastery=params.l0)
+        state.n_attempts = 0
+        session.add(state)
+    state.p_mastery = update_mastery(state.p_mastery, bool(correct), params)
+    state.n_attempts += 1
+    state.last_attempt_at = now
+    state.updated_at = utcnow()
+    state.params_id = params_row.id if params_row else None
+    state.algo_version_id = algo_version(session).id
+    if snapshot:
+        session.add(
+            MasterySnapshot(
+                user_id=user_id,
+                concept_id=concept_id,
+                p_mastery=state.p_mastery,
+                n_attempts=state.n_attempts,
+                source=source,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return state
+
+
+def list_mastery(
+    session: Session, user_id: uuid.UUID, concept_id: uuid.UUID | None = None
+) -> list[BKTUserSkillState]:
+    stmt = select(BKTUserSkillState).where(BKTUserSkillState.user_id == user_id)
+    if concept_id is not None:
+        stmt = stmt.where(BKTUserSkillState.concept_id == concept_id)
+    return list(session.scalars(stmt.order_by(BKTUserSkillState.concept_id)))
+
+
+def mastery_history(
+    session: Session, user_id: uuid.UUID, concept_id: uuid.UUID
+) -> list[MasterySnapshot]:
+    return list(
+        session.scalars(
+            select(MasterySnapshot)
+            .where(MasterySnapshot.user_id == user_id, MasterySnapshot.concept_id == concept_id)
+            .order_by(MasterySnapshot.created_at)
+        )
+    )
+
+
+# -- fitting ---------------------------------------------------------------------------------
+@dataclass
+class FitOptions:
+    """What to fit and how (the flags of ``smartstudy fit-bkt``)."""
+
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    min_attempts: int = 10  # attempts on the concept, all users together
+    min_users: int = 3
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    forgets: bool = False
+    n_restarts: int = 5
+    max_iter: int = 200
+    activate: bool = False
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.min_attempts < 1:
+            raise InvalidInputError("min_attempts", "must be at least 1")
+        if self.min_users < 1:
+            raise InvalidInputError("min_users", "must be at least 1")
+        if self.from_date and self.to_date and self.from_date > self.to_date:
+            raise InvalidInputError("from_date", "must not be after to_date")
+        from smartstudy.models.bkt.em import resolve_bounds
+
+        try:
+            resolve_bounds(self.bounds, forgets=self.forgets)
+        except ValueError as exc:
+            raise InvalidInputError("bounds", str(exc)) from exc
+
+
+@dataclass
+class FitOutcome:
+    run: AlgoRun
+    fitted: dict[str, BKTSkillParams] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def answer_sequences(
+    session: Session, from_date: datetime | None = None, to_date: datetime | None = None
+) -> dict[uuid.UUID, pd.DataFrame]:
+    """Submitted quiz answers per concept, as interactions frames ordered in time."""
+    stmt = (
+        select(
+            StudySession.user_id,
+            SessionQuestion.snapshot_json,
+            SessionAnswer.is_correct,
+            SessionAnswer.answered_at,
+        )
+        .join(SessionQuestion, SessionAnswer.session_question_id == SessionQuestion.id)
+        .join(StudySession, SessionQuestion.session_id == StudySession.id)
+        .where(StudySession.status == "submitted")
+    )
+    if from_date is not None:
+        stmt = stmt.where(SessionAnswer.answered_at >= from_date)
+    if to_date is not None:
+        stmt = stmt.where(SessionAnswer.answered_at <= to_date)
+    rows: dict[uuid.UUID, list[tuple]] = defaultdict(list)
+    for user_id, snap, correct, at in session.execute(stmt):
+        concept = (snap or {}).get("concept_id")
+        if not concept:
+            continue
+        rows[uuid.UUID(str(concept))].append((str(user_id), int(correct), at))
+    out = {}
+    for concept, items in rows.items():
+        frame = pd.DataFrame(items, columns=["user_id", "correct", "answered_at"])
+        frame["order"] = [a.timestamp() for a in frame["answered_at"]]
+        frame["item_id"] = frame["skill_id"] = str(concept)
+        out[concept] = frame.sort_values(["user_id", "order"], kind="stable")
+    return out
+
+
+def fit_concepts(
+    session: Session,
+    concept_ids: Iterable[uuid.UUID] | None,
+    options: FitOptions,
+    *,
+    trigger: str = "cli",
+    requested_by: uuid.UUID | None = None,
+    progress: Callable[[uuid.UUID, str], None] | None = None,
+) -> FitOutcome:
+    """Fit BKT per concept (all concepts with data when ``concept_ids`` is None); log a run."""
+    options.check()
+    version = algo_version(session)
+    run = AlgoRun(
+        algo_version_id=version.id,
+        trigger=trigger,
+        requested_by=requested_by,
+        params={
+            "concept_ids": None if concept_ids is None else [str(c) for c in concept_ids],
+            "from_date": options.from_date.isoformat() if options.from_date else None,
+            "to_date": options.to_date.isoformat() if options.to_date else None,
+            "min_attempts": options.min_attempts,
+            "min_users": options.min_users,
+            "bounds": options.bounds,
+            "forgets": options.forgets,
+            "n_restarts": options.n_restarts,
+            "activate": options.activate,
+        },
+    )
+    session.add(run)
+    session.flush()
+    started = time.perf_counter()
+    outcome = FitOutcome(run=run)
+    data = answer_sequences(session, options.from_date, options.to_date)
+    targets = list(data) if concept_ids is None else list(concept_ids)
+    for concept_id in targets:
+        key = str(concept_id)
+        if session.get(Concept, concept_id) is None:
+            outcome.failed[key] = "concept not found"
+        else:
+            frame = data.get(concept_id)
+            n = 0 if frame is None else len(frame)
+            users = 0 if frame is None else frame["user_id"].nunique()
+            if n < options.min_attempts or users < options.min_users:
+                outcome.skipped[key] = (
+                    f"{n} attempts by {users} users; needs {options.min_attempts} attempts "
+                    f"and {options.min_users} users"
+                )
+            else:
+                try:
+                    row = _fit_one(session, concept_id, frame, options, version, run)
+                except Exception as exc:
+                    log.exception("BKT fit of concept %s failed", concept_id)
+                    outcome.failed[key] = f"{type(exc).__name__}: {exc}"
+                else:
+                    if row.is_valid:
+                        outcome.fitted[key] = row
+                    else:
+                        outcome.failed[key] = "degenerate or invalid: " + "; ".join(row.problems)
+        if progress:
+            progress(concept_id, "fitted" if key in outcome.fitted else "done")
+    run.status = "failed" if outcome.failed else "succeeded"
+    run.finished_at = utcnow()
+    run.duration_seconds = round(time.perf_counter() - started, 4)
+    run.summary = {
+        "concepts_processed": len(targets),
+        "params_fitted": len(outcome.fitted),
+        "skipped": outcome.skipped,
+        "errors": outcome.failed,
+    }
+    run.error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
+    session.flush()
+    return outcome
+
+
+def _fit_one(
+    session: Session,
+    concept_id: uuid.UUID,
+    frame: pd.DataFrame,
+    options: FitOptions,
+    version: AlgoVersion,
+    run: AlgoRun,
+) -> BKTSkillParams:
+    sequences = [g["correct"].to_list() for _, g in frame.groupby("user_id", sort=True)]
+    result = fit_em(
+        sequences,
+        n_restarts=options.n_restarts,
+        max_iter=options.max_iter,
+        bounds=options.bounds or None,
+        forgets=options.forgets,
+        seed=options.seed,
+    )
+    params = result.params
+    problems = validate_params(params) + check_degeneracy(params)
+    metrics: dict = {
+        "log_likelihood": round(result.log_likelihood, 4),
+        "n_iter": result.n_iter,
+        "converged": result.converged,
+    }
+    n_users = frame["user_id"].nunique()
+    if n_users >= 2:
+        folds = min(5, n_users)
+        cv = BKT(
+            n_restarts=options.n_restarts,
+            forgets=options.forgets,
+            bounds=options.bounds or None,
+            seed=options.seed,
+            min_attempts=1,
+        ).crossvalidate(frame, k=folds, seed=options.seed)
+        # JSON has no NaN (PostgreSQL refuses it): an undefined metric is stored as null.
+        metrics["cv"] = {
+            k: (round(v, 4) if math.isfinite(v) else None)
+            for k, v in cv.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+    latest = session.scalar(
+        select(func.max(BKTSkillParams.version)).where(BKTSkillParams.concept_id == concept_id)
+    )
+    row = BKTSkillParams(
+        concept_id=concept_id,
+        algo_version_id=version.id,
+        run_id=run.id,
+        version=(latest or 0) + 1,
+        l0=params.l0,
+        t=params.t,
+        s=params.s,
+        g=params.g,
+        f=params.f,
+        is_active=False,
+        is_valid=not problems,
+        data_from=frame["answered_at"].min(),
+        data_to=frame["answered_at"].max(),
+        n_users=int(n_users),
+        n_attempts=len(frame),
+        metrics=metrics,
+        constraints={k: list(v) for k, v in options.bounds.items()},
+        problems=problems,
+    )
+    session.add(row)
+    session.flush()
+    if options.activate and row.is_valid:
+        activate(session, row)
+    return row
+
+
+def activate(session: Session, row: BKTSkillParams) -> None:
+    """Make ``row`` the one active version of its concept (never an invalid one)."""
+    if not row.is_valid:
+        raise InvalidInputError("params_id", "degenerate or invalid parameters are never activated")
+    session.execute(
+        update(BKTSkillParams)
+        .where(BKTSkillParams.concept_id == row.concept_id, BKTSkillParams.id != row.id)
+        .values(is_active=False)
+    )
+    session.flush()  # the old active row must be off before the new one goes on
+    row.is_active = True
+    session.flush()
