@@ -214,6 +214,23 @@ def test_a_correct_answer_raises_mastery_more_than_a_wrong_one(
     assume(t + f < 0.99)
     params = BKTParams(0.5, t, s, g, f)
     assert posterior_given_correct(p, s, g) > posterior_given_wrong(p, s, g)
+    # At certain mastery both answers may end at the clamp 1 - PROB_EPS: never lower.
+    assert update_mastery(p, 1, params) >= update_mastery(p, 0, params)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    p=st.floats(min_value=0.01, max_value=0.99),
+    t=learn,
+    s=small,
+    g=small,
+    f=forget,
+)
+def test_a_correct_answer_raises_mastery_strictly_away_from_the_clamps(
+    p: float, t: float, s: float, g: float, f: float
+) -> None:
+    assume(t + f < 0.99)
+    params = BKTParams(0.5, t, s, g, f)
     assert update_mastery(p, 1, params) > update_mastery(p, 0, params)
 
 

@@ -58,6 +58,33 @@ def _true_predictions(df: pd.DataFrame, params: dict[str, dict[str, float]]) -> 
     return out
 
 
+# -- the simulator ---------------------------------------------------------------------------------
+def test_simulate_bkt_draws_from_the_model() -> None:
+    truth = BKTParams(l0=0.2, t=0.15, s=0.1, g=0.25, f=0.05)
+    df, info = simulate_bkt(4000, 8, [truth, RECOVERY_SETS[0]], n_skills=2, seed=1)
+    assert len(df) == 4000 * 8 * 2
+    assert list(df.columns) == ["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    assert info["params"]["k0"] == truth.to_dict()
+    k0 = df["skill_id"].to_numpy() == "k0"
+    learned = info["learned"][k0].reshape(4000, 8)  # rows are sorted by user, then order
+    # P(L_1) = l0 and P(L_{k+1}) = P(L_k) (1 - f) + (1 - P(L_k)) t
+    expected = [truth.l0]
+    for _ in range(7):
+        expected.append(expected[-1] * (1 - truth.f) + (1 - expected[-1]) * truth.t)
+    np.testing.assert_allclose(learned.mean(axis=0), expected, atol=0.02)
+    answers = df["correct"].to_numpy()[k0].reshape(4000, 8)
+    assert answers[learned == 1].mean() == pytest.approx(1 - truth.s, abs=0.01)
+    assert answers[learned == 0].mean() == pytest.approx(truth.g, abs=0.01)
+    # Skills are interleaved within a student, each skill's attempts in sequence.
+    first = df[df["user_id"] == df["user_id"].iloc[0]]
+    assert first["order"].tolist() == list(range(16))
+    assert first["skill_id"].nunique() == 2 and not first["skill_id"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="parameter sets"):
+        simulate_bkt(10, 5, [truth], n_skills=2)
+    with pytest.raises(ValueError, match="missing"):
+        simulate_bkt(10, 5, {"l0": 0.1, "t": 0.1, "s": 0.1})
+
+
 # -- the EM machinery ------------------------------------------------------------------------------
 def _direct_e_step(
     seqs: list[list[int]], p: BKTParams
@@ -109,8 +136,10 @@ def test_vectorised_e_and_m_step_match_direct_forward_backward(forget: float) ->
     y = np.concatenate(seqs).astype(float)
     lengths = np.array([len(s) for s in seqs])
     forgets = forget > 0
+    skill = np.zeros(len(seqs), dtype=np.int64)
+    counts = em_module._model_counts(y, lengths, skill, 1)
     work = em_module._workspace(len(y), forgets)
-    batch = em_module._make_batch(y, lengths, np.zeros(len(seqs), dtype=np.int64), 1, work)
+    batch = em_module._make_batch(y.astype(np.int64), lengths, skill, counts, work)
     params = np.array([[p.l0, p.t, p.s, p.g, p.f]])
     loglik, stats = em_module._e_step(batch, params, forgets)
     unbounded = (np.zeros(5), np.ones(5) - 1e-12)

@@ -25,6 +25,7 @@ from smartstudy.models import MODEL_CLASSES, ArtifactError, LearnerModel, NotFit
 # Per-model hyperparameters for speed; models not listed use their defaults.
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "baseline": {},
+    "bkt": {"n_restarts": 2},
 }
 
 MODEL_NAMES = sorted(MODEL_CLASSES)

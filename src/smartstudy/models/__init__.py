@@ -6,13 +6,19 @@ from smartstudy.models.base import (
     NotFittedError,
 )
 from smartstudy.models.baseline import Baseline
+from smartstudy.models.bkt import BKT
 from smartstudy.models.lnirt import LNIRT, DegenerateFitError
 
 # Every model by its ``name``: the contract tests, the trainer and the serving chain iterate
 # over this, so a new model joins here once it passes tests/test_model_contract.py.
-MODEL_CLASSES: dict[str, type[LearnerModel]] = {"baseline": Baseline, "lnirt": LNIRT}
+MODEL_CLASSES: dict[str, type[LearnerModel]] = {
+    "baseline": Baseline,
+    "lnirt": LNIRT,
+    "bkt": BKT,
+}
 
 __all__ = [
+    "BKT",
     "LNIRT",
     "MODEL_CLASSES",
     "ArtifactError",

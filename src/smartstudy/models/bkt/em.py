@@ -400,25 +400,42 @@ def _make_batch(
     y: np.ndarray,
     lengths: np.ndarray,
     seq_model: np.ndarray,
-    n_models: int,
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray],
     work: dict[str, np.ndarray],
 ) -> _Batch:
+    """The batch of the given sequences; ``counts`` = (attempts, correct answers, sequences)
+    per model, which do not change when converged models are dropped."""
     layout = time_major_batch(lengths)
     n = layout.n_slots
-    y_slot = np.empty(n)
+    y_slot = np.empty(n, dtype=np.int64)
     y_slot[layout.position] = y
     model = seq_model[layout.seq_of]
+    table_index = 2 * model
+    table_index += y_slot
     return _Batch(
         layout=layout,
         model=model,
-        table_index=2 * model + y_slot.astype(np.int64),
+        table_index=table_index,
         rank_model=seq_model[layout.seq_order],
         seq_model=seq_model,
         models=np.unique(seq_model),
-        n_obs=np.bincount(model, minlength=n_models).astype(float),
-        n_correct=np.bincount(model, weights=y_slot, minlength=n_models),
-        n_seq=np.bincount(seq_model, minlength=n_models).astype(float),
+        n_obs=counts[0],
+        n_correct=counts[1],
+        n_seq=counts[2],
         buffers={k: v[:n] for k, v in work.items()},
+    )
+
+
+def _model_counts(
+    y: np.ndarray, lengths: np.ndarray, seq_model: np.ndarray, n_models: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attempts, correct answers and sequences per model."""
+    starts = np.cumsum(lengths) - lengths
+    correct = np.add.reduceat(y, starts) if len(y) else np.zeros(0)
+    return (
+        np.bincount(seq_model, weights=lengths, minlength=n_models),
+        np.bincount(seq_model, weights=correct, minlength=n_models),
+        np.bincount(seq_model, minlength=n_models).astype(float),
     )
 
 
@@ -565,15 +582,14 @@ def fit_em_batch(
     # Restart r of skill k is model r * n_skills + k; its sequences are copies of skill k's.
     n_seq = len(lengths)
     batch_data = (
-        np.tile(y, n_restarts),
+        np.tile(y.astype(np.int64), n_restarts),
         np.tile(lengths, n_restarts),
         np.arange(n_restarts).repeat(n_seq) * n_skills + np.tile(seq_skill, n_restarts),
     )
-    n_obs_model = np.bincount(np.repeat(batch_data[2], batch_data[1]), minlength=n_models).astype(
-        np.int64
-    )
+    counts = _model_counts(*batch_data, n_models)
+    n_obs_model = counts[0].astype(np.int64)
     work = _workspace(len(batch_data[0]), forgets)
-    batch = _make_batch(*batch_data, n_models, work)
+    batch = _make_batch(*batch_data, counts, work)
     batch_obs = int(n_obs_model.sum())
 
     active = n_obs_model > 0
@@ -627,7 +643,7 @@ def fit_em_batch(
                 batch_data[1][keep],
                 batch_data[2][keep],
             )
-            batch = _make_batch(*batch_data, n_models, work)
+            batch = _make_batch(*batch_data, counts, work)
             batch_obs = active_obs
 
     results: list[EMResult | None] = []

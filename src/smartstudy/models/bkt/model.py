@@ -81,7 +81,8 @@ class BKT(LearnerModel):
         ``l0=0.1, t=0.2, s=0.1, g=0.2``.
     min_attempts:
         A skill with fewer training attempts than this keeps ``default_params``: EM on a
-        handful of answers lands on a bound rather than on an estimate.
+        handful of answers lands on a bound rather than on an estimate (10 is the minimum
+        of the original design).
     """
 
     name = "bkt"
@@ -94,7 +95,7 @@ class BKT(LearnerModel):
         tol: float = 1e-4,
         forgets: bool = False,
         bounds: Mapping[str, Sequence[float]] | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
         default_params: Mapping[str, float] | None = None,
         min_attempts: int = 10,
     ) -> None:
@@ -130,6 +131,10 @@ class BKT(LearnerModel):
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
         if not isinstance(self.forgets, bool):
             raise ValueError(f"forgets must be True or False, got {self.forgets!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
+        ):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
         resolve_bounds(self.bounds, forgets=self.forgets)
         self._defaults()
 
@@ -318,8 +323,9 @@ class BKT(LearnerModel):
         out: dict[str, Any] = {"k": k, "folds": folds}
         for metric in ("auc", "rmse", "log_loss"):
             values = np.array([f[metric] for f in folds], dtype=float)
-            out[metric] = float(np.nanmean(values))
-            out[f"{metric}_sd"] = float(np.nanstd(values))
+            values = values[~np.isnan(values)]  # a fold of one outcome class has no AUC
+            out[metric] = float(values.mean()) if len(values) else float("nan")
+            out[f"{metric}_sd"] = float(values.std()) if len(values) else float("nan")
         return out
 
     # -- persistence -----------------------------------------------------------------
