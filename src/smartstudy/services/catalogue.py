@@ -71,6 +71,12 @@ def find_topic(session: Session, subject: Subject, name: str) -> Topic | None:
     )
 
 
+def ensure_topic(session: Session, subject_name: str, topic_name: str) -> Topic:
+    """The topic ``topic_name`` of subject ``subject_name``, creating either if missing."""
+    subject = find_subject(session, subject_name) or create_subject(session, subject_name)
+    return find_topic(session, subject, topic_name) or create_topic(session, subject.id, topic_name)
+
+
 def create_subject(session: Session, name: str) -> Subject:
     name = _clean_name(name)
     if find_subject(session, name) is not None:

@@ -120,13 +120,8 @@ class DemoResult:
 
 def seed_catalogue(session: Session) -> None:
     for subject_name, topics in CATALOGUE.items():
-        subject = catalogue.find_subject(session, subject_name) or catalogue.create_subject(
-            session, subject_name
-        )
         for topic_name, concepts in topics.items():
-            topic = catalogue.find_topic(session, subject, topic_name) or catalogue.create_topic(
-                session, subject.id, topic_name
-            )
+            topic = catalogue.ensure_topic(session, subject_name, topic_name)
             existing = {c.name: c for c in catalogue.list_concepts(session, topic.id)}
             for name in concepts:
                 if name in existing:

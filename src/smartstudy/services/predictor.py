@@ -26,7 +26,7 @@ from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
 from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.errors import CannotPredictError, ServiceError
-from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
+from smartstudy.store.orm import ModelVersion, PracticeTask
 
 log = logging.getLogger(__name__)
 
@@ -271,15 +271,10 @@ class PredictionService:
         )
         factory = self.factories[name]
         if row is not None:
-            pending = session.scalar(
-                select(func.count())
-                .select_from(PracticeTask)
-                .where(
-                    PracticeTask.completed_at.is_not(None),
-                    PracticeTask.completed_at
-                    > (row.trained_until or datetime.min.replace(tzinfo=utcnow().tzinfo)),
-                )
-            )
+            since = [PracticeTask.completed_at.is_not(None)]
+            if row.trained_until is not None:
+                since.append(PracticeTask.completed_at > row.trained_until)
+            pending = session.scalar(select(func.count()).select_from(PracticeTask).where(*since))
             if (pending or 0) > MAX_REPLAY:
                 row = None
         if row is None:

@@ -41,13 +41,7 @@ def simulate_bulk_user(
         for subject_name, topic_name in (
             profile[["subject", "topic"]].drop_duplicates().itertuples(index=False)
         ):
-            subject = catalogue.find_subject(session, subject_name) or catalogue.create_subject(
-                session, subject_name
-            )
-            topic = catalogue.find_topic(session, subject, topic_name) or catalogue.create_topic(
-                session, subject.id, topic_name
-            )
-            topic_ids[topic_name] = topic.id
+            topic_ids[topic_name] = catalogue.ensure_topic(session, subject_name, topic_name).id
         user_id = user.id
     now = utcnow()
     for row in profile.itertuples(index=False):
