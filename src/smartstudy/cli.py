@@ -193,27 +193,131 @@ def import_csv(
 def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Train every model family of the prediction chain on all completed tasks, now."""
+    """Train every model family of the prediction chain now; a new version becomes active
+    only if it validates at least as well as the active one."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from smartstudy.services.training import run_training
 
     context = _context()
-    with console.status("training...") if not as_json else nullcontext():
+    chain = context.predictor.chain
+    if as_json:
         job = run_training(context)
+    else:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} families"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("training", total=len(chain))
+
+            def progress(name: str, stage: str) -> None:
+                if stage == "done":
+                    bar.advance(task)
+                else:
+                    bar.update(task, description=f"{name}: {stage}")
+
+            job = run_training(context, progress=progress)
     if as_json:
         sys.stdout.write(json.dumps({"status": job.status, "summary": job.summary}) + "\n")
     else:
-        for name in context.predictor.chain:
-            info = job.summary.get(name, {})
+        summary = job.summary
+        console.print(
+            f"{summary.get('rows', 0)} completed tasks: {summary.get('training_rows', 0)} to "
+            f"train on, {summary.get('holdout_rows', 0)} of held-out students to validate on",
+            highlight=False,
+        )
+        for name in chain:
+            info = summary.get(name, {})
             if "error" in info:
                 err.print(f"{name}: failed: {info['error']}", highlight=False, markup=False)
+            elif "skipped" in info:
+                console.print(f"{name}: skipped ({info['skipped']})", highlight=False)
             else:
                 console.print(
-                    f"{name}: version {info.get('version')} on {job.summary.get('rows', 0)} "
-                    f"tasks in {info.get('fit_seconds')} s",
+                    f"{name}: version {info.get('version')} {info.get('status')} "
+                    f"in {info.get('fit_seconds')} s; {info.get('decision')}",
                     highlight=False,
                 )
     if job.status != "succeeded":
         raise typer.Exit(1)
+
+
+@app.command("analyze-predictions")
+def analyze_predictions(
+    since: Annotated[
+        str | None, typer.Option(help="Only tasks created from this date (YYYY-MM-DD).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """How diverse the stored predictions are (seed 004): per model, user, topic and
+    difficulty, the distinct values, the saturated share (p < 0.02 or p > 0.98) and the
+    spread."""
+    from rich.table import Table
+
+    from smartstudy.services.registry import analyze_predictions as analyze
+    from smartstudy.store.orm import Topic, User
+
+    start = _parse_date(since, "--since")
+    context = _context()
+    with session_scope(context.sessions) as session:
+        result = analyze(session, start)
+        users = {str(u.id): u.email for u in session.query(User).all()}
+        topics = {str(t.id): t.name for t in session.query(Topic).all()}
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    if not result["predictions"]:
+        console.print("no stored predictions yet")
+        return
+    out = console if console.is_terminal else Console(width=160)
+    models = Table(title=f"{result['predictions']} stored predictions, by model")
+    for col in ("model", "n", "distinct p", "saturated", "mean p", "sd p", "warning"):
+        models.add_column(col)
+    for m in result["by_model"]:
+        models.add_row(
+            m["model_name"],
+            str(m["n"]),
+            str(m["distinct"]),
+            f"{m['saturated_share']:.1%}",
+            f"{m['mean']:.3f}",
+            f"{m['std']:.3f}",
+            m["warning"] or "",
+        )
+    out.print(models)
+    names = {"user_id": users, "topic_id": topics, "difficulty": {}}
+    for key, title in (
+        ("by_user", "user_id"),
+        ("by_topic", "topic_id"),
+        ("by_difficulty", "difficulty"),
+    ):
+        table = Table(title=f"by {title.removesuffix('_id')}")
+        for col in (
+            title.removesuffix("_id"),
+            "n",
+            "distinct p",
+            "distinct time",
+            "saturated",
+            "p range",
+            "sd p",
+            "sd time (s)",
+        ):
+            table.add_column(col)
+        for row in result[key]:
+            label = names[title].get(str(row[title]), str(row[title]))
+            table.add_row(
+                label,
+                str(row["n"]),
+                str(row["distinct_p"]),
+                str(row["distinct_time"]),
+                f"{row['saturated_share']:.1%}",
+                f"{row['p_min']:.2f}–{row['p_max']:.2f}",
+                f"{row['p_std']:.3f}",
+                "" if row["time_std_s"] is None else f"{row['time_std_s']:.0f}",
+            )
+        out.print(table)
 
 
 @simulate_app.command("bulk-user")
@@ -354,14 +458,22 @@ def fit_bkt(
 @app.command()
 def evaluate(
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="assistments09, assistments09_dkt, cognitive_tutor, credential_form1 or mars_ib."
         ),
-    ],
+    ] = None,
     model: Annotated[
-        list[str], typer.Option(help="Model name (repeat for several), e.g. --model baseline.")
-    ],
+        list[str] | None,
+        typer.Option(help="Model name (repeat for several), e.g. --model baseline."),
+    ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="dominant-user: train every neural strategy on the simulated dominant-user "
+            "history of seed 002 and compare them (instead of --dataset)."
+        ),
+    ] = None,
     split: Annotated[
         str, typer.Option(help="auto (the data set's own split if any), own, or student.")
     ] = "auto",
@@ -371,12 +483,22 @@ def evaluate(
 ) -> None:
     """Fit on training students, predict held-out students one step ahead, print metrics.
 
-    Example: `smartstudy evaluate --dataset credential_form1 --model baseline`.
+    Examples: `smartstudy evaluate --dataset credential_form1 --model baseline`,
+    `smartstudy evaluate --scenario dominant-user`.
     """
+    if scenario is not None:
+        if dataset is not None or model:
+            raise fail("--scenario replaces --dataset and --model; give one or the other")
+        _evaluate_scenario(scenario, seed, as_json)
+        return
     from smartstudy.data.loaders import DATASETS, DatasetNotFoundError
     from smartstudy.eval import run_evaluation
     from smartstudy.models import MODEL_CLASSES
 
+    if dataset is None:
+        raise fail("give --dataset (or --scenario dominant-user)")
+    if not model:
+        raise fail(f"give at least one --model: {', '.join(MODEL_CLASSES)}")
     if dataset not in DATASETS:
         raise fail(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
     unknown = [m for m in model if m not in MODEL_CLASSES]
@@ -402,6 +524,19 @@ def evaluate(
         # A pipe or file gets the whole table rather than one cut to 80 columns.
         out = console if console.is_terminal else Console(width=160)
         out.print(report.to_table())
+
+
+def _evaluate_scenario(scenario: str, seed: int, as_json: bool) -> None:
+    if scenario != "dominant-user":
+        raise fail(f"unknown scenario {scenario!r}; choose from dominant-user")
+    from smartstudy.eval import scenarios
+
+    with console.status("training every strategy...") if not as_json else nullcontext():
+        rows = scenarios.run_dominant_user(seed=seed)
+    if as_json:
+        sys.stdout.write(json.dumps(scenarios.as_dicts(rows), indent=2) + "\n")
+    else:
+        sys.stdout.write(scenarios.format_table(rows) + "\n")
 
 
 def main() -> None:

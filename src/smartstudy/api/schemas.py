@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -265,3 +265,72 @@ class MasteryOut(BaseModel):
     n_attempts: int
     last_attempt_at: datetime | None
     updated_at: datetime
+
+
+class ModelVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_name: str
+    version: int
+    status: str
+    is_active: bool
+    created_at: datetime
+    trained_until: datetime | None
+    n_training_rows: int
+    metrics: dict[str, Any]
+    training_summary: dict[str, Any]
+
+
+class TrainingRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    summary: dict[str, Any]
+
+
+class CounterOut(BaseModel):
+    count: int
+    total: int
+    retrain_every: int
+    last_trained_at: datetime | None
+
+
+class FallbackOut(BaseModel):
+    at: datetime
+    model_name: str
+    error: str
+
+
+class ModelsStatusOut(BaseModel):
+    chain: list[str]
+    active: dict[str, ModelVersionOut | None]
+    counter: CounterOut
+    training_runs: list[TrainingRunOut]
+    fallbacks: list[FallbackOut]
+
+
+class HistogramOut(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class DistributionOut(BaseModel):
+    model_name: str
+    n: int
+    distinct: int
+    saturated_share: float
+    mean: float | None
+    std: float | None
+    histogram: HistogramOut
+    warning: str | None
+
+
+class TrainScheduledOut(BaseModel):
+    scheduled: bool
+    detail: str

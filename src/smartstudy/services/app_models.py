@@ -94,3 +94,15 @@ class TopicLNIRT(LearnerModel):
             for i, skill in enumerate(state["skills"])
         }
         self.skipped_ = dict(state["skipped"])
+
+
+#: The neural network learns nothing useful from fewer completed tasks than this; until
+#: then the chain answers with LNIRT or the baseline.
+NEURAL_MIN_ROWS = 50
+
+
+def app_neural() -> LearnerModel:
+    """The neural model as the app trains it (PyTorch is imported on first use)."""
+    from smartstudy.models.neural import NeuralPredictor
+
+    return NeuralPredictor()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,19 +25,27 @@ from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
-from smartstudy.services.app_models import TopicLNIRT
+from smartstudy.services import registry
+from smartstudy.services.app_models import TopicLNIRT, app_neural
 from smartstudy.services.errors import CannotPredictError, ServiceError
-from smartstudy.store.orm import ModelVersion, PracticeTask
+from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
 
 log = logging.getLogger(__name__)
 
 ModelFactory = Callable[[], LearnerModel]
 
-#: Model families the app can serve, by name. Later families join here.
-APP_MODELS: dict[str, ModelFactory] = {"lnirt": TopicLNIRT, "baseline": Baseline}
+#: Model families the app can serve, by name.
+APP_MODELS: dict[str, ModelFactory] = {
+    "neural": app_neural,
+    "lnirt": TopicLNIRT,
+    "baseline": Baseline,
+}
 #: The order in which the chain asks them; the first that answers wins. The last one must
 #: answer everything (it is rebuilt if its artifact breaks).
-DEFAULT_CHAIN: tuple[str, ...] = ("lnirt", "baseline")
+DEFAULT_CHAIN: tuple[str, ...] = ("neural", "lnirt", "baseline")
+#: Families too slow to fit inside a request: until the background training job has made
+#: a version of them, the chain falls back. The others are fitted on first use.
+BACKGROUND_ONLY: frozenset[str] = frozenset({"neural"})
 # Completions are caught up from this far before the newest one seen, so that a row
 # committed late by another process (with an earlier timestamp) is not missed.
 SYNC_WINDOW = timedelta(seconds=10)
@@ -137,6 +146,9 @@ class PredictionService:
         self.chain = tuple(chain)
         self._served: dict[str, _Served] = {}
         self._load_lock = threading.Lock()
+        #: The latest fallbacks (a family that failed or could not answer), newest last,
+        #: for the admin page: (when, family, what happened).
+        self.fallbacks: deque[tuple[datetime, str, str]] = deque(maxlen=50)
 
     # -- prediction --------------------------------------------------------------------
     def predict(
@@ -166,6 +178,7 @@ class PredictionService:
             except Exception as exc:  # any model failure falls back
                 log.exception("model %s failed to predict; falling back", name)
                 errors.append(f"{name}: {exc}")
+                self.fallbacks.append((utcnow(), name, f"{type(exc).__name__}: {exc}"))
         raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
 
     def observe(self, task: PracticeTask) -> None:
@@ -192,10 +205,15 @@ class PredictionService:
 
     # -- training and versions ---------------------------------------------------------
     def train(self, session: Session, name: str) -> ModelVersion:
-        """Fit ``name`` on every completed task, store it as a new active version."""
+        """Fit ``name`` on every completed task of the training students and store it as
+        the active version (used when a family has no version at all yet)."""
         data = completed_interactions(session)
-        model, seconds = self.fit_model(name, data)
-        return self.store_version(session, name, model, data, seconds)
+        train, holdout, held = registry.split_for_validation(data)
+        model, seconds = self.fit_model(name, train)
+        decision = registry.validate(model, None, holdout, train)
+        return self.store_version(
+            session, name, model, train, seconds, decision=decision, holdout_users=held
+        )
 
     def fit_model(self, name: str, data: pd.DataFrame) -> tuple[LearnerModel, float]:
         """A new model of family ``name`` fitted on ``data``, and the seconds it took."""
@@ -204,6 +222,24 @@ class PredictionService:
         model.fit(data)
         return model, time.perf_counter() - started
 
+    def load_active(
+        self, session: Session, name: str
+    ) -> tuple[LearnerModel | None, ModelVersion | None]:
+        """A fresh copy of the active version of ``name`` as stored (no online state) and
+        its row; the model is None when there is none or it cannot be loaded."""
+        row = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+            )
+        )
+        if row is None or row.artifact is None:
+            return None, row
+        try:
+            return type(self.factories[name]()).from_bytes(row.artifact), row
+        except ArtifactError as exc:
+            log.error("active %s version %s is unusable: %s", name, row.version, exc)
+            return None, row
+
     def store_version(
         self,
         session: Session,
@@ -211,41 +247,54 @@ class PredictionService:
         model: LearnerModel,
         data: pd.DataFrame,
         fit_seconds: float,
-        metrics: dict | None = None,
+        decision: registry.Decision | None = None,
+        holdout_users: set[str] | None = None,
     ) -> ModelVersion:
-        """Store a fitted model as the next version of ``name`` and make it the active one."""
+        """Store a fitted model as the next version of ``name``; it becomes the active one
+        when ``decision`` says so (or when no decision is given)."""
+        activate = decision is None or decision.activate
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
         )
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.model_name == name, ModelVersion.is_active.is_(True))
-            .values(is_active=False, status="retired")
-        )
+        if activate:
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.model_name == name, ModelVersion.is_active.is_(True))
+                .values(is_active=False, status="retired")
+            )
         summary: dict = {
             "rows": len(data),
             "users": int(data["user_id"].nunique()) if len(data) else 0,
             "items": int(data["item_id"].nunique()) if len(data) else 0,
             "fit_seconds": round(fit_seconds, 4),
             "params": model.get_params(),
+            "holdout_users": sorted(holdout_users or ()),
         }
+        if decision is not None:
+            summary["decision"] = decision.reason
         skipped = getattr(model, "skipped_", None)
         if skipped:
             summary["skipped"] = skipped
         row = ModelVersion(
             model_name=name,
             version=(latest or 0) + 1,
-            status="active",
-            is_active=True,
+            status="active" if activate else "rejected",
+            is_active=activate,
             trained_until=data["completed_at"].max() if len(data) else None,
             n_training_rows=len(data),
-            metrics=metrics or {},
+            metrics=decision.metrics if decision is not None else {},
             training_summary=summary,
             artifact=model.to_bytes(),
         )
         session.add(row)
         session.flush()
-        log.info("stored %s version %s (%d rows)", name, row.version, len(data))
+        log.info(
+            "stored %s version %s (%d rows): %s",
+            name,
+            row.version,
+            len(data),
+            "active" if activate else f"rejected, {decision.reason if decision else ''}",
+        )
         return row
 
     def _ready(self, session: Session, name: str) -> _Served:
@@ -270,7 +319,8 @@ class PredictionService:
             )
         )
         factory = self.factories[name]
-        if row is not None:
+        on_demand = name not in BACKGROUND_ONLY or name == self.chain[-1]
+        if row is not None and on_demand:
             since = [PracticeTask.completed_at.is_not(None)]
             if row.trained_until is not None:
                 since.append(PracticeTask.completed_at > row.trained_until)
@@ -278,6 +328,8 @@ class PredictionService:
             if (pending or 0) > MAX_REPLAY:
                 row = None
         if row is None:
+            if not on_demand:
+                raise CannotPredictError(f"no trained {name} version yet")
             row = self.train(session, name)
         cls = type(factory())
         try:
@@ -288,6 +340,7 @@ class PredictionService:
             # Never serve a broken artifact: retire it, and rebuild it if this family is the
             # last resort of the chain (the others fall back to the next family instead).
             log.error("model %s version %s is unusable: %s", name, row.version, exc)
+            self.fallbacks.append((utcnow(), name, f"version {row.version} unusable: {exc}"))
             row.is_active = False
             row.status = "corrupt"
             session.flush()
@@ -298,6 +351,16 @@ class PredictionService:
         served = _Served(name=name, version_id=row.id, version=row.version, model=model)
         served.watermark = row.trained_until
         if row.trained_until is not None:
+            held = set((row.training_summary or {}).get("holdout_users") or ())
+            if held:
+                # Held-out students' tasks were not fitted on: learn them online, in order,
+                # as the model would have if it had served them.
+                past = completed_interactions(session)
+                past = past[
+                    past["user_id"].isin(held) & (past["completed_at"] <= row.trained_until)
+                ]
+                for rec in past.to_dict("records"):
+                    served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
             # Rows inside the window at the end of training were learnt by fit already.
             done = session.execute(
                 select(PracticeTask.id, PracticeTask.completed_at).where(
@@ -305,7 +368,7 @@ class PredictionService:
                     PracticeTask.completed_at <= row.trained_until,
                 )
             ).all()
-            served.seen = {task_id: at for task_id, at in done}
+            served.seen.update({task_id: at for task_id, at in done})
         return served
 
     def _catch_up(self, session: Session, served: _Served) -> None:
@@ -315,14 +378,11 @@ class PredictionService:
             return
         with served.lock:
             for rec in new.to_dict("records"):
-                served.learn(
-                    rec["task_id"],
-                    {
-                        k: rec[k]
-                        for k in ("user_id", "item_id", "skill_id", "correct", "rt_seconds")
-                    },
-                    rec["completed_at"],
-                )
+                served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
+
+
+def _record_row(rec: dict) -> dict:
+    return {k: rec[k] for k in ("user_id", "item_id", "skill_id", "correct", "rt_seconds")}
 
 
 def _task_row(task: PracticeTask) -> dict:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
+import pandas as pd
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from smartstudy.services import tasks
+from smartstudy.services import registry, tasks
+from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
 from smartstudy.services.predictor import completed_interactions
 from smartstudy.store.db import session_scope
@@ -27,6 +30,8 @@ from smartstudy.store.orm import Job, PracticeTask, TrainingCounter, User, utcno
 log = logging.getLogger(__name__)
 
 TRAINING_JOB = "training"
+#: Families that need more data than this before a training is worth it.
+MIN_TRAINING_ROWS: dict[str, int] = {"neural": NEURAL_MIN_ROWS}
 
 
 def claim_training(session: Session, every: int) -> bool:
@@ -64,8 +69,14 @@ def schedule_training(context: AppContext) -> None:
     context.runner.submit(TRAINING_JOB, lambda: run_training(context))
 
 
-def run_training(context: AppContext) -> Job:
-    """The training job: fit every family of the chain on all completed tasks."""
+def run_training(context: AppContext, progress: Callable[[str, str], None] | None = None) -> Job:
+    """The training job: fit every family of the chain on the training students' completed
+    tasks, validate each new version against the active one on the held-out students, and
+    activate it only if it does at least as well (``services.registry``).
+
+    ``progress(family, stage)`` is called as the work advances (the CLI's progress bar).
+    """
+    report = progress or (lambda _name, _stage: None)
     with session_scope(context.sessions) as session:
         job = Job(kind=TRAINING_JOB, status="running", started_at=utcnow())
         session.add(job)
@@ -76,17 +87,16 @@ def run_training(context: AppContext) -> Job:
     try:
         with session_scope(context.sessions) as session:
             data = completed_interactions(session)
-        summary["rows"] = len(data)
+        train, holdout, held = registry.split_for_validation(data)
+        summary.update(rows=len(data), training_rows=len(train), holdout_rows=len(holdout))
         for name in context.predictor.chain:
             try:
-                model, seconds = context.predictor.fit_model(name, data)
-                with session_scope(context.sessions) as session:
-                    row = context.predictor.store_version(session, name, model, data, seconds)
-                    summary[name] = {"version": row.version, "fit_seconds": round(seconds, 3)}
+                summary[name] = _train_family(context, name, train, holdout, held, report)
             except Exception as exc:
                 log.exception("training %s failed; the active version stays", name)
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
                 summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            report(name, "done")
         with session_scope(context.sessions) as session:
             session.execute(
                 update(TrainingCounter)
@@ -104,3 +114,39 @@ def run_training(context: AppContext) -> Job:
         job.summary = summary
         job.finished_at = utcnow()
     return job
+
+
+def _train_family(
+    context: AppContext,
+    name: str,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    held: set[str],
+    report: Callable[[str, str], None],
+) -> dict:
+    minimum = MIN_TRAINING_ROWS.get(name, 0)
+    if len(train) < minimum:
+        return {"skipped": f"{len(train)} training tasks, fewer than {minimum}"}
+    report(name, "fitting")
+    model, seconds = context.predictor.fit_model(name, train)
+    report(name, "validating")
+    with session_scope(context.sessions) as session:
+        active, row = context.predictor.load_active(session, name)
+        comparable = None
+        if row is not None:
+            comparable = registry.comparable_rows(
+                holdout,
+                (row.training_summary or {}).get("holdout_users") or (),
+                row.trained_until,
+            )
+    decision = registry.validate(model, active, holdout, train, comparable)
+    with session_scope(context.sessions) as session:
+        row = context.predictor.store_version(
+            session, name, model, train, seconds, decision=decision, holdout_users=held
+        )
+        return {
+            "version": row.version,
+            "status": row.status,
+            "fit_seconds": round(seconds, 3),
+            "decision": decision.reason,
+        }

@@ -1,0 +1,103 @@
+"""/v1/models: the model registry for admins (status, versions, activation, training,
+prediction monitoring)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+
+from smartstudy.api.deps import DB, AdminUser, Context
+from smartstudy.api.schemas import (
+    CounterOut,
+    DistributionOut,
+    FallbackOut,
+    ModelsStatusOut,
+    ModelVersionOut,
+    TrainingRunOut,
+    TrainScheduledOut,
+)
+from smartstudy.services import registry
+from smartstudy.services.errors import InvalidInputError
+from smartstudy.services.training import schedule_training
+from smartstudy.store.orm import ModelVersion
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.get("", response_model=ModelsStatusOut)
+def models_status(context: Context, session: DB, _admin: AdminUser) -> ModelsStatusOut:
+    """The prediction chain, each family's active version, the training counter, recent
+    training runs and recent fallbacks (a family that failed and was skipped)."""
+    chain = list(context.predictor.chain)
+    active = {
+        name: session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+            )
+        )
+        for name in chain
+    }
+    counter = registry.training_counter(session)
+    return ModelsStatusOut(
+        chain=chain,
+        active={k: ModelVersionOut.model_validate(v) if v else None for k, v in active.items()},
+        counter=CounterOut(
+            count=counter.count if counter else 0,
+            total=counter.total if counter else 0,
+            retrain_every=context.settings.retrain_every,
+            last_trained_at=counter.last_trained_at if counter else None,
+        ),
+        training_runs=[TrainingRunOut.model_validate(j) for j in registry.training_runs(session)],
+        fallbacks=[
+            FallbackOut(at=at, model_name=name, error=error)
+            for at, name, error in reversed(context.predictor.fallbacks)
+        ],
+    )
+
+
+@router.get("/versions", response_model=list[ModelVersionOut])
+def list_versions(
+    session: DB, _admin: AdminUser, model_name: str | None = None
+) -> list[ModelVersion]:
+    """Every stored version, newest first (optionally of one family)."""
+    return registry.list_versions(session, model_name)
+
+
+@router.get("/versions/{version_id}", response_model=ModelVersionOut)
+def get_version(version_id: uuid.UUID, session: DB, _admin: AdminUser) -> ModelVersion:
+    return registry.get_version(session, version_id)
+
+
+@router.post("/versions/{version_id}/activate", response_model=ModelVersionOut)
+def activate(
+    version_id: uuid.UUID, context: Context, session: DB, _admin: AdminUser
+) -> ModelVersion:
+    """Serve this version from now on (it is loaded first; a corrupt one answers 409)."""
+    return registry.activate_version(context, session, version_id)
+
+
+@router.post("/train", response_model=TrainScheduledOut, status_code=status.HTTP_202_ACCEPTED)
+def train(context: Context, _admin: AdminUser) -> TrainScheduledOut:
+    """Start a training job in the background (or queue one after the running one)."""
+    schedule_training(context)
+    return TrainScheduledOut(
+        scheduled=True, detail="training runs in the background; see GET /v1/models"
+    )
+
+
+@router.get("/trainings", response_model=list[TrainingRunOut])
+def trainings(
+    session: DB, _admin: AdminUser, limit: int = Query(20, ge=1, le=200)
+) -> list[TrainingRunOut]:
+    return [TrainingRunOut.model_validate(j) for j in registry.training_runs(session, limit)]
+
+
+@router.get("/monitor", response_model=list[DistributionOut])
+def monitor(session: DB, _admin: AdminUser, since: datetime | None = None) -> list[dict]:
+    """How each family's stored predictions are distributed, with a saturation warning."""
+    if since is not None and since.tzinfo is None:
+        raise InvalidInputError("since", "give a time zone, e.g. 2026-01-01T00:00:00Z")
+    return registry.prediction_distribution(session, since)
