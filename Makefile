@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 
 setup:
 	$(PY) -m venv $(VENV)
+	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e ".[dev]"
 
 serve:
