@@ -534,9 +534,9 @@ def _evaluate_scenario(scenario: str, seed: int, as_json: bool) -> None:
     with console.status("training every strategy...") if not as_json else nullcontext():
         rows = scenarios.run_dominant_user(seed=seed)
     if as_json:
-        sys.stdout.write(json.dumps(scenarios.as_dicts(rows), indent=2) + "\n")
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
     else:
-        sys.stdout.write(scenarios.format_table(rows) + "\n")
+        sys.stdout.write(scenarios.format_dominant_user_table(rows) + "\n")
 
 
 def main() -> None:

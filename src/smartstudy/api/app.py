@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api.routers import auth, catalogue, health, learning, quiz, tasks
+from smartstudy.api.routers import auth, catalogue, health, learning, models, quiz, tasks
 from smartstudy.config import Settings
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import (
@@ -23,6 +23,7 @@ from smartstudy.services.errors import (
     ServiceError,
 )
 from smartstudy.services.predictor import PredictionUnavailableError
+from smartstudy.web import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -94,4 +95,6 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     app.include_router(tasks.router)
     app.include_router(quiz.router)
     app.include_router(learning.router)
+    app.include_router(models.router)
+    install_web(app)  # the web pages, /static and Plotly's JavaScript
     return app

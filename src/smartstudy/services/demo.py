@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smartstudy.services import accounts, catalogue, quiz, tasks
+from smartstudy.services import accounts, catalogue, mastery, quiz, tasks
 from smartstudy.services.predictor import PredictionService
-from smartstudy.store.orm import User, utcnow
+from smartstudy.store.orm import Topic, User, utcnow
 
 #: Subjects -> topics -> concepts, after the topics the original system's users studied.
 CATALOGUE: dict[str, dict[str, list[str]]] = {
@@ -183,6 +184,7 @@ def seed_demo(
             tasks.complete_task(session, user, task.id, correct, seconds, completed_at=done_at)
             predictor.observe(task)
             n_tasks += 1
+    _seed_quizzes(session, topics, now, seed)
     # Back-dated completions are older than what the served models have seen; fresh
     # versions trained on everything keep every process consistent.
     for name in predictor.chain:
@@ -194,3 +196,44 @@ def seed_demo(
     return DemoResult(
         created=True, students=len(DEMO_STUDENTS), tasks=n_tasks, credentials_file=creds
     )
+
+
+def _seed_quizzes(session: Session, topics: list[Topic], now: datetime, seed: int) -> None:
+    """A few back-dated, submitted quizzes per demo student, so mastery has a history.
+
+    Answers improve from quiz to quiz; mastery is updated and snapshotted at each answer's
+    time, as a submission does (without its commit: the demo is one transaction).
+    """
+    rng = np.random.default_rng(seed + 1)  # its own stream: the task history stays as it was
+    quizzable = [t for t in topics if any(c.name in QUESTIONS for c in t.concepts)]
+    for k, (email, _name) in enumerate(DEMO_STUDENTS):
+        user = accounts.get_user_by_email(session, email)
+        assert user is not None
+        ability = rng.normal(0.0, 0.7)
+        for n in range(4):
+            topic = quizzable[(k + n // 2) % len(quizzable)]  # two quizzes on each of two topics
+            started = now - timedelta(days=float(24 - 6 * n - rng.uniform(0, 3)))
+            s = quiz.create_session(
+                session, user, topic_id=topic.id, n_questions=5, seed=seed + 10 * k + n
+            )
+            s.created_at = started
+            for i, q in enumerate(s.questions):
+                p = 1.0 / (1.0 + math.exp(-(ability + 0.6 * n - 0.4)))
+                snap = q.snapshot_json
+                right = snap["correct_option"]
+                choice = right if rng.random() < p else (right + 1) % len(snap["options"])
+                answer = quiz.answer_question(session, user, s.id, q.id, choice)
+                answer.answered_at = started + timedelta(seconds=40 * (i + 1))
+                mastery.apply_attempt(
+                    session,
+                    user.id,
+                    uuid.UUID(snap["concept_id"]),
+                    answer.is_correct,
+                    at=answer.answered_at,
+                    snapshot=True,
+                    source="session",
+                )
+            s.status = "submitted"
+            s.submitted_at = started + timedelta(seconds=40 * len(s.questions) + 10)
+            s.n_correct = sum(1 for q in s.questions if q.answer and q.answer.is_correct)
+    session.flush()

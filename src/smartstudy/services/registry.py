@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from smartstudy.eval.metrics import interval_coverage, log_loss, rmse_log_time
 from smartstudy.models.base import ArtifactError, LearnerModel
@@ -203,7 +203,7 @@ def comparable_rows(
 # -- versions ---------------------------------------------------------------------------
 def list_versions(session: Session, model_name: str | None = None) -> list[ModelVersion]:
     """Model versions, newest first (artifacts are not loaded)."""
-    stmt = select(ModelVersion)
+    stmt = select(ModelVersion).options(defer(ModelVersion.artifact))
     if model_name is not None:
         stmt = stmt.where(ModelVersion.model_name == model_name)
     return list(

@@ -1,0 +1,172 @@
+"""Jinja2 templates, display filters and the one function that turns a template into a page.
+
+Every page goes out with a strict Content-Security-Policy (scripts, styles, images and
+connections only from this server), so nothing a page loads can leave the machine, and no
+inline script can run; chart data travel in ``<script type="application/json">`` blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import date, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from smartstudy import __version__
+from smartstudy.web import sessions
+
+# 'unsafe-inline' for styles only: Plotly positions its SVG with style attributes.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    # Pages show personal data: never keep them in a shared cache or the back-button cache.
+    "Cache-Control": "no-store",
+}
+
+#: Messages shown after a redirect, chosen by a key in the URL (never text from the URL).
+NOTICES = {
+    "signed-up": "Welcome! Your account is ready. Pick a topic to study.",
+    "logged-out": "You are logged out.",
+    "deleted": "Your account and all its data have been deleted.",
+    "profile": "Profile saved.",
+    "password": "Password changed. Other devices were logged out.",
+    "activated": "Model version activated.",
+    "training": "Training started in the background; refresh to see the run.",
+    "recomputed": "BKT recompute finished; see the run below.",
+}
+
+
+def pct(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{100 * value:.{digits}f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """45 s, 3 min 05 s, 1 h 02 min."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{max(s, 0)} s" if seconds >= 0.5 or seconds == 0 else f"{seconds:.1f} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def when(value: datetime | date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.strftime("%d %b %Y, %H:%M")
+    return value.strftime("%d %b %Y")
+
+
+def signed(value: float | None, digits: int = 1, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    rounded = round(value, digits)
+    sign = "+" if rounded > 0 else ("−" if rounded < 0 else "±")
+    return f"{sign}{abs(rounded):.{digits}f}{unit}"
+
+
+def combine_query(base: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """``base`` with ``overrides`` applied (None removes a key), as a query string."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return urlencode(merged)
+
+
+@cache
+def _static_version(path: str) -> str:
+    data = resources.files("smartstudy.web").joinpath("static", path).read_bytes()
+    return hashlib.sha256(data).hexdigest()[:10]
+
+
+def static_url(path: str) -> str:
+    """URL of a file under ``web/static`` with a content hash, so it can be cached long."""
+    return f"/static/{path}?v={_static_version(path)}"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("smartstudy.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(
+        pct=pct, duration=duration, when=when, signed=signed, combine_query=combine_query
+    )
+    env.globals.update(static_url=static_url, version=__version__, plotly_url=plotly_url())
+    return env
+
+
+def plotly_url() -> str:
+    from smartstudy.web.assets import plotly_version
+
+    return f"/static/vendor/plotly-{plotly_version()}.min.js"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render ``template`` for this request (user, CSRF token, notice) with security headers."""
+    ws = getattr(request.state, "web_session", None) or sessions.anonymous()
+    request.state.web_session = ws
+    values: dict[str, Any] = {
+        "request": request,
+        "user": getattr(request.state, "user", None),
+        "csrf_token": ws.csrf,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+        "errors": {},
+        "values": {},
+        "charts": False,
+        "active": "",
+    }
+    values.update(context or {})
+    html = environment().get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+    if ws.fresh:
+        sessions.set_cookie(
+            response, request, ws, request.app.state.context.settings.resolved_secret_key
+        )
+    return response
+
+
+def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
+    """A 303 See Other (the browser follows with GET), optionally with a notice key."""
+    if notice:
+        url += ("&" if "?" in url else "?") + f"done={notice}"
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def with_security_headers(response: Response) -> Response:
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    return response

@@ -1,0 +1,129 @@
+"""The admin models page: versions and metrics, training runs, the training counter, the
+prediction distribution per model with its saturation warning, and the admin actions
+(activate a version, train now, recompute BKT)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from smartstudy.services import analytics, mastery, registry
+from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
+from smartstudy.services.training import schedule_training
+from smartstudy.store.orm import AlgoRun, BKTSkillParams, utcnow
+from smartstudy.web import charts
+from smartstudy.web.deps import DB, AdminUser, Context, Form, PageRoute, parse_id
+from smartstudy.web.render import redirect, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+VERSIONS_SHOWN = 12
+#: The prediction distribution covers tasks created this recently (what the models do now).
+MONITOR_WINDOW = timedelta(days=30)
+#: Metrics worth a column, in this order, looked up in a version's metrics (nested too).
+_METRIC_KEYS = ("log_loss", "rmse_log_time", "coverage_80", "rows")
+
+
+def metric_summary(metrics: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The headline numbers of a version: its own validation (or training) scores first."""
+    if not metrics:
+        return []
+    for section in ("validation", "training"):
+        part = metrics.get(section)
+        if isinstance(part, dict):
+            return [(k, _fmt(part[k])) for k in _METRIC_KEYS if k in part]
+    return [(k, _fmt(v)) for k, v in metrics.items() if isinstance(v, int | float)][:4]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _page(
+    request: Request,
+    db: DB,
+    context: Context,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    chain = list(context.predictor.chain)
+    versions, counts = analytics.recent_versions(db, chain, VERSIONS_SHOWN)
+    distribution = registry.prediction_distribution(db, since=utcnow() - MONITOR_WINDOW)
+    bkt_runs = db.scalars(select(AlgoRun).order_by(AlgoRun.started_at.desc()).limit(5)).all()
+    bkt_active = db.scalar(
+        select(func.count()).select_from(BKTSkillParams).where(BKTSkillParams.is_active.is_(True))
+    )
+    fallbacks = list(reversed(getattr(context.predictor, "fallbacks", [])))[:10]
+    return render(
+        request,
+        "admin_models.html",
+        {
+            "active": "admin",
+            "chain": chain,
+            "versions": versions,
+            "version_counts": counts,
+            "monitor_days": MONITOR_WINDOW.days,
+            "metric_summary": metric_summary,
+            "runs": registry.training_runs(db, limit=10),
+            "counter": registry.training_counter(db),
+            "retrain_every": context.settings.retrain_every,
+            "distribution": distribution,
+            "charts": bool(distribution),
+            "histogram": charts.prediction_histogram(distribution) if distribution else None,
+            "bkt_runs": bkt_runs,
+            "bkt_active": bkt_active or 0,
+            "fallbacks": fallbacks,
+            "error": error,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/admin")
+def admin_home(_admin: AdminUser) -> Response:
+    return redirect("/admin/models")
+
+
+@router.get("/admin/models")
+def models_page(request: Request, db: DB, context: Context, _admin: AdminUser) -> Response:
+    return _page(request, db, context)
+
+
+@router.post("/admin/models/versions/{version_id}/activate")
+def activate(
+    request: Request, version_id: str, db: DB, context: Context, _admin: AdminUser, form: Form
+) -> Response:
+    try:
+        registry.activate_version(context, db, parse_id(version_id))
+        db.commit()
+    except (ConflictError, NotFoundError) as exc:
+        db.rollback()
+        return _page(request, db, context, f"Not activated: {exc}.", status=409)
+    return redirect("/admin/models", notice="activated")
+
+
+@router.post("/admin/models/train")
+def train(context: Context, _admin: AdminUser, form: Form) -> Response:
+    schedule_training(context)
+    return redirect("/admin/models", notice="training")
+
+
+@router.post("/admin/models/bkt-recompute")
+def bkt_recompute(
+    request: Request, db: DB, context: Context, admin: AdminUser, form: Form
+) -> Response:
+    """Fit BKT parameters for every concept with quiz data (as /v1/learning/bkt/recompute)."""
+    options = mastery.FitOptions(activate=form.get("activate") == "on")
+    try:
+        mastery.fit_concepts(db, None, options, trigger="web", requested_by=admin.id)
+        db.commit()
+    except InvalidInputError as exc:
+        db.rollback()
+        return _page(request, db, context, f"BKT recompute refused: {exc}.", status=422)
+    return redirect("/admin/models", notice="recomputed")

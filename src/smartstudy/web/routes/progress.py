@@ -1,0 +1,130 @@
+"""Dashboard, task history and analytics: a student's own numbers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.responses import Response
+
+from smartstudy.services import analytics
+from smartstudy.store.orm import DIFFICULTIES, Subject, utcnow
+from smartstudy.web import charts, forms
+from smartstudy.web.deps import DB, PageRoute, PageUser
+from smartstudy.web.render import render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PER_PAGE = 25
+SORT_LABELS = {
+    "date": "Created",
+    "completed": "Completed",
+    "topic": "Topic",
+    "difficulty": "Difficulty",
+    "predicted": "Predicted chance",
+    "time": "Time taken",
+    "result": "Result",
+}
+
+
+@router.get("/dashboard")
+def dashboard(request: Request, db: DB, user: PageUser) -> Response:
+    summary = analytics.dashboard(db, user.id)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "active": "dashboard",
+            "d": summary,
+            "charts": True,
+            "trend": charts.daily_trend(summary.days) if summary.total_completed else None,
+        },
+    )
+
+
+@router.get("/tasks")
+def history(request: Request, db: DB, user: PageUser) -> Response:
+    q = request.query_params
+    filters = analytics.HistoryFilters(
+        subject_id=forms.optional_uuid(q.get("subject")),
+        topic_id=forms.optional_uuid(q.get("topic")),
+        difficulty=q.get("difficulty") if q.get("difficulty") in DIFFICULTIES else None,
+        status=q.get("status") if q.get("status") in analytics.STATUSES else None,
+        result=q.get("result") if q.get("result") in analytics.RESULTS else None,
+        date_from=forms.optional_date(q.get("from")),
+        date_to=forms.optional_date(q.get("to")),
+    )
+    sort = q.get("sort") if q.get("sort") in analytics.SORTS else "date"
+    descending = q.get("dir") != "asc"
+    page = analytics.task_history(
+        db,
+        user.id,
+        filters,
+        sort=sort,
+        descending=descending,
+        page=forms.positive_int(q.get("page"), 1),
+        per_page=forms.positive_int(q.get("per_page"), PER_PAGE, maximum=200),
+    )
+    # The query string of the current view, for sort links and pager links to extend.
+    kept = {
+        k: v
+        for k, v in {
+            "subject": str(filters.subject_id or ""),
+            "topic": str(filters.topic_id or ""),
+            "difficulty": filters.difficulty or "",
+            "status": filters.status or "",
+            "result": filters.result or "",
+            "from": filters.date_from.isoformat() if filters.date_from else "",
+            "to": filters.date_to.isoformat() if filters.date_to else "",
+        }.items()
+        if v
+    }
+    subjects = db.scalars(
+        select(Subject).options(selectinload(Subject.topics)).order_by(Subject.name)
+    ).all()
+    return render(
+        request,
+        "tasks.html",
+        {
+            "active": "tasks",
+            "page": page,
+            "filters": kept,
+            "sort": sort,
+            "descending": descending,
+            "sort_labels": SORT_LABELS,
+            "subjects": subjects,
+            "difficulties": DIFFICULTIES,
+            "per_page": page.per_page,
+        },
+    )
+
+
+@router.get("/analytics")
+def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
+    rows = analytics.completed_rows(db, user.id)
+    stats = analytics.by_topic_and_difficulty(db, user.id)
+    bins = analytics.calibration(rows)
+    weeks = analytics.progress_by_week(rows)
+    figures = {}
+    if rows:
+        figures = {
+            "accuracy": charts.accuracy_by_topic(stats),
+            "time": charts.time_by_topic(stats),
+            "scatter": charts.predicted_vs_actual(rows),
+            "calibration": charts.calibration_chart(bins),
+            "progress": charts.weekly_progress(weeks),
+        }
+    return render(
+        request,
+        "analytics.html",
+        {
+            "active": "analytics",
+            "charts": bool(rows),
+            "figures": figures,
+            "stats": stats,
+            "bins": bins,
+            "quality": analytics.prediction_quality(rows),
+            "n_weeks": len(weeks),
+            "now": utcnow(),
+        },
+    )

@@ -1,0 +1,185 @@
+"""The study timer: choose a topic and difficulty, see the prediction, time the task, mark the
+result, and see how the next prediction changed.
+
+It is a plain form flow (each step a POST that redirects to a page), so it works without
+JavaScript; ``static/app.js`` adds the running clock, which only fills in the time fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.responses import Response
+
+from smartstudy.services import tasks, training
+from smartstudy.services.errors import ConflictError, NotFoundError, ServiceError
+from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic
+from smartstudy.web import forms
+from smartstudy.web.deps import DB, Context, Form, PageRoute, PageUser, parse_id
+from smartstudy.web.render import redirect, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _subjects(db: DB) -> list[Subject]:
+    return list(
+        db.scalars(select(Subject).options(selectinload(Subject.topics)).order_by(Subject.name))
+    )
+
+
+def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: int) -> Response:
+    open_tasks = db.scalars(
+        select(PracticeTask)
+        .options(selectinload(PracticeTask.topic).selectinload(Topic.subject))
+        .where(PracticeTask.user_id == user.id, PracticeTask.completed_at.is_(None))
+        .order_by(PracticeTask.created_at.desc())
+        .limit(5)
+    ).all()
+    return render(
+        request,
+        "study.html",
+        {
+            "active": "study",
+            "subjects": _subjects(db),
+            "difficulties": DIFFICULTIES,
+            "values": values,
+            "errors": errors,
+            "open_tasks": open_tasks,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/study")
+def study(request: Request, db: DB, user: PageUser) -> Response:
+    q = request.query_params
+    topic_id = forms.optional_uuid(q.get("topic"))
+    topic = db.get(Topic, topic_id) if topic_id else None
+    values = {
+        "subject": str(topic.subject_id) if topic else "",
+        "topic": str(topic.id) if topic else "",
+        "difficulty": q.get("difficulty") if q.get("difficulty") in DIFFICULTIES else "medium",
+        "description": "",
+    }
+    return _picker(request, db, user, values, {}, 200)
+
+
+@router.post("/study")
+def create(request: Request, db: DB, context: Context, user: PageUser, form: Form) -> Response:
+    """The "Predict" step: a task is created and stored with its prediction."""
+    values = {
+        "subject": forms.text(form, "subject", 64),
+        "topic": forms.text(form, "topic", 64),
+        "difficulty": forms.text(form, "difficulty", 16),
+        "description": forms.text(form, "description", 500),
+    }
+    errors: dict[str, str] = {}
+    topic = None
+    topic_id = forms.optional_uuid(values["topic"])
+    if topic_id is None:
+        errors["topic"] = "Choose a topic."
+    else:
+        topic = db.get(Topic, topic_id)
+        subject_id = forms.optional_uuid(values["subject"])
+        if topic is None:
+            errors["topic"] = "That topic does not exist any more; choose another."
+        elif subject_id is not None and topic.subject_id != subject_id:
+            errors["topic"] = "That topic is not part of the chosen subject."
+    if values["difficulty"] not in DIFFICULTIES:
+        errors["difficulty"] = "Choose a difficulty: easy, medium or hard."
+    if not errors and topic is not None:
+        try:
+            task = tasks.create_task(
+                db, context.predictor, user, topic.id, values["difficulty"], values["description"]
+            )
+            db.commit()
+        except ServiceError as exc:
+            db.rollback()
+            errors["form"] = f"No prediction could be made right now: {exc}"
+        else:
+            return redirect(f"/study/tasks/{task.id}")
+    return _picker(request, db, user, values, errors, 422)
+
+
+def _task(db: DB, user, task_id: str) -> PracticeTask:
+    task = tasks.get_task(db, user, parse_id(task_id))
+    if task.user_id != user.id:  # admins read everyone's tasks through the API, not here
+        raise NotFoundError("task not found")
+    return task
+
+
+def _task_page(
+    request: Request,
+    db: DB,
+    context: Context,
+    user,
+    task: PracticeTask,
+    values: dict | None = None,
+    errors: dict | None = None,
+    status: int = 200,
+) -> Response:
+    ctx: dict = {
+        "active": "study",
+        "task": task,
+        "values": values or {"minutes": "", "seconds": ""},
+        "errors": errors or {},
+        "next_prediction": None,
+    }
+    if task.completed_at is not None:
+        try:
+            ctx["next_prediction"] = tasks.preview(
+                db, context.predictor, user, task.topic_id, task.difficulty
+            )
+        except ServiceError:
+            ctx["next_prediction"] = None
+    return render(request, "study_task.html", ctx, status_code=status)
+
+
+@router.get("/study/tasks/{task_id}")
+def task_page(request: Request, task_id: str, db: DB, context: Context, user: PageUser) -> Response:
+    return _task_page(request, db, context, user, _task(db, user, task_id))
+
+
+@router.post("/study/tasks/{task_id}/start")
+def start(task_id: str, db: DB, user: PageUser, form: Form) -> Response:
+    """Called by the timer's first Start: records when work began (once)."""
+    task = _task(db, user, task_id)
+    try:
+        tasks.start_task(db, user, task.id)
+        db.commit()
+    except ConflictError:
+        db.rollback()
+    return Response(status_code=204)
+
+
+@router.post("/study/tasks/{task_id}/complete")
+def complete(
+    request: Request, task_id: str, db: DB, context: Context, user: PageUser, form: Form
+) -> Response:
+    task = _task(db, user, task_id)
+    values = {
+        "minutes": forms.text(form, "minutes", 32),
+        "seconds": forms.text(form, "seconds", 32),
+    }
+    result = forms.text(form, "result", 16)
+    errors: dict[str, str] = {}
+    seconds = 0.0
+    try:
+        seconds = forms.elapsed_seconds(values["minutes"], values["seconds"])
+    except forms.FieldError as exc:
+        errors["time"] = str(exc)
+    if result not in ("correct", "wrong"):
+        errors["result"] = "Mark the task as correct or wrong."
+    if task.completed_at is not None:
+        return redirect(f"/study/tasks/{task.id}")
+    if errors:
+        return _task_page(request, db, context, user, task, values, errors, 422)
+    task_uuid: uuid.UUID = task.id
+    try:
+        training.complete_task_and_learn(context, db, user, task_uuid, result == "correct", seconds)
+    except ConflictError:
+        db.rollback()
+    return redirect(f"/study/tasks/{task_uuid}#result")
