@@ -86,7 +86,7 @@ def test_demo_is_idempotent(data_dir):
         active = conn.execute(select(func.count()).where(ModelVersion.is_active)).scalar()
     engine.dispose()
     assert named == n_tasks  # every demo task carries the model that predicted it
-    assert active == 2  # lnirt and baseline
+    assert active == 3  # neural, lnirt and baseline
 
 
 def test_import_all_or_nothing(data_dir, tmp_path):
@@ -260,3 +260,30 @@ def test_fit_bkt(data_dir):
     assert bad.exit_code == 1 and "not a date" in bad.output
     missing = runner.invoke(app, ["fit-bkt", "--concept-id", str(uuid.uuid4())])
     assert missing.exit_code == 1 and "concept not found" in missing.output
+
+
+def test_train_and_analyze_predictions(data_dir):
+    assert runner.invoke(app, ["analyze-predictions"]).output.strip() == "no stored predictions yet"
+    assert runner.invoke(app, ["demo"]).exit_code == 0
+    trained = runner.invoke(app, ["train"])
+    assert trained.exit_code == 0, trained.output
+    assert "completed tasks:" in trained.output
+    for family in ("neural", "lnirt", "baseline"):
+        assert f"{family}: version" in trained.output
+    result = runner.invoke(app, ["analyze-predictions", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    n_tasks = _count(data_dir, PracticeTask)
+    assert report["predictions"] == n_tasks
+    (baseline,) = report["by_model"]
+    assert baseline["model_name"] == "baseline" and baseline["n"] == n_tasks
+    assert len(report["by_user"]) == 4 and {r["difficulty"] for r in report["by_difficulty"]} == {
+        "easy",
+        "medium",
+        "hard",
+    }
+    assert all(0 <= r["saturated_share"] <= 1 and r["distinct_p"] >= 1 for r in report["by_user"])
+    table = runner.invoke(app, ["analyze-predictions"])
+    assert table.exit_code == 0 and "by user" in table.output and "by difficulty" in table.output
+    bad = runner.invoke(app, ["analyze-predictions", "--since", "yesterday"])
+    assert bad.exit_code == 1 and "--since" in bad.output

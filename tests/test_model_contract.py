@@ -26,6 +26,7 @@ from smartstudy.models import MODEL_CLASSES, ArtifactError, LearnerModel, NotFit
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "bkt": {"n_restarts": 2},
+    "neural": {"epochs": 8, "batch_size": 128, "hidden": 8, "time_hidden": 8, "d_item": 4},
 }
 
 MODEL_NAMES = sorted(MODEL_CLASSES)

@@ -262,7 +262,8 @@ def test_monitor_warns_about_saturated_predictions(client, admin, context):
                 )
             )
     out = {d["model_name"]: d for d in client.get("/v1/models/monitor", headers=admin).json()}
-    assert out["neural"]["n"] == 9 and out["neural"]["saturated_share"] == pytest.approx(8 / 9, abs=1e-4)
+    assert out["neural"]["n"] == 9
+    assert out["neural"]["saturated_share"] == pytest.approx(8 / 9, abs=1e-4)
     assert "above 0.98" in out["neural"]["warning"]
     assert out["baseline"]["warning"] is None
     assert sum(out["neural"]["histogram"]["counts"]) == 9

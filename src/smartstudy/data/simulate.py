@@ -227,4 +227,100 @@ def simulate_bkt(
     return frame, truth
 
 
-__all__ = ["simulate_bkt", "simulate_lnirt"]
+APP_DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+APP_TOPICS: tuple[str, ...] = ("Calculus", "Microeconomics", "Mechanics", "Waves")
+# Logit shift and time multiplier of each difficulty level; the times follow seed 000's bulk
+# user (easy about a minute, medium about 3.7x, hard about 7.5x as long).
+_APP_DIFFICULTY_LOGIT = {"easy": 1.3, "medium": 0.0, "hard": -1.3}
+_APP_DIFFICULTY_TIME = {"easy": 1.0, "medium": 3.7, "hard": 7.5}
+
+
+def simulate_app_learners(
+    task_counts: Sequence[int],
+    *,
+    topics: Sequence[str] = APP_TOPICS,
+    user_ids: Sequence[str] | None = None,
+    seed: int = 0,
+    learning_rate: float = 0.25,
+    time_log_sd: float = 0.35,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Practice tasks in app terms: items are "topic:difficulty", skills are topics.
+
+    User ``u`` does ``task_counts[u]`` tasks, one after another (``order`` 0, 1, ...), each on
+    a topic and difficulty drawn from the user's own preferences (Dirichlet draws, so some
+    users stick to a few topics). The answer is correct with probability::
+
+        sigmoid(theta_u + delta_ut - b_t + d_difficulty + learning_rate * log1p(n_ut))
+
+    with ability ``theta_u ~ N(0, 0.8^2)``, a personal topic offset ``delta_ut ~ N(0, 0.5^2)``,
+    topic difficulty ``b_t ~ N(0, 0.3^2)``, ``d`` = +1.3 / 0 / -1.3 for easy / medium / hard,
+    and ``n_ut`` the user's earlier tasks on the topic (practice helps). The time in seconds
+    is log-normal: median ``base_t * m_difficulty * exp(-tau_u) * (1 + n_ut) ** -0.05`` with
+    ``base_t ~ U(50, 90)`` s, ``m`` = 1 / 3.7 / 7.5, speed ``tau_u ~ N(0, 0.3^2)`` and log-sd
+    ``time_log_sd``, rounded to 0.1 s.
+
+    Returns the interactions frame (``user_id, item_id, skill_id, correct, rt_seconds,
+    order``, sorted by user then order) and the truth: ``theta``, ``tau`` and ``user_ids`` per
+    user, ``topic_difficulty`` per topic and ``p_correct`` per row of the frame.
+    """
+    counts = [int(c) for c in task_counts]
+    if not counts or min(counts) < 1:
+        raise ValueError(f"task_counts must be positive integers, got {list(task_counts)!r}")
+    if not topics:
+        raise ValueError("topics is empty")
+    if user_ids is None:
+        user_ids = [f"learner{k}" for k in range(len(counts))]
+    if len(user_ids) != len(counts) or len(set(user_ids)) != len(user_ids):
+        raise ValueError("user_ids must be distinct, one per entry of task_counts")
+    rng = np.random.default_rng(seed)
+    n_users, n_topics = len(counts), len(topics)
+    theta = rng.normal(0.0, 0.8, n_users)
+    tau = rng.normal(0.0, 0.3, n_users)
+    offset = rng.normal(0.0, 0.5, (n_users, n_topics))
+    b = rng.normal(0.0, 0.3, n_topics)
+    base = rng.uniform(50.0, 90.0, n_topics)
+    rows = []
+    for u, n_tasks in enumerate(counts):
+        topic_pref = rng.dirichlet(np.full(n_topics, 0.8))
+        diff_pref = rng.dirichlet(np.full(len(APP_DIFFICULTIES), 2.0))
+        practised = np.zeros(n_topics)
+        for step in range(n_tasks):
+            t = int(rng.choice(n_topics, p=topic_pref))
+            d = APP_DIFFICULTIES[int(rng.choice(len(APP_DIFFICULTIES), p=diff_pref))]
+            eta = (
+                theta[u]
+                + offset[u, t]
+                - b[t]
+                + _APP_DIFFICULTY_LOGIT[d]
+                + learning_rate * np.log1p(practised[t])
+            )
+            p = 1.0 / (1.0 + np.exp(-eta))
+            median = (
+                base[t] * _APP_DIFFICULTY_TIME[d] * np.exp(-tau[u]) * (1.0 + practised[t]) ** -0.05
+            )
+            rows.append(
+                {
+                    "user_id": str(user_ids[u]),
+                    "item_id": f"{topics[t]}:{d}",
+                    "skill_id": str(topics[t]),
+                    "correct": int(rng.random() < p),
+                    "rt_seconds": round(float(median * np.exp(rng.normal(0.0, time_log_sd))), 1),
+                    "order": step,
+                    "_p": p,
+                }
+            )
+            practised[t] += 1
+    frame = pd.DataFrame(rows)
+    frame["rt_seconds"] = frame["rt_seconds"].clip(lower=0.1)
+    frame = frame.sort_values(["user_id", "order"], kind="stable", ignore_index=True)
+    truth: dict[str, Any] = {
+        "theta": theta,
+        "tau": tau,
+        "user_ids": np.asarray(user_ids, dtype=object),
+        "topic_difficulty": dict(zip(topics, b.tolist(), strict=True)),
+        "p_correct": frame.pop("_p").to_numpy(),
+    }
+    return frame, truth
+
+
+__all__ = ["simulate_app_learners", "simulate_bkt", "simulate_lnirt"]

@@ -8,6 +8,7 @@ from smartstudy.models.base import (
 from smartstudy.models.baseline import Baseline
 from smartstudy.models.bkt import BKT
 from smartstudy.models.lnirt import LNIRT, DegenerateFitError
+from smartstudy.models.neural import NeuralPredictor
 
 # Every model by its ``name``: the contract tests, the trainer and the serving chain iterate
 # over this, so a new model joins here once it passes tests/test_model_contract.py.
@@ -15,6 +16,7 @@ MODEL_CLASSES: dict[str, type[LearnerModel]] = {
     "baseline": Baseline,
     "lnirt": LNIRT,
     "bkt": BKT,
+    "neural": NeuralPredictor,
 }
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "Baseline",
     "DegenerateFitError",
     "LearnerModel",
+    "NeuralPredictor",
     "NotFittedError",
 ]
