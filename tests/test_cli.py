@@ -287,3 +287,29 @@ def test_train_and_analyze_predictions(data_dir):
     assert table.exit_code == 0 and "by user" in table.output and "by difficulty" in table.output
     bad = runner.invoke(app, ["analyze-predictions", "--since", "yesterday"])
     assert bad.exit_code == 1 and "--since" in bad.output
+
+
+def test_evaluate_dominant_user_scenario(data_dir):
+    result = runner.invoke(app, ["evaluate", "--scenario", "dominant-user", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["strategy"]: r for r in json.loads(result.output)}
+    assert set(rows) == {
+        "inverse_frequency",
+        "l2",
+        "balanced",
+        "progressive",
+        "per_user_heads",
+        "none",
+    }
+    assert rows["inverse_frequency"]["passed"]
+    assert all(
+        set(r["checks"]) == {"saturation", "distinct", "monotone", "spread"} for r in rows.values()
+    )
+    table = runner.invoke(app, ["evaluate", "--scenario", "dominant-user"])
+    assert table.exit_code == 0 and "inverse_frequency" in table.output and "PASS" in table.output
+    both = runner.invoke(app, ["evaluate", "--scenario", "dominant-user", "--dataset", "mars_ib"])
+    assert both.exit_code == 1 and "--scenario replaces" in both.output
+    unknown = runner.invoke(app, ["evaluate", "--scenario", "crowd"])
+    assert unknown.exit_code == 1 and "unknown scenario" in unknown.output
+    nothing = runner.invoke(app, ["evaluate"])
+    assert nothing.exit_code == 1 and "--dataset" in nothing.output
