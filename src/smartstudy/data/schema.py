@@ -7,6 +7,11 @@ skill is the topic; in public data sets an item is a question and the skill its 
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -139,3 +144,52 @@ def sort_for_sequences(df: pd.DataFrame) -> np.ndarray:
         {"u": df["user_id"].to_numpy(), "o": df["order"].to_numpy(), "p": np.arange(len(df))}
     )
     return keys.sort_values(["u", "o", "p"], kind="stable")["p"].to_numpy()
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, ``pd.NA`` or ``NaT`` (as ``validate_interactions`` reads them)."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # containers: not a missing scalar
+        return False
+
+
+def parse_attempt(row: Mapping[str, Any]) -> tuple[str, str, str | None, float, float]:
+    """(user, item, skill or None, correct 0/1, rt seconds or NaN) of one ``update`` row.
+
+    Ids become strings as in ``validate_interactions``; a bad field raises ``ValueError``
+    naming it.
+    """
+    if not isinstance(row, Mapping):
+        raise ValueError(f"update() expects a mapping with user_id, item_id, correct; got {row!r}")
+    ids = []
+    for field in ("user_id", "item_id"):
+        value = row.get(field)
+        if is_missing(value):
+            raise ValueError(f"update() row needs `{field}`, got {value!r}")
+        ids.append(id_string(value))
+    skill_raw = row.get("skill_id")
+    skill = None if is_missing(skill_raw) else id_string(skill_raw)
+
+    correct = row.get("correct")
+    y = math.nan
+    if not isinstance(correct, str | bytes) and not is_missing(correct):
+        with contextlib.suppress(TypeError, ValueError):  # reported just below
+            y = float(correct)
+    if y not in (0.0, 1.0):
+        raise ValueError(f"update() row needs `correct` with value 0 or 1, got {correct!r}")
+
+    rt_raw = row.get("rt_seconds")
+    rt = math.nan
+    if not is_missing(rt_raw):
+        try:
+            rt = float(rt_raw)
+        except (TypeError, ValueError):
+            rt = -1.0  # reported below
+        if isinstance(rt_raw, str | bytes) or not (math.isfinite(rt) and rt > 0):
+            raise ValueError(
+                f"update() row needs `rt_seconds` as positive seconds or missing, got {rt_raw!r}"
+            )
+    return ids[0], ids[1], skill, y, rt

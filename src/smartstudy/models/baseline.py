@@ -23,7 +23,6 @@ item / skill / global statistics of fitting on all ``n + 1`` rows.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from collections.abc import Mapping
@@ -32,7 +31,11 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
+from smartstudy.data.schema import (
+    parse_attempt,
+    sort_for_sequences,
+    validate_interactions,
+)
 from smartstudy.models.base import Z80, LearnerModel
 
 # Time prediction when training held no usable time at all: a minute, and a log-sd of 1
@@ -269,7 +272,7 @@ class Baseline(LearnerModel):
         the prediction the model would have made just before the attempt.
         """
         self._check_fitted()
-        user, item, skill, y, rt = _parse_row(row)
+        user, item, skill, y, rt = parse_attempt(row)
         lt, has_t = _log_times(np.array([rt]))
 
         item_i = self.item_index_.get(item, -1)
@@ -449,48 +452,3 @@ def _is_positive_number(value: Any) -> bool:
         and math.isfinite(value)
         and value > 0
     )
-
-
-def _is_missing(value: Any) -> bool:
-    """None, NaN, ``pd.NA`` or ``NaT`` (as ``validate_interactions`` reads them)."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # containers: not a missing scalar
-        return False
-
-
-def _parse_row(row: Mapping[str, Any]) -> tuple[str, str, str | None, float, float]:
-    """Check one attempt for ``update``; ids become strings as in ``validate_interactions``."""
-    if not isinstance(row, Mapping):
-        raise ValueError(f"update() expects a mapping with user_id, item_id, correct; got {row!r}")
-    ids = []
-    for field in ("user_id", "item_id"):
-        value = row.get(field)
-        if _is_missing(value):
-            raise ValueError(f"update() row needs `{field}`, got {value!r}")
-        ids.append(id_string(value))
-    skill_raw = row.get("skill_id")
-    skill = None if _is_missing(skill_raw) else id_string(skill_raw)
-
-    correct = row.get("correct")
-    y = math.nan
-    if not isinstance(correct, str | bytes) and not _is_missing(correct):
-        with contextlib.suppress(TypeError, ValueError):  # reported just below
-            y = float(correct)
-    if y not in (0.0, 1.0):
-        raise ValueError(f"update() row needs `correct` with value 0 or 1, got {correct!r}")
-
-    rt_raw = row.get("rt_seconds")
-    rt = math.nan
-    if not _is_missing(rt_raw):
-        try:
-            rt = float(rt_raw)
-        except (TypeError, ValueError):
-            rt = -1.0  # reported below
-        if isinstance(rt_raw, str | bytes) or not (math.isfinite(rt) and rt > 0):
-            raise ValueError(
-                f"update() row needs `rt_seconds` as positive seconds or missing, got {rt_raw!r}"
-            )
-    return ids[0], ids[1], skill, y, rt

@@ -71,7 +71,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
+from smartstudy.data.schema import (
+    id_string,
+    parse_attempt,
+    sort_for_sequences,
+    validate_interactions,
+)
 from smartstudy.models.base import Z80, LearnerModel
 from smartstudy.models.neural_features import (
     EMA_SKILL,
@@ -85,7 +90,6 @@ from smartstudy.models.neural_features import (
     grouped_ema,
     grouped_exclusive,
     own_stats,
-    parse_attempt,
     recent_window,
     row_contributions,
     time_features,

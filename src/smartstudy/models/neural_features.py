@@ -36,7 +36,6 @@ Monotonicity
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,8 +43,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from smartstudy.data.schema import id_string
 
 # Counter columns.
 C, W, WC, WW, TN, TRES, TSUM = range(7)
@@ -616,49 +613,3 @@ def _capacity(values: np.ndarray) -> np.ndarray:
     out = np.zeros((cap, *values.shape[1:]), dtype=values.dtype)
     out[: len(values)] = values
     return out
-
-
-# -- parsing one attempt for update() --------------------------------------------------------
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def parse_attempt(row: Mapping[str, Any]) -> tuple[str, str, str | None, float, float]:
-    """(user, item, skill or None, correct 0/1, rt seconds or NaN) of one ``update`` row.
-
-    Raises ``ValueError`` naming the bad field, as ``validate_interactions`` would.
-    """
-    if not isinstance(row, Mapping):
-        raise ValueError(f"update() expects a mapping with user_id, item_id, correct; got {row!r}")
-    ids = []
-    for field in ("user_id", "item_id"):
-        value = row.get(field)
-        if _is_missing(value):
-            raise ValueError(f"update() row needs `{field}`, got {value!r}")
-        ids.append(id_string(value))
-    skill_raw = row.get("skill_id")
-    skill = None if _is_missing(skill_raw) else id_string(skill_raw)
-    correct = row.get("correct")
-    y = math.nan
-    if not isinstance(correct, str | bytes) and not _is_missing(correct):
-        with contextlib.suppress(TypeError, ValueError):
-            y = float(correct)
-    if y not in (0.0, 1.0):
-        raise ValueError(f"update() row needs `correct` with value 0 or 1, got {correct!r}")
-    rt_raw = row.get("rt_seconds")
-    rt = math.nan
-    if not _is_missing(rt_raw):
-        try:
-            rt = float(rt_raw)
-        except (TypeError, ValueError):
-            rt = -1.0
-        if isinstance(rt_raw, str | bytes) or not (math.isfinite(rt) and rt > 0):
-            raise ValueError(
-                f"update() row needs `rt_seconds` as positive seconds or missing, got {rt_raw!r}"
-            )
-    return ids[0], ids[1], skill, y, rt
