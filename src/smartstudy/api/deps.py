@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import AuthenticationError, PermissionDeniedError
 from smartstudy.services.security import decode_access_token
+from smartstudy.store.db import session_scope
 from smartstudy.store.orm import User
 
 bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/auth/login")
@@ -26,15 +27,8 @@ Context = Annotated[AppContext, Depends(get_context)]
 
 def get_session(context: Context) -> Iterator[Session]:
     """One session per request: committed when the route returns, rolled back on error."""
-    session = context.sessions()
-    try:
+    with session_scope(context.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(get_session)]

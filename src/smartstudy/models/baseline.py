@@ -36,7 +36,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import Z80, LearnerModel
+from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel
 
 # Time prediction when training held no usable time at all: a minute, and a log-sd of 1
 # (80 % interval ≈ 17 s .. 216 s), wide enough not to pretend knowledge we do not have.
@@ -57,8 +57,6 @@ _N_STATS = 5
 # information of the logit offset at zero), sum of log-time residuals, attempts with a time.
 _U_RES, _U_INFO, _U_TRES, _U_TN = range(4)
 _N_USER_STATS = 4
-
-_PREDICTION_COLUMNS = ("p_correct", "time_median_s", "time_p10_s", "time_p90_s")
 
 
 class Baseline(LearnerModel):
@@ -256,7 +254,7 @@ class Baseline(LearnerModel):
 
         cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
         out = {}
-        for name, values in zip(_PREDICTION_COLUMNS, cols, strict=True):
+        for name, values in zip(PREDICTION_COLUMNS, cols, strict=True):
             placed = np.empty(m)
             placed[pos] = values
             out[name] = placed

@@ -77,7 +77,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import Z80, LearnerModel
+from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel
 from smartstudy.models.neural_features import (
     EMA_SKILL,
     EMA_USER,
@@ -118,8 +118,6 @@ MIN_BATCH = 16
 # Bounds of the interval recalibration factor, and the fewest held-out rows for calibrating.
 CALIBRATION_BOUNDS = (0.5, 3.0)
 MIN_CALIBRATION_ROWS = 20
-
-_COLUMNS = ("p_correct", "time_median_s", "time_p10_s", "time_p90_s")
 
 
 class NeuralPredictor(LearnerModel):
@@ -733,7 +731,7 @@ class NeuralPredictor(LearnerModel):
     def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
         m = len(data)
         if m == 0:
-            return pd.DataFrame({c: np.empty(0) for c in _COLUMNS}, index=data.index)
+            return pd.DataFrame({c: np.empty(0) for c in PREDICTION_COLUMNS}, index=data.index)
         pos = sort_for_sequences(data)
         users = data["user_id"].to_numpy(dtype=object)[pos]
         items = data["item_id"].to_numpy(dtype=object)[pos]
@@ -748,7 +746,7 @@ class NeuralPredictor(LearnerModel):
         )
         cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
         out = {}
-        for name, values in zip(_COLUMNS, cols, strict=True):
+        for name, values in zip(PREDICTION_COLUMNS, cols, strict=True):
             placed = np.empty(m)
             placed[pos] = values
             out[name] = placed

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import NotFoundError, PermissionDeniedError
+from smartstudy.store.db import session_scope
 from smartstudy.store.orm import User
 from smartstudy.web import sessions
 from smartstudy.web.render import redirect, render
@@ -47,15 +48,8 @@ def secret_of(request: Request) -> str:
 
 def get_db(request: Request) -> Iterator[Session]:
     """One session per page request: committed when the page returns, rolled back on error."""
-    session = get_context(request).sessions()
-    try:
+    with session_scope(get_context(request).sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(get_db)]
