@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
 import stat
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +15,8 @@ from typer.testing import CliRunner
 
 from smartstudy.cli import app
 from smartstudy.store.orm import ModelVersion, PracticeTask, Question, User
+
+from .demo_server import demo_server
 
 runner = CliRunner()
 
@@ -140,75 +137,44 @@ def test_evaluate_refuses_unknown_names(data_dir):
     assert result.exit_code == 1 and "unknown model" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_demo_end_to_end(tmp_path):
     """README line one: `smartstudy serve --demo`, then a student's whole round trip."""
-    port = _free_port()
-    env = {**os.environ, "SMARTSTUDY_DATA_DIR": str(tmp_path / "data")}
-    env.pop("SMARTSTUDY_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smartstudy.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.3)
-        with httpx.Client(base_url=base, timeout=10) as http:
-            r = http.post(
-                "/v1/auth/register", json={"email": "new@example.com", "password": "a good pass"}
-            )
-            assert r.status_code == 201, r.text
-            token = http.post(
-                "/v1/auth/login", json={"email": "new@example.com", "password": "a good pass"}
-            ).json()["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            subjects = {s["name"] for s in http.get("/v1/subjects", headers=auth).json()}
-            assert {"Mathematics", "Economics", "Physics"} <= subjects
-            calculus = next(
-                t for t in http.get("/v1/topics", headers=auth).json() if t["name"] == "Calculus"
-            )
-            task = http.post(
-                "/v1/tasks", json={"topic_id": calculus["id"], "difficulty": "medium"}, headers=auth
-            ).json()
-            assert 0 < task["predicted_correct"] < 1
-            assert (
-                task["predicted_time_p10_s"]
-                < task["predicted_time_median_s"]
-                < task["predicted_time_p90_s"]
-            )
-            done = http.post(
-                f"/v1/tasks/{task['id']}/complete",
-                json={"is_correct": True, "actual_time_seconds": 200},
-                headers=auth,
-            )
-            assert done.status_code == 200, done.text
-            listed = http.get("/v1/tasks", params={"completed": True}, headers=auth).json()
-            assert listed["total"] == 1
-            assert listed["items"][0]["is_correct"] is True
-            assert listed["items"][0]["actual_time_seconds"] == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with (
+        demo_server(tmp_path / "data", timeout=90) as base,
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
+        r = http.post(
+            "/v1/auth/register", json={"email": "new@example.com", "password": "a good pass"}
+        )
+        assert r.status_code == 201, r.text
+        token = http.post(
+            "/v1/auth/login", json={"email": "new@example.com", "password": "a good pass"}
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        subjects = {s["name"] for s in http.get("/v1/subjects", headers=auth).json()}
+        assert {"Mathematics", "Economics", "Physics"} <= subjects
+        calculus = next(
+            t for t in http.get("/v1/topics", headers=auth).json() if t["name"] == "Calculus"
+        )
+        task = http.post(
+            "/v1/tasks", json={"topic_id": calculus["id"], "difficulty": "medium"}, headers=auth
+        ).json()
+        assert 0 < task["predicted_correct"] < 1
+        assert (
+            task["predicted_time_p10_s"]
+            < task["predicted_time_median_s"]
+            < task["predicted_time_p90_s"]
+        )
+        done = http.post(
+            f"/v1/tasks/{task['id']}/complete",
+            json={"is_correct": True, "actual_time_seconds": 200},
+            headers=auth,
+        )
+        assert done.status_code == 200, done.text
+        listed = http.get("/v1/tasks", params={"completed": True}, headers=auth).json()
+        assert listed["total"] == 1
+        assert listed["items"][0]["is_correct"] is True
+        assert listed["items"][0]["actual_time_seconds"] == 200
 
 
 def _quiz_history(n_students: int = 5, n_quizzes: int = 3) -> list[str]:

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from tests.conftest import IN_CI
+from tests.demo_server import demo_server
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -61,12 +57,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     base_url: str
@@ -84,28 +74,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`smartstudy serve --demo` on a free port, in a fresh data folder."""
     data_dir = tmp_path_factory.mktemp("browser-data")
-    port = _free_port()
-    env = {**os.environ, "SMARTSTUDY_DATA_DIR": str(data_dir)}
-    env.pop("SMARTSTUDY_DATABASE_URL", None)
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smartstudy.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(data_dir / 'server.log').read_text()}")
-            time.sleep(0.3)
+    with demo_server(data_dir) as base:
         accounts, admin = {}, ""
         for line in (data_dir / "demo-credentials.txt").read_text().splitlines():
             parts = line.split()
@@ -114,13 +83,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 if "(admin)" in line:
                     admin = parts[0]
         yield Server(base_url=base, data_dir=data_dir, accounts=accounts, admin_email=admin)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @dataclass
