@@ -186,6 +186,21 @@ class LearnerModel(ABC):
         return cls.from_bytes(path.read_bytes())
 
 
+def log_normal_predictions(
+    p: np.ndarray, mu: np.ndarray, sigma: np.ndarray, pos: np.ndarray, index: pd.Index
+) -> pd.DataFrame:
+    """The prediction columns from P(correct) and a log-normal time (mean ``mu`` and sd
+    ``sigma`` of log seconds), computed in sorted order and put back at positions ``pos`` of
+    a frame with ``index``."""
+    cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
+    out = {}
+    for name, values in zip(PREDICTION_COLUMNS, cols, strict=True):
+        placed = np.empty(len(index))
+        placed[pos] = values
+        out[name] = placed
+    return pd.DataFrame(out, index=index)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -36,7 +36,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel
+from smartstudy.models.base import LearnerModel, log_normal_predictions
 
 # Time prediction when training held no usable time at all: a minute, and a log-sd of 1
 # (80 % interval ≈ 17 s .. 216 s), wide enough not to pretend knowledge we do not have.
@@ -220,7 +220,6 @@ class Baseline(LearnerModel):
 
     # -- prediction ------------------------------------------------------------------
     def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
-        m = len(data)
         pos = sort_for_sequences(data)
         users = data["user_id"].to_numpy(dtype=object)[pos]
         item_idx = _lookup(self.item_index_, data["item_id"].to_numpy(dtype=object)[pos])
@@ -252,13 +251,7 @@ class Baseline(LearnerModel):
             mu = mu_item + state[:, _U_TRES] / (state[:, _U_TN] + self.k_user_time)
         sigma = np.sqrt(var)
 
-        cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
-        out = {}
-        for name, values in zip(PREDICTION_COLUMNS, cols, strict=True):
-            placed = np.empty(m)
-            placed[pos] = values
-            out[name] = placed
-        return pd.DataFrame(out, index=data.index)
+        return log_normal_predictions(p, mu, sigma, pos, data.index)
 
     # -- online learning -------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:

@@ -77,7 +77,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel
+from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel, log_normal_predictions
 from smartstudy.models.neural_features import (
     EMA_SKILL,
     EMA_USER,
@@ -744,13 +744,7 @@ class NeuralPredictor(LearnerModel):
         p, mu, sigma = self._outputs(
             users, items, skills, seq["xc"], seq["xt"], seq["u_cnt"], seq["p_ref"], seq["mu_ref"]
         )
-        cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
-        out = {}
-        for name, values in zip(PREDICTION_COLUMNS, cols, strict=True):
-            placed = np.empty(m)
-            placed[pos] = values
-            out[name] = placed
-        return pd.DataFrame(out, index=data.index)
+        return log_normal_predictions(p, mu, sigma, pos, data.index)
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
         """Fast single prediction from the current state (no DataFrame, NumPy forward pass)."""
