@@ -61,8 +61,14 @@ def item_key(topic_id: uuid.UUID | str, difficulty: str) -> str:
     return f"{topic_id}:{difficulty}"
 
 
-def completed_interactions(session: Session, since: datetime | None = None) -> pd.DataFrame:
-    """Completed tasks in the interactions schema (plus ``task_id`` and ``completed_at``)."""
+def completed_interactions(
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    users: Sequence[uuid.UUID] | None = None,
+) -> pd.DataFrame:
+    """Completed tasks in the interactions schema (plus ``task_id`` and ``completed_at``),
+    optionally completed within [since, until] and only of ``users``."""
     stmt = select(
         PracticeTask.id,
         PracticeTask.user_id,
@@ -74,6 +80,10 @@ def completed_interactions(session: Session, since: datetime | None = None) -> p
     ).where(PracticeTask.completed_at.is_not(None))
     if since is not None:
         stmt = stmt.where(PracticeTask.completed_at >= since)
+    if until is not None:
+        stmt = stmt.where(PracticeTask.completed_at <= until)
+    if users is not None:
+        stmt = stmt.where(PracticeTask.user_id.in_(users))
     rows = session.execute(stmt.order_by(PracticeTask.completed_at, PracticeTask.id)).all()
     return interactions_frame(rows)
 
@@ -355,10 +365,11 @@ class PredictionService:
             if held:
                 # Held-out students' tasks were not fitted on: learn them online, in order,
                 # as the model would have if it had served them.
-                past = completed_interactions(session)
-                past = past[
-                    past["user_id"].isin(held) & (past["completed_at"] <= row.trained_until)
-                ]
+                past = completed_interactions(
+                    session,
+                    until=row.trained_until,
+                    users=[uuid.UUID(u) for u in held],
+                )
                 for rec in past.to_dict("records"):
                     served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
             # Rows inside the window at the end of training were learnt by fit already.
