@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartstudy.services.errors import (
@@ -54,8 +55,15 @@ def create_user(
         display_name=display_name.strip() or email.split("@")[0],
         role=role,
     )
-    session.add(user)
-    session.flush()
+    # Two registrations of one e-mail can both pass the check above; the unique index
+    # decides, and the loser gets the same 409 instead of a database error. The savepoint
+    # keeps the caller's transaction usable.
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(f"an account with e-mail {email} already exists") from exc
     return user
 
 
