@@ -175,6 +175,14 @@ def test_serve_demo_end_to_end(tmp_path):
         assert listed["total"] == 1
         assert listed["items"][0]["is_correct"] is True
         assert listed["items"][0]["actual_time_seconds"] == 200
+        # Password hashes and every student's data: readable by their owner only (the
+        # helper made the folder 0755 before the server started; the server tightened it).
+        data = tmp_path / "data"
+        private = ["smartstudy.db", "smartstudy.db-wal", "smartstudy.db-shm", "secret_key"]
+        private.append("demo-credentials.txt")
+        modes = {name: stat.S_IMODE((data / name).stat().st_mode) for name in private}
+        assert modes == dict.fromkeys(private, 0o600)
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
 
 
 def _quiz_history(n_students: int = 5, n_quizzes: int = 3) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -11,19 +12,49 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from typer.core import TyperGroup
 
 from smartstudy import __version__
-from smartstudy.config import Settings
+from smartstudy.config import Settings, private_dir
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import ServiceError
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import (
+    MIB,
+    Outage,
+    StorageProblem,
+    classify_outage,
+    database_problem,
+    error_reason,
+    folder_problem,
+    safe_url,
+    session_scope,
+    sqlite_file,
+)
+
+
+class _Commands(TyperGroup):
+    """Every command: a database or disk failure ends it with one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError) as exc:
+            message = _storage_failure(exc)
+            if message is None:
+                raise
+            raise fail(message) from None
+
 
 app = typer.Typer(
     help="SmartStudy: study platform with a learner-modelling engine.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_Commands,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
@@ -41,10 +72,70 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context() -> AppContext:
+def _context(*, data_dir: bool = False) -> AppContext:
+    """The app context on a checked, migrated database; ``data_dir``: the command writes
+    in the data folder too (the secret key, the demo's credentials)."""
     context = AppContext.from_settings(Settings())
+    _check_storage(context, data_dir=data_dir)
     context.migrate()
     return context
+
+
+def _check_storage(context: AppContext, *, data_dir: bool) -> None:
+    """Refuse to start, in one line naming the setting, when the database does not answer
+    or a folder it writes in is read-only or (nearly) full."""
+    settings = context.settings
+    folders: dict[Path, str] = {}
+    db_file = sqlite_file(context.engine)
+    if db_file is not None:
+        folders[db_file.parent] = settings.database_setting
+    if data_dir:
+        folders.setdefault(private_dir(settings.data_dir), "SMARTSTUDY_DATA_DIR")
+    for folder, setting in folders.items():
+        problem = folder_problem(folder, settings.min_free_disk_mb * MIB)
+        if problem is not None:
+            if problem.kind is Outage.FULL:
+                setting += ", SMARTSTUDY_MIN_FREE_DISK_MB"
+            raise fail(problem.describe(setting))
+    problem = database_problem(context.engine)
+    if problem is not None:
+        raise fail(problem.describe(settings.database_setting))
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    """One line for a database or disk failure (naming the setting behind the path or URL),
+    or None for an exception that is a bug."""
+    settings = Settings()
+    url = settings.database_url or settings.default_database_url
+    if isinstance(exc, OSError):
+        if exc.filename is None and classify_outage(exc) is None:
+            return None
+        where = Path(exc.filename or settings.data_dir)
+        setting = _setting_for(where, settings, url)
+        kind = classify_outage(exc)
+        if kind is None and exc.errno in (errno.EACCES, errno.EPERM):
+            kind = Outage.READ_ONLY
+        if kind is None:
+            return f"cannot use {where}{f' ({setting})' if setting else ''}: {error_reason(exc)}"
+        return StorageProblem(kind, str(where), error_reason(exc)).describe(setting)
+    kind = classify_outage(exc)
+    if kind is None:
+        return None
+    parsed = make_url(url)
+    where = parsed.database if parsed.get_backend_name() == "sqlite" else safe_url(url)
+    return StorageProblem(kind, str(where), error_reason(exc)).describe(settings.database_setting)
+
+
+def _setting_for(path: Path, settings: Settings, url: str) -> str | None:
+    """The environment variable that chose ``path``: the data folder or the database URL."""
+    parsed = make_url(url)
+    candidates = [(settings.data_dir, "SMARTSTUDY_DATA_DIR")]
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        candidates.insert(0, (Path(parsed.database).parent, settings.database_setting))
+    for folder, setting in candidates:
+        if path == folder or folder in path.parents:
+            return setting
+    return None
 
 
 def _version(value: bool) -> None:
@@ -75,8 +166,9 @@ def serve(
 
     from smartstudy.api.app import create_app
 
-    context = _context()
-    console.print(f"database: {context.settings.resolved_database_url}", highlight=False)
+    context = _context(data_dir=demo)
+    _ = context.settings.resolved_secret_key  # made (or failing) now, not at the first request
+    console.print(f"database: {safe_url(context.settings.resolved_database_url)}", highlight=False)
     if demo:
         _seed_demo(context)
     api = create_app(context=context)
@@ -85,11 +177,13 @@ def serve(
 
 
 def _seed_demo(context: AppContext) -> None:
-    from smartstudy.services.demo import seed_demo
+    from smartstudy.services.demo import CREDENTIALS_FILE, seed_demo, write_credentials
 
     with console.status("adding demo data..."), session_scope(context.sessions) as session:
-        result = seed_demo(session, context.predictor, context.settings.data_dir)
-    creds = context.settings.data_dir / "demo-credentials.txt"
+        result = seed_demo(session, context.predictor)
+    # Only now, with the accounts committed, do their passwords go to the file.
+    write_credentials(context.settings.data_dir, result)
+    creds = context.settings.data_dir / CREDENTIALS_FILE
     if result.created:
         console.print(
             f"demo data added: {result.students} students, {result.tasks} completed tasks",
@@ -104,7 +198,7 @@ def _seed_demo(context: AppContext) -> None:
 @app.command()
 def demo() -> None:
     """Add the demo catalogue, accounts and history to the database (once)."""
-    _seed_demo(_context())
+    _seed_demo(_context(data_dir=True))
 
 
 @db_app.command("upgrade")
@@ -112,11 +206,10 @@ def db_upgrade() -> None:
     """Create the database or bring it to the newest schema."""
     from smartstudy.store.migrate import current_revision
 
-    context = AppContext.from_settings(Settings())
-    context.migrate()
+    context = _context()
     console.print(
         f"database at revision {current_revision(context.engine)}: "
-        f"{context.settings.resolved_database_url}",
+        f"{safe_url(context.settings.resolved_database_url)}",
         highlight=False,
     )
 
@@ -137,12 +230,14 @@ def create_admin(
     name: Annotated[str, typer.Option(help="Display name.")] = "",
 ) -> None:
     """Create an administrator account (e.g. `smartstudy users create-admin --email me@x.org`)."""
+    from smartstudy.services import audit
     from smartstudy.services.accounts import create_user
 
     context = _context()
     try:
         with session_scope(context.sessions) as session:
             user = create_user(session, email, password, name, role="admin")
+            audit.record(session, None, "user.create_admin", "user", user.id, {"email": user.email})
             email = user.email
     except ServiceError as exc:
         raise fail(str(exc)) from None
@@ -242,6 +337,51 @@ def train(
                     highlight=False,
                 )
     if job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    sample_users: Annotated[
+        int, typer.Option(min=1, help="Users whose predictions are checked (e.g. 50).")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Check the configured database without changing it: data integrity, the parameters of
+    every active model, prediction ranges, personalisation and isolation between users.
+    Exits 1 if any check fails (e.g. `smartstudy validate --json`)."""
+    from rich.table import Table
+    from rich.text import Text
+    from sqlalchemy.engine import make_url
+
+    from smartstudy.services.validation import run_checks
+
+    settings = Settings()
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise fail(f"no database at {url.database}: run `smartstudy db upgrade` first")
+    # No migration here: validating must not change the database it checks.
+    context = AppContext.from_settings(settings)
+    try:
+        with console.status("validating...") if not as_json else nullcontext():
+            results = run_checks(context, sample_users=sample_users)
+    finally:
+        context.close()
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        body = {"passed": not failed, "checks": [r.to_dict() for r in results]}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    else:
+        table = Table(title=f"validation of {url.render_as_string(hide_password=True)}")
+        for col in ("check", "result", "detail"):
+            table.add_column(col)
+        for r in results:
+            mark = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+            table.add_row(r.name, mark, Text(r.detail))
+        (console if console.is_terminal else Console(width=200)).print(table)
+    if failed:
+        for r in failed:
+            err.print(f"FAILED {r.name}: {r.detail}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 
@@ -385,6 +525,7 @@ def fit_bkt(
     from rich.table import Table
 
     from smartstudy.models.bkt.em import DEFAULT_BOUNDS
+    from smartstudy.services import audit
     from smartstudy.services.mastery import FitOptions, fit_concepts
 
     if bool(concept_id) == all_concepts:
@@ -423,6 +564,9 @@ def fit_bkt(
                 bar.advance(job)
 
             outcome = fit_concepts(session, ids, options, trigger="cli", progress=tick)
+        if any(row.is_active for row in outcome.fitted.values()):
+            # Served mastery parameters changed: that is an admin action worth a record.
+            audit.record_bkt_fit(session, None, outcome)
         session.commit()
     except ServiceError as exc:
         session.rollback()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +17,43 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/smartstudy``, or ``~/.local/share/smartstudy``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "smartstudy"
+
+
+def tighten(path: Path) -> None:
+    """Take group and other permissions off ``path`` if this process owns it.
+
+    The data folder, the database and the key files hold password hashes and every
+    student's data: nobody but their owner has any business reading them.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (created 0700, or tightened)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tighten(path)
+    return path
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the owner only from the start.
+
+    The text goes to a temporary file created 0600 in the same folder, which then replaces
+    ``path``: no moment exists where the content is readable by others or half written.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class Settings(BaseSettings):
@@ -43,12 +82,30 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         default=True, description="Run database migrations when the service starts."
     )
+    min_free_disk_mb: int = Field(
+        default=16,
+        ge=0,
+        description="Free disk space (MiB) the data folder and a SQLite database's folder "
+        "need: below it /readyz answers 503 and commands refuse to start.",
+    )
+
+    @property
+    def default_database_url(self) -> str:
+        """The SQLite database in the data folder (nothing is created)."""
+        return f"sqlite:///{self.data_dir / 'smartstudy.db'}"
 
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.data_dir / 'smartstudy.db'}"
+        # The default database lives in the data folder: make sure it exists, private.
+        private_dir(self.data_dir)
+        return self.default_database_url
+
+    @property
+    def database_setting(self) -> str:
+        """The environment variable that chose the database (for error messages)."""
+        return "SMARTSTUDY_DATABASE_URL" if self.database_url else "SMARTSTUDY_DATA_DIR"
 
     @cached_property
     def resolved_secret_key(self) -> str:
@@ -56,15 +113,14 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.data_dir / "secret_key"
         if path.is_file():
+            tighten(self.data_dir)
+            tighten(path)  # whoever reads it can forge tokens
             key = path.read_text().strip()
             if key:
                 return key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         key = secrets.token_urlsafe(48)
-        # Created readable by the owner only: whoever reads it can forge tokens.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
+        write_private_file(path, key)
         return key
 
 

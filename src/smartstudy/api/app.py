@@ -11,7 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api.routers import auth, catalogue, health, learning, models, quiz, tasks
+from smartstudy.api import openapi, security_headers
+from smartstudy.api.errors import install_outage_handlers
+from smartstudy.api.routers import auth, catalogue, health, learning, models, quiz, tasks, users
+from smartstudy.api.schemas import validation_error_out
 from smartstudy.config import Settings
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import (
@@ -21,6 +24,7 @@ from smartstudy.services.errors import (
     NotFoundError,
     PermissionDeniedError,
     ServiceError,
+    TooManyAttemptsError,
 )
 from smartstudy.services.predictor import PredictionUnavailableError
 from smartstudy.web import install as install_web
@@ -33,6 +37,7 @@ _STATUS = {
     NotFoundError: 404,
     ConflictError: 409,
     InvalidInputError: 422,
+    TooManyAttemptsError: 429,
     PredictionUnavailableError: 503,
 }
 
@@ -59,8 +64,11 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         description="Study platform with a learner-modelling engine: predictions of success "
         "and time for practice tasks, concept mastery, model training.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from openapi.install_docs, with no CDN
+        redoc_url=None,
     )
     app.state.context = context
+    install_outage_handlers(app)  # database or disk down: 503, not 500
 
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
@@ -72,20 +80,14 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
                 "message": str(exc),
             }
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        if isinstance(exc, TooManyAttemptsError):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(status_code=code, content=body, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in exc.errors():
-            errors.append(
-                {k: err[k] for k in ("loc", "msg", "type") if k in err}
-                | (
-                    {"input": err["input"]}
-                    if isinstance(err.get("input"), str | int | float)
-                    else {}
-                )
-            )
+        # Only JSON-safe values go back: a NaN in the request once made this answer a 500.
+        errors = [validation_error_out(err) for err in exc.errors()]
         summary = "; ".join(f"{_location(e['loc']) or 'body'}: {e['msg']}" for e in errors)
         return JSONResponse(status_code=422, content={"detail": errors, "message": summary})
 
@@ -96,5 +98,9 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     app.include_router(quiz.router)
     app.include_router(learning.router)
     app.include_router(models.router)
+    app.include_router(users.router)
+    openapi.install_docs(app)  # before install_web: its assets live under /static
     install_web(app)  # the web pages, /static and Plotly's JavaScript
+    openapi.document_errors(app)
+    security_headers.install(app)
     return app

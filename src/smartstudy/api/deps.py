@@ -25,13 +25,21 @@ def get_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(get_context)]
 
 
+def client_address(request: Request) -> str | None:
+    """The address the request came from (what log-in throttling counts per client)."""
+    return request.client.host if request.client else None
+
+
+ClientAddress = Annotated[str | None, Depends(client_address)]
+
+
 def get_session(context: Context) -> Iterator[Session]:
     """One session per request: committed when the route returns, rolled back on error."""
     with session_scope(context.sessions) as session:
         yield session
 
 
-DB = Annotated[Session, Depends(get_session)]
+DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def current_user(
@@ -41,10 +49,13 @@ def current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("not signed in: send 'Authorization: Bearer <token>'")
-    user_id = decode_access_token(credentials.credentials, context.settings.resolved_secret_key)
-    user = session.get(User, user_id)
+    claims = decode_access_token(credentials.credentials, context.settings.resolved_secret_key)
+    user = session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise AuthenticationError("invalid token")
+    if claims.version != user.token_version:
+        # Issued before the last password change (or a lock-out): no longer valid.
+        raise AuthenticationError("token revoked; log in again")
     return user
 
 

@@ -2,28 +2,116 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
+from pydantic_core import PydanticCustomError
+
+from smartstudy.services import rules
 
 Difficulty = Literal["easy", "medium", "hard"]
 
 
+def _text(max_length: int, *, min_length: int = 0, multiline: bool = False) -> Any:
+    """A string type with a limit and the character rules of ``services.rules``; a broken
+    rule fails with its sentence, and the 422 answer adds the field's name."""
+
+    def check(value: str) -> str:
+        problem = rules.text_problem(value, max_length, multiline=multiline)
+        if problem is not None:
+            raise PydanticCustomError("text_rule", problem)
+        return value
+
+    return Annotated[
+        str, Field(min_length=min_length, max_length=max_length), AfterValidator(check)
+    ]
+
+
+Name = _text(rules.MAX_NAME, min_length=1)
+DisplayName = _text(rules.MAX_DISPLAY_NAME)
+Description = _text(rules.MAX_DESCRIPTION, multiline=True)
+Prompt = _text(rules.MAX_PROMPT, min_length=1, multiline=True)
+Option = _text(rules.MAX_OPTION, min_length=1)
+#: A free-text query-string filter (e.g. ``?model_name=``).
+FilterText = _text(rules.MAX_FILTER)
+#: A password is hashed, never stored or shown: any character is allowed.
+Password = Annotated[str, Field(max_length=rules.MAX_PASSWORD)]
+Email = Annotated[EmailStr, Field(max_length=rules.MAX_EMAIL)]
+#: JSON numbers only (no strings, no true/false) and no NaN or infinity.
+Seconds = Annotated[
+    StrictFloat,
+    Field(
+        gt=0,
+        le=rules.MAX_TASK_SECONDS,
+        allow_inf_nan=False,
+        description="Time spent, in seconds (more than 0, at most 24 h).",
+    ),
+]
+
+
 class Strict(BaseModel):
+    """A request body: unknown fields are refused. Numbers and booleans are declared with
+    pydantic's strict types, so "30" is not 30 and true is not 1 (ids and times still come
+    as strings, which a strict model config would refuse)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
+def _json_text(value: str, limit: int = 200) -> str:
+    # An unpaired surrogate cannot be encoded as UTF-8; it becomes "?".
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
+def _json_input(value: object) -> object | None:
+    """``value`` if JSON carries it as it is (a string cut to 200 characters), else None."""
+    if isinstance(value, str):
+        return _json_text(value)
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
+
+
+def validation_error_out(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One of pydantic's errors as JSON can always carry it: ``loc``, ``msg``, ``type`` and,
+    where it is a plain value, the ``input`` that was refused. A NaN, an infinity, a huge
+    integer, an object or an unpaired surrogate in the request is never echoed back, so the
+    422 answer cannot itself fail."""
+    loc = [p if isinstance(p, int) else _json_text(str(p)) for p in error.get("loc", ())]
+    out: dict[str, Any] = {
+        "loc": loc,
+        "msg": _json_text(str(error.get("msg", "")), 1000),
+        "type": _json_text(str(error.get("type", "")), 100),
+    }
+    echoed = _json_input(error.get("input"))
+    if echoed is not None:
+        out["input"] = echoed
+    return out
+
+
 class RegisterIn(Strict):
-    email: EmailStr
-    password: str = Field(min_length=8, max_length=256)
-    display_name: str = Field(default="", max_length=120)
+    email: Email
+    password: Annotated[Password, Field(min_length=8)]
+    display_name: DisplayName = ""
 
 
 class LoginIn(Strict):
-    email: EmailStr
-    password: str = Field(min_length=1, max_length=256)
+    email: Email
+    password: Annotated[Password, Field(min_length=1)]
 
 
 class TokenOut(BaseModel):
@@ -43,17 +131,17 @@ class UserOut(BaseModel):
 
 
 class NameIn(Strict):
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
 
 
 class TopicIn(Strict):
     subject_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
 
 
 class ConceptIn(Strict):
     topic_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
 
 
 class SubjectOut(BaseModel):
@@ -85,7 +173,7 @@ class PredictionIn(Strict):
 
 
 class TaskIn(PredictionIn):
-    description: str | None = Field(default=None, max_length=2000)
+    description: Description | None = None
 
 
 class PredictionOut(BaseModel):
@@ -98,10 +186,8 @@ class PredictionOut(BaseModel):
 
 
 class CompleteIn(Strict):
-    is_correct: bool
-    actual_time_seconds: float = Field(
-        gt=0, le=86400, description="Time spent, in seconds (more than 0, at most 24 h)."
-    )
+    is_correct: StrictBool
+    actual_time_seconds: Seconds
 
 
 class TaskOut(BaseModel):
@@ -141,9 +227,9 @@ class HealthOut(BaseModel):
 
 class QuestionIn(Strict):
     concept_id: uuid.UUID
-    prompt: str = Field(min_length=1, max_length=4000)
-    options: list[str] = Field(min_length=2, max_length=8)
-    correct_option: int = Field(ge=0, description="Index in options of the right answer.")
+    prompt: Prompt
+    options: list[Option] = Field(min_length=2, max_length=8)
+    correct_option: StrictInt = Field(ge=0, description="Index in options of the right answer.")
     difficulty: Difficulty = "medium"
 
 
@@ -161,7 +247,7 @@ class QuestionOut(BaseModel):
 class SessionIn(Strict):
     topic_id: uuid.UUID | None = None
     concept_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
-    n_questions: int = Field(default=5, ge=1, le=50)
+    n_questions: StrictInt = Field(default=5, ge=1, le=50)
 
 
 class SessionQuestionOut(BaseModel):
@@ -188,7 +274,7 @@ class SessionOut(BaseModel):
 
 class AnswerIn(Strict):
     session_question_id: uuid.UUID
-    chosen_option: int = Field(ge=0)
+    chosen_option: StrictInt = Field(ge=0)
 
 
 class MasteryChange(BaseModel):
@@ -208,12 +294,12 @@ class SubmissionOut(BaseModel):
 class RecomputeIn(Strict):
     from_date: datetime | None = None
     to_date: datetime | None = None
-    min_attempts: int = Field(default=10, ge=1)
-    min_users: int = Field(default=3, ge=1)
-    concept_ids: list[uuid.UUID] | None = None
-    activate_new_params: bool = False
-    forgets: bool = False
-    n_restarts: int = Field(default=5, ge=1, le=50)
+    min_attempts: StrictInt = Field(default=10, ge=1, le=1_000_000)
+    min_users: StrictInt = Field(default=3, ge=1, le=1_000_000)
+    concept_ids: list[uuid.UUID] | None = Field(default=None, max_length=10_000)
+    activate_new_params: StrictBool = False
+    forgets: StrictBool = False
+    n_restarts: StrictInt = Field(default=5, ge=1, le=50)
 
 
 class AlgoOut(BaseModel):
@@ -243,8 +329,8 @@ class MasteryUpdateIn(Strict):
     user_id: uuid.UUID | None = Field(default=None, description="Default: yourself.")
     question_id: uuid.UUID | None = None
     concept_id: uuid.UUID
-    correct: bool
-    snapshot_mastery: bool = False
+    correct: StrictBool
+    snapshot_mastery: StrictBool = False
 
 
 class MasteryUpdateOut(BaseModel):
@@ -334,3 +420,8 @@ class DistributionOut(BaseModel):
 class TrainScheduledOut(BaseModel):
     scheduled: bool
     detail: str
+
+
+class PasswordChangeIn(Strict):
+    current_password: Password = Field(min_length=1)
+    new_password: Password = Field(description="At least 8 characters; not the current one.")

@@ -1,21 +1,23 @@
-"""Accounts: registration, log-in, admins."""
+"""Accounts: registration, throttled log-in, password changes, web sessions, admins."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smartstudy.services import rules, throttle
 from smartstudy.services.errors import (
     AuthenticationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from smartstudy.services.security import hash_password, verify_password
-from smartstudy.store.orm import User
+from smartstudy.services.security import hash_password, verify_nothing, verify_password
+from smartstudy.store.orm import AuthSession, User, utcnow
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -44,6 +46,7 @@ def create_user(
 ) -> User:
     """A new account; ``ConflictError`` if the e-mail is taken."""
     check_password_rules(password)
+    rules.check_text(display_name, "display_name", rules.MAX_DISPLAY_NAME)
     if role not in ("student", "admin"):
         raise InvalidInputError("role", "must be student or admin")
     email = normalise_email(email)
@@ -68,10 +71,136 @@ def create_user(
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
+    """The active user with this e-mail and password; ``AuthenticationError`` otherwise.
+
+    An unknown or inactive account still costs one Argon2 verification, so the answer takes
+    as long as for a wrong password and its timing does not tell which e-mails exist.
+    """
     user = get_user_by_email(session, email)
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    if user is None or not user.is_active:
+        verify_nothing(password)
+        raise AuthenticationError("wrong e-mail or password")
+    if not verify_password(user.password_hash, password):
         raise AuthenticationError("wrong e-mail or password")
     return user
+
+
+def log_in(session: Session, email: str, password: str, client: str | None) -> User:
+    """``authenticate``, throttled per account and per client address (``services.throttle``):
+    ``TooManyAttemptsError`` while either is locked out, without checking the password."""
+    if rules.text_problem(email, rules.MAX_EMAIL) is not None:
+        # No such account can exist (a NUL byte would even fail the query on PostgreSQL).
+        verify_nothing(password)
+        raise AuthenticationError("wrong e-mail or password")
+    keys = throttle.keys_for(normalise_email(email), client)
+    throttle.check(session, keys)
+    try:
+        user = authenticate(session, email, password)
+    except AuthenticationError:
+        _count_failure(session, keys)
+        raise
+    throttle.reset(session, keys)
+    return user
+
+
+def _count_failure(session: Session, keys: throttle.Keys) -> None:
+    throttle.record_failure(session, keys)
+    # The caller's transaction rolls back with the error that follows; the count must stay.
+    session.commit()
+
+
+def check_current_password(session: Session, user: User, password: str, client: str | None) -> None:
+    """Confirm a signed-in user's password before a change that needs it; a wrong one is
+    ``InvalidInputError`` on ``current_password`` and counts as a failed log-in."""
+    keys = throttle.keys_for(user.email, client)
+    throttle.check(session, keys)
+    if not verify_password(user.password_hash, password):
+        _count_failure(session, keys)
+        raise InvalidInputError("current_password", "is wrong")
+    throttle.reset(session, keys)
+
+
+def change_password(
+    session: Session, user: User, current: str, new: str, client: str | None
+) -> User:
+    """Set a new password after checking the current one, and end every web session and API
+    token issued before; the caller signs its own browser or client in again."""
+    # The new password's rules first: a typo there costs no verification and no failure.
+    try:
+        check_password_rules(new)
+    except InvalidInputError as exc:
+        raise InvalidInputError("new_password", exc.message) from exc
+    if current == new:
+        raise InvalidInputError("new_password", "must differ from the current password")
+    check_current_password(session, user, current, client)
+    user.password_hash = hash_password(new)
+    revoke_credentials(session, user)
+    return user
+
+
+#: How long a web session lasts after log-in.
+WEB_SESSION_LIFETIME = timedelta(days=7)
+#: ``last_seen_at`` moves at most this often, so reading pages rarely writes.
+LAST_SEEN_STEP = timedelta(minutes=1)
+
+
+def open_web_session(session: Session, user: User, now: datetime | None = None) -> AuthSession:
+    """A new server-side web session for ``user`` (the cookie names its id)."""
+    now = now or utcnow()
+    # The user's ended sessions are of no more use; dropping them here keeps the table small.
+    session.execute(
+        delete(AuthSession).where(
+            AuthSession.user_id == user.id,
+            or_(AuthSession.expires_at <= now, AuthSession.revoked_at.is_not(None)),
+        )
+    )
+    row = AuthSession(
+        user_id=user.id, created_at=now, last_seen_at=now, expires_at=now + WEB_SESSION_LIFETIME
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def web_session_user(
+    session: Session, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime | None = None
+) -> User | None:
+    """The user of a live web session: the row exists, is the user's, is neither revoked nor
+    expired, and the user is active. None for anything else."""
+    now = now or utcnow()
+    row = session.get(AuthSession, session_id)
+    if row is None or row.user_id != user_id or row.revoked_at is not None:
+        return None
+    if row.expires_at <= now:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    if now - row.last_seen_at >= LAST_SEEN_STEP:
+        row.last_seen_at = now
+    return user
+
+
+def close_web_session(session: Session, session_id: uuid.UUID, now: datetime | None = None) -> None:
+    """Revoke one web session (log-out)."""
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+
+
+def revoke_credentials(session: Session, user: User, now: datetime | None = None) -> None:
+    """End every web session of ``user`` and void every API token issued so far: for a
+    password change, and for a deactivation (the caller sets ``is_active``)."""
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+    # In SQL, so two concurrent changes both count; the attribute reloads on next access.
+    user.token_version = User.token_version + 1
+    session.flush()
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> User:

@@ -1,23 +1,41 @@
-"""Catalogue: subjects, their topics and the concepts inside topics."""
+"""Catalogue: subjects, their topics and the concepts inside topics.
+
+Names are unique ignoring case: "mathematics" is the subject "Mathematics", whether it is
+created through the API or met in an imported file.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smartstudy.services import rules
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.store.orm import Concept, Subject, Topic
 
+_Named = TypeVar("_Named", Subject, Topic, Concept)
 
-def _clean_name(name: str) -> str:
+
+def clean_name(name: str, field: str = "name") -> str:
+    """``name`` with its runs of spaces made one space; ``InvalidInputError`` if it is empty,
+    too long or holds a control character."""
+    rules.check_text(name, field)  # characters first: a tab is not a space to collapse
     cleaned = " ".join(name.split())
     if not cleaned:
-        raise InvalidInputError("name", "must not be empty")
-    if len(cleaned) > 120:
-        raise InvalidInputError("name", "must be at most 120 characters")
-    return cleaned
+        raise InvalidInputError(field, "must not be empty")
+    return rules.check_text(cleaned, field, rules.MAX_NAME)
+
+
+def _named(rows: Iterable[_Named], name: str) -> _Named | None:
+    """The row called ``name`` ignoring case. Catalogues are small, and Python's casefold
+    is the same on every backend (SQL lower() is ASCII-only on SQLite)."""
+    key = rules.name_key(name)
+    return next((row for row in rows if rules.name_key(row.name) == key), None)
 
 
 def list_subjects(session: Session) -> list[Subject]:
@@ -62,12 +80,18 @@ def get_concept(session: Session, concept_id: uuid.UUID) -> Concept:
 
 
 def find_subject(session: Session, name: str) -> Subject | None:
-    return session.scalar(select(Subject).where(Subject.name == _clean_name(name)))
+    return _named(session.scalars(select(Subject)), clean_name(name))
 
 
 def find_topic(session: Session, subject: Subject, name: str) -> Topic | None:
-    return session.scalar(
-        select(Topic).where(Topic.subject_id == subject.id, Topic.name == _clean_name(name))
+    return _named(
+        session.scalars(select(Topic).where(Topic.subject_id == subject.id)), clean_name(name)
+    )
+
+
+def find_concept(session: Session, topic: Topic, name: str) -> Concept | None:
+    return _named(
+        session.scalars(select(Concept).where(Concept.topic_id == topic.id)), clean_name(name)
     )
 
 
@@ -77,71 +101,74 @@ def ensure_topic(session: Session, subject_name: str, topic_name: str) -> Topic:
     return find_topic(session, subject, topic_name) or create_topic(session, subject.id, topic_name)
 
 
+def _store(session: Session, row: Subject | Topic | Concept, conflict: str) -> None:
+    """Add or update ``row`` in a savepoint. Two admins creating one name at once both pass
+    the lookup before it; the unique index decides, and the loser gets a 409, not a 500."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(conflict) from exc
+
+
 def create_subject(session: Session, name: str) -> Subject:
-    name = _clean_name(name)
+    name = clean_name(name)
     if find_subject(session, name) is not None:
         raise ConflictError(f"subject {name!r} already exists")
     subject = Subject(name=name)
-    session.add(subject)
-    session.flush()
+    _store(session, subject, f"subject {name!r} already exists")
     return subject
 
 
 def rename_subject(session: Session, subject_id: uuid.UUID, name: str) -> Subject:
     subject = get_subject(session, subject_id)
-    name = _clean_name(name)
+    name = clean_name(name)
     other = find_subject(session, name)
     if other is not None and other.id != subject.id:
         raise ConflictError(f"subject {name!r} already exists")
     subject.name = name
-    session.flush()
+    _store(session, subject, f"subject {name!r} already exists")
     return subject
 
 
 def create_topic(session: Session, subject_id: uuid.UUID, name: str) -> Topic:
     subject = get_subject(session, subject_id)
-    name = _clean_name(name)
+    name = clean_name(name)
     if find_topic(session, subject, name) is not None:
         raise ConflictError(f"topic {name!r} already exists in {subject.name}")
     topic = Topic(subject_id=subject.id, name=name)
-    session.add(topic)
-    session.flush()
+    _store(session, topic, f"topic {name!r} already exists in {subject.name}")
     return topic
 
 
 def rename_topic(session: Session, topic_id: uuid.UUID, name: str) -> Topic:
     topic = get_topic(session, topic_id)
-    name = _clean_name(name)
+    name = clean_name(name)
     other = find_topic(session, topic.subject, name)
     if other is not None and other.id != topic.id:
         raise ConflictError(f"topic {name!r} already exists in {topic.subject.name}")
     topic.name = name
-    session.flush()
+    _store(session, topic, f"topic {name!r} already exists in {topic.subject.name}")
     return topic
 
 
 def create_concept(session: Session, topic_id: uuid.UUID, name: str) -> Concept:
     topic = get_topic(session, topic_id)
-    name = _clean_name(name)
-    exists = session.scalar(
-        select(Concept).where(Concept.topic_id == topic.id, Concept.name == name)
-    )
-    if exists is not None:
+    name = clean_name(name)
+    if find_concept(session, topic, name) is not None:
         raise ConflictError(f"concept {name!r} already exists in {topic.name}")
     concept = Concept(topic_id=topic.id, name=name)
-    session.add(concept)
-    session.flush()
+    _store(session, concept, f"concept {name!r} already exists in {topic.name}")
     return concept
 
 
 def rename_concept(session: Session, concept_id: uuid.UUID, name: str) -> Concept:
     concept = get_concept(session, concept_id)
-    name = _clean_name(name)
-    other = session.scalar(
-        select(Concept).where(Concept.topic_id == concept.topic_id, Concept.name == name)
-    )
+    name = clean_name(name)
+    other = find_concept(session, concept.topic, name)
     if other is not None and other.id != concept.id:
         raise ConflictError(f"concept {name!r} already exists in {concept.topic.name}")
     concept.name = name
-    session.flush()
+    _store(session, concept, f"concept {name!r} already exists in {concept.topic.name}")
     return concept

@@ -2,7 +2,8 @@
 
 Every demo task goes through the same service path as a real one (prediction on creation,
 then completion), so the demo shows the models at work. Passwords are random and written to
-``<data_dir>/demo-credentials.txt``, never stored in the repository.
+``<data_dir>/demo-credentials.txt`` (readable by its owner only) once the demo data are
+committed, never stored in the repository.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smartstudy.config import private_dir, write_private_file
 from smartstudy.services import accounts, catalogue, mastery, quiz, tasks
 from smartstudy.services.predictor import PredictionService
 from smartstudy.store.orm import Topic, User, utcnow
@@ -109,6 +111,7 @@ DEMO_STUDENTS: tuple[tuple[str, str], ...] = (
     ("dev@example.com", "Dev"),
 )
 DEMO_ADMIN = ("admin@example.com", "Admin")
+CREDENTIALS_FILE = "demo-credentials.txt"
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,21 @@ class DemoResult:
     created: bool
     students: int
     tasks: int
-    credentials_file: Path | None
+    #: Lines of the credentials file; write them with ``write_credentials`` after the commit.
+    credentials: tuple[str, ...] = ()
+
+
+def write_credentials(data_dir: Path, result: DemoResult) -> Path | None:
+    """Write the demo accounts' passwords to ``<data_dir>/demo-credentials.txt`` (0600).
+
+    Call it only after the demo data are committed: a file listing accounts that a failed
+    commit never created would send people to log in with passwords that do not exist.
+    """
+    if not result.credentials:
+        return None
+    path = private_dir(data_dir) / CREDENTIALS_FILE
+    write_private_file(path, "\n".join(result.credentials) + "\n")
+    return path
 
 
 def seed_catalogue(session: Session) -> None:
@@ -135,15 +152,18 @@ def seed_catalogue(session: Session) -> None:
 def seed_demo(
     session: Session,
     predictor: PredictionService,
-    data_dir: Path,
     *,
     tasks_per_student: int = 40,
     seed: int = 0,
 ) -> DemoResult:
-    """Create the demo catalogue, accounts and history once; later calls change nothing."""
+    """Create the demo catalogue, accounts and history once; later calls change nothing.
+
+    Nothing is committed or written to disk here: the caller commits, then writes the
+    credentials (``write_credentials``).
+    """
     seed_catalogue(session)
     if session.scalar(select(User).where(User.email == DEMO_STUDENTS[0][0])) is not None:
-        return DemoResult(created=False, students=0, tasks=0, credentials_file=None)
+        return DemoResult(created=False, students=0, tasks=0)
 
     rng = np.random.default_rng(seed)
     lines = ["# SmartStudy demo accounts (random passwords, made by `smartstudy demo`)"]
@@ -189,12 +209,8 @@ def seed_demo(
     # versions trained on everything keep every process consistent.
     for name in predictor.chain:
         predictor.train(session, name)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    creds = data_dir / "demo-credentials.txt"
-    creds.write_text("\n".join(lines) + "\n")
-    creds.chmod(0o600)
     return DemoResult(
-        created=True, students=len(DEMO_STUDENTS), tasks=n_tasks, credentials_file=creds
+        created=True, students=len(DEMO_STUDENTS), tasks=n_tasks, credentials=tuple(lines)
     )
 
 

@@ -35,3 +35,12 @@ class InvalidInputError(ServiceError):
 class CannotPredictError(ServiceError):
     """A model has nothing to say about this request (e.g. a topic it was not fitted on);
     the prediction chain moves on to the next model without treating it as a failure."""
+
+
+class TooManyAttemptsError(ServiceError):
+    """Too many failed log-ins for an account or from a client (HTTP 429); try again after
+    ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +23,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smartstudy.services import catalogue, tasks
+from smartstudy.services import catalogue, rules, tasks
 from smartstudy.services.accounts import normalise_email
-from smartstudy.services.errors import ServiceError
+from smartstudy.services.errors import InvalidInputError, ServiceError
 from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic, User, utcnow
 
 REQUIRED = ("email", "subject", "topic", "difficulty", "correct", "rt_seconds")
@@ -70,23 +71,28 @@ def import_tasks_csv(session: Session, source: Path | str | io.TextIOBase) -> Im
 
     Raises ``ImportErrors`` (and adds nothing) if any row is wrong.
     """
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise ImportErrors([f"{path}: no such file"])
-        text = path.read_text(encoding="utf-8-sig")
-    else:
-        text = source.read()
+    text = _read_file(Path(source)) if isinstance(source, str | Path) else source.read()
     rows = _validate(session, text)
     return _write(session, rows)
 
 
-def _validate(session: Session, text: str) -> list[_Row]:
-    reader = csv.DictReader(io.StringIO(text))
+def _read_file(path: Path) -> str:
+    if not path.is_file():
+        raise ImportErrors([f"{path}: no such file"])
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportErrors(
+            [f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"]
+        ) from None
+
+
+def _header(reader: csv.DictReader) -> list[str]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
         raise ImportErrors(["line 1: the file is empty; expected a header row"])
-    reader.fieldnames = header
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
     problems = []
@@ -94,84 +100,39 @@ def _validate(session: Session, text: str) -> list[_Row]:
         problems.append(f"line 1: missing column(s) {', '.join(missing)}")
     if unknown:
         problems.append(
-            f"line 1: unknown column(s) {', '.join(unknown)}; "
+            f"line 1: unknown column(s) {', '.join(_shown(c) for c in unknown)}; "
             f"expected {', '.join(REQUIRED + OPTIONAL)}"
         )
     if problems:
         raise ImportErrors(problems)
+    return header
 
+
+def _validate(session: Session, text: str) -> list[_Row]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames = _header(reader)
     users = {u.email: u for u in session.scalars(select(User))}
     now = utcnow()
     out: list[_Row] = []
-    for raw in reader:
-        line = reader.line_num
-        if len(problems) >= MAX_ERRORS:
+    problems: list[str] = []
+    while len(problems) < MAX_ERRORS:
+        first_line = reader.line_num + 1
+        try:
+            raw = next(reader)
+        except StopIteration:
             break
+        except csv.Error as exc:
+            problems.append(f"line {first_line}: {_csv_problem(exc)}")
+            break  # the reader cannot go on past a malformed row
         if None in raw:  # more cells than header columns
             problems.append(
-                f"line {line}: {len(raw[None]) + len(header)} cells, expected {len(header)}"
+                f"line {reader.line_num}: {len(raw[None]) + len(header)} cells, "
+                f"expected {len(header)}"
             )
             continue
-        values = {k: (v or "").strip() for k, v in raw.items()}
-        row_problems: list[str] = []
-
-        def bad(column: str, message: str, _line: int = line, _p: list = row_problems) -> None:
-            _p.append(f"line {_line}, column {column}: {message}")
-
-        user = users.get(normalise_email(values["email"]))
-        if not values["email"]:
-            bad("email", "is empty")
-        elif user is None:
-            bad("email", f"no account with e-mail {values['email']!r}")
-        for col in ("subject", "topic"):
-            if not values[col]:
-                bad(col, "is empty")
-            elif len(values[col]) > 120:
-                bad(col, "is longer than 120 characters")
-        difficulty = values["difficulty"].lower()
-        if difficulty not in DIFFICULTIES:
-            bad("difficulty", f"{values['difficulty']!r} is not one of {', '.join(DIFFICULTIES)}")
-        correct_text = values["correct"].lower()
-        if correct_text not in _TRUE | _FALSE:
-            bad("correct", f"{values['correct']!r} is not 0/1 (or true/false)")
-        seconds = math.nan
-        try:
-            seconds = float(values["rt_seconds"])
-        except ValueError:
-            bad("rt_seconds", f"{values['rt_seconds']!r} is not a number of seconds")
-        else:
-            if not math.isfinite(seconds) or seconds <= 0:
-                bad("rt_seconds", f"{values['rt_seconds']} must be more than 0 seconds")
-            elif seconds > tasks.MAX_TASK_SECONDS:
-                bad("rt_seconds", f"{values['rt_seconds']} is more than 24 h (86400 s)")
-        completed_at = None
-        if values.get("completed_at"):
-            try:
-                completed_at = datetime.fromisoformat(values["completed_at"])
-            except ValueError:
-                bad("completed_at", f"{values['completed_at']!r} is not an ISO 8601 time")
-            else:
-                if completed_at.tzinfo is None:
-                    completed_at = completed_at.replace(tzinfo=UTC)
-                if completed_at > now + timedelta(minutes=5):
-                    bad("completed_at", f"{values['completed_at']} is in the future")
-        if row_problems:
-            problems.extend(row_problems)
-            continue
-        assert user is not None
-        out.append(
-            _Row(
-                line=line,
-                user=user,
-                subject=" ".join(values["subject"].split()),
-                topic=" ".join(values["topic"].split()),
-                difficulty=difficulty,
-                correct=correct_text in _TRUE,
-                seconds=seconds,
-                completed_at=completed_at,
-                description=values.get("description") or None,
-            )
-        )
+        row = _check_row(reader.line_num, raw, users, now, problems)
+        if row is not None:
+            out.append(row)
     if problems:
         raise ImportErrors(problems[:MAX_ERRORS])
     if not out:
@@ -179,21 +140,115 @@ def _validate(session: Session, text: str) -> list[_Row]:
     return out
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        # The csv module refuses a cell over its own limit (131,072 characters); every
+        # column's limit is far lower, so say which is the longest allowed.
+        return (
+            f"a cell is too long for any column ({exc}); the longest allowed is a "
+            f"description of {rules.MAX_DESCRIPTION:,} characters"
+        )
+    return f"the row is not valid CSV: {exc}"
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a message, cut short: a bad cell may be 100,000 characters."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def _check_row(
+    line: int, raw: dict, users: dict[str, User], now: datetime, problems: list[str]
+) -> _Row | None:
+    """The row, or None with what is wrong added to ``problems`` ('line N, column C: ...')."""
+    before = len(problems)
+    values = {k: (v or "").strip() for k, v in raw.items()}
+
+    def bad(column: str, message: str) -> None:
+        problems.append(f"line {line}, column {column}: {message}")
+
+    user = users.get(normalise_email(values["email"]))
+    if not values["email"]:
+        bad("email", "is empty")
+    elif user is None:
+        bad("email", f"no account with e-mail {_shown(values['email'])}")
+    names = {}
+    for col in ("subject", "topic"):
+        try:
+            names[col] = catalogue.clean_name(values[col], col)
+        except InvalidInputError as exc:
+            bad(col, exc.message)
+    description = values.get("description", "")
+    problem = rules.text_problem(description, rules.MAX_DESCRIPTION, multiline=True)
+    if problem is not None:
+        bad("description", problem)
+    difficulty = values["difficulty"].lower()
+    if difficulty not in DIFFICULTIES:
+        choices = ", ".join(DIFFICULTIES)
+        bad("difficulty", f"{_shown(values['difficulty'])} is not one of {choices}")
+    correct_text = values["correct"].lower()
+    if correct_text not in _TRUE | _FALSE:
+        bad("correct", f"{_shown(values['correct'])} is not 0/1 (or true/false)")
+    seconds = _seconds(values["rt_seconds"], bad)
+    completed_at = _completed_at(values.get("completed_at", ""), now, bad)
+    if len(problems) > before or user is None:
+        return None
+    return _Row(
+        line=line,
+        user=user,
+        subject=names["subject"],
+        topic=names["topic"],
+        difficulty=difficulty,
+        correct=correct_text in _TRUE,
+        seconds=seconds,
+        completed_at=completed_at,
+        description=description or None,
+    )
+
+
+def _seconds(text: str, bad: Callable[[str, str], None]) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        bad("rt_seconds", f"{_shown(text)} is not a number of seconds")
+        return math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        bad("rt_seconds", f"{_shown(text)} must be more than 0 seconds")
+    elif seconds > rules.MAX_TASK_SECONDS:
+        bad("rt_seconds", f"{_shown(text)} is more than 24 h ({rules.MAX_TASK_SECONDS} s)")
+    return seconds
+
+
+def _completed_at(text: str, now: datetime, bad: Callable[[str, str], None]) -> datetime | None:
+    if not text:
+        return None
+    try:
+        completed_at = datetime.fromisoformat(text)
+    except ValueError:
+        bad("completed_at", f"{_shown(text)} is not an ISO 8601 time")
+        return None
+    if completed_at.tzinfo is None:
+        completed_at = completed_at.replace(tzinfo=UTC)
+    if completed_at > now + timedelta(minutes=5):
+        bad("completed_at", f"{_shown(text)} is in the future")
+    return completed_at
+
+
 def _write(session: Session, rows: list[_Row]) -> ImportResult:
-    subjects = {s.name: s for s in session.scalars(select(Subject))}
-    topics = {(t.subject_id, t.name): t for t in session.scalars(select(Topic))}
+    # Keyed by rules.name_key: "maths" in the file is the subject "Maths" (see catalogue).
+    subjects = {rules.name_key(s.name): s for s in session.scalars(select(Subject))}
+    topics = {(t.subject_id, rules.name_key(t.name)): t for t in session.scalars(select(Topic))}
     new_subjects = new_topics = 0
     now = utcnow()
     for i, row in enumerate(rows):
-        subject = subjects.get(row.subject)
+        subject = subjects.get(rules.name_key(row.subject))
         if subject is None:
             subject = catalogue.create_subject(session, row.subject)
-            subjects[subject.name] = subject
+            subjects[rules.name_key(subject.name)] = subject
             new_subjects += 1
-        topic = topics.get((subject.id, row.topic))
+        topic = topics.get((subject.id, rules.name_key(row.topic)))
         if topic is None:
             topic = catalogue.create_topic(session, subject.id, row.topic)
-            topics[(subject.id, topic.name)] = topic
+            topics[(subject.id, rules.name_key(topic.name))] = topic
             new_topics += 1
         done = row.completed_at or now - timedelta(minutes=len(rows) - 1 - i)
         started = done - timedelta(seconds=row.seconds)

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from smartstudy.models.bkt.core import (
@@ -35,6 +36,7 @@ from smartstudy.services.errors import InvalidInputError, NotFoundError
 from smartstudy.store.orm import (
     AlgoRun,
     AlgoVersion,
+    Base,
     BKTSkillParams,
     BKTUserSkillState,
     Concept,
@@ -49,22 +51,43 @@ log = logging.getLogger(__name__)
 
 ALGO_KEY = "bkt"
 ALGO_VERSION = "v1"
+# INSERT ... ON CONFLICT DO NOTHING, spelt by each backend the app runs on.
+_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def algo_version(session: Session) -> AlgoVersion:
-    """The ``bkt v1`` row, created on first use."""
-    row = session.scalar(
-        select(AlgoVersion).where(AlgoVersion.key == ALGO_KEY, AlgoVersion.version == ALGO_VERSION)
+    """The ``bkt v1`` row, created on first use (race-safe: see ``_insert_if_absent``)."""
+    stmt = select(AlgoVersion).where(
+        AlgoVersion.key == ALGO_KEY, AlgoVersion.version == ALGO_VERSION
     )
+    row = session.scalar(stmt)
     if row is None:
-        row = AlgoVersion(
+        _insert_if_absent(
+            session,
+            AlgoVersion,
             key=ALGO_KEY,
             version=ALGO_VERSION,
             description="Bayesian Knowledge Tracing (Corbett & Anderson 1995), EM fit",
         )
-        session.add(row)
-        session.flush()
+        row = session.scalars(stmt).one()
     return row
+
+
+def _insert_if_absent(session: Session, model: type[Base], **values: object) -> None:
+    """Insert a row unless one with the same key exists, without failing when another
+    transaction inserts it at the same moment.
+
+    A SELECT that finds nothing locks nothing, so two requests can both decide to insert;
+    the unique key lets one win and the other would fail with an IntegrityError (a 500).
+    ``ON CONFLICT DO NOTHING`` makes the loser wait for the winner's commit and then skip,
+    after which a new SELECT (a new snapshot under READ COMMITTED) sees the winner's row.
+    On SQLite, BEGIN IMMEDIATE already serialises writers; the clause is harmless there.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = _DIALECT_INSERTS.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"no insert-if-absent for the {dialect} dialect")
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
 def active_params(
@@ -94,22 +117,15 @@ def apply_attempt(
     if session.get(Concept, concept_id) is None:
         raise NotFoundError("concept not found")
     params, params_row = active_params(session, concept_id)
-    state = session.scalar(
-        select(BKTUserSkillState)
-        .where(BKTUserSkillState.user_id == user_id, BKTUserSkillState.concept_id == concept_id)
-        .with_for_update()
-    )
+    version_id = algo_version(session).id
+    state = _locked_state(session, user_id, concept_id, params.l0)
     now = at or utcnow()
-    if state is None:
-        state = BKTUserSkillState(user_id=user_id, concept_id=concept_id, p_mastery=params.l0)
-        state.n_attempts = 0
-        session.add(state)
     state.p_mastery = update_mastery(state.p_mastery, bool(correct), params)
     state.n_attempts += 1
     state.last_attempt_at = now
     state.updated_at = utcnow()
     state.params_id = params_row.id if params_row else None
-    state.algo_version_id = algo_version(session).id
+    state.algo_version_id = version_id
     if snapshot:
         session.add(
             MasterySnapshot(
@@ -122,6 +138,33 @@ def apply_attempt(
             )
         )
     session.flush()
+    return state
+
+
+def _locked_state(
+    session: Session, user_id: uuid.UUID, concept_id: uuid.UUID, l0: float
+) -> BKTUserSkillState:
+    """The (user, concept) state row, created at the prior ``l0`` if missing, locked until
+    the transaction ends so that concurrent attempts apply one after the other."""
+    stmt = (
+        select(BKTUserSkillState)
+        .where(BKTUserSkillState.user_id == user_id, BKTUserSkillState.concept_id == concept_id)
+        .with_for_update()
+        # The row may already sit in this session (several attempts in one request); the
+        # locked read must overwrite it, or a concurrent transaction's update is lost.
+        .execution_options(populate_existing=True)
+    )
+    state = session.scalar(stmt)
+    if state is None:
+        _insert_if_absent(
+            session,
+            BKTUserSkillState,
+            user_id=user_id,
+            concept_id=concept_id,
+            p_mastery=l0,
+            n_attempts=0,
+        )
+        state = session.scalars(stmt).one()
     return state
 
 
@@ -253,6 +296,7 @@ def fit_concepts(
     outcome = FitOutcome(run=run)
     data = answer_sequences(session, options.from_date, options.to_date)
     targets = list(data) if concept_ids is None else list(concept_ids)
+    _lock_concepts(session, targets)
     for concept_id in targets:
         key = str(concept_id)
         if session.get(Concept, concept_id) is None:
@@ -291,6 +335,24 @@ def fit_concepts(
     run.error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
     session.flush()
     return outcome
+
+
+def _lock_concepts(session: Session, concept_ids: list[uuid.UUID]) -> None:
+    """Lock the concepts about to be fitted until the transaction ends.
+
+    Each fit numbers its version ``max + 1`` and may activate it; two fits of one concept at
+    once would take the same number (a unique violation, a 500) or both activate. Locked,
+    the second fit waits and then sees the first one's version. Rows are locked in id order
+    so that two runs over the same concepts cannot deadlock. FOR NO KEY UPDATE leaves the
+    key-share locks of foreign keys free: mastery updates and new questions go on meanwhile.
+    """
+    if concept_ids:
+        session.execute(
+            select(Concept.id)
+            .where(Concept.id.in_(concept_ids))
+            .order_by(Concept.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def _fit_one(

@@ -1,10 +1,10 @@
-"""A user's own account: profile, password change, and deleting the account with its data.
+"""A user's own account: profile, and deleting the account with its data.
 
 Deletion removes, in the caller's one transaction, everything that belongs to the user: quiz
-answers, quiz questions and sessions, mastery state and snapshots, practice tasks, and the
-account itself; fitting runs they started keep their record without the link. Model versions
-already trained on their tasks are aggregates and stay until the next training, which no
-longer sees those tasks.
+answers, quiz questions and sessions, mastery state and snapshots, practice tasks, web
+sessions, and the account itself; fitting runs they started keep their record without the
+link. Model versions already trained on their tasks are aggregates and stay until the next
+training, which no longer sees those tasks.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from smartstudy.services.accounts import check_password_rules, get_user_by_email, normalise_email
+from smartstudy.services import rules
+from smartstudy.services.accounts import get_user_by_email, normalise_email
 from smartstudy.services.errors import ConflictError, InvalidInputError
-from smartstudy.services.security import hash_password, verify_password
 from smartstudy.store.orm import (
     AlgoRun,
+    AuthSession,
     BKTUserSkillState,
     MasterySnapshot,
     PracticeTask,
@@ -29,16 +30,13 @@ from smartstudy.store.orm import (
     User,
 )
 
-MAX_DISPLAY_NAME = 120
-
 
 def update_profile(session: Session, user: User, display_name: str, email: str) -> User:
     """Change the display name and e-mail; the e-mail must be valid and not taken."""
     name = " ".join(display_name.split())
     if not name:
         raise InvalidInputError("display_name", "must not be empty")
-    if len(name) > MAX_DISPLAY_NAME:
-        raise InvalidInputError("display_name", f"must be at most {MAX_DISPLAY_NAME} characters")
+    rules.check_text(name, "display_name", rules.MAX_DISPLAY_NAME)
     address = normalise_email(email)
     if not address:
         raise InvalidInputError("email", "must not be empty")
@@ -51,18 +49,6 @@ def update_profile(session: Session, user: User, display_name: str, email: str) 
         raise ConflictError(f"an account with e-mail {address} already exists")
     user.display_name = name
     user.email = address
-    session.flush()
-    return user
-
-
-def change_password(session: Session, user: User, current: str, new: str) -> User:
-    """Set a new password after checking the current one."""
-    if not verify_password(user.password_hash, current):
-        raise InvalidInputError("current_password", "is wrong")
-    check_password_rules(new)
-    if current == new:
-        raise InvalidInputError("new_password", "must differ from the current password")
-    user.password_hash = hash_password(new)
     session.flush()
     return user
 
@@ -93,6 +79,7 @@ def delete_account(session: Session, user: User) -> dict[str, int]:
         ("mastery_snapshots", delete(MasterySnapshot).where(MasterySnapshot.user_id == uid)),
         ("mastery_states", delete(BKTUserSkillState).where(BKTUserSkillState.user_id == uid)),
         ("tasks", delete(PracticeTask).where(PracticeTask.user_id == uid)),
+        ("web_sessions", delete(AuthSession).where(AuthSession.user_id == uid)),
     )
     for name, stmt in steps:
         removed[name] = session.execute(stmt.execution_options(synchronize_session=False)).rowcount

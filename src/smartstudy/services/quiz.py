@@ -142,6 +142,31 @@ def get_session(session: Session, actor: User, session_id: uuid.UUID) -> StudySe
     return quiz
 
 
+def _lock_open_session(session: Session, actor: User, session_id: uuid.UUID) -> StudySession:
+    """The actor's own open session, its row locked until the transaction ends.
+
+    Answering and submitting both go through this lock, so concurrent requests on one
+    session run one after the other: a first answer is inserted once (the second request
+    sees it and changes it), a session is submitted once, and no answer changes after the
+    submission has read them. Questions and answers load after the lock is granted, so they
+    include what the request before committed. On SQLite the lock is a no-op: BEGIN
+    IMMEDIATE serialises writing transactions already.
+    """
+    quiz = session.scalar(
+        select(StudySession)
+        .options(selectinload(StudySession.questions).selectinload(SessionQuestion.answer))
+        .where(StudySession.id == session_id)
+        .with_for_update(of=StudySession)
+        .execution_options(populate_existing=True)
+    )
+    # Admins may read anyone's session, but only its owner answers and submits it.
+    if quiz is None or quiz.user_id != actor.id:
+        raise NotFoundError("session not found")
+    if quiz.status != "open":
+        raise ConflictError("session is already submitted")
+    return quiz
+
+
 def answer_question(
     session: Session,
     actor: User,
@@ -150,11 +175,7 @@ def answer_question(
     chosen_option: int,
 ) -> SessionAnswer:
     """Record (or change, until submission) the answer to one question of a session."""
-    quiz = get_session(session, actor, session_id)
-    if quiz.user_id != actor.id:
-        raise NotFoundError("session not found")  # admins read sessions, only owners answer
-    if quiz.status != "open":
-        raise ConflictError("session is already submitted")
+    quiz = _lock_open_session(session, actor, session_id)
     question = next((q for q in quiz.questions if q.id == session_question_id), None)
     if question is None:
         raise InvalidInputError("session_question_id", "is not a question of this session")
@@ -185,12 +206,12 @@ class Submission:
 
 
 def submit_session(session: Session, actor: User, session_id: uuid.UUID) -> Submission:
-    """Score and commit the session, then update BKT mastery (best effort)."""
-    quiz = get_session(session, actor, session_id)
-    if quiz.user_id != actor.id:
-        raise NotFoundError("session not found")
-    if quiz.status != "open":
-        raise ConflictError("session is already submitted")
+    """Score and commit the session, then update BKT mastery (best effort).
+
+    Only the first of concurrent submissions scores the session and feeds mastery; the
+    others wait for its commit and get ``ConflictError``.
+    """
+    quiz = _lock_open_session(session, actor, session_id)
     answered = [q for q in quiz.questions if q.answer is not None]
     quiz.status = "submitted"
     quiz.submitted_at = utcnow()

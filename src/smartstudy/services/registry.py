@@ -225,6 +225,12 @@ def activate_version(context: Any, session: Session, version_id: uuid.UUID) -> M
     refused, so a broken file is never served.
     """
     row = get_version(session, version_id)
+    # Two activations of one family at once must not both end up active: lock the family's
+    # rows (PostgreSQL; SQLite already runs one writer at a time), then re-read this one.
+    session.execute(
+        select(ModelVersion.id).where(ModelVersion.model_name == row.model_name).with_for_update()
+    )
+    session.refresh(row)
     if row.status == "corrupt":
         raise ConflictError(f"{row.model_name} version {row.version} is corrupt")
     factory = context.predictor.factories.get(row.model_name)

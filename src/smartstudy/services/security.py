@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -13,6 +16,13 @@ from smartstudy.services.errors import AuthenticationError
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
+
+
+class AccessClaims(NamedTuple):
+    """What a valid access token says: whose it is and the user's token version at issue."""
+
+    user_id: uuid.UUID
+    version: int
 
 
 def hash_password(password: str) -> str:
@@ -26,21 +36,41 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(24))
+
+
+def verify_nothing(password: str) -> bool:
+    """Spend what one real verification costs, and fail: used when there is no account to
+    check against, so that a wrong e-mail takes as long as a wrong password."""
+    verify_password(_dummy_hash(), password)
+    return False
+
+
 def create_access_token(
-    user_id: uuid.UUID, secret: str, minutes: int, now: datetime | None = None
+    user_id: uuid.UUID,
+    secret: str,
+    minutes: int,
+    now: datetime | None = None,
+    *,
+    version: int = 0,
 ) -> str:
+    """A token for ``user_id``; ``version`` is the user's ``token_version`` (a password
+    change bumps it, and tokens of an older version are refused)."""
     issued = now or datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
         "typ": "access",
+        "ver": version,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str, secret: str) -> uuid.UUID:
-    """The user id in a valid token; ``AuthenticationError`` for anything else."""
+def decode_access_token(token: str, secret: str) -> AccessClaims:
+    """The claims of a valid token; ``AuthenticationError`` for anything else."""
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
@@ -49,9 +79,11 @@ def decode_access_token(token: str, secret: str) -> uuid.UUID:
         raise AuthenticationError("token expired; log in again") from exc
     except jwt.PyJWTError as exc:
         raise AuthenticationError("invalid token") from exc
-    if claims.get("typ") != "access":
+    # Tokens from before versions existed carry none: they are version 0.
+    version = claims.get("ver", 0)
+    if claims.get("typ") != "access" or type(version) is not int:
         raise AuthenticationError("invalid token")
     try:
-        return uuid.UUID(str(claims["sub"]))
+        return AccessClaims(uuid.UUID(str(claims["sub"])), version)
     except ValueError as exc:
         raise AuthenticationError("invalid token") from exc

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from smartstudy.services import rules
 from smartstudy.services.catalogue import get_topic
 from smartstudy.services.errors import (
     ConflictError,
@@ -31,7 +32,7 @@ from smartstudy.store.orm import (
     utcnow,
 )
 
-MAX_TASK_SECONDS = 24 * 3600
+MAX_TASK_SECONDS = rules.MAX_TASK_SECONDS  # the limit lives in rules; this name stays for callers
 #: The counter that schedules model training (see ``Settings.retrain_every``).
 TRAINING_COUNTER = "training"
 
@@ -72,12 +73,15 @@ def create_task(
     difficulty: str,
     description: str | None = None,
 ) -> PracticeTask:
+    description = rules.check_text(
+        (description or "").strip(), "description", rules.MAX_DESCRIPTION, multiline=True
+    )
     prediction = preview(session, predictor, user, topic_id, difficulty)
     task = PracticeTask(
         user_id=user.id,
         topic_id=topic_id,
         difficulty=difficulty,
-        description=(description or "").strip() or None,
+        description=description or None,
         predicted_correct=prediction.p_correct,
         predicted_time_median_s=prediction.time_median_s,
         predicted_time_p10_s=prediction.time_p10_s,
@@ -170,6 +174,10 @@ def list_tasks(
     limit: int = 50,
     offset: int = 0,
 ) -> TaskPage:
+    if not 1 <= limit <= rules.MAX_PAGE_SIZE:
+        raise InvalidInputError("limit", f"must be between 1 and {rules.MAX_PAGE_SIZE}")
+    if not 0 <= offset <= rules.MAX_OFFSET:
+        raise InvalidInputError("offset", f"must be between 0 and {rules.MAX_OFFSET:,}")
     if actor.role != "admin":
         if user_id is not None and user_id != actor.id:
             raise PermissionDeniedError("students can only list their own tasks")

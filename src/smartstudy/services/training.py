@@ -2,10 +2,14 @@
 
 Every completion bumps a counter in the same transaction that stores it. When the counter
 reaches ``Settings.retrain_every`` the completing request claims it (resets it to zero in the
-same transaction, so exactly one request claims each batch) and, after its commit, submits a
-training job. The job reads every completed task in one short transaction, fits each model
-family outside any transaction (a SQLite writer is never blocked by a fit), then stores each
-new version in another short transaction.
+same transaction, so exactly one request claims each batch) and records a queued training job
+in that transaction; after its commit it wakes the job runner. A request to train now does the
+same (``queue_training``, commit, ``schedule_training``): the job row is stored before the
+request is answered, so an accepted request is never lost (a failure to store it fails the
+request). The runner's job function runs every queued training job, oldest first. A job
+reads every completed task in one short transaction, fits each model family outside any
+transaction (a SQLite writer is never blocked by a fit), then stores each new version in
+another short transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 import pandas as pd
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from smartstudy.services import registry, tasks
@@ -58,6 +63,8 @@ def complete_task_and_learn(
         session, actor, task_id, is_correct, actual_time_seconds, completed_at=completed_at
     )
     due = claim_training(session, context.settings.retrain_every)
+    if due:
+        queue_training(session)
     session.commit()
     context.predictor.observe(task)
     if due:
@@ -65,23 +72,87 @@ def complete_task_and_learn(
     return task
 
 
+def queue_training(session: Session) -> Job:
+    """The queued training job that will include what ``session`` stores: the one waiting
+    already (it has not read any data yet), or a new one. Added to ``session``, not committed.
+    """
+    waiting = session.scalars(
+        select(Job.id)
+        .where(Job.kind == TRAINING_JOB, Job.status == "queued")
+        .order_by(Job.created_at)
+        .limit(1)
+    ).first()
+    if waiting is not None:
+        # Holds the row until this transaction ends, so the job cannot start (and read the
+        # data) before this transaction's writes are committed; if it started just now,
+        # nothing matches and a new job is queued instead.
+        touched = session.execute(
+            update(Job).where(Job.id == waiting, Job.status == "queued").values(status="queued")
+        )
+        if touched.rowcount == 1:
+            job = session.get(Job, waiting)
+            assert job is not None
+            return job
+    job = Job(kind=TRAINING_JOB, status="queued")
+    session.add(job)
+    session.flush()
+    return job
+
+
 def schedule_training(context: AppContext) -> None:
-    context.runner.submit(TRAINING_JOB, lambda: run_training(context))
+    """Wake the runner for the queued training jobs (after the commit that stored them with
+    ``queue_training``); coalesced with a run in progress."""
+    context.runner.submit(TRAINING_JOB, partial(run_queued_trainings, context))
 
 
-def run_training(context: AppContext, progress: Callable[[str, str], None] | None = None) -> Job:
+def run_queued_trainings(context: AppContext) -> int:
+    """The runner's job function: run every queued training job, oldest first; how many ran."""
+    ran = 0
+    while (job_id := _claim_queued_training(context)) is not None:
+        run_training(context, job_id=job_id)
+        ran += 1
+    return ran
+
+
+def _claim_queued_training(context: AppContext) -> uuid.UUID | None:
+    """Mark the oldest queued training job running (exactly one process gets each)."""
+    with session_scope(context.sessions) as session:
+        queued = session.scalars(
+            select(Job.id)
+            .where(Job.kind == TRAINING_JOB, Job.status == "queued")
+            .order_by(Job.created_at)
+        ).all()
+        for job_id in queued:
+            claimed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "queued")
+                .values(status="running", started_at=utcnow())
+            )
+            if claimed.rowcount == 1:
+                return job_id
+    return None
+
+
+def run_training(
+    context: AppContext,
+    progress: Callable[[str, str], None] | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
+) -> Job:
     """The training job: fit every family of the chain on the training students' completed
     tasks, validate each new version against the active one on the held-out students, and
     activate it only if it does at least as well (``services.registry``).
 
+    ``job_id`` is a job already marked running; without it a new job row is started.
     ``progress(family, stage)`` is called as the work advances (the CLI's progress bar).
     """
     report = progress or (lambda _name, _stage: None)
-    with session_scope(context.sessions) as session:
-        job = Job(kind=TRAINING_JOB, status="running", started_at=utcnow())
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    if job_id is None:
+        with session_scope(context.sessions) as session:
+            job = Job(kind=TRAINING_JOB, status="running", started_at=utcnow())
+            session.add(job)
+            session.flush()
+            job_id = job.id
     summary: dict = {}
     errors: list[str] = []
     try:

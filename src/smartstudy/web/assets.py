@@ -37,11 +37,8 @@ def plotly_version() -> str:
 
 
 def plotly_response(request: Request) -> Response:
-    headers = {
-        "Cache-Control": CACHE_FOREVER,
-        "X-Content-Type-Options": "nosniff",
-        "Vary": "Accept-Encoding",
-    }
+    # nosniff and the other security headers come from api.security_headers.
+    headers = {"Cache-Control": CACHE_FOREVER, "Vary": "Accept-Encoding"}
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
         body = plotly_js_gzip()

@@ -2,7 +2,8 @@
 
 Pages turn failures into pages, not JSON: not signed in -> redirect to /login; another
 user's or a missing object -> a 404 page (the same for both, so ids reveal nothing); not an
-admin -> a 403 page; a form without the right CSRF token -> a 403 page and nothing written.
+admin -> a 403 page; a form without the right CSRF token -> a 403 page and nothing written;
+too many failed password checks -> a 429 page with ``Retry-After``.
 ``PageRoute`` does that translation for every route of the web router.
 """
 
@@ -20,8 +21,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from smartstudy.services import accounts
 from smartstudy.services.context import AppContext
-from smartstudy.services.errors import NotFoundError, PermissionDeniedError
+from smartstudy.services.errors import NotFoundError, PermissionDeniedError, TooManyAttemptsError
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import User
 from smartstudy.web import sessions
@@ -52,7 +54,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-DB = Annotated[Session, Depends(get_db)]
+DB = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def web_session(request: Request) -> sessions.WebSession:
@@ -65,19 +67,42 @@ def web_session(request: Request) -> sessions.WebSession:
     return ws
 
 
+def client_address(request: Request) -> str | None:
+    """The address the request came from (what log-in throttling counts per client)."""
+    return request.client.host if request.client else None
+
+
 def optional_user(request: Request, db: DB) -> User | None:
-    """The signed-in user, or None; a stale session (user gone, deactivated, password changed)
-    is replaced by an anonymous one."""
+    """The signed-in user, or None; a session that has ended (logged out, password changed,
+    user gone or deactivated, expired) is replaced by an anonymous one."""
     ws = web_session(request)
-    if ws.user_id is None:
+    if ws.user_id is None or ws.session_id is None:
         return None
-    user = db.get(User, ws.user_id)
-    secret = secret_of(request)
-    if user is None or not user.is_active or ws.fingerprint != sessions.fingerprint(secret, user):
+    user = accounts.web_session_user(db, ws.session_id, ws.user_id)
+    if user is None:
         request.state.web_session = sessions.anonymous()
         return None
     request.state.user = user
     return user
+
+
+def sign_in(request: Request, db: Session, user: User, response: Response) -> None:
+    """Start a new server-side session for ``user`` and give it to the browser with
+    ``response`` (a new session id and CSRF token: never reuse an older one)."""
+    row = accounts.open_web_session(db, user)
+    ws = sessions.signed_in(user.id, row.id)
+    request.state.web_session = ws
+    request.state.user = user
+    sessions.set_cookie(response, request, ws, secret_of(request))
+
+
+def sign_out(request: Request, db: Session, response: Response) -> None:
+    """End this browser's session on the server and remove its cookie."""
+    ws = web_session(request)
+    if ws.session_id is not None:
+        accounts.close_web_session(db, ws.session_id)
+    request.state.user = None
+    sessions.clear_cookie(response, request)
 
 
 def page_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
@@ -129,6 +154,11 @@ def _error_page(request: Request, status: int, title: str, message: str) -> Resp
     )
 
 
+def as_sentence(message: str) -> str:
+    """A service message ("too many ...; try again") as a sentence for a page."""
+    return message[:1].upper() + message[1:] + "."
+
+
 class PageRoute(APIRoute):
     """A route whose failures become HTML pages or redirects instead of JSON."""
 
@@ -160,6 +190,10 @@ class PageRoute(APIRoute):
                 )
             except PermissionDeniedError as exc:
                 return _error_page(request, 403, "Not allowed", str(exc))
+            except TooManyAttemptsError as exc:
+                response = _error_page(request, 429, "Too many attempts", as_sentence(str(exc)))
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
             except NotFoundError:
                 return _error_page(
                     request,

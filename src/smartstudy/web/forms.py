@@ -1,7 +1,9 @@
 """Reading form and query values: typed values out, clear messages for what is wrong.
 
 Each parser returns the value or raises ``FieldError`` with a sentence for the user; pages
-collect those per field and re-render the form with what the user typed.
+collect those per field and re-render the form with what the user typed. Free text is read
+whole with ``typed`` and checked with ``checked_text`` against the limits in
+``services.rules``, so a value that is too long gets a message instead of being cut.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import date
 from email_validator import EmailNotValidError, validate_email
 from starlette.datastructures import FormData
 
-from smartstudy.services.tasks import MAX_TASK_SECONDS
+from smartstudy.services import rules
 
 
 class FieldError(ValueError):
@@ -21,8 +23,25 @@ class FieldError(ValueError):
 
 
 def text(form: FormData, name: str, max_length: int = 1000) -> str:
+    """A value cut to ``max_length``: for ids and choices, which a cut makes invalid anyway.
+    Text a person types goes through ``typed`` and ``checked_text`` instead."""
     value = form.get(name)
     return value[:max_length] if isinstance(value, str) else ""
+
+
+def typed(form: FormData, name: str) -> str:
+    """The value exactly as typed (uncut), to check and to show again in the form."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def checked_text(value: str, label: str, max_length: int, *, multiline: bool = False) -> str:
+    """``value`` if it keeps the rules for stored text (length, no control characters),
+    else ``FieldError`` naming ``label``, e.g. "The description must be at most ..."."""
+    problem = rules.text_problem(value, max_length, multiline=multiline)
+    if problem is not None:
+        raise FieldError(f"The {label} {problem}.")
+    return value
 
 
 def required(value: str, label: str) -> str:
@@ -60,13 +79,14 @@ def optional_date(value: str | None) -> date | None:
         return None
 
 
-def positive_int(value: str | None, default: int, maximum: int | None = None) -> int:
+def positive_int(value: str | None, default: int, maximum: int) -> int:
+    """A whole number from 1 to ``maximum``: beyond it counts as ``maximum``, anything
+    unreadable (including more digits than Python parses) as ``default``."""
     try:
         n = int(value or default)
     except ValueError:
         return default
-    n = max(1, n)
-    return min(n, maximum) if maximum else n
+    return min(max(1, n), maximum)
 
 
 def _number(value: str, label: str) -> float:
@@ -91,9 +111,9 @@ def elapsed_seconds(minutes: str, seconds: str) -> float:
     total = _number(minutes, "Minutes") * 60 + _number(seconds, "Seconds")
     if total <= 0:
         raise FieldError("The time must be more than 0 seconds.")
-    if total > MAX_TASK_SECONDS:
+    if total > rules.MAX_TASK_SECONDS:
         raise FieldError(
-            f"The time must be at most 24 hours ({MAX_TASK_SECONDS // 60} minutes); "
+            f"The time must be at most 24 hours ({rules.MAX_TASK_SECONDS // 60} minutes); "
             f"you entered {total / 3600:.1f} hours."
         )
     return total

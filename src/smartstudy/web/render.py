@@ -1,8 +1,9 @@
 """Jinja2 templates, display filters and the one function that turns a template into a page.
 
 Every page goes out with a strict Content-Security-Policy (scripts, styles, images and
-connections only from this server), so nothing a page loads can leave the machine, and no
-inline script can run; chart data travel in ``<script type="application/json">`` blocks.
+connections only from this server; ``api.security_headers`` adds it to every HTML answer), so
+nothing a page loads can leave the machine, and no inline script can run; chart data travel
+in ``<script type="application/json">`` blocks.
 """
 
 from __future__ import annotations
@@ -17,25 +18,10 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from smartstudy import __version__
 from smartstudy.web import sessions
-
-# 'unsafe-inline' for styles only: Plotly positions its SVG with style attributes.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    # Pages show personal data: never keep them in a shared cache or the back-button cache.
-    "Cache-Control": "no-store",
-}
 
 #: Messages shown after a redirect, chosen by a key in the URL (never text from the URL).
 NOTICES = {
@@ -136,7 +122,7 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render ``template`` for this request (user, CSRF token, notice) with security headers."""
+    """Render ``template`` for this request (user, CSRF token, notice)."""
     ws = getattr(request.state, "web_session", None) or sessions.anonymous()
     request.state.web_session = ws
     values: dict[str, Any] = {
@@ -151,7 +137,7 @@ def render(
     }
     values.update(context or {})
     html = environment().get_template(template).render(values)
-    response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status_code)
     if ws.fresh:
         sessions.set_cookie(
             response, request, ws, request.app.state.context.settings.resolved_secret_key
@@ -163,10 +149,4 @@ def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
     """A 303 See Other (the browser follows with GET), optionally with a notice key."""
     if notice:
         url += ("&" if "?" in url else "?") + f"done={notice}"
-    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
-
-
-def with_security_headers(response: Response) -> Response:
-    for k, v in SECURITY_HEADERS.items():
-        response.headers.setdefault(k, v)
-    return response
+    return RedirectResponse(url, status_code=303)

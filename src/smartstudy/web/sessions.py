@@ -1,9 +1,11 @@
-"""The web session: a signed cookie with the user id and a CSRF token.
+"""The web session: a signed cookie with the user id, the session id and a CSRF token.
 
 The cookie is a JWT (HS256) signed with a key derived from the app's secret key, so an API
 access token is never accepted as a session and a session is never accepted by the API. It
-holds no data beyond the user id, a fingerprint of the user's password hash (a password change
-ends every other session) and the per-session CSRF token that every form posts back. It is
+holds no data beyond the user id, the id of the user's row in ``auth_sessions`` (the server
+checks that row on every request, so logging out or a password change ends the session even
+where a copy of the cookie lives on) and the per-session CSRF token that every form posts
+back. A visitor who is not signed in has a cookie with the CSRF token only, and no row. It is
 HttpOnly and SameSite=Lax, and Secure when the page is served over https.
 """
 
@@ -20,10 +22,10 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 
-from smartstudy.store.orm import User
+from smartstudy.services.accounts import WEB_SESSION_LIFETIME
 
 COOKIE_NAME = "smartstudy_session"
-LIFETIME_SECONDS = 7 * 24 * 3600
+LIFETIME_SECONDS = int(WEB_SESSION_LIFETIME.total_seconds())
 _TYPE = "web"
 _ALGORITHM = "HS256"
 
@@ -32,7 +34,8 @@ _ALGORITHM = "HS256"
 class WebSession:
     csrf: str
     user_id: uuid.UUID | None = None
-    fingerprint: str | None = None
+    #: The ``auth_sessions`` row of a signed-in session.
+    session_id: uuid.UUID | None = None
     #: True when the browser does not hold this session yet (the response must set it).
     fresh: bool = False
 
@@ -41,23 +44,15 @@ def _key(secret: str) -> bytes:
     return hashlib.sha256(b"smartstudy web session\x00" + secret.encode()).digest()
 
 
-def fingerprint(secret: str, user: User) -> str:
-    """Changes whenever the password does; a session with an old one is void."""
-    mac = hmac.new(_key(secret), user.password_hash.encode(), hashlib.sha256)
-    return mac.hexdigest()[:24]
-
-
 def anonymous() -> WebSession:
     return WebSession(csrf=secrets.token_urlsafe(32), fresh=True)
 
 
-def signed_in(secret: str, user: User) -> WebSession:
-    """A new session for ``user`` with a new CSRF token (never reuse the anonymous one)."""
+def signed_in(user_id: uuid.UUID, session_id: uuid.UUID) -> WebSession:
+    """A new session for a user's ``auth_sessions`` row, with a new CSRF token (never reuse
+    the anonymous one)."""
     return WebSession(
-        csrf=secrets.token_urlsafe(32),
-        user_id=user.id,
-        fingerprint=fingerprint(secret, user),
-        fresh=True,
+        csrf=secrets.token_urlsafe(32), user_id=user_id, session_id=session_id, fresh=True
     )
 
 
@@ -73,13 +68,15 @@ def decode(value: str | None, secret: str) -> WebSession | None:
         return None
     if claims.get("typ") != _TYPE or not isinstance(claims.get("csrf"), str):
         return None
-    user_id = None
-    if claims.get("uid"):
-        try:
-            user_id = uuid.UUID(str(claims["uid"]))
-        except ValueError:
-            return None
-    return WebSession(csrf=claims["csrf"], user_id=user_id, fingerprint=claims.get("fp"))
+    if not claims.get("uid"):
+        return WebSession(csrf=claims["csrf"])
+    try:
+        user_id = uuid.UUID(str(claims["uid"]))
+        session_id = uuid.UUID(str(claims.get("sid")))
+    except ValueError:
+        # Includes a signed-in cookie without a session id (issued before sessions had rows).
+        return None
+    return WebSession(csrf=claims["csrf"], user_id=user_id, session_id=session_id)
 
 
 def encode(session: WebSession, secret: str) -> str:
@@ -87,7 +84,7 @@ def encode(session: WebSession, secret: str) -> str:
     claims: dict = {"typ": _TYPE, "csrf": session.csrf, "iat": now, "exp": now + LIFETIME_SECONDS}
     if session.user_id is not None:
         claims["uid"] = str(session.user_id)
-        claims["fp"] = session.fingerprint
+        claims["sid"] = str(session.session_id)
     return jwt.encode(claims, _key(secret), algorithm=_ALGORITHM)
 
 

@@ -1,4 +1,4 @@
-"""/v1/auth: register, log in, who am I."""
+"""/v1/auth: register, log in, who am I, change one's password."""
 
 from __future__ import annotations
 
@@ -7,18 +7,27 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from smartstudy.api.deps import DB, Context, CurrentUser
-from smartstudy.api.schemas import LoginIn, RegisterIn, TokenOut, UserOut
+from smartstudy.api.deps import DB, ClientAddress, Context, CurrentUser
+from smartstudy.api.schemas import LoginIn, PasswordChangeIn, RegisterIn, TokenOut, UserOut
 from smartstudy.services import accounts
 from smartstudy.services.security import create_access_token
 from smartstudy.store.orm import User
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
+_THROTTLED = {
+    status.HTTP_429_TOO_MANY_REQUESTS: {
+        "description": "Too many failed log-ins for the account or from this address; "
+        "the Retry-After header says how many seconds to wait."
+    }
+}
+
 
 def _token(context: Context, user: User) -> TokenOut:
     minutes = context.settings.access_token_minutes
-    token = create_access_token(user.id, context.settings.resolved_secret_key, minutes)
+    token = create_access_token(
+        user.id, context.settings.resolved_secret_key, minutes, version=user.token_version
+    )
     return TokenOut(access_token=token, expires_in=minutes * 60)
 
 
@@ -30,20 +39,34 @@ def register(body: RegisterIn, session: DB) -> User:
     return user
 
 
-@router.post("/login", response_model=TokenOut)
-def login(body: LoginIn, session: DB, context: Context) -> TokenOut:
+@router.post("/login", response_model=TokenOut, responses=_THROTTLED)
+def login(body: LoginIn, session: DB, context: Context, client: ClientAddress) -> TokenOut:
     """Exchange e-mail and password for an access token."""
-    return _token(context, accounts.authenticate(session, body.email, body.password))
+    return _token(context, accounts.log_in(session, body.email, body.password, client))
 
 
-@router.post("/token", response_model=TokenOut, include_in_schema=True)
+@router.post("/token", response_model=TokenOut, include_in_schema=True, responses=_THROTTLED)
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DB, context: Context
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: DB,
+    context: Context,
+    client: ClientAddress,
 ) -> TokenOut:
     """The same as /login for OAuth2 password-flow clients (the form's username is the e-mail)."""
-    return _token(context, accounts.authenticate(session, form.username, form.password))
+    return _token(context, accounts.log_in(session, form.username, form.password, client))
 
 
 @router.get("/me", response_model=UserOut)
 def me(user: CurrentUser) -> User:
     return user
+
+
+@router.post("/password", response_model=TokenOut, responses=_THROTTLED)
+def change_password(
+    body: PasswordChangeIn, user: CurrentUser, session: DB, context: Context, client: ClientAddress
+) -> TokenOut:
+    """Change one's password. Every token issued before and every web session end; the
+    answer is a fresh token to go on with. A wrong current password is 422 on
+    ``current_password`` and counts as a failed log-in."""
+    accounts.change_password(session, user, body.current_password, body.new_password, client)
+    return _token(context, user)

@@ -15,7 +15,7 @@ from smartstudy.api.schemas import (
     TopicIn,
     TopicOut,
 )
-from smartstudy.services import catalogue
+from smartstudy.services import audit, catalogue
 from smartstudy.store.orm import Concept, Subject, Topic
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
@@ -27,15 +27,17 @@ def list_subjects(session: DB, _user: CurrentUser) -> list[Subject]:
 
 
 @router.post("/subjects", response_model=SubjectOut, status_code=status.HTTP_201_CREATED)
-def create_subject(body: NameIn, session: DB, _admin: AdminUser) -> Subject:
+def create_subject(body: NameIn, session: DB, admin: AdminUser) -> Subject:
     subject = catalogue.create_subject(session, body.name)
+    audit.record(session, admin, "subject.create", "subject", subject.id, {"name": subject.name})
     session.commit()
     return subject
 
 
 @router.patch("/subjects/{subject_id}", response_model=SubjectOut)
-def rename_subject(subject_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Subject:
+def rename_subject(subject_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Subject:
     subject = catalogue.rename_subject(session, subject_id, body.name)
+    audit.record(session, admin, "subject.update", "subject", subject.id, {"name": subject.name})
     session.commit()
     return subject
 
@@ -48,15 +50,17 @@ def list_topics(
 
 
 @router.post("/topics", response_model=TopicOut, status_code=status.HTTP_201_CREATED)
-def create_topic(body: TopicIn, session: DB, _admin: AdminUser) -> Topic:
+def create_topic(body: TopicIn, session: DB, admin: AdminUser) -> Topic:
     topic = catalogue.create_topic(session, body.subject_id, body.name)
+    audit.record(session, admin, "topic.create", "topic", topic.id, {"name": topic.name})
     session.commit()
     return topic
 
 
 @router.patch("/topics/{topic_id}", response_model=TopicOut)
-def rename_topic(topic_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Topic:
+def rename_topic(topic_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Topic:
     topic = catalogue.rename_topic(session, topic_id, body.name)
+    audit.record(session, admin, "topic.update", "topic", topic.id, {"name": topic.name})
     session.commit()
     return topic
 
@@ -69,14 +73,16 @@ def list_concepts(
 
 
 @router.post("/concepts", response_model=ConceptOut, status_code=status.HTTP_201_CREATED)
-def create_concept(body: ConceptIn, session: DB, _admin: AdminUser) -> Concept:
+def create_concept(body: ConceptIn, session: DB, admin: AdminUser) -> Concept:
     concept = catalogue.create_concept(session, body.topic_id, body.name)
+    audit.record(session, admin, "concept.create", "concept", concept.id, {"name": concept.name})
     session.commit()
     return concept
 
 
 @router.patch("/concepts/{concept_id}", response_model=ConceptOut)
-def rename_concept(concept_id: uuid.UUID, body: NameIn, session: DB, _admin: AdminUser) -> Concept:
+def rename_concept(concept_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Concept:
     concept = catalogue.rename_concept(session, concept_id, body.name)
+    audit.record(session, admin, "concept.update", "concept", concept.id, {"name": concept.name})
     session.commit()
     return concept

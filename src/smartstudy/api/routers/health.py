@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from smartstudy.api.deps import Context
-from smartstudy.store.db import ping
+from smartstudy.api.errors import outage_response
+from smartstudy.store.db import MIB, storage_problem
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -19,11 +24,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(context: Context) -> dict[str, str] | JSONResponse:
-    """The database answers."""
-    try:
-        ping(context.engine)
-    except Exception as exc:  # any failure means not ready
-        return JSONResponse(
-            status_code=503, content={"status": "unavailable", "detail": type(exc).__name__}
-        )
+    """Ready to serve: the database answers, and (for a SQLite database and the data
+    folder) the disk has room and takes a write. 503 with the reason otherwise."""
+    settings = context.settings
+    problem = storage_problem(context.engine, settings.data_dir, settings.min_free_disk_mb * MIB)
+    if problem is not None:
+        # Paths and URLs go to the log only: the probe is public.
+        log.warning("not ready: %s", problem.describe())
+        return outage_response(problem.kind, {"status": "unavailable"})
     return {"status": "ok"}

@@ -16,7 +16,7 @@ from smartstudy.api.schemas import (
     RecomputeOut,
     RecomputeSummary,
 )
-from smartstudy.services import mastery
+from smartstudy.services import audit, mastery
 from smartstudy.services.accounts import get_user
 from smartstudy.services.errors import InvalidInputError, PermissionDeniedError
 from smartstudy.store.orm import BKTUserSkillState, Question, User
@@ -48,6 +48,7 @@ def recompute(body: RecomputeIn, session: DB, admin: AdminUser) -> RecomputeOut:
     outcome = mastery.fit_concepts(
         session, body.concept_ids, options, trigger="api", requested_by=admin.id
     )
+    audit.record_bkt_fit(session, admin, outcome)
     session.commit()
     ids = {k: v.id for k, v in outcome.fitted.items()}
     return RecomputeOut(

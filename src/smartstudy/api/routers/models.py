@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
@@ -14,14 +15,15 @@ from smartstudy.api.schemas import (
     CounterOut,
     DistributionOut,
     FallbackOut,
+    FilterText,
     ModelsStatusOut,
     ModelVersionOut,
     TrainingRunOut,
     TrainScheduledOut,
 )
-from smartstudy.services import registry
+from smartstudy.services import audit, registry
 from smartstudy.services.errors import InvalidInputError
-from smartstudy.services.training import schedule_training
+from smartstudy.services.training import queue_training, schedule_training
 from smartstudy.store.orm import ModelVersion
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -60,7 +62,9 @@ def models_status(context: Context, session: DB, _admin: AdminUser) -> ModelsSta
 
 @router.get("/versions", response_model=list[ModelVersionOut])
 def list_versions(
-    session: DB, _admin: AdminUser, model_name: str | None = None
+    session: DB,
+    _admin: AdminUser,
+    model_name: Annotated[FilterText | None, Query(description="Only this family.")] = None,
 ) -> list[ModelVersion]:
     """Every stored version, newest first (optionally of one family)."""
     return registry.list_versions(session, model_name)
@@ -73,15 +77,21 @@ def get_version(version_id: uuid.UUID, session: DB, _admin: AdminUser) -> ModelV
 
 @router.post("/versions/{version_id}/activate", response_model=ModelVersionOut)
 def activate(
-    version_id: uuid.UUID, context: Context, session: DB, _admin: AdminUser
+    version_id: uuid.UUID, context: Context, session: DB, admin: AdminUser
 ) -> ModelVersion:
     """Serve this version from now on (it is loaded first; a corrupt one answers 409)."""
-    return registry.activate_version(context, session, version_id)
+    row = registry.activate_version(context, session, version_id)
+    audit.record_activation(session, admin, row)
+    return row
 
 
 @router.post("/train", response_model=TrainScheduledOut, status_code=status.HTTP_202_ACCEPTED)
-def train(context: Context, _admin: AdminUser) -> TrainScheduledOut:
-    """Start a training job in the background (or queue one after the running one)."""
+def train(context: Context, session: DB, admin: AdminUser) -> TrainScheduledOut:
+    """Start a training job in the background (or queue one after the running one). The
+    job is stored before the answer: 202 means it will run; a database outage answers 503."""
+    audit.record_training_request(session, admin, context.predictor.chain)
+    queue_training(session)
+    session.commit()  # stored before the answer
     schedule_training(context)
     return TrainScheduledOut(
         scheduled=True, detail="training runs in the background; see GET /v1/models"

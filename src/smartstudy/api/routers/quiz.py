@@ -17,7 +17,7 @@ from smartstudy.api.schemas import (
     SessionQuestionOut,
     SubmissionOut,
 )
-from smartstudy.services import quiz
+from smartstudy.services import audit, quiz
 from smartstudy.store.orm import Question, StudySession, User
 
 router = APIRouter(prefix="/v1", tags=["quiz"])
@@ -80,6 +80,9 @@ def list_questions(
 def create_question(body: QuestionIn, session: DB, admin: AdminUser) -> QuestionOut:
     q = quiz.create_question(
         session, body.concept_id, body.prompt, body.options, body.correct_option, body.difficulty
+    )
+    audit.record(
+        session, admin, "question.create", "question", q.id, {"concept_id": str(q.concept_id)}
     )
     session.commit()
     return question_out(q, admin)

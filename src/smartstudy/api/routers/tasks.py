@@ -17,7 +17,7 @@ from smartstudy.api.schemas import (
     TaskOut,
     TaskPageOut,
 )
-from smartstudy.services import tasks, training
+from smartstudy.services import rules, tasks, training
 from smartstudy.store.orm import PracticeTask
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -85,8 +85,8 @@ def list_tasks(
     difficulty: Difficulty | None = None,
     completed: bool | None = None,
     user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=rules.MAX_PAGE_SIZE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=rules.MAX_OFFSET)] = 0,
 ) -> TaskPageOut:
     """Your tasks, newest first (admins: everyone's, or one user's with user_id)."""
     page = tasks.list_tasks(

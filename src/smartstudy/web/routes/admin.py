@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
 
-from smartstudy.services import analytics, mastery, registry
+from smartstudy.services import analytics, audit, mastery, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
-from smartstudy.services.training import schedule_training
+from smartstudy.services.training import queue_training, schedule_training
 from smartstudy.store.orm import AlgoRun, BKTSkillParams, utcnow
 from smartstudy.web import charts
 from smartstudy.web.deps import DB, AdminUser, Context, Form, PageRoute, parse_id
@@ -22,6 +22,7 @@ from smartstudy.web.render import redirect, render
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 VERSIONS_SHOWN = 12
+AUDIT_SHOWN = 20
 #: The prediction distribution covers tasks created this recently (what the models do now).
 MONITOR_WINDOW = timedelta(days=30)
 #: Metrics worth a column, in this order, looked up in a version's metrics (nested too).
@@ -79,6 +80,7 @@ def _page(
             "bkt_runs": bkt_runs,
             "bkt_active": bkt_active or 0,
             "fallbacks": fallbacks,
+            "audit_entries": audit.recent(db, AUDIT_SHOWN),
             "error": error,
         },
         status_code=status,
@@ -97,10 +99,11 @@ def models_page(request: Request, db: DB, context: Context, _admin: AdminUser) -
 
 @router.post("/admin/models/versions/{version_id}/activate")
 def activate(
-    request: Request, version_id: str, db: DB, context: Context, _admin: AdminUser, form: Form
+    request: Request, version_id: str, db: DB, context: Context, admin: AdminUser, form: Form
 ) -> Response:
     try:
-        registry.activate_version(context, db, parse_id(version_id))
+        row = registry.activate_version(context, db, parse_id(version_id))
+        audit.record_activation(db, admin, row)
         db.commit()
     except (ConflictError, NotFoundError) as exc:
         db.rollback()
@@ -109,7 +112,10 @@ def activate(
 
 
 @router.post("/admin/models/train")
-def train(context: Context, _admin: AdminUser, form: Form) -> Response:
+def train(db: DB, context: Context, admin: AdminUser, form: Form) -> Response:
+    audit.record_training_request(db, admin, context.predictor.chain)
+    queue_training(db)
+    db.commit()  # stored before the answer
     schedule_training(context)
     return redirect("/admin/models", notice="training")
 
@@ -121,7 +127,8 @@ def bkt_recompute(
     """Fit BKT parameters for every concept with quiz data (as /v1/learning/bkt/recompute)."""
     options = mastery.FitOptions(activate=form.get("activate") == "on")
     try:
-        mastery.fit_concepts(db, None, options, trigger="web", requested_by=admin.id)
+        outcome = mastery.fit_concepts(db, None, options, trigger="web", requested_by=admin.id)
+        audit.record_bkt_fit(db, admin, outcome)
         db.commit()
     except InvalidInputError as exc:
         db.rollback()

@@ -5,13 +5,28 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from smartstudy.services import accounts
-from smartstudy.services.errors import AuthenticationError, ConflictError, InvalidInputError
+from smartstudy.services.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    TooManyAttemptsError,
+)
 from smartstudy.store.orm import User
-from smartstudy.web import forms, sessions
-from smartstudy.web.deps import DB, Form, PageRoute, optional_user, secret_of
+from smartstudy.web import forms
+from smartstudy.web.deps import (
+    DB,
+    Form,
+    PageRoute,
+    as_sentence,
+    client_address,
+    optional_user,
+    sign_in,
+    sign_out,
+)
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -32,11 +47,9 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _signed_in_redirect(request: Request, user: User, target: str) -> Response:
+def _signed_in_redirect(request: Request, db: Session, user: User, target: str) -> Response:
     response = redirect(target)
-    ws = sessions.signed_in(secret_of(request), user)
-    request.state.web_session = ws
-    sessions.set_cookie(response, request, ws, secret_of(request))
+    sign_in(request, db, user, response)
     return response
 
 
@@ -68,11 +81,19 @@ def login(request: Request, db: DB, form: Form) -> Response:
         errors["password"] = "Enter your password."
     if not errors:
         try:
-            user = accounts.authenticate(db, values["email"], password)
+            user = accounts.log_in(db, values["email"], password, client_address(request))
         except AuthenticationError:
             errors["form"] = "Wrong e-mail or password. Check both and try again."
+        except TooManyAttemptsError as exc:
+            # Locked out: the password was not even checked. Say when to come back.
+            errors["form"] = as_sentence(str(exc))
+            page = render(
+                request, "login.html", {"values": values, "errors": errors}, status_code=429
+            )
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         else:
-            return _signed_in_redirect(request, user, values["next"])
+            return _signed_in_redirect(request, db, user, values["next"])
     status = 401 if "form" in errors else 422
     return render(request, "login.html", {"values": values, "errors": errors}, status_code=status)
 
@@ -88,7 +109,7 @@ def signup_page(request: Request, user: MaybeUser) -> Response:
 def signup(request: Request, db: DB, form: Form) -> Response:
     values = {
         "email": forms.text(form, "email", 320),
-        "display_name": forms.text(form, "display_name", 120),
+        "display_name": forms.typed(form, "display_name"),
     }
     password = forms.text(form, "password", 256)
     confirm = forms.text(form, "password_confirm", 256)
@@ -115,16 +136,16 @@ def signup(request: Request, db: DB, form: Form) -> Response:
             errors["email"] = "There is already an account with this e-mail. Log in instead?"
         except InvalidInputError as exc:
             db.rollback()
-            errors[exc.field if exc.field in ("email", "password") else "form"] = (
-                exc.message[:1].upper() + exc.message[1:] + "."
-            )
+            field = exc.field if exc.field in ("email", "password", "display_name") else "form"
+            errors[field] = as_sentence(exc.message)
         else:
-            return _signed_in_redirect(request, user, "/study?done=signed-up")
+            return _signed_in_redirect(request, db, user, "/study?done=signed-up")
     return render(request, "signup.html", {"values": values, "errors": errors}, status_code=422)
 
 
 @router.post("/logout")
-def logout(request: Request, form: Form) -> Response:
+def logout(request: Request, db: DB, form: Form) -> Response:
+    """Log out: the session ends on the server too, so a copy of the cookie is worthless."""
     response = redirect("/login", notice="logged-out")
-    sessions.clear_cookie(response, request)
+    sign_out(request, db, response)
     return response

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from smartstudy.services import analytics
+from smartstudy.services import analytics, rules
 from smartstudy.store.orm import DIFFICULTIES, Subject, utcnow
 from smartstudy.web import charts, forms
 from smartstudy.web.deps import DB, PageRoute, PageUser
@@ -62,8 +62,9 @@ def history(request: Request, db: DB, user: PageUser) -> Response:
         filters,
         sort=sort,
         descending=descending,
-        page=forms.positive_int(q.get("page"), 1),
-        per_page=forms.positive_int(q.get("per_page"), PER_PAGE, maximum=200),
+        # Out of range is clamped: page 10**30 shows the last page, per_page 10**6 shows 200.
+        page=forms.positive_int(q.get("page"), 1, maximum=rules.MAX_PAGE),
+        per_page=forms.positive_int(q.get("per_page"), PER_PAGE, maximum=rules.MAX_PAGE_SIZE),
     )
     # The query string of the current view, for sort links and pager links to extend.
     kept = {

@@ -5,12 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import analytics, profile
+from smartstudy.services import accounts, analytics, profile
 from smartstudy.services.errors import ConflictError, InvalidInputError
-from smartstudy.services.security import verify_password
 from smartstudy.store.orm import User
-from smartstudy.web import forms, sessions
-from smartstudy.web.deps import DB, Form, PageRoute, PageUser, secret_of
+from smartstudy.web import forms
+from smartstudy.web.deps import (
+    DB,
+    Form,
+    PageRoute,
+    PageUser,
+    as_sentence,
+    client_address,
+    sign_in,
+    sign_out,
+)
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -56,7 +64,7 @@ def settings(request: Request, db: DB, user: PageUser) -> Response:
 @router.post("/settings/profile")
 def save_profile(request: Request, db: DB, user: PageUser, form: Form) -> Response:
     values = {
-        "display_name": forms.text(form, "display_name", 200),
+        "display_name": forms.typed(form, "display_name"),
         "email": forms.text(form, "email", 320),
     }
     errors: dict[str, str] = {}
@@ -75,7 +83,7 @@ def save_profile(request: Request, db: DB, user: PageUser, form: Form) -> Respon
             errors["email"] = "Another account already uses this e-mail."
         except InvalidInputError as exc:
             db.rollback()
-            errors[exc.field] = exc.message[:1].upper() + exc.message[1:] + "."
+            errors[exc.field] = as_sentence(exc.message)
         else:
             return redirect("/settings", notice="profile")
     db.refresh(user)
@@ -96,19 +104,16 @@ def change_password(request: Request, db: DB, user: PageUser, form: Form) -> Res
         errors["new_password_confirm"] = "The two new passwords are not the same."
     if not errors:
         try:
-            profile.change_password(db, user, current, new)
+            accounts.change_password(db, user, current, new, client_address(request))
             db.commit()
         except InvalidInputError as exc:
             db.rollback()
-            field = "new_password" if exc.field == "password" else exc.field
-            errors[field] = _MESSAGES.get(
-                (exc.field, exc.message), exc.message[:1].upper() + exc.message[1:] + "."
-            )
+            errors[exc.field] = _MESSAGES.get((exc.field, exc.message), as_sentence(exc.message))
         else:
-            # This browser stays signed in with the new fingerprint; every other session ends.
+            # Every session of the user ended, this one too (a copy of its cookie must not
+            # live on); this browser goes on in a new one.
             response = redirect("/settings", notice="password")
-            ws = sessions.signed_in(secret_of(request), user)
-            sessions.set_cookie(response, request, ws, secret_of(request))
+            sign_in(request, db, user, response)
             return response
     db.refresh(user)
     return _settings_page(request, db, user, errors=errors, status=422)
@@ -137,18 +142,20 @@ def delete_account(request: Request, db: DB, user: PageUser, form: Form) -> Resp
         errors["confirm_email"] = "Type your e-mail address exactly to confirm the deletion."
     if not password:
         errors["delete_password"] = "Enter your password to confirm."
-    elif not verify_password(user.password_hash, password):
-        errors["delete_password"] = "Your password is wrong; nothing was deleted."
+    else:
+        try:
+            accounts.check_current_password(db, user, password, client_address(request))
+        except InvalidInputError:
+            errors["delete_password"] = "Your password is wrong; nothing was deleted."
     if not errors:
         try:
             profile.delete_account(db, user)
             db.commit()
         except ConflictError as exc:
             db.rollback()
-            errors["form"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+            errors["form"] = as_sentence(str(exc))
         else:
-            request.state.user = None
             response = redirect("/login", notice="deleted")
-            sessions.clear_cookie(response, request)
+            sign_out(request, db, response)
             return response
     return _settings_page(request, db, user, values=values, errors=errors, status=422)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from smartstudy.services import tasks, training
+from smartstudy.services import rules, tasks, training
 from smartstudy.services.errors import ConflictError, NotFoundError, ServiceError
 from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic
 from smartstudy.web import forms
@@ -48,6 +48,7 @@ def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: 
             "values": values,
             "errors": errors,
             "open_tasks": open_tasks,
+            "max_description": rules.MAX_DESCRIPTION,
         },
         status_code=status,
     )
@@ -74,9 +75,15 @@ def create(request: Request, db: DB, context: Context, user: PageUser, form: For
         "subject": forms.text(form, "subject", 64),
         "topic": forms.text(form, "topic", 64),
         "difficulty": forms.text(form, "difficulty", 16),
-        "description": forms.text(form, "description", 500),
+        "description": forms.typed(form, "description"),
     }
     errors: dict[str, str] = {}
+    try:
+        forms.checked_text(
+            values["description"], "description", rules.MAX_DESCRIPTION, multiline=True
+        )
+    except forms.FieldError as exc:
+        errors["description"] = str(exc)
     topic = None
     topic_id = forms.optional_uuid(values["topic"])
     if topic_id is None:

@@ -1,0 +1,64 @@
+"""Request and response bodies of the admin-only API: accounts and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
+
+Role = Literal["student", "admin"]
+
+
+class UserAdminOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class UserPageOut(BaseModel):
+    items: list[UserAdminOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class UserPatchIn(BaseModel):
+    """What to change; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.role is None and self.is_active is None:
+            raise ValueError("give role and/or is_active")
+        return self
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_email: str
+    action: str
+    target_type: str
+    target_id: str | None
+    details: dict[str, Any]
+
+
+class AuditPageOut(BaseModel):
+    items: list[AuditEntryOut]
+    total: int
+    limit: int
+    offset: int
