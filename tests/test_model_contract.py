@@ -447,3 +447,57 @@ def test_bad_input_names_the_column(name: str, column: str, corrupt: Any) -> Non
     with pytest.raises(InteractionsError, match=column):
         _fitted(name).predict(corrupt(TEST))
     assert issubclass(InteractionsError, ValueError)
+
+
+# -- robust learning (issue 10) --------------------------------------------------------------
+ABSURD_SECONDS = (1e-300, 86_400.0)
+
+
+def absurd_time_shifts(
+    make: Any, train: pd.DataFrame, victim: str, item: str, skill: str, seconds: float
+) -> dict[str, float]:
+    """How much ten completions in ``seconds`` by one new student move ``victim``'s predicted
+    median for ``item``, through the public contract only (0.0 for a model without times).
+
+    ``online``: after ``update`` with those rows, against the prediction before. ``refit``: a
+    model fitted on ``train`` plus those rows, against one fitted on ``train`` plus the same
+    rows with an ordinary time (the item's median), so that what is measured is the effect of
+    the absurd times, not the refit's own variation (a network's training changes a little
+    with any new student).
+    """
+    ordinary = float(train.loc[train["item_id"] == item, "rt_seconds"].median())
+
+    def rows(rt: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"user_id": "absurd-student", "item_id": item, "skill_id": skill, "correct": 1}
+            | {"rt_seconds": rt, "order": float(k)}
+            for k in range(10)
+        )
+
+    model = make().fit(train)
+    before = model.predict_one(victim, item, skill)
+    for row in rows(seconds).drop(columns="order").to_dict("records"):
+        model.update(row)
+    online = model.predict_one(victim, item, skill)
+    refits = [
+        make().fit(pd.concat([train, rows(rt)], ignore_index=True)).predict_one(victim, item, skill)
+        for rt in (seconds, ordinary)
+    ]
+    if not model.predicts_time:
+        assert np.isfinite([online["p_correct"], refits[0]["p_correct"]]).all()
+        return {"online": 0.0, "refit": 0.0}
+    return {
+        "online": online["time_median_s"] / before["time_median_s"] - 1.0,
+        "refit": refits[0]["time_median_s"] / refits[1]["time_median_s"] - 1.0,
+    }
+
+
+@pytest.mark.parametrize("seconds", ABSURD_SECONDS)
+def test_absurd_times_of_one_student_barely_move_another(name: str, seconds: float) -> None:
+    victim = TRAIN["user_id"].iloc[0]
+    first = TRAIN[TRAIN["user_id"] == victim].iloc[0]
+    shifts = absurd_time_shifts(
+        lambda: _new(name), TRAIN, victim, first["item_id"], first["skill_id"], seconds
+    )
+    for how, shift in shifts.items():
+        assert abs(shift) < 0.05, f"{how}: the other student's median moved by {shift:.1%}"

@@ -624,12 +624,39 @@ def evaluate(
     test_fraction: Annotated[float, typer.Option(help="Share of students held out.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split by student.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            help="Stream this data set (cognitive_tutor, credential_form1 or mars_ib) through "
+            "the service path on scratch databases and score the stored predictions."
+        ),
+    ] = None,
+    learners: Annotated[int, typer.Option(help="--replay: learners sampled (with --seed).")] = 100,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="--replay: at most this many attempts per learner (30).")
+    ] = None,
+    retrain_every: Annotated[
+        int | None,
+        typer.Option(help="--replay: completions between trainings (default 100)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="--replay: a PostgreSQL server URL for the scratch databases "
+            "(default: temporary SQLite files)."
+        ),
+    ] = None,
 ) -> None:
     """Fit on training students, predict held-out students one step ahead, print metrics.
 
     Examples: `smartstudy evaluate --dataset credential_form1 --model baseline`,
-    `smartstudy evaluate --scenario dominant-user`.
+    `smartstudy evaluate --scenario dominant-user`, `smartstudy evaluate --replay mars_ib`.
     """
+    if replay is not None:
+        if dataset is not None or model or scenario is not None:
+            raise fail("--replay replaces --dataset, --model and --scenario; give one")
+        _evaluate_replay(replay, learners, seed, max_attempts, retrain_every, database_url, as_json)
+        return
     if scenario is not None:
         if dataset is not None or model:
             raise fail("--scenario replaces --dataset and --model; give one or the other")
@@ -668,6 +695,46 @@ def evaluate(
         # A pipe or file gets the whole table rather than one cut to 80 columns.
         out = console if console.is_terminal else Console(width=160)
         out.print(report.to_table())
+
+
+def _evaluate_replay(
+    name: str,
+    learners: int,
+    seed: int,
+    max_attempts: int | None,
+    retrain_every: int | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    from smartstudy.data.loaders import DatasetNotFoundError
+    from smartstudy.services import replay
+
+    if name not in replay.REPLAY_DATASETS:
+        raise fail(f"--replay needs a data set with times: {', '.join(replay.REPLAY_DATASETS)}")
+    if learners < 1 or (max_attempts is not None and max_attempts < 1):
+        raise fail("--learners and --max-attempts must be at least 1")
+    if retrain_every is not None and retrain_every < 1:
+        raise fail("--retrain-every must be at least 1")
+    try:
+        data = replay.replay_data(name)
+    except (DatasetNotFoundError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    status = console.status(f"replaying {name}...") if not as_json else nullcontext()
+    with status as shown:
+        report = replay.run_replay(
+            data,
+            name,
+            learners=learners,
+            seed=seed,
+            max_attempts=replay.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+            retrain_every=retrain_every,
+            database_url=database_url,
+            progress=None if shown is None else lambda c: shown.update(f"replaying {name}: {c}"),
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        (console if console.is_terminal else Console(width=160)).print(report.to_table())
 
 
 def _evaluate_scenario(scenario: str, seed: int, as_json: bool) -> None:

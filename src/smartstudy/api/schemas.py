@@ -183,6 +183,11 @@ class PredictionOut(BaseModel):
     predicted_time_p90_s: float = Field(gt=0)
     model_name: str
     model_version: str
+    explanation: list[str] | None = Field(
+        default=None,
+        description="Why this prediction, in plain sentences (the student's own record in "
+        "this topic and difficulty, how other students do, typical time, the 80% range).",
+    )
 
 
 class CompleteIn(Strict):
@@ -212,6 +217,11 @@ class TaskOut(BaseModel):
     predicted_time_p90_s: float | None
     model_name: str | None
     model_version: str | None
+    explanation: list[str] | None = Field(
+        default=None,
+        description="Why this prediction, in plain sentences (the student's own record in "
+        "this topic and difficulty, how other students do, typical time, the 80% range).",
+    )
 
 
 class TaskPageOut(BaseModel):
@@ -280,6 +290,11 @@ class AnswerIn(Strict):
 class MasteryChange(BaseModel):
     concept_id: uuid.UUID
     p_mastery: float
+    mastery: float | None = Field(
+        default=None,
+        description="Chance that you have mastered this concept, from your answers so far: "
+        "never raised by a wrong answer nor lowered by a correct one. Show this number.",
+    )
 
 
 class SubmissionOut(BaseModel):
@@ -337,6 +352,11 @@ class MasteryUpdateOut(BaseModel):
     user_id: uuid.UUID
     concept_id: uuid.UUID
     p_mastery: float
+    mastery: float = Field(
+        description="Chance that you have mastered this concept, from your answers so far: "
+        "never raised by a wrong answer nor lowered by a correct one. Show this number; "
+        "p_mastery is the BKT state at the next attempt (learning from practice included)."
+    )
     n_attempts: int
     algo_version_id: uuid.UUID | None
     params_id: uuid.UUID | None
@@ -348,6 +368,11 @@ class MasteryOut(BaseModel):
     user_id: uuid.UUID
     concept_id: uuid.UUID
     p_mastery: float
+    mastery: float = Field(
+        description="Chance that you have mastered this concept, from your answers so far: "
+        "never raised by a wrong answer nor lowered by a correct one. Show this number; "
+        "p_mastery is the BKT state at the next attempt (learning from practice included)."
+    )
     n_attempts: int
     last_attempt_at: datetime | None
     updated_at: datetime
@@ -393,12 +418,41 @@ class FallbackOut(BaseModel):
     error: str
 
 
+class ServingFamilyOut(BaseModel):
+    model_name: str
+    version_id: str
+    evaluated_at: str | None = None
+    ranked: bool = Field(
+        default=True, description="False for a family that answered too few held-out rows."
+    )
+    kinds: dict[str, Any] = Field(
+        description="Per kind (all, cold, warm): held-out scores raw and calibrated "
+        "(rows, log_loss, ece, rmse_log_time, coverage_80)."
+    )
+    calibration: dict[str, Any] = Field(
+        description="Per kind: logit slope and intercept, log-time median shift, interval "
+        "scale, and the held-out rows they were fitted on."
+    )
+
+
+class ServingOut(BaseModel):
+    held_out: bool = Field(description="Whether any student is held out for validation.")
+    evaluation: str | None = Field(description="The training run that scored the families.")
+    cold_tasks: int = Field(description="A request is cold below this many tasks in its topic.")
+    reason: str
+    order: dict[str, list[str]] = Field(description="The chain's order for cold and warm requests.")
+    families: list[ServingFamilyOut]
+
+
 class ModelsStatusOut(BaseModel):
     chain: list[str]
     active: dict[str, ModelVersionOut | None]
     counter: CounterOut
     training_runs: list[TrainingRunOut]
     fallbacks: list[FallbackOut]
+    serving: ServingOut | None = Field(
+        default=None, description="Which family answers which requests, and why."
+    )
 
 
 class HistogramOut(BaseModel):

@@ -197,6 +197,28 @@ def time_metrics(
     }
 
 
+def prediction_swings(groups: ArrayLike, p: ArrayLike) -> np.ndarray:
+    """How much the prediction for the same thing moved between consecutive predictions.
+
+    ``groups`` labels each prediction (e.g. a learner's topic and difficulty) and ``p`` holds
+    the predictions in time order; the result holds ``|p_k - p_(k-1)|`` for every pair of
+    consecutive predictions of the same group, ordered by group (first appearance), then
+    time. A group with one prediction adds nothing.
+    """
+    labels = np.asarray(groups, dtype=object)
+    p_arr = _as_1d(p, "p")
+    if labels.ndim != 1:
+        raise ValueError(f"`groups` must be one-dimensional, got shape {labels.shape}")
+    _same_length(groups=labels, p=p_arr)
+    if len(p_arr) == 0:
+        return np.zeros(0)
+    _, first, codes = np.unique(labels, return_index=True, return_inverse=True)
+    # Order by the group's first appearance, then by time (a stable sort keeps time order).
+    order = np.argsort(np.argsort(first)[codes], kind="stable")
+    same = codes[order][1:] == codes[order][:-1]
+    return np.abs(np.diff(p_arr[order]))[same]
+
+
 __all__ = [
     "accuracy",
     "auc",
@@ -205,6 +227,7 @@ __all__ = [
     "interval_coverage",
     "log_loss",
     "mae_seconds",
+    "prediction_swings",
     "rmse",
     "rmse_log_time",
     "time_metrics",

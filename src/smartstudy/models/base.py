@@ -207,3 +207,159 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# -- robust learning from response times ------------------------------------------------------
+# One plausibility rule for every model (issue 10, "robust learning"). The API accepts any time
+# in (0, 24 h]; a practice task answered in under a second was not really worked on (a double
+# click, a clock glitch), so such times are raised to the floor before they reach any model.
+# Non-finite or non-positive times are treated as missing.
+MIN_PLAUSIBLE_SECONDS = 1.0
+#: Winsorisation band of a log time around its item's centre, in (robust) standard deviations.
+#: 2.5 sd leaves ~99% of a log-normal item's times untouched and bounds what one absurd time
+#: (1e-300 s or a whole day) can add to shared statistics to 2.5 sd.
+ROBUST_Z = 2.5
+#: Smallest spread (sd of log seconds) used for winsorising, so that an item whose few times
+#: happen to be equal does not clip every new time to that value.
+MIN_ROBUST_SPREAD = 0.25
+#: A group (item, skill) needs this many times before its own median and MAD are trusted as
+#: the centre and spread of the band; fewer fall back to the parent level.
+MIN_ROBUST_ROWS = 5
+#: How many of one user's timed attempts at one item enter shared (population) time
+#: statistics. Later attempts still teach the user's own state; they just cannot make the item
+#: look faster or slower to everyone else, so no single student can move another's predicted
+#: time much. Public data sets rarely repeat an item, so this matters in the app, where an item
+#: is a (topic, difficulty) cell. Correctness is not capped: an outcome is 0 or 1, so one row's
+#: pull is already bounded, and a student who is most of an item's data must still move it.
+POP_ATTEMPTS_PER_USER_ITEM = 1
+# MAD of a normal sample times this is its standard deviation.
+_MAD_TO_SD = 1.4826
+
+
+def plausible_log_times(rt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log(seconds) under the plausibility rule, and the mask of rows that have a time.
+
+    Times below ``MIN_PLAUSIBLE_SECONDS`` count as that floor; NaN, infinite, zero or
+    negative times count as missing (their log is 0 and the mask False).
+    """
+    rt = np.asarray(rt, dtype=float)
+    has_t = np.isfinite(rt) & (rt > 0)
+    return np.log(np.where(has_t, np.maximum(rt, MIN_PLAUSIBLE_SECONDS), 1.0)), has_t
+
+
+def winsorise(
+    lt: np.ndarray, centre: np.ndarray, spread: np.ndarray, z: float = ROBUST_Z
+) -> np.ndarray:
+    """``lt`` clipped to ``centre ± z · max(spread, MIN_ROBUST_SPREAD)``."""
+    half = z * np.maximum(spread, MIN_ROBUST_SPREAD)
+    return np.clip(lt, centre - half, centre + half)
+
+
+def robust_log_time_bounds(
+    codes: np.ndarray,
+    lt: np.ndarray,
+    counted: np.ndarray,
+    parent: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (centre, spread) of log times: the median and 1.4826 · MAD of the row's group.
+
+    ``codes`` are group codes of the timed rows (-1 = no group), ``lt`` their log times,
+    ``counted`` the rows that estimate the groups' statistics (all rows still get their
+    group's), and ``parent`` the (centre, spread) per row used where a group has fewer than
+    ``MIN_ROBUST_ROWS`` counted times. A median cannot be dragged by a minority of absurd
+    rows, unlike a mean.
+    """
+    centre, spread = np.array(parent[0], dtype=float), np.array(parent[1], dtype=float)
+    est = counted & (codes >= 0)
+    if not est.any():
+        return centre, spread
+    frame = pd.DataFrame({"g": codes[est], "lt": lt[est]})
+    med = frame.groupby("g")["lt"].median()
+    mad = (frame["lt"] - frame["g"].map(med)).abs().groupby(frame["g"]).median()
+    count = frame.groupby("g").size()
+    trusted = count.index[count.to_numpy() >= MIN_ROBUST_ROWS]
+    hit = pd.Index(trusted).get_indexer(codes)
+    use = hit >= 0
+    centre[use] = med[trusted].to_numpy()[hit[use]]
+    spread[use] = _MAD_TO_SD * mad[trusted].to_numpy()[hit[use]]
+    return centre, spread
+
+
+def robust_row_log_times(
+    lt: np.ndarray,
+    has_t: np.ndarray,
+    levels: list[np.ndarray],
+    counted: np.ndarray | None = None,
+    z: float = ROBUST_Z,
+) -> np.ndarray:
+    """Log times winsorised against the most specific level with enough times.
+
+    ``levels`` are per-row group codes from the broadest to the most specific (e.g. skill,
+    then item); -1 means the row has no group at that level, and the broadest band is that of
+    all times. Only the ``counted`` rows (default: all) estimate the bands, so that one user's
+    many rows cannot drag an item's median or widen its MAD. Rows without a time are returned
+    unchanged. This is the batch form of what ``update`` does online.
+    """
+    timed = np.flatnonzero(has_t)
+    if len(timed) == 0:
+        return lt.copy()
+    sub = lt[timed]
+    use = np.ones(len(timed), dtype=bool) if counted is None else counted[timed].astype(bool)
+    if not use.any():
+        use[:] = True
+    med = float(np.median(sub[use]))
+    centre = np.full(len(timed), med)
+    spread = np.full(len(timed), _MAD_TO_SD * float(np.median(np.abs(sub[use] - med))))
+    for codes in levels:
+        centre, spread = robust_log_time_bounds(codes[timed], sub, use, (centre, spread))
+    out = lt.copy()
+    out[timed] = winsorise(sub, centre, spread, z)
+    return out
+
+
+def population_weights(users: np.ndarray, items: np.ndarray, has_t: np.ndarray) -> np.ndarray:
+    """1.0 for a user's first ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item (in row
+    order), 0.0 for later ones and untimed rows: the weight of each row's time in shared
+    (population) time statistics."""
+    frame = pd.DataFrame({"u": users, "i": items, "t": has_t})
+    rank = frame.groupby(["u", "i", "t"], sort=False).cumcount().to_numpy()
+    return (has_t & (rank < POP_ATTEMPTS_PER_USER_ITEM)).astype(float)
+
+
+def robust_seconds(data: pd.DataFrame, z: float = ROBUST_Z) -> np.ndarray:
+    """``data["rt_seconds"]`` of a validated frame under the plausibility rule, winsorised
+    against the median and MAD of its item (or skill, or all times when the item has fewer
+    than ``MIN_ROBUST_ROWS``), estimated from each user's first timed attempts at an item
+    (``population_weights``); missing times stay NaN. The batch step of a model's ``fit``."""
+    lt, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float))
+    levels = [
+        pd.factorize(data[col].to_numpy(dtype=object), use_na_sentinel=True)[0]
+        for col in ("skill_id", "item_id")
+    ]
+    counted = population_weights(
+        data["user_id"].to_numpy(dtype=object), data["item_id"].to_numpy(dtype=object), has_t
+    )
+    robust = robust_row_log_times(lt, has_t, levels, counted > 0, z)
+    return np.where(has_t, np.exp(robust), np.nan)
+
+
+def shared_time_rows(users: np.ndarray, items: np.ndarray, has_t: np.ndarray) -> np.ndarray:
+    """Timed rows whose time may shape parameters shared by all users (a batch fit's item
+    time parameters): a user's first ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item,
+    and every timed row of an item that fewer than ``MIN_ROBUST_ROWS`` users have timed (with
+    no population to protect, one user's record is all there is to learn from)."""
+    first = population_weights(users, items, has_t) > 0
+    n_users = pd.Series(first.astype(int)).groupby(pd.Series(items)).transform("sum").to_numpy()
+    return has_t & (first | (n_users < MIN_ROBUST_ROWS))
+
+
+def population_seconds(data: pd.DataFrame, z: float = ROBUST_Z) -> np.ndarray:
+    """``robust_seconds`` with the times outside ``shared_time_rows`` set to NaN: the times
+    a fit of shared item parameters uses."""
+    rt = robust_seconds(data, z)
+    keep = shared_time_rows(
+        data["user_id"].to_numpy(dtype=object),
+        data["item_id"].to_numpy(dtype=object),
+        ~np.isnan(rt),
+    )
+    return np.where(keep, rt, np.nan)

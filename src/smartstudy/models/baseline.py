@@ -18,7 +18,17 @@ Why
 Everything is a sufficient statistic (counts and sums), so ``fit`` is a handful of
 ``bincount`` calls and ``update(row)`` adds one row to a few counters, in the same order
 ``fit`` would, so fitting on ``n`` rows and updating with row ``n + 1`` gives exactly the
-item / skill / global statistics of fitting on all ``n + 1`` rows.
+item / skill / global statistics of fitting on all ``n + 1`` rows (for plausible times, which
+no winsorisation touches).
+
+Robust time statistics
+    Times follow the plausibility rule of ``models.base`` (below 1 s counts as 1 s). Each log
+    time is winsorised against its item's centre and spread before it is added (in ``fit`` the
+    item's median and MAD, in ``update`` the current shrunk mean and sd), and only a user's
+    first ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item enter the shared item /
+    skill / global time sums. So ten absurd completions by one student move another student's
+    predicted median by a bounded, small amount; the student's own time offset still learns
+    from every attempt.
 """
 
 from __future__ import annotations
@@ -36,7 +46,14 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import LearnerModel, log_normal_predictions
+from smartstudy.models.base import (
+    POP_ATTEMPTS_PER_USER_ITEM,
+    LearnerModel,
+    log_normal_predictions,
+    plausible_log_times,
+    population_weights,
+    winsorise,
+)
 
 # Time prediction when training held no usable time at all: a minute, and a log-sd of 1
 # (80 % interval ≈ 17 s .. 216 s), wide enough not to pretend knowledge we do not have.
@@ -57,6 +74,12 @@ _N_STATS = 5
 # information of the logit offset at zero), sum of log-time residuals, attempts with a time.
 _U_RES, _U_INFO, _U_TRES, _U_TN = range(4)
 _N_USER_STATS = 4
+# Key of a (user, item) pair in ``pair_timed_``: user index * _PAIR_BASE + item index.
+_PAIR_BASE = 1 << 32
+# fit()'s fixed-point winsorisation converges geometrically (each pass shrinks the change
+# about tenfold on real data); it stops once no log time moves by more than rounding.
+_MAX_WINSOR_PASSES = 50
+_WINSOR_TOLERANCE = 1e-12
 
 
 class Baseline(LearnerModel):
@@ -123,9 +146,13 @@ class Baseline(LearnerModel):
         user_codes, user_ids = pd.factorize(data["user_id"].to_numpy(dtype=object))
         n_items, n_skills, n_users = len(item_ids), len(skill_ids), len(user_ids)
         has_skill = skill_codes >= 0
+        # Absurd times are pulled into their item's band (median ± 2.5 robust sd), and only a
+        # user's first few timed attempts at an item count in the shared time sums.
+        pop_w = population_weights(user_codes, item_codes, has_t)
+        lt = self._sequential_winsorise(lt, has_t, pop_w, item_codes)
 
         # Per-row contributions; bincount adds them in row order, exactly as update() would.
-        contrib = np.column_stack([np.ones_like(y), y, has_t.astype(float), lt, lt * lt])
+        contrib = _population_contributions(y, pop_w, has_t, lt)
         item_stats = _grouped_sums(item_codes, contrib, n_items)
         skill_stats = _grouped_sums(skill_codes[has_skill], contrib[has_skill], n_skills)
         global_stats = _grouped_sums(np.zeros(len(y), dtype=np.int64), contrib, 1)[0]
@@ -147,6 +174,7 @@ class Baseline(LearnerModel):
         self.item_skill_ = _with_capacity(item_skill, n_items, fill=-1)
         self.skill_stats_ = _with_capacity(skill_stats, n_skills)
         self.global_stats_ = np.asarray(global_stats, dtype=float)
+        self.pair_timed_ = _pair_counts(user_codes, item_codes, has_t)
 
         # User offsets. Each training row's residual uses the item-level prediction made
         # without that row's own outcome (leave-one-out at every level): the batch analogue
@@ -203,6 +231,42 @@ class Baseline(LearnerModel):
         mu = np.where(has_it, mu_i, mu_s)
         var = np.where(has_it, var_pred_i, var_s * (1.0 + 1.0 / self.k_item))
         return np.clip(p, P_CLIP, 1.0 - P_CLIP), mu, np.maximum(var, MIN_LOG_TIME_VAR)
+
+    def _band(self, it: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and spread (log seconds) against which a new time is winsorised: the item's
+        time statistics shrunk towards the global ones (rows of ``it`` and ``g``)."""
+        _, mu_g, var_g = _shrink(
+            np.atleast_2d(g),
+            GLOBAL_PRIOR_WEIGHT,
+            0.5,
+            math.log(DEFAULT_TIME_MEDIAN_S),
+            DEFAULT_LOG_TIME_SD**2,
+        )
+        _, mu, var = _shrink(np.atleast_2d(it), self.k_item, 0.5, mu_g, var_g)
+        return mu, np.sqrt(var)
+
+    def _sequential_winsorise(
+        self, lt: np.ndarray, has_t: np.ndarray, weight: np.ndarray, item_codes: np.ndarray
+    ) -> np.ndarray:
+        """``update``'s winsorisation replayed over the rows of ``fit`` in row order.
+
+        Each time is clipped to the band of the (already clipped, capped) time statistics of
+        the rows before it, which makes fit-then-update equal to a refit (to rounding). The
+        clipped values solve a triangular system; fixed-point iteration from the raw values
+        converges to it in a dozen or so vectorised passes.
+        """
+        x = lt
+        stats = np.zeros((len(lt), _N_STATS))
+        for _ in range(_MAX_WINSOR_PASSES):
+            stats[:] = _population_contributions(np.zeros_like(x), weight, has_t, x)
+            before_global = np.cumsum(stats, axis=0) - stats
+            before_item = pd.DataFrame(stats).groupby(item_codes).cumsum().to_numpy() - stats
+            clipped = np.where(has_t, winsorise(lt, *self._band(before_item, before_global)), lt)
+            settled = len(x) == 0 or np.max(np.abs(clipped - x)) <= _WINSOR_TOLERANCE
+            x = clipped
+            if settled:
+                break
+        return x
 
     def _levels_for(
         self, item_idx: np.ndarray, skill_idx: np.ndarray
@@ -270,18 +334,25 @@ class Baseline(LearnerModel):
         skill_i = self.skill_index_.get(skill, -1) if skill is not None else -1
         parent = self._parent_skill(np.array([item_i]), np.array([skill_i]))
         p_item, mu_item, _ = self._levels_for(np.array([item_i]), parent)
+        item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
+        lt = np.where(has_t, winsorise(lt, *self._band(item_row, self.global_stats_)), lt)
         user_contrib = _user_contributions(np.array([y]), p_item, lt, has_t, mu_item)[0]
 
-        # Same row order of additions as the bincounts in fit(), so the sums agree exactly.
-        contrib = np.array([1.0, y, float(has_t[0]), lt[0], lt[0] * lt[0]])
-        self.global_stats_ += contrib
+        user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)
+        pair = user_i * _PAIR_BASE + item_i
+        seen = self.pair_timed_.get(pair, 0)
+        weight = float(bool(has_t[0]) and seen < POP_ATTEMPTS_PER_USER_ITEM)
+        self.pair_timed_[pair] = seen + int(weight)
+
+        # Same row order of additions as the bincounts in fit(), so the sums agree exactly.
+        contrib = _population_contributions(np.array([y]), np.array([weight]), has_t, lt)[0]
+        self.global_stats_ += contrib
         self.item_stats_[item_i] += contrib
         if skill is not None:
             skill_i = self._slot("skill_index_", (("skill_stats_", 0.0),), skill)
             self.skill_stats_[skill_i] += contrib
             self.item_skill_[item_i] = skill_i
-        user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         self.user_stats_[user_i] += user_contrib
 
     def _slot(self, index_attr: str, arrays: tuple[tuple[str, float], ...], key: str) -> int:
@@ -316,6 +387,10 @@ class Baseline(LearnerModel):
             "skill_stats": self.skill_stats_[:n_skills].copy(),
             "user_stats": self.user_stats_[:n_users].copy(),
             "global_stats": self.global_stats_.copy(),
+            "pair_keys": np.fromiter(self.pair_timed_, dtype=np.int64, count=len(self.pair_timed_)),
+            "pair_counts": np.fromiter(
+                self.pair_timed_.values(), dtype=np.int64, count=len(self.pair_timed_)
+            ),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -354,13 +429,37 @@ class Baseline(LearnerModel):
         self.skill_stats_ = _with_capacity(tables["skill"][1], n_skills)
         self.user_stats_ = _with_capacity(tables["user"][1], len(tables["user"][0]))
         self.global_stats_ = global_stats
+        keys = np.asarray(state.get("pair_keys", np.zeros(0)), dtype=np.int64)
+        counts = np.asarray(state.get("pair_counts", np.zeros(0)), dtype=np.int64)
+        if keys.shape != counts.shape:
+            raise ValueError("pair_keys and pair_counts differ in length")
+        self.pair_timed_ = dict(zip(keys.tolist(), counts.tolist(), strict=True))
 
 
 # -- helpers -------------------------------------------------------------------------
 def _log_times(rt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log(rt) with 0 where the time is missing, and the mask of rows that have a time."""
-    has_t = np.isfinite(rt) & (rt > 0)
-    return np.log(np.where(has_t, rt, 1.0)), has_t
+    """log(rt) under the shared plausibility rule (0 where missing), and the timed mask."""
+    return plausible_log_times(rt)
+
+
+def _population_contributions(
+    y: np.ndarray, weight: np.ndarray, has_t: np.ndarray, lt: np.ndarray
+) -> np.ndarray:
+    """Rows of the item / skill / global statistics; the time columns count with ``weight``
+    (0 or 1: whether the time enters shared statistics), correctness always counts."""
+    w = np.where(has_t, weight, 0.0)
+    return np.column_stack([np.ones_like(y), y, w, w * lt, w * lt * lt])
+
+
+def _pair_counts(
+    user_codes: np.ndarray, item_codes: np.ndarray, has_t: np.ndarray
+) -> dict[int, int]:
+    """Timed attempts per (user, item) that counted in the shared time sums (at most the
+    cap), for every pair seen (0 when it has no time), so later updates never add keys."""
+    keys = user_codes.astype(np.int64) * _PAIR_BASE + item_codes
+    frame = pd.DataFrame({"k": keys, "t": has_t.astype(np.int64)})
+    counts = frame.groupby("k")["t"].sum().clip(upper=POP_ATTEMPTS_PER_USER_ITEM)
+    return dict(zip(counts.index.tolist(), counts.tolist(), strict=True))
 
 
 def _shrink(

@@ -37,6 +37,12 @@ Unknown items use the population of items: the prior centres of ``log a``, ``b``
 ``beta`` added to the predictive variances (and to the noise of online updates), so that a
 prediction for an unseen item is appropriately less certain. ``skill_id`` is not used: the
 service fits one LNIRT per topic.
+
+Times follow the plausibility rule of ``models.base`` everywhere (below 1 s counts as 1 s).
+``fit`` estimates the shared item parameters from robust times: winsorised against their
+item's median and MAD, and only each user's first timed attempt at an item (unless too few
+users have timed it), so one student's absurd times cannot drag an item's time intensity.
+The online ``update`` moves only the user's own posterior, so it cannot affect others.
 """
 
 from __future__ import annotations
@@ -50,7 +56,13 @@ import pandas as pd
 from scipy.special import log_ndtr, ndtr
 
 from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
-from smartstudy.models.base import Z80, LearnerModel
+from smartstudy.models.base import (
+    Z80,
+    LearnerModel,
+    plausible_log_times,
+    population_seconds,
+    robust_seconds,
+)
 from smartstudy.models.lnirt_fit import (
     DegenerateFitError,
     LNIRTEstimate,
@@ -75,6 +87,10 @@ METHODS: tuple[str, ...] = ("em", "gibbs")
 MAX_ABS_RHO = 0.999
 _MIN_VARIANCE = 1e-10
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+# LNIRT fits each item's residual time spread (alpha), which a 2.5 sd winsorisation of
+# heavy-tailed real times shrinks (80% intervals then cover too little); a wider band still
+# stops absurd times, and the per-user cap and person speed absorb the rest.
+LNIRT_ROBUST_Z = 3.5
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,6 +339,11 @@ class LNIRT(LearnerModel):
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         priors = self._priors()
         data = validate_interactions(df, allow_missing_outcome=True)
+        # Item time parameters are shared by everyone: absurd times are floored and pulled
+        # into their item's robust band first, and only a user's first few times at an item
+        # are used, so one user's rows cannot drag them (see models.base).
+        robust = robust_seconds(data, LNIRT_ROBUST_Z)
+        data["rt_seconds"] = population_seconds(data, LNIRT_ROBUST_Z)
         packed = pack_responses(data)
         if self.method == "em":
             est = fit_em(
@@ -344,8 +365,34 @@ class LNIRT(LearnerModel):
             est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
         )
         self._adopt(est)
+        # The times left out of the item fit still belong to their user: absorbed into the
+        # user's posterior as online updates would (items stay fixed).
+        held_back = np.isnan(data["rt_seconds"].to_numpy()) & ~np.isnan(robust)
+        self._absorb_times(data[held_back].assign(rt_seconds=robust[held_back]))
         self.fitted_ = True
         return self
+
+    def _absorb_times(self, rows: pd.DataFrame) -> None:
+        """Update the stored posteriors of known users with the times of ``rows`` (in each
+        user's order; accuracy is not counted again), all users one step at a time."""
+        if len(rows) == 0:
+            return
+        pos = sort_for_sequences(rows)
+        users = rows["user_id"].to_numpy()[pos]
+        items = self._item_arrays(rows["item_id"].to_numpy()[pos])
+        log_t = np.log(rows["rt_seconds"].to_numpy(dtype=float)[pos])
+        first = np.r_[True, users[1:] != users[:-1]]
+        group = np.cumsum(first) - 1
+        rank = np.arange(len(users)) - np.flatnonzero(first)[group]
+        stored = pd.Index(self._user_ids, dtype=object).get_indexer(users[first])
+        mean, cov = self._pmean[stored].copy(), self._pcov[stored].copy()
+        nan = np.full(len(users), np.nan)
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+        for k in range(len(bounds) - 1):
+            step = by_rank[bounds[k] : bounds[k + 1]]
+            self._learn(mean, cov, group[step], step, nan, log_t, *items)
+        self._pmean[stored], self._pcov[stored] = mean, cov
 
     def _adopt(self, est: LNIRTEstimate) -> None:
         self.a_, self.b_ = est.a.copy(), est.b.copy()
@@ -450,8 +497,8 @@ class LNIRT(LearnerModel):
         users = data["user_id"].to_numpy()[pos]
         a, b, var_b, alpha, beta, var_beta = self._item_arrays(data["item_id"].to_numpy()[pos])
         correct = data["correct"].to_numpy(dtype=float)[pos]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_t = np.log(data["rt_seconds"].to_numpy(dtype=float)[pos])
+        log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
+        log_t[~has_t] = np.nan
         # The contract: a row whose outcome is unknown (not attempted yet) teaches nothing,
         # whatever else it carries.
         log_t[np.isnan(correct)] = np.nan
@@ -562,7 +609,7 @@ class LNIRT(LearnerModel):
             np.zeros(1, dtype=np.int64),
             np.zeros(1, dtype=np.int64),
             np.array([y]),
-            np.array([math.log(rt) if rt > 0 else math.nan]),
+            plausible_log_times(np.array([rt]))[0] if rt > 0 else np.array([math.nan]),
             *items,
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]

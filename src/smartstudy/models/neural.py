@@ -43,6 +43,16 @@ The dominant-user problem (seed 002)
     offset, fitted by penalised Newton steps that shrink towards the shared head; unknown users
     use the shared head), and ``"none"`` (plain training, for comparison).
 
+Robust times (issue 10)
+    Times follow the plausibility rule of ``models.base`` (below 1 s counts as 1 s). In ``fit``
+    they are winsorised against their item's median and MAD; online (``update`` and the rows
+    of ``predict``) against the row's reference ``mu_ref`` ± 2.5 ``time_scale_``. Only a user's
+    first timed attempt at an item enters the population references and trains the time head
+    (each such row with the same weight; every time counts for an item too few users have
+    timed), and ``time_scale_`` comes from those rows too, so one student's repeated absurd
+    times cannot move another student's predicted time much. Later attempts still shape the
+    user's own time features.
+
 Training and determinism
     PyTorch on the CPU, Adam, early stopping on a validation split by student (a random
     ``val_fraction`` of the users; with fewer than ``min_val_users`` users, the last
@@ -77,7 +87,18 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
-from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel, log_normal_predictions
+from smartstudy.models.base import (
+    POP_ATTEMPTS_PER_USER_ITEM,
+    PREDICTION_COLUMNS,
+    Z80,
+    LearnerModel,
+    log_normal_predictions,
+    plausible_log_times,
+    population_weights,
+    robust_seconds,
+    shared_time_rows,
+    winsorise,
+)
 from smartstudy.models.neural_features import (
     EMA_SKILL,
     EMA_USER,
@@ -275,9 +296,11 @@ class NeuralPredictor(LearnerModel):
         items = data["item_id"].to_numpy(dtype=object)[pos]
         raw_skills = data["skill_id"].to_numpy(dtype=object)[pos]
         y = data["correct"].to_numpy(dtype=float)[pos]
-        rt = data["rt_seconds"].to_numpy(dtype=float)[pos]
-        has_t = np.isfinite(rt) & (rt > 0)
-        lt = np.log(np.where(has_t, rt, 1.0))
+        # Plausible times, winsorised against their item's robust band (models.base), so that
+        # absurd times neither train the time head nor move the population references.
+        robust = robust_seconds(data)[pos]
+        has_t = ~np.isnan(robust)
+        lt = np.log(np.where(has_t, robust, 1.0))
         n = len(y)
 
         # An item's skill is the last one named for it (update() overwrites the same way).
@@ -307,7 +330,8 @@ class NeuralPredictor(LearnerModel):
 
         # Population references, leave-user-out: every training row sees the statistics minus
         # its user's whole training record (see neural_refs).
-        stats = row_stats(y, has_t, lt)
+        # Only a user's first timed attempts at an item count in the shared time statistics.
+        stats = row_stats(y, has_t & (population_weights(users, items, has_t) > 0), lt)
         self.refs_ = PopulationRefs.from_rows(items, skills, stats)
         self.p_global_ = self.refs_.p_global
         self.mu_global_ = self.refs_.mu_global
@@ -324,7 +348,9 @@ class NeuralPredictor(LearnerModel):
             seq["res_t"],
             seq["contrib"],
         )
-        timed_res = res_t[has_t]
+        # The time unit comes from the rows that may shape shared parameters, so one user's
+        # many repeated (even winsorised) times cannot stretch everyone's scale.
+        timed_res = res_t[shared_time_rows(users, items, has_t)]
         self.time_scale_ = (
             float(max(np.sqrt(np.mean(timed_res**2)), 0.05)) if len(timed_res) > 1 else 1.0
         )
@@ -367,7 +393,7 @@ class NeuralPredictor(LearnerModel):
             logit_ref,
             y,
             t_norm,
-            has_t,
+            _time_loss_weights(weights, users, items, has_t),
             weights,
             ucodes,
             fit_rows,
@@ -475,12 +501,15 @@ class NeuralPredictor(LearnerModel):
         lt: np.ndarray,
         store: HistoryStore,
         own: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        band: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Features of rows sorted by user then order, one step ahead.
 
         Each row sees ``store``'s state plus the user's earlier rows, never its own outcome.
         ``own`` (the user's own statistics per row: overall, skill, item) defaults to the
-        stored counters; ``fit`` passes the users' whole training records instead. Returns
+        stored counters; ``fit`` passes the users' whole training records instead. ``band``
+        (predict) winsorises each log time against its reference ``mu_ref`` ± ``ROBUST_Z`` ·
+        ``band``, as ``update`` does; ``fit`` passes times already made robust. Returns
         ``xc``, ``xt``, ``u_cnt`` (user counters), ``p_ref``, ``mu_ref``, ``res_t`` and
         ``contrib`` (the rows' counter increments).
         """
@@ -499,23 +528,32 @@ class NeuralPredictor(LearnerModel):
         p_ref, mu_ref = self.refs_.references(items, skills, *own)
         known = ~np.isnan(y)
         timed = known & has_t
+        if band is not None:
+            lt = winsorise(lt, mu_ref, band)
         res_t = np.where(timed, lt - mu_ref, np.nan)
-        contrib = row_contributions(y, p_ref, res_t, lt)
+        pair_codes = {
+            lv: _pair_codes(codes, keys) for lv, keys in (("skill", skills), ("item", items))
+        }
+        # A row's time enters the population statistics if the user had fewer than the cap of
+        # timed attempts at the item before it (stored ones plus earlier rows here).
+        timed_before = (
+            starts["item"][:, TN]
+            + grouped_exclusive(pair_codes["item"], timed.astype(float)[:, None])[:, 0]
+        )
+        pop = timed_before < POP_ATTEMPTS_PER_USER_ITEM
+        contrib = row_contributions(y, p_ref, res_t, lt, pop)
 
         u_cnt = u0[codes] + grouped_exclusive(codes, contrib)
         user_ema, _ = grouped_ema(codes, y, uema0, EMA_USER)
         levels = {}
         skill_ema = np.full((n, len(EMA_SKILL)), store.prior)
-        for level, keys in (("skill", skills), ("item", items)):
-            key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
-            pair = np.where(key_codes >= 0, codes * (int(key_codes.max()) + 2) + key_codes, -1)
-            pair_codes = np.where(pair >= 0, pd.factorize(pair)[0], -1)
-            levels[level] = starts[level] + grouped_exclusive(pair_codes, contrib)
-            has = pair_codes >= 0
+        for level, pc in pair_codes.items():
+            levels[level] = starts[level] + grouped_exclusive(pc, contrib)
+            has = pc >= 0
             if level == "skill" and has.any():
-                start = np.full((int(pair_codes.max()) + 1, len(EMA_SKILL)), store.prior)
-                start[pair_codes[has]] = store.pair_table(level, pair_rows[level][has], "ema")
-                before, _ = grouped_ema(pair_codes, y, start, EMA_SKILL)
+                start = np.full((int(pc.max()) + 1, len(EMA_SKILL)), store.prior)
+                start[pc[has]] = store.pair_table(level, pair_rows[level][has], "ema")
+                before, _ = grouped_ema(pc, y, start, EMA_SKILL)
                 skill_ema[has] = before[has]
         ys, yn = recent_window(codes, known, np.nan_to_num(y), ry, ryn)
         ts, tn = recent_window(codes, timed, np.nan_to_num(res_t), rt_, rtn)
@@ -737,10 +775,10 @@ class NeuralPredictor(LearnerModel):
         items = data["item_id"].to_numpy(dtype=object)[pos]
         skills = self._resolve_skills(items, data["skill_id"].to_numpy(dtype=object)[pos])
         y = data["correct"].to_numpy(dtype=float)[pos]
-        rt = data["rt_seconds"].to_numpy(dtype=float)[pos]
-        has_t = np.isfinite(rt) & (rt > 0)
-        lt = np.log(np.where(has_t, rt, 1.0))
-        seq = self._sequence_features(users, skills, items, y, has_t, lt, self.history_)
+        lt, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
+        seq = self._sequence_features(
+            users, skills, items, y, has_t, lt, self.history_, band=self.time_scale_
+        )
         p, mu, sigma = self._outputs(
             users, items, skills, seq["xc"], seq["xt"], seq["u_cnt"], seq["p_ref"], seq["mu_ref"]
         )
@@ -795,12 +833,14 @@ class NeuralPredictor(LearnerModel):
             own_stats(s_cnt),
             own_stats(i_cnt),
         )
-        has_t = np.array([math.isfinite(rt)])
-        lt = np.array([math.log(rt) if has_t[0] else 0.0])
+        lt, has_t = plausible_log_times(np.array([rt]))
+        lt = winsorise(lt, mu_ref, self.time_scale_)
         res = lt[0] - float(mu_ref[0]) if has_t[0] else math.nan
-        contrib = row_contributions(np.array([y]), p_ref, np.array([res]), lt)[0]
+        # The time enters the population statistics only for the user's first attempts.
+        pop = has_t & (i_cnt[:, TN] < POP_ATTEMPTS_PER_USER_ITEM)
+        contrib = row_contributions(np.array([y]), p_ref, np.array([res]), lt, pop)[0]
         self.history_.add(user, skill, item, contrib, y, res)
-        self.refs_.add(item, skill, row_stats(np.array([y]), has_t, lt)[0])
+        self.refs_.add(item, skill, row_stats(np.array([y]), pop, lt)[0])
         if raw_skill is not None:
             self.item_skill_[item] = raw_skill
 
@@ -916,6 +956,28 @@ class NeuralPredictor(LearnerModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _time_loss_weights(
+    weights: np.ndarray, users: np.ndarray, items: np.ndarray, has_t: np.ndarray
+) -> np.ndarray:
+    """Per-row factors of the time loss (it weighs a row by ``weights * factor``).
+
+    Only ``shared_time_rows`` train the time head (a user's first timed attempt(s) at an item,
+    or every time of an item too few users have timed), each with the same weight: a student
+    who repeats one item with absurd or unusual times counts there like any other student,
+    however few rows they have elsewhere (inverse-frequency weights would favour such a light
+    user). Later attempts still shape the user's own time features.
+    """
+    counted = shared_time_rows(users, items, has_t)
+    return np.where(counted, 1.0 / np.maximum(weights, 1e-12), 0.0)
+
+
+def _pair_codes(user_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Codes 0..k-1 of the (user, key) pairs of rows; -1 where the key is None."""
+    key_codes, _ = pd.factorize(keys, use_na_sentinel=True)
+    pair = np.where(key_codes >= 0, user_codes * (int(key_codes.max()) + 2) + key_codes, -1)
+    return np.where(pair >= 0, pd.factorize(pair)[0], -1)
+
+
 def _user_groups(
     ucodes: np.ndarray, skills: np.ndarray, items: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,16 +9,19 @@ Design
     features of a row see the stored state plus the *earlier* rows of the same user, never the
     row's own outcome (one-step-ahead, as in Gervet et al. 2020, JEDM 12(3)).
 
-Counters (``C, W, WC, WW, TN, TRES, TSUM``)
+Counters (``C, W, WC, WW, TN, TRES, TSUM, PTN``)
     ``C``/``W`` count correct / wrong attempts (the count features of Gervet et al.'s Best-LR,
     which we log-scale and cap). ``WC``/``WW`` weight each correct attempt by ``1 - p_ref``
     and each wrong one by ``p_ref``, where ``p_ref`` is the item's population success rate: a
     correct answer on a hard item counts more than one on an easy item (an Elo / PFA-style
     "surprise" count). ``TN`` counts timed attempts and ``TRES`` sums their log-time residuals
     ``log(rt) - mu_ref`` against the item's population log-time mean, so a user's speed is
-    measured relative to the items they happened to do. ``TSUM`` sums the raw log times: with
-    ``C`` and ``W`` it is the user's own share of the population statistics, which the
-    leave-user-out references (``neural_refs``) subtract.
+    measured relative to the items they happened to do. ``PTN`` counts the timed attempts
+    that entered the population time statistics (a user's first
+    ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item, see ``models.base``) and
+    ``TSUM`` sums their (plausible, winsorised) log times: with ``C`` and ``W`` they are the
+    user's own share of the population statistics, which the leave-user-out references
+    (``neural_refs``) subtract.
 
 Recency
     Besides the last-5 window, exponential moving averages of the outcomes per user and per
@@ -45,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 # Counter columns.
-C, W, WC, WW, TN, TRES, TSUM = range(7)
-N_COUNTERS = 7
+C, W, WC, WW, TN, TRES, TSUM, PTN = range(8)
+N_COUNTERS = 8
 # Length of the "recent" window (the original design's "last 5 tasks").
 RECENT = 5
 # Exponential moving averages of outcomes (weights of the newest answer): per user, and per
@@ -94,11 +97,12 @@ class Smoothing:
 
 
 def row_contributions(
-    y: np.ndarray, p_ref: np.ndarray, res_t: np.ndarray, lt: np.ndarray
+    y: np.ndarray, p_ref: np.ndarray, res_t: np.ndarray, lt: np.ndarray, pop: np.ndarray
 ) -> np.ndarray:
     """Counter increments of each row; rows without an outcome add nothing at all.
 
-    ``res_t`` is ``log(rt) - mu_ref`` with NaN where the time is missing; ``lt`` is log(rt).
+    ``res_t`` is ``log(rt) - mu_ref`` with NaN where the time is missing; ``lt`` is log(rt);
+    ``pop`` marks the rows whose time enters the population statistics.
     """
     known = ~np.isnan(y)
     yk = np.where(known, y, 0.0)
@@ -112,7 +116,9 @@ def row_contributions(
     out[:, WW] = np.where(wrong, p_ref, 0.0)
     out[:, TN] = timed
     out[:, TRES] = np.where(timed, res_t, 0.0)
-    out[:, TSUM] = np.where(timed, lt, 0.0)
+    counted = timed & pop
+    out[:, PTN] = counted
+    out[:, TSUM] = np.where(counted, lt, 0.0)
     return out
 
 
@@ -120,7 +126,7 @@ def own_stats(counters: np.ndarray) -> np.ndarray:
     """A user's own share of the population statistics ``[n, successes, timed n, sum log t]``
     (the layout of ``neural_refs``) from their counters."""
     return np.column_stack(
-        [counters[:, C] + counters[:, W], counters[:, C], counters[:, TN], counters[:, TSUM]]
+        [counters[:, C] + counters[:, W], counters[:, C], counters[:, PTN], counters[:, TSUM]]
     )
 
 

@@ -388,6 +388,18 @@ def calibration(rows: list[CompletedRow], n_bins: int = 10) -> list[CalibrationB
     ]
 
 
+#: Completed tasks with a stored prediction needed before calibration (ECE, reliability
+#: diagram) is shown: with ten bins, fewer tasks leave most bins with one or two tasks, whose
+#: observed rate is 0% or 100% by chance and makes any prediction look miscalibrated.
+CALIBRATION_MIN_TASKS = 30
+
+
+def calibration_shortfall(rows: list[CompletedRow]) -> int:
+    """How many more completed tasks with a prediction calibration needs (0: enough)."""
+    scored = sum(1 for r in rows if r.p_correct is not None)
+    return max(0, CALIBRATION_MIN_TASKS - scored)
+
+
 @dataclass(frozen=True)
 class Quality:
     """How well the stored predictions matched what happened."""

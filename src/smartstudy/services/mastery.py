@@ -27,7 +27,8 @@ from smartstudy.models.bkt.core import (
     DEFAULT_PARAMS,
     BKTParams,
     check_degeneracy,
-    update_mastery,
+    next_attempt_mastery,
+    shown_mastery_update,
     validate_params,
 )
 from smartstudy.models.bkt.em import fit_em
@@ -113,14 +114,18 @@ def apply_attempt(
     snapshot: bool = False,
     source: str = "update",
 ) -> BKTUserSkillState:
-    """One online BKT step for (user, concept): posterior given the answer, then learning."""
+    """One online BKT step for (user, concept); the state keeps the mastery shown to the
+    student: P(mastered | answers so far), never moved against the answer
+    (:func:`~smartstudy.models.bkt.core.shown_mastery_update`)."""
     if session.get(Concept, concept_id) is None:
         raise NotFoundError("concept not found")
     params, params_row = active_params(session, concept_id)
     version_id = algo_version(session).id
     state = _locked_state(session, user_id, concept_id, params.l0)
     now = at or utcnow()
-    state.p_mastery = update_mastery(state.p_mastery, bool(correct), params)
+    # The stored value is the shown estimate (monotone in each answer); the predictive
+    # P(L) of the next attempt is derived from it (see ``next_attempt``).
+    state.p_mastery = shown_mastery_update(state.p_mastery, state.n_attempts, correct, params)
     state.n_attempts += 1
     state.last_attempt_at = now
     state.updated_at = utcnow()
@@ -166,6 +171,36 @@ def _locked_state(
         )
         state = session.scalars(stmt).one()
     return state
+
+
+def next_attempt(session: Session, states: Iterable[BKTUserSkillState]) -> dict[uuid.UUID, float]:
+    """P(L) at each state's next attempt (the BKT predictive state), by concept id.
+
+    Derived from the stored shown estimate with the parameters that made it (the defaults
+    when ``params_id`` is empty): one query for all the parameter rows involved.
+    """
+    states = list(states)
+    ids = {s.params_id for s in states if s.params_id is not None}
+    rows = (
+        {r.id: r for r in session.scalars(select(BKTSkillParams).where(BKTSkillParams.id.in_(ids)))}
+        if ids
+        else {}
+    )
+    out = {}
+    for s in states:
+        row = rows.get(s.params_id) if s.params_id is not None else None
+        params = BKTParams(l0=row.l0, t=row.t, s=row.s, g=row.g, f=row.f) if row else DEFAULT_PARAMS
+        out[s.concept_id] = next_attempt_mastery(s.p_mastery, s.n_attempts, params)
+    return out
+
+
+def change_entry(session: Session, state: BKTUserSkillState) -> dict[str, object]:
+    """A quiz submission's mastery entry: ``mastery`` to show, ``p_mastery`` the BKT state."""
+    return {
+        "concept_id": state.concept_id,
+        "p_mastery": next_attempt(session, [state])[state.concept_id],
+        "mastery": state.p_mastery,
+    }
 
 
 def list_mastery(

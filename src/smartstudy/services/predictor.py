@@ -5,6 +5,16 @@ family in the chain is trained on every user's completed tasks and stored as a v
 ``model_versions`` row; the served copy in memory then learns online from each completion
 (``LearnerModel.update``). Completions written by other processes are caught up from the
 database before each prediction, so several API processes stay consistent.
+
+Which family answers is decided by validation (``registry.ServingPolicy``): every training
+scores each family's served version one step ahead on the same held-out students' tasks,
+separately for cold requests (the learner's first ``registry.COLD_TASKS`` tasks in the
+topic) and warm ones, and fits each family's calibration on those held-out rows. A request
+asks the families best first for its kind and applies the answering family's calibration
+(monotone in p, so the direction guarantees hold within a kind); a family that cannot answer
+or fails falls back to the next. Telling cold from warm is a dictionary look-up in per
+(user, topic) counts kept up to date like the models. With nothing held out (fewer than
+``registry.MIN_USERS_FOR_HOLDOUT`` students) the chain keeps its default order, uncalibrated.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from smartstudy.models.baseline import Baseline
 from smartstudy.services import registry
 from smartstudy.services.app_models import TopicLNIRT, app_neural
 from smartstudy.services.errors import CannotPredictError, ServiceError
-from smartstudy.store.orm import ModelVersion, PracticeTask, utcnow
+from smartstudy.store.orm import ModelVersion, PracticeTask, TrainingCounter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -119,26 +129,76 @@ class Prediction:
     model_version: str
 
 
-@dataclass
-class _Served:
-    name: str
-    version_id: uuid.UUID
-    version: int
-    model: LearnerModel
+@dataclass(kw_only=True)
+class _Stream:
+    """Completions taken in, each once: those within the catch-up window are remembered by
+    task id, everything older than the watermark minus the window counts as taken."""
+
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Completions already learnt from, by task id, within the catch-up window.
     seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
     watermark: datetime | None = None
 
-    def learn(self, task_id: uuid.UUID, row: dict, completed_at: datetime) -> None:
-        if task_id in self.seen:
-            return
-        self.model.update(row)
+    def _mark(self, task_id: uuid.UUID, completed_at: datetime) -> None:
         self.seen[task_id] = completed_at
         if self.watermark is None or completed_at > self.watermark:
             self.watermark = completed_at
             horizon = completed_at - SYNC_WINDOW
             self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+
+
+@dataclass
+class _Served(_Stream):
+    name: str
+    version_id: uuid.UUID
+    version: int
+    model: LearnerModel
+
+    def learn(self, task_id: uuid.UUID, row: dict, completed_at: datetime) -> None:
+        if task_id in self.seen:
+            return
+        self.model.update(row)
+        self._mark(task_id, completed_at)
+
+
+@dataclass
+class _TopicCounts(_Stream):
+    """Completed tasks per (user, topic), kept up to date like a served model, so telling
+    a cold request from a warm one costs a dictionary look-up."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    loaded: bool = False
+
+    def learn(self, task_id: uuid.UUID, user_id: str, topic_id: str, at: datetime) -> None:
+        if task_id in self.seen:
+            return
+        key = (user_id, topic_id)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self._mark(task_id, at)
+
+    def load(self, session: Session) -> None:
+        """Count everything completed before the catch-up window of the newest completion
+        in one grouped query; the window itself is caught up row by row."""
+        newest = session.scalar(select(func.max(PracticeTask.completed_at)))
+        self.loaded = True
+        if newest is None:
+            return
+        rows = session.execute(
+            select(PracticeTask.user_id, PracticeTask.topic_id, func.count())
+            .where(PracticeTask.completed_at < newest - SYNC_WINDOW)
+            .group_by(PracticeTask.user_id, PracticeTask.topic_id)
+        ).all()
+        self.counts = {(str(u), str(t)): int(n) for u, t, n in rows}
+        self.watermark = newest
+
+    def catch_up(self, session: Session) -> None:
+        stmt = select(
+            PracticeTask.id, PracticeTask.user_id, PracticeTask.topic_id, PracticeTask.completed_at
+        ).where(PracticeTask.completed_at.is_not(None))
+        if self.watermark is not None:
+            stmt = stmt.where(PracticeTask.completed_at >= self.watermark - SYNC_WINDOW)
+        rows = session.execute(stmt).all()
+        for task_id, user_id, topic_id, at in rows:
+            self.learn(task_id, str(user_id), str(topic_id), at)
 
 
 class PredictionService:
@@ -156,6 +216,9 @@ class PredictionService:
         self.chain = tuple(chain)
         self._served: dict[str, _Served] = {}
         self._load_lock = threading.Lock()
+        self._counts = _TopicCounts()
+        # The serving policy and what it was read for: (last training, active version ids).
+        self._policy_cache: tuple[tuple, registry.ServingPolicy] | None = None
         #: The latest fallbacks (a family that failed or could not answer), newest last,
         #: for the admin page: (when, family, what happened).
         self.fallbacks: deque[tuple[datetime, str, str]] = deque(maxlen=50)
@@ -164,19 +227,28 @@ class PredictionService:
     def predict(
         self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
     ) -> Prediction:
+        """The first answer of the families in the order the serving policy gives for this
+        request's kind (cold or warm), calibrated for that family and kind; a family that
+        cannot answer or fails falls back to the next."""
         errors: list[str] = []
-        for name in self.chain:
+        policy = self.policy(session)
+        kind = self.request_kind(session, user_id, topic_id) if policy.evaluation else "warm"
+        for name in policy.order(self.chain, kind):
             try:
                 served = self._ready(session, name)
                 with served.lock:
                     out = served.model.predict_one(
                         str(user_id), item_key(topic_id, difficulty), str(topic_id)
                     )
+                calibration = policy.calibrator(name, served.version_id, kind)
+                median, p10, p90 = calibration.times(
+                    out["time_median_s"], out["time_p10_s"], out["time_p90_s"]
+                )
                 prediction = Prediction(
-                    p_correct=out["p_correct"],
-                    time_median_s=out["time_median_s"],
-                    time_p10_s=out["time_p10_s"],
-                    time_p90_s=out["time_p90_s"],
+                    p_correct=float(calibration.probability(out["p_correct"])),
+                    time_median_s=median,
+                    time_p10_s=p10,
+                    time_p90_s=p90,
                     model_name=name,
                     model_version=str(served.version),
                 )
@@ -191,10 +263,51 @@ class PredictionService:
                 self.fallbacks.append((utcnow(), name, f"{type(exc).__name__}: {exc}"))
         raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
 
+    def policy(self, session: Session) -> registry.ServingPolicy:
+        """The serving policy of the active versions (``registry.ServingPolicy``), read
+        again only when a training has finished or another version became active."""
+        key = (
+            session.scalar(
+                select(TrainingCounter.last_trained_at).where(
+                    TrainingCounter.name == registry.TRAINING_COUNTER
+                )
+            ),
+            tuple(
+                session.execute(
+                    select(ModelVersion.model_name, ModelVersion.id)
+                    .where(
+                        ModelVersion.model_name.in_(self.chain), ModelVersion.is_active.is_(True)
+                    )
+                    .order_by(ModelVersion.model_name)
+                ).all()
+            ),
+        )
+        cached = self._policy_cache
+        if cached is None or cached[0] != key:
+            cached = (key, registry.serving_policy(session, self.chain))
+            self._policy_cache = cached
+        return cached[1]
+
+    def request_kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
+        """ "cold" while the user has completed fewer than ``registry.COLD_TASKS`` tasks in
+        the topic, else "warm" (a look-up in counts kept up to date incrementally)."""
+        counts = self._counts
+        with counts.lock:
+            if not counts.loaded:
+                counts.load(session)
+            counts.catch_up(session)
+            done = counts.counts.get((str(user_id), str(topic_id)), 0)
+        return "cold" if done < registry.COLD_TASKS else "warm"
+
     def observe(self, task: PracticeTask) -> None:
         """Learn online from a task whose completion has been committed."""
         if task.completed_at is None:
             return
+        with self._counts.lock:
+            if self._counts.loaded:
+                self._counts.learn(
+                    task.id, str(task.user_id), str(task.topic_id), task.completed_at
+                )
         row = _task_row(task)
         for served in list(self._served.values()):
             try:
@@ -212,6 +325,8 @@ class PredictionService:
         """Drop every served model from memory (they reload from the database)."""
         with self._load_lock:
             self._served.clear()
+            self._counts = _TopicCounts()
+            self._policy_cache = None
 
     # -- training and versions ---------------------------------------------------------
     def train(self, session: Session, name: str) -> ModelVersion:

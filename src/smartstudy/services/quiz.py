@@ -243,7 +243,7 @@ def submit_session(session: Session, actor: User, session_id: uuid.UUID) -> Subm
                 source="session",
             )
             session.commit()
-            result.mastery.append({"concept_id": state.concept_id, "p_mastery": state.p_mastery})
+            result.mastery.append(mastery.change_entry(session, state))
         except Exception as exc:
             session.rollback()
             message = f"BKT update failed for question {q.position + 1}: {exc}"

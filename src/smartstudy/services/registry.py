@@ -16,6 +16,15 @@ sound (finite probabilities).
 
 Held-out students are still served by every model: their completions are replayed into a
 loaded model's online state (``LearnerModel.update``), as for any new student.
+
+Serving. After the families are trained, the version each one serves from now on is scored
+on the same held-out rows (those every family answered and none was fitted on), split into
+cold rows (a learner's first ``COLD_TASKS`` tasks in the topic) and warm ones, and its
+calibration (``services.calibration``) is fitted on its held-out rows; a part of the
+calibration is kept only where, fitted on one half of the held-out students and scored on
+the other, it did better than none. The scores and calibrators are stored with the version
+(``metrics["serving"]``) and decide, per kind of request, which family answers first
+(``ServingPolicy``): the lowest calibrated held-out log loss.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -33,8 +42,14 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
-from smartstudy.eval.metrics import interval_coverage, log_loss, rmse_log_time
+from smartstudy.eval.metrics import (
+    expected_calibration_error,
+    interval_coverage,
+    log_loss,
+    rmse_log_time,
+)
 from smartstudy.models.base import ArtifactError, LearnerModel
+from smartstudy.services.calibration import COVERAGE, Calibrator, fit_calibrator
 from smartstudy.services.errors import CannotPredictError, ConflictError, NotFoundError
 from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter
 
@@ -48,6 +63,15 @@ LOG_TIME_TOLERANCE = 5e-3
 SATURATION_LOW, SATURATION_HIGH = 0.02, 0.98
 SATURATION_WARNING_SHARE = 0.05
 TRAINING_COUNTER = "training"
+#: A learner's first tasks in a topic are "cold" requests, the later ones "warm": the
+#: families are ranked and calibrated for each kind separately. Counted per topic, not per
+#: (topic, difficulty) cell, because every family's personal state is per topic (LNIRT's
+#: (θ, τ), the neural model's skill history, the baseline's user offset is even global).
+COLD_TASKS = 5
+KINDS = ("cold", "warm")
+#: A kind with fewer held-out rows than this is ranked like all held-out rows together.
+MIN_KIND_ROWS = 30
+TIME_COLUMNS = ("time_median_s", "time_p10_s", "time_p90_s")
 
 
 # -- held-out students ------------------------------------------------------------------
@@ -124,11 +148,16 @@ def score(data: pd.DataFrame, pred: pd.DataFrame, predicts_time: bool) -> dict[s
 
 @dataclass
 class Decision:
-    """The outcome of validating a new version against the active one."""
+    """The outcome of validating a new version against the active one.
+
+    ``candidate_pred`` and ``active_pred`` are the two versions' held-out predictions (None
+    when not computed); they are kept for the serving evaluation, never stored."""
 
     activate: bool
     reason: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    candidate_pred: pd.DataFrame | None = field(default=None, repr=False)
+    active_pred: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def validate(
@@ -157,16 +186,18 @@ def validate(
     answered = cand_pred["p_correct"].notna().to_numpy()
     own = {"validation": score(holdout[answered], cand_pred[answered], predicts_time)}
     if active is None:
-        return Decision(True, "no active version to compare with", own)
+        return Decision(True, "no active version to compare with", own, cand_pred)
     try:
         act_pred = predict_rows(active, holdout)
     except Exception as exc:  # the active artifact misbehaves: anything sound beats it
-        return Decision(True, f"the active version failed on validation data: {exc}", own)
+        reason = f"the active version failed on validation data: {exc}"
+        return Decision(True, reason, own, cand_pred)
     both = answered & act_pred["p_correct"].notna().to_numpy()
     if comparable is not None:
         both &= comparable
     if not both.any():
-        return Decision(True, "no held-out rows that neither version was fitted on", own)
+        reason = "no held-out rows that neither version was fitted on"
+        return Decision(True, reason, own, cand_pred, act_pred)
     new = score(holdout[both], cand_pred[both], predicts_time)
     old = score(holdout[both], act_pred[both], predicts_time)
     metrics = {**own, "compared": new, "active_compared": old}
@@ -183,10 +214,9 @@ def validate(
         )
     if worse:
         reason = "validates worse than the active version: " + "; ".join(worse)
-        return Decision(False, reason, metrics)
-    return Decision(
-        True, f"validates at least as well as the active version on {new['rows']} rows", metrics
-    )
+        return Decision(False, reason, metrics, cand_pred, act_pred)
+    reason = f"validates at least as well as the active version on {new['rows']} rows"
+    return Decision(True, reason, metrics, cand_pred, act_pred)
 
 
 def comparable_rows(
@@ -198,6 +228,282 @@ def comparable_rows(
         return np.ones(len(holdout), dtype=bool)
     later = np.array([at > active_trained_until for at in holdout["completed_at"]], dtype=bool)
     return mask | later
+
+
+# -- serving: which family answers, and calibrated how ----------------------------------
+@dataclass
+class HeldOutPredictions:
+    """One family's served version and its one-step-ahead predictions of the held-out rows;
+    ``usable`` marks the rows it answered and was not fitted on."""
+
+    name: str
+    version_id: str
+    predicts_time: bool
+    pred: pd.DataFrame
+    usable: np.ndarray
+
+
+def cold_rows(data: pd.DataFrame) -> np.ndarray:
+    """True for a row among its learner's first ``COLD_TASKS`` completed tasks in its topic
+    (``data`` in completion order, as ``completed_interactions`` returns it)."""
+    if data.empty:
+        return np.zeros(0, dtype=bool)
+    skills = data["skill_id"].fillna(data["item_id"]).astype(str)
+    position = data.groupby([data["user_id"].astype(str), skills], sort=False).cumcount()
+    return position.to_numpy() < COLD_TASKS
+
+
+def _fit_kinds(
+    family: HeldOutPredictions, data: pd.DataFrame, rows: np.ndarray, cold: np.ndarray
+) -> dict[str, Calibrator]:
+    """Calibrators fitted on ``rows``: pooled, then cold and warm shrunk towards it."""
+    y = data["correct"].to_numpy(dtype=float)
+    rt = data["rt_seconds"].to_numpy(dtype=float)
+    p = family.pred["p_correct"].to_numpy(dtype=float)
+    t = (
+        [family.pred[c].to_numpy(dtype=float) for c in TIME_COLUMNS]
+        if family.predicts_time
+        else None
+    )
+
+    def fit(mask: np.ndarray, prior: Calibrator | None = None) -> Calibrator:
+        times = None if t is None else (t[0][mask], t[1][mask], t[2][mask])
+        return fit_calibrator(p[mask], y[mask], rt[mask], times, prior)
+
+    pooled = fit(rows)
+    return {"all": pooled, "cold": fit(rows & cold, pooled), "warm": fit(rows & ~cold, pooled)}
+
+
+def _calibrated(
+    family: HeldOutPredictions, calibrators: dict[str, Calibrator], cold: np.ndarray
+) -> pd.DataFrame:
+    """``family``'s predictions with each row's kind of calibration applied."""
+    out = family.pred.copy()
+    for kind, mask in (("cold", cold), ("warm", ~cold)):
+        cal = calibrators[kind]
+        part = out.loc[mask]
+        out.loc[mask, "p_correct"] = cal.probability(part["p_correct"].to_numpy(dtype=float))
+        if family.predicts_time:
+            med, low, high = cal.times(
+                *(
+                    part[c].to_numpy(dtype=float)
+                    for c in ("time_median_s", "time_p10_s", "time_p90_s")
+                )
+            )
+            out.loc[mask, "time_median_s"], out.loc[mask, "time_p10_s"] = med, low
+            out.loc[mask, "time_p90_s"] = high
+    return out
+
+
+def _cross_fitted(
+    family: HeldOutPredictions, data: pd.DataFrame, cold: np.ndarray, fold: np.ndarray
+) -> pd.DataFrame:
+    """Calibrated predictions of each held-out student from a calibration fitted on the
+    other half of the held-out students, so calibrated scores are honest too."""
+    out = family.pred.copy()
+    for k in (0, 1):
+        calibrators = _fit_kinds(family, data, family.usable & (fold != k), cold)
+        out.loc[fold == k] = _calibrated(family, calibrators, cold).loc[fold == k]
+    return out
+
+
+def _kind_scores(
+    data: pd.DataFrame, pred: pd.DataFrame, mask: np.ndarray, predicts_time: bool
+) -> dict[str, Any]:
+    out = score(data[mask], pred[mask], predicts_time)
+    if mask.any():
+        y = data["correct"].to_numpy(dtype=float)[mask]
+        p = pred["p_correct"].to_numpy(dtype=float)[mask]
+        out["ece"] = round(expected_calibration_error(y, p), 6)
+    return out
+
+
+def _worth_it(raw: dict[str, Any], calibrated: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the calibration of p, and of time, validated better than none (cross-fitted
+    scores on the same rows): p by log loss; time by 80% coverage closer to 80% without an
+    RMSE of log time worse by more than ``LOG_TIME_TOLERANCE``."""
+    if "log_loss" not in raw:
+        return False, False
+    use_p = calibrated["log_loss"] < raw["log_loss"]
+    use_time = "coverage_80" in raw and (
+        abs(calibrated["coverage_80"] - COVERAGE) < abs(raw["coverage_80"] - COVERAGE)
+        and calibrated["rmse_log_time"] <= raw["rmse_log_time"] + LOG_TIME_TOLERANCE
+    )
+    return use_p, use_time
+
+
+def _serving_block(
+    family: HeldOutPredictions, data: pd.DataFrame, common: np.ndarray, fold: np.ndarray
+) -> dict[str, Any]:
+    """One family's held-out scores (raw, and calibrated where calibration validated
+    better) per kind, and the calibrators it serves with."""
+    cold = cold_rows(data)
+    honest = _cross_fitted(family, data, cold, fold)
+    calibrators = _fit_kinds(family, data, family.usable, cold)
+    masks = {"all": common, "cold": common & cold, "warm": common & ~cold}
+    t = family.predicts_time
+    raw = {k: _kind_scores(data, family.pred, m, t) for k, m in masks.items()}
+    full = {k: _kind_scores(data, honest, m, t) for k, m in masks.items()}
+    kinds = {}
+    for kind, mask in masks.items():
+        # A kind with few rows follows the decision taken on all rows.
+        basis = kind if raw[kind]["rows"] >= MIN_KIND_ROWS else "all"
+        use_p, use_time = _worth_it(raw[basis], full[basis])
+        calibrators[kind] = calibrators[kind].restricted(use_p, use_time)
+        chosen = honest.copy()
+        if not use_p:
+            chosen["p_correct"] = family.pred["p_correct"]
+        if not use_time:
+            chosen[list(TIME_COLUMNS)] = family.pred[list(TIME_COLUMNS)]
+        kinds[kind] = {"raw": raw[kind], "calibrated": _kind_scores(data, chosen, mask, t)}
+    return {
+        "version_id": family.version_id,
+        "cold_tasks": COLD_TASKS,
+        "kinds": kinds,
+        "calibration": {k: c.to_dict() for k, c in calibrators.items()},
+    }
+
+
+def evaluate_serving(
+    holdout: pd.DataFrame, families: list[HeldOutPredictions], evaluation: str
+) -> dict[str, dict[str, Any]]:
+    """The serving block of each family: its held-out scores on the rows every family
+    answered (cold and warm, raw and calibrated), and its calibrators fitted on the held-out
+    rows it may be scored on. ``evaluation`` names this run (the training job)."""
+    if not families or holdout.empty:
+        return {}
+    # A family that answers almost none of the held-out rows (e.g. LNIRT before its topics
+    # have enough data) would leave no common rows: it is scored but not ranked.
+    ranked = {f.name for f in families if f.usable.sum() >= MIN_KIND_ROWS} or {
+        f.name for f in families
+    }
+    common = np.logical_and.reduce([f.usable for f in families if f.name in ranked])
+    fold = np.array([(_user_hash(u) // HOLDOUT_BUCKETS) % 2 for u in holdout["user_id"]])
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        f.name: {
+            "evaluation": evaluation,
+            "evaluated_at": at,
+            "ranked": f.name in ranked,
+            **_serving_block(f, holdout, common & f.usable, fold),
+        }
+        for f in families
+    }
+
+
+@dataclass(frozen=True)
+class ServingPolicy:
+    """Which family answers first, per kind of request, and each family's calibration, as
+    decided by the newest held-out evaluation of the active versions (``serving`` blocks
+    in their metrics). Families without a block from that evaluation follow the ranked ones
+    in the chain's default order; without any block the default order stands."""
+
+    blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def evaluation(self) -> str | None:
+        newest = max(self.blocks.values(), key=lambda b: b.get("evaluated_at", ""), default=None)
+        return None if newest is None else newest.get("evaluation")
+
+    def _current(self) -> dict[str, dict[str, Any]]:
+        """The ranked blocks of the newest evaluation."""
+        evaluation = self.evaluation
+        return {
+            n: b
+            for n, b in self.blocks.items()
+            if b.get("evaluation") == evaluation and b.get("ranked", True)
+        }
+
+    def basis(self, kind: str) -> str | None:
+        """The held-out rows the order of ``kind`` rests on: ``kind`` itself when it has
+        ``MIN_KIND_ROWS`` of them, else all held-out rows; None when there are none."""
+        current = self._current()
+        for part in (kind, "all"):
+            rows = [_calibrated_metric(b, part, "rows") or 0 for b in current.values()]
+            if rows and min(rows) >= (MIN_KIND_ROWS if part == kind else 1):
+                return part
+        return None
+
+    def order(self, chain: tuple[str, ...], kind: str) -> tuple[str, ...]:
+        """``chain`` reordered for a request of ``kind`` ("cold" or "warm"), best first by
+        calibrated held-out log loss; ties keep the default order."""
+        part = self.basis(kind)
+        if part is None:
+            return chain
+        current = self._current()
+        ranked = sorted(
+            (n for n in chain if n in current),
+            key=lambda n: (_calibrated_metric(current[n], part, "log_loss"), chain.index(n)),
+        )
+        return tuple(ranked) + tuple(n for n in chain if n not in current)
+
+    def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
+        """The calibration of ``name``'s version ``version_id`` for ``kind`` (identity when
+        that version has none)."""
+        block = self.blocks.get(name)
+        if block is None or str(block.get("version_id")) != str(version_id):
+            return Calibrator()
+        return Calibrator.from_dict((block.get("calibration") or {}).get(kind))
+
+
+def _calibrated_metric(block: dict[str, Any], kind: str, metric: str) -> float | None:
+    value = ((block.get("kinds") or {}).get(kind) or {}).get("calibrated", {}).get(metric)
+    return None if value is None else float(value)
+
+
+def serving_policy(session: Session, chain: Iterable[str]) -> ServingPolicy:
+    """The policy of the active versions of ``chain``'s families."""
+    rows = session.execute(
+        select(ModelVersion.model_name, ModelVersion.id, ModelVersion.metrics).where(
+            ModelVersion.model_name.in_(list(chain)), ModelVersion.is_active.is_(True)
+        )
+    ).all()
+    blocks = {}
+    for name, version_id, metrics in rows:
+        block = (metrics or {}).get("serving")
+        if isinstance(block, dict) and str(block.get("version_id")) == str(version_id):
+            blocks[name] = block
+    return ServingPolicy(blocks)
+
+
+def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, Any]:
+    """The decision and the held-out metrics behind it, for the admin page and the API."""
+    order = {kind: list(policy.order(chain, kind)) for kind in KINDS}
+    if policy.evaluation is None:
+        reason = (
+            f"nothing held out yet (held-out students are chosen from {MIN_USERS_FOR_HOLDOUT} "
+            "students on): the chain keeps its default order and predictions are not calibrated"
+        )
+    else:
+        reason = "; ".join(_basis_text(kind, policy.basis(kind)) for kind in KINDS)
+    families = [
+        {
+            "model_name": name,
+            "version_id": str(block.get("version_id")),
+            "evaluated_at": block.get("evaluated_at"),
+            "ranked": bool(block.get("ranked", True)),
+            "kinds": block.get("kinds") or {},
+            "calibration": block.get("calibration") or {},
+        }
+        for name in chain
+        if (block := policy.blocks.get(name)) is not None
+        and block.get("evaluation") == policy.evaluation
+    ]
+    return {
+        "held_out": policy.evaluation is not None,
+        "evaluation": policy.evaluation,
+        "cold_tasks": COLD_TASKS,
+        "reason": reason,
+        "order": order,
+        "families": families,
+    }
+
+
+def _basis_text(kind: str, basis: str | None) -> str:
+    if basis is None:
+        return f"{kind} requests: no held-out rows answered by every family, default order"
+    rows = f"the {kind} held-out rows" if basis == kind else f"all held-out rows (few {kind} ones)"
+    return f"{kind} requests ranked by calibrated held-out log loss on {rows}"
 
 
 # -- versions ---------------------------------------------------------------------------

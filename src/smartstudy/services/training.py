@@ -30,7 +30,7 @@ from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
 from smartstudy.services.predictor import completed_interactions
 from smartstudy.store.db import session_scope
-from smartstudy.store.orm import Job, PracticeTask, TrainingCounter, User, utcnow
+from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -160,20 +160,20 @@ def run_training(
             data = completed_interactions(session)
         train, holdout, held = registry.split_for_validation(data)
         summary.update(rows=len(data), training_rows=len(train), holdout_rows=len(holdout))
+        scored: dict[str, registry.HeldOutPredictions] = {}
         for name in context.predictor.chain:
             try:
-                summary[name] = _train_family(context, name, train, holdout, held, report)
+                summary[name], served = _train_family(context, name, train, holdout, held, report)
+                if served is not None:
+                    scored[name] = served
             except Exception as exc:
                 log.exception("training %s failed; the active version stays", name)
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
                 summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                _score_kept_version(context, name, holdout, scored)
             report(name, "done")
-        with session_scope(context.sessions) as session:
-            session.execute(
-                update(TrainingCounter)
-                .where(TrainingCounter.name == tasks.TRAINING_COUNTER)
-                .values(last_trained_at=utcnow())
-            )
+        report("serving", "validating")
+        summary["serving"] = _evaluate_serving(context, holdout, scored, str(job_id))
     except Exception as exc:
         errors.append("".join(traceback.format_exception_only(exc)).strip())
         log.exception("training job failed")
@@ -194,10 +194,13 @@ def _train_family(
     holdout: pd.DataFrame,
     held: set[str],
     report: Callable[[str, str], None],
-) -> dict:
+) -> tuple[dict, registry.HeldOutPredictions | None]:
+    """Fit, validate and store one family; its summary, and the held-out predictions of the
+    version it serves from now on (None when it has none or nothing is held out)."""
     minimum = MIN_TRAINING_ROWS.get(name, 0)
     if len(train) < minimum:
-        return {"skipped": f"{len(train)} training tasks, fewer than {minimum}"}
+        served = _held_out_predictions(context, name, holdout)
+        return {"skipped": f"{len(train)} training tasks, fewer than {minimum}"}, served
     report(name, "fitting")
     model, seconds = context.predictor.fit_model(name, train)
     report(name, "validating")
@@ -212,12 +215,94 @@ def _train_family(
             )
     decision = registry.validate(model, active, holdout, train, comparable)
     with session_scope(context.sessions) as session:
-        row = context.predictor.store_version(
+        stored = context.predictor.store_version(
             session, name, model, train, seconds, decision=decision, holdout_users=held
         )
-        return {
-            "version": row.version,
-            "status": row.status,
+        version_id = str(stored.id if decision.activate else row.id if row else "")
+        out = {
+            "version": stored.version,
+            "status": stored.status,
             "fit_seconds": round(seconds, 3),
             "decision": decision.reason,
         }
+    pred = decision.candidate_pred if decision.activate else decision.active_pred
+    if holdout.empty or pred is None or not version_id:
+        return out, None
+    usable = pred["p_correct"].notna().to_numpy()
+    if not decision.activate and comparable is not None:
+        # The kept version may have been fitted on early held-out rows (before a hold-out).
+        usable = usable & comparable
+    predicts_time = bool(getattr(model, "predicts_time", False))
+    return out, registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
+
+
+def _held_out_predictions(
+    context: AppContext, name: str, holdout: pd.DataFrame
+) -> registry.HeldOutPredictions | None:
+    """The active version of ``name`` scored on the held-out rows it was not fitted on
+    (for a family that was not retrained this time)."""
+    if holdout.empty:
+        return None
+    with session_scope(context.sessions) as session:
+        model, row = context.predictor.load_active(session, name)
+        if model is None or row is None:
+            return None
+        usable = registry.comparable_rows(
+            holdout, (row.training_summary or {}).get("holdout_users") or (), row.trained_until
+        )
+        version_id = str(row.id)
+    pred = registry.predict_rows(model, holdout)
+    usable = usable & pred["p_correct"].notna().to_numpy()
+    predicts_time = bool(getattr(model, "predicts_time", False))
+    return registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
+
+
+def _score_kept_version(
+    context: AppContext,
+    name: str,
+    holdout: pd.DataFrame,
+    scored: dict[str, registry.HeldOutPredictions],
+) -> None:
+    """After a failed training of ``name``, score its active version instead, so it keeps
+    its place in the serving order if it earns it."""
+    try:
+        served = _held_out_predictions(context, name, holdout)
+    except Exception:
+        log.exception("scoring the active %s version failed; it is served last", name)
+        return
+    if served is not None:
+        scored[name] = served
+
+
+def _evaluate_serving(
+    context: AppContext,
+    holdout: pd.DataFrame,
+    scored: dict[str, registry.HeldOutPredictions],
+    evaluation: str,
+) -> dict:
+    """Score the served version of every family on the same held-out rows, fit their
+    calibration, and store both with each version (``metrics["serving"]``), in the
+    transaction that marks the training done, so a predictor that sees the new training
+    time sees the new policy. With nothing held out the blocks are removed: the chain keeps
+    its default order, uncalibrated."""
+    blocks = registry.evaluate_serving(holdout, list(scored.values()), evaluation)
+    with session_scope(context.sessions) as session:
+        for row in session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.model_name.in_(context.predictor.chain),
+                ModelVersion.is_active.is_(True),
+            )
+        ):
+            block = blocks.get(row.model_name)
+            metrics = {k: v for k, v in (row.metrics or {}).items() if k != "serving"}
+            if block is not None and block["version_id"] == str(row.id):
+                metrics["serving"] = block
+            if metrics != (row.metrics or {}):
+                row.metrics = metrics  # a new dict, so the JSON column is written
+        session.execute(
+            update(TrainingCounter)
+            .where(TrainingCounter.name == tasks.TRAINING_COUNTER)
+            .values(last_trained_at=utcnow())
+        )
+        policy = registry.describe_policy(registry.ServingPolicy(blocks), context.predictor.chain)
+    return {"held_out": policy["held_out"], "reason": policy["reason"], "order": policy["order"]}

@@ -288,7 +288,8 @@ def _minutes_label(minutes: float) -> str:
 
 
 def calibration_chart(bins: list[CalibrationBin]) -> Figure:
-    """Reliability diagram: mean predicted chance against how often it came true."""
+    """Reliability diagram: mean predicted chance against how often it came true, each point
+    labelled with the number of tasks in its group."""
     return figure(
         [
             {
@@ -302,10 +303,14 @@ def calibration_chart(bins: list[CalibrationBin]) -> Figure:
             },
             {
                 "type": "scatter",
-                "mode": "lines+markers",
-                "name": "your tasks",
+                # Each point is labelled with its task count: a bin of 2 tasks says little.
+                "mode": "lines+markers+text",
+                "name": "your tasks (label: tasks in the group)",
                 "x": [round(b.mean_predicted, 4) for b in bins],
                 "y": [round(b.observed, 4) for b in bins],
+                "text": [f"n={b.n}" for b in bins],
+                "textposition": "top center",
+                "textfont": {"size": 11, "color": MUTED},
                 "customdata": [b.n for b in bins],
                 "marker": {
                     "color": ACCENT,
@@ -370,7 +375,8 @@ def weekly_progress(weeks: list[PeriodStat]) -> Figure:
 
 
 def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
-    """P(mastered) after each answer, starting from the prior before the first one."""
+    """The shown mastery after each answer (P(mastered | answers so far), never moved against
+    an answer), starting from the prior before the first one."""
     x = [0] + [s.n_attempts for s in snapshots]
     y = [round(prior, 4)] + [round(s.p_mastery, 4) for s in snapshots]
     when = ["before the first answer"] + [
@@ -398,7 +404,7 @@ def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
                 "hoverinfo": "skip",
             },
         ],
-        yaxis={"title": {"text": "P(mastered)"}, "tickformat": ".0%", "range": [0, 1.02]},
+        yaxis={"title": {"text": "chance mastered"}, "tickformat": ".0%", "range": [0, 1.02]},
         xaxis={"title": {"text": "answers"}, "rangemode": "tozero", "tickformat": "d"}
         | ({"dtick": 1} if x[-1] <= 12 else {}),
         height=300,

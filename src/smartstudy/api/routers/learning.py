@@ -80,14 +80,17 @@ def update_mastery(body: MasteryUpdateIn, session: DB, user: CurrentUser) -> Mas
         session, target, body.concept_id, body.correct, snapshot=body.snapshot_mastery
     )
     session.commit()
-    return _state_out(state)
+    return _state_out(state, mastery.next_attempt(session, [state])[state.concept_id])
 
 
-def _state_out(state: BKTUserSkillState) -> MasteryUpdateOut:
+def _state_out(state: BKTUserSkillState, p_next: float) -> MasteryUpdateOut:
+    # The state stores the shown, monotone estimate; p_mastery keeps its meaning (the BKT
+    # predictive state at the next attempt) for API clients that do the BKT maths.
     return MasteryUpdateOut(
         user_id=state.user_id,
         concept_id=state.concept_id,
-        p_mastery=state.p_mastery,
+        p_mastery=p_next,
+        mastery=state.p_mastery,
         n_attempts=state.n_attempts,
         algo_version_id=state.algo_version_id,
         params_id=state.params_id,
@@ -100,6 +103,20 @@ def read_mastery(
     user: CurrentUser,
     user_id: uuid.UUID | None = None,
     concept_id: uuid.UUID | None = None,
-) -> list[BKTUserSkillState]:
-    """Current mastery per concept (students: their own; admins: anyone's)."""
-    return mastery.list_mastery(session, _subject_user(session, user, user_id), concept_id)
+) -> list[MasteryOut]:
+    """Current mastery per concept (students: their own; admins: anyone's): ``mastery`` is
+    the number to show, ``p_mastery`` the BKT state at the next attempt."""
+    states = mastery.list_mastery(session, _subject_user(session, user, user_id), concept_id)
+    p_next = mastery.next_attempt(session, states)
+    return [
+        MasteryOut(
+            user_id=s.user_id,
+            concept_id=s.concept_id,
+            p_mastery=p_next[s.concept_id],
+            mastery=s.p_mastery,
+            n_attempts=s.n_attempts,
+            last_attempt_at=s.last_attempt_at,
+            updated_at=s.updated_at,
+        )
+        for s in states
+    ]

@@ -18,6 +18,7 @@ from smartstudy.api.schemas import (
     FilterText,
     ModelsStatusOut,
     ModelVersionOut,
+    ServingOut,
     TrainingRunOut,
     TrainScheduledOut,
 )
@@ -32,7 +33,9 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 @router.get("", response_model=ModelsStatusOut)
 def models_status(context: Context, session: DB, _admin: AdminUser) -> ModelsStatusOut:
     """The prediction chain, each family's active version, the training counter, recent
-    training runs and recent fallbacks (a family that failed and was skipped)."""
+    training runs, recent fallbacks (a family that failed and was skipped), and the serving
+    decision: the chain's order for cold and warm requests and the held-out metrics and
+    calibration behind it."""
     chain = list(context.predictor.chain)
     active = {
         name: session.scalar(
@@ -57,6 +60,9 @@ def models_status(context: Context, session: DB, _admin: AdminUser) -> ModelsSta
             FallbackOut(at=at, model_name=name, error=error)
             for at, name, error in reversed(context.predictor.fallbacks)
         ],
+        serving=ServingOut.model_validate(
+            registry.describe_policy(registry.serving_policy(session, chain), tuple(chain))
+        ),
     )
 
 

@@ -17,7 +17,8 @@ from smartstudy.api.schemas import (
     TaskOut,
     TaskPageOut,
 )
-from smartstudy.services import rules, tasks, training
+from smartstudy.services import explain, rules, tasks, training
+from smartstudy.services.catalogue import get_topic
 from smartstudy.store.orm import PracticeTask
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -57,6 +58,8 @@ def task_out(task: PracticeTask) -> TaskOut:
 def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser) -> PredictionOut:
     """The prediction a new task would get, without creating it."""
     p = tasks.preview(session, context.predictor, user, body.topic_id, body.difficulty)
+    topic_name = get_topic(session, body.topic_id).name
+    why = explain.for_prediction(session, user.id, body.topic_id, topic_name, body.difficulty, p)
     return PredictionOut(
         predicted_correct=p.p_correct,
         predicted_time_median_s=p.time_median_s,
@@ -64,6 +67,7 @@ def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser
         predicted_time_p90_s=p.time_p90_s,
         model_name=p.model_name,
         model_version=p.model_version,
+        explanation=why.sentences,
     )
 
 
@@ -74,7 +78,10 @@ def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> Ta
         session, context.predictor, user, body.topic_id, body.difficulty, body.description
     )
     session.commit()
-    return task_out(task)
+    out = task_out(task)
+    # The facts the stored prediction was made from: tasks completed before this one.
+    out.explanation = explain.for_task(session, task).sentences
+    return out
 
 
 @router.get("", response_model=TaskPageOut)

@@ -139,6 +139,40 @@ def update_mastery(p_l: float, correct: bool | int | float, params: BKTParams) -
     return clamp_probability(post * (1.0 - params.f) + (1.0 - post) * params.t)
 
 
+def shown_mastery_update(
+    shown: float, n_before: int, correct: bool | int | float, params: BKTParams
+) -> float:
+    """The mastery shown to a student after one more answer: monotone in that answer.
+
+    ``shown`` is the estimate after ``n_before`` answers (``l0`` when there are none). The
+    step is BKT's forward filter written on the posterior: the learning transition carries
+    ``shown`` to the next opportunity (none before the first answer, since ``l0`` already is
+    P(L_1)), then Bayes' rule takes in the answer. Plain BKT can raise mastery after a wrong
+    answer, because the learning it expects from practice can outweigh the evidence (with the
+    defaults, 0 of 2 correct takes P(L) from 0.10 to 0.23), and no function of the BKT state
+    alone avoids that. So the step never moves against the answer: after a wrong answer the
+    estimate is at most ``shown``, after a correct one at least ``shown``; when the
+    transition would win, the estimate holds still, i.e. no learning is credited for that
+    attempt. Without such a hold the value is exactly P(L_n | answers 1..n).
+    """
+    prior = clamp_probability(shown)
+    if n_before > 0:
+        prior = learning_transition(prior, params.t, params.f)
+    # Compared with ``shown`` itself, not its clamp: the guarantee holds for stored values.
+    if correct:
+        return max(shown, posterior_given_correct(prior, params.s, params.g))
+    return min(shown, posterior_given_wrong(prior, params.s, params.g))
+
+
+def next_attempt_mastery(shown: float, n_before: int, params: BKTParams) -> float:
+    """P(L) at the next attempt from the shown estimate: ``shown`` itself before any answer,
+    else after the learning transition (the predictive state that :func:`update_mastery`
+    returns, and what :func:`predict_correct` takes)."""
+    if n_before <= 0:
+        return clamp_probability(shown)
+    return learning_transition(shown, params.t, params.f)
+
+
 def _as_params(params: BKTParams | Mapping[str, Any]) -> BKTParams:
     return params if isinstance(params, BKTParams) else BKTParams.from_mapping(params)
 
@@ -212,9 +246,11 @@ __all__ = [
     "check_degeneracy",
     "clamp_probability",
     "learning_transition",
+    "next_attempt_mastery",
     "posterior_given_correct",
     "posterior_given_wrong",
     "predict_correct",
+    "shown_mastery_update",
     "update_mastery",
     "validate_params",
 ]

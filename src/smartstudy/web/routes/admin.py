@@ -4,6 +4,7 @@ prediction distribution per model with its saturation warning, and the admin act
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +62,9 @@ def _page(
         select(func.count()).select_from(BKTSkillParams).where(BKTSkillParams.is_active.is_(True))
     )
     fallbacks = list(reversed(getattr(context.predictor, "fallbacks", [])))[:10]
+    serving = registry.describe_policy(
+        registry.serving_policy(db, chain), tuple(context.predictor.chain)
+    )
     return render(
         request,
         "admin_models.html",
@@ -80,6 +84,9 @@ def _page(
             "bkt_runs": bkt_runs,
             "bkt_active": bkt_active or 0,
             "fallbacks": fallbacks,
+            "serving": serving,
+            "min_holdout_users": registry.MIN_USERS_FOR_HOLDOUT,
+            "exp": math.exp,
             "audit_entries": audit.recent(db, AUDIT_SHOWN),
             "error": error,
         },

@@ -106,15 +106,18 @@ def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
     stats = analytics.by_topic_and_difficulty(db, user.id)
     bins = analytics.calibration(rows)
     weeks = analytics.progress_by_week(rows)
+    # A calibration curve or ECE from a handful of tasks is noise: say how many more are needed.
+    shortfall = analytics.calibration_shortfall(rows)
     figures = {}
     if rows:
         figures = {
             "accuracy": charts.accuracy_by_topic(stats),
             "time": charts.time_by_topic(stats),
             "scatter": charts.predicted_vs_actual(rows),
-            "calibration": charts.calibration_chart(bins),
             "progress": charts.weekly_progress(weeks),
         }
+        if not shortfall:
+            figures["calibration"] = charts.calibration_chart(bins)
     return render(
         request,
         "analytics.html",
@@ -125,6 +128,8 @@ def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
             "stats": stats,
             "bins": bins,
             "quality": analytics.prediction_quality(rows),
+            "shortfall": shortfall,
+            "calibration_min": analytics.CALIBRATION_MIN_TASKS,
             "n_weeks": len(weeks),
             "now": utcnow(),
         },

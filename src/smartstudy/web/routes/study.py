@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from smartstudy.services import rules, tasks, training
+from smartstudy.services import explain, rules, tasks, training
 from smartstudy.services.errors import ConflictError, NotFoundError, ServiceError
 from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic
 from smartstudy.web import forms
@@ -134,14 +134,20 @@ def _task_page(
         "values": values or {"minutes": "", "seconds": ""},
         "errors": errors or {},
         "next_prediction": None,
+        "next_explanation": None,
+        # The stored prediction was made from the tasks completed before this one existed.
+        "explanation": explain.for_task(db, task),
     }
     if task.completed_at is not None:
         try:
-            ctx["next_prediction"] = tasks.preview(
-                db, context.predictor, user, task.topic_id, task.difficulty
-            )
+            nxt = tasks.preview(db, context.predictor, user, task.topic_id, task.difficulty)
         except ServiceError:
-            ctx["next_prediction"] = None
+            nxt = None
+        if nxt is not None:
+            ctx["next_prediction"] = nxt
+            ctx["next_explanation"] = explain.for_prediction(
+                db, user.id, task.topic_id, task.topic.name, task.difficulty, nxt
+            )
     return render(request, "study_task.html", ctx, status_code=status)
 
 

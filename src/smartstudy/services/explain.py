@@ -1,0 +1,262 @@
+"""Why this prediction: the facts behind a (topic, difficulty) prediction, in plain words.
+
+A student sees a chance of success and a time range before a task. This module says where
+they come from, from the same evidence the models learn from: the student's own record in
+that cell (their last tasks at that topic and difficulty), how other students do there, the
+student's typical time, and what the 80% range means. The model's name and version are kept
+apart (``Explanation.model``), so pages can put them behind a details toggle.
+
+Cost: two queries per explanation, both bounded. The student's record reads at most
+``RECENT`` rows of their own tasks (the ``user_id`` index); the population rate is one
+aggregate over the cell's completed tasks (the ``topic_id`` index).
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from smartstudy.services.predictor import Prediction
+from smartstudy.store.orm import PracticeTask
+
+#: How many of the student's latest tasks in the cell are summarised.
+RECENT = 10
+#: Below this many own tasks the wording says that the prediction leans on other students.
+FEW_OWN = 3
+#: Below this many tasks by others their rate is given as counts, not as a percentage.
+FEW_OTHERS = 5
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """A student's latest completed tasks in one (topic, difficulty) cell (at most RECENT)."""
+
+    n: int
+    correct: int
+    median_time_s: float | None
+
+
+@dataclass(frozen=True)
+class PopulationRate:
+    """Other students' completed tasks in the cell."""
+
+    n_tasks: int
+    correct: int
+    n_users: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.correct / self.n_tasks if self.n_tasks else None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The sentences to show, the model for a details toggle, and the facts behind them."""
+
+    sentences: list[str]
+    model: str | None  # "Baseline version 3": for a details toggle, not the main text
+    record: CellRecord
+    population: PopulationRate
+
+
+def own_record(
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    difficulty: str,
+    before: datetime | None = None,
+) -> CellRecord:
+    """The student's last ``RECENT`` completed tasks in the cell (completed before ``before``)."""
+    stmt = select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
+        PracticeTask.user_id == user_id,
+        PracticeTask.topic_id == topic_id,
+        PracticeTask.difficulty == difficulty,
+        PracticeTask.completed_at.is_not(None),
+    )
+    if before is not None:
+        stmt = stmt.where(PracticeTask.completed_at < before)
+    rows = session.execute(stmt.order_by(PracticeTask.completed_at.desc()).limit(RECENT)).all()
+    times = [t for _, t in rows if t is not None]
+    return CellRecord(
+        n=len(rows),
+        correct=sum(1 for ok, _ in rows if ok),
+        median_time_s=statistics.median(times) if times else None,
+    )
+
+
+def population_rate(
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    difficulty: str,
+    before: datetime | None = None,
+) -> PopulationRate:
+    """Other students' completed tasks in the cell, as one aggregate query."""
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(case((PracticeTask.is_correct.is_(True), 1), else_=0)), 0),
+        func.count(func.distinct(PracticeTask.user_id)),
+    ).where(
+        PracticeTask.topic_id == topic_id,
+        PracticeTask.difficulty == difficulty,
+        PracticeTask.completed_at.is_not(None),
+        PracticeTask.user_id != user_id,
+    )
+    if before is not None:
+        stmt = stmt.where(PracticeTask.completed_at < before)
+    n, correct, users = session.execute(stmt).one()
+    return PopulationRate(n_tasks=int(n), correct=int(correct), n_users=int(users))
+
+
+def spoken_duration(seconds: float) -> str:
+    """A time for a sentence: "40 seconds", "about 4 minutes", "about 1.5 hours"."""
+    if seconds < 90:
+        n = max(1, round(seconds))
+        return f"{n} second{'' if n == 1 else 's'}"
+    if seconds < 90 * 60:
+        n = round(seconds / 60)
+        return f"about {n} minute{'' if n == 1 else 's'}"
+    return f"about {seconds / 3600:.1f} hours"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def record_sentence(record: CellRecord, cell: str) -> str:
+    """What the student has done in the cell, worded for none, few and enough tasks."""
+    if record.n == 0:
+        return (
+            f"This is your first {cell} task, so the prediction leans on how other students "
+            "do and on your other tasks."
+        )
+    if record.n < FEW_OWN:
+        return (
+            f"You have done {_plural(record.n, f'{cell} task')} so far and solved "
+            f"{record.correct}; with so few, the prediction still leans on other students."
+        )
+    if record.n < RECENT:
+        return f"You solved {record.correct} of your {record.n} {cell} tasks so far."
+    return f"You solved {record.correct} of your last {record.n} {cell} tasks."
+
+
+def population_sentence(population: PopulationRate) -> str:
+    """How other students do in the cell."""
+    if population.n_tasks == 0:
+        return "No other student has done one of these yet."
+    if population.n_tasks < FEW_OTHERS:
+        return (
+            f"Other students have done only {_plural(population.n_tasks, 'such task')} "
+            f"and solved {population.correct}."
+        )
+    rate = population.rate or 0.0
+    return (
+        f"Other students solve about {round(100 * rate)}% of these "
+        f"({_plural(population.n_tasks, 'task')} by {_plural(population.n_users, 'student')})."
+    )
+
+
+def time_sentences(record: CellRecord, p10: float | None, p90: float | None) -> list[str]:
+    """Typical time and the meaning of the 80% range."""
+    out = []
+    if record.median_time_s is not None:
+        took = spoken_duration(record.median_time_s)
+        if record.n == 1:
+            out.append(f"Your one such task took you {took}.")
+        else:
+            out.append(f"Your usual time on these is {took}.")
+    if p10 is not None and p90 is not None:
+        out.append(
+            f"The 80% range, {spoken_duration(p10)} to {spoken_duration(p90)}, is where 8 of "
+            "10 of your times should fall."
+        )
+    return out
+
+
+def explain(
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    topic_name: str,
+    difficulty: str,
+    *,
+    p10: float | None,
+    p90: float | None,
+    model_name: str | None,
+    model_version: str | None,
+    before: datetime | None = None,
+) -> Explanation:
+    """The plain-language explanation of one prediction for ``user_id`` in (topic, difficulty).
+
+    ``before`` limits the evidence to tasks completed before it: the facts a stored
+    prediction was made from (pass the task's creation time); None means everything so far.
+    """
+    record = own_record(session, user_id, topic_id, difficulty, before)
+    population = population_rate(session, user_id, topic_id, difficulty, before)
+    cell = f"{difficulty} {topic_name}"
+    sentences = [record_sentence(record, cell), population_sentence(population)]
+    sentences += time_sentences(record, p10, p90)
+    model = f"{model_name} version {model_version}" if model_name else None
+    return Explanation(sentences=sentences, model=model, record=record, population=population)
+
+
+def for_task(session: Session, task: PracticeTask) -> Explanation:
+    """The explanation of a task's stored prediction, from the tasks completed before it."""
+    return explain(
+        session,
+        task.user_id,
+        task.topic_id,
+        task.topic.name,
+        task.difficulty,
+        p10=task.predicted_time_p10_s,
+        p90=task.predicted_time_p90_s,
+        model_name=task.model_name,
+        model_version=task.model_version,
+        before=task.created_at,
+    )
+
+
+def for_prediction(
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    topic_name: str,
+    difficulty: str,
+    prediction: Prediction,
+) -> Explanation:
+    """The explanation of a fresh prediction (a preview), from everything completed so far."""
+    return explain(
+        session,
+        user_id,
+        topic_id,
+        topic_name,
+        difficulty,
+        p10=prediction.time_p10_s,
+        p90=prediction.time_p90_s,
+        model_name=prediction.model_name,
+        model_version=prediction.model_version,
+    )
+
+
+__all__ = [
+    "FEW_OTHERS",
+    "FEW_OWN",
+    "RECENT",
+    "CellRecord",
+    "Explanation",
+    "PopulationRate",
+    "explain",
+    "for_prediction",
+    "for_task",
+    "own_record",
+    "population_rate",
+    "population_sentence",
+    "record_sentence",
+    "spoken_duration",
+    "time_sentences",
+]

@@ -1,0 +1,466 @@
+"""Issue 10: the chain serves what validates best on held-out students, calibrated on them.
+
+Which family answers a request is decided by each active version's held-out scores (cold
+and warm requests separately); each family's probabilities and 80% time ranges are
+calibrated on held-out students only; the admin page and ``GET /v1/models`` show the
+decision. Also acceptance 2 of the issue: the seed-000 bulk user's cells after a training.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from smartstudy.jobs import SyncRunner
+from smartstudy.models.baseline import Baseline
+from smartstudy.services import accounts, catalogue, registry, tasks
+from smartstudy.services.calibration import Calibrator, fit_calibrator, fit_platt, fit_time
+from smartstudy.services.predictor import PredictionService
+from smartstudy.services.simulation import simulate_bulk_user
+from smartstudy.services.training import complete_task_and_learn, run_training
+from smartstudy.store.db import session_scope
+from smartstudy.store.orm import ModelVersion, PracticeTask, Topic, User
+
+from .web.conftest import PASSWORD, Web, make_admin
+
+
+# -- calibration, pure ------------------------------------------------------------------
+def _overconfident(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Outcomes drawn at true chances, and a model that states them twice as far out in
+    logit space (the usual overconfidence)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.0, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    return 1 / (1 + np.exp(-2.0 * z)), y
+
+
+def test_platt_scaling_undoes_overconfidence_and_is_monotone():
+    p, y = _overconfident(4000)
+    slope, intercept = fit_platt(p, y)
+    assert 0.4 < slope < 0.6 and abs(intercept) < 0.1
+    cal = Calibrator(slope=slope, intercept=intercept)
+    grid = np.linspace(0.001, 0.999, 999)
+    assert np.all(np.diff(cal.probability(grid)) > 0)  # strictly increasing: direction kept
+    # Any stored slope that is not positive is refused: calibration can never flip p.
+    assert Calibrator.from_dict({"slope": -1.0, "intercept": 0.3}).is_identity
+    assert Calibrator.from_dict({"slope": 0.0}).is_identity
+
+
+def test_platt_scaling_shrinks_to_identity_with_few_rows():
+    p, y = _overconfident(8, seed=3)
+    slope, intercept = fit_platt(p, y)
+    assert abs(slope - 1.0) < 0.25 and abs(intercept) < 0.25
+    assert fit_platt(p[:0], y[:0]) == (1.0, 0.0)
+
+
+def _too_narrow_times(n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Times whose log spread is 0.6 around a median 30% above the model's, from a model
+    that claims a spread of 0.3: its 80% ranges are too narrow and too low."""
+    rng = np.random.default_rng(seed)
+    median = np.exp(rng.uniform(3.5, 6.0, n))
+    rt = median * 1.3 * np.exp(rng.normal(0.0, 0.6, n))
+    return rt, median, median * np.exp(-1.2816 * 0.3), median * np.exp(1.2816 * 0.3)
+
+
+def _coverage(rt, low, high) -> float:
+    return float(np.mean((rt >= low) & (rt <= high)))
+
+
+def test_calibrated_interval_holds_80_percent_of_held_out_times():
+    fit_rows = _too_narrow_times(1500, seed=1)
+    rt, median, p10, p90 = _too_narrow_times(3000, seed=2)  # other students, same model
+    shift, scale = fit_time(*fit_rows)
+    assert abs(shift - np.log(1.3)) < 0.06
+    cal = Calibrator(time_shift=shift, interval_scale=scale)
+    new_median, low, high = cal.times(median, p10, p90)
+    assert _coverage(rt, p10, p90) < 0.45
+    assert 0.77 <= _coverage(rt, low, high) <= 0.83
+    assert np.all((low <= new_median) & (new_median <= high))
+    assert abs(np.median(np.log(rt / new_median))) < 0.05
+    # With three rows the interval barely moves.
+    shift, scale = fit_time(*(a[:3] for a in fit_rows))
+    few = Calibrator(time_shift=shift, interval_scale=scale)
+    assert 0.85 < few.interval_scale < 1.2
+
+
+# -- the serving policy, from stored held-out metrics -----------------------------------
+class Exploding(Baseline):
+    """Trains and validates fine, then fails to serve."""
+
+    def predict_one(self, user_id, item_id, skill_id=None):
+        raise RuntimeError("boom")
+
+
+class Flipped(Baseline):
+    """Predicts the opposite chance of what it learnt: a bad model."""
+
+    def _predict_validated(self, data):
+        out = super()._predict_validated(data)
+        out["p_correct"] = 1.0 - out["p_correct"]
+        return out
+
+
+CHANCE = {"easy": 0.9, "medium": 0.6, "hard": 0.2}
+
+
+def _student(session, email: str) -> uuid.UUID:
+    """An account that never signs in (no password hashing: these tests are about models)."""
+    user = User(email=email, password_hash="!", display_name=email.split("@")[0])
+    session.add(user)
+    session.flush()
+    return user.id
+
+
+def _history(context, n_users: int = 14, per_user: int = 12, seed: int = 0):
+    """Completed tasks of ``n_users`` students in one topic, success by difficulty."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with session_scope(context.sessions) as session:
+        topic = catalogue.ensure_topic(session, "Maths", "Calculus")
+        users = [_student(session, f"s{u}@example.com") for u in range(n_users)]
+        for u, user_id in enumerate(users):
+            for k in range(per_user):
+                difficulty = ("easy", "medium", "hard")[k % 3]
+                at = start + timedelta(hours=u * per_user + k)
+                session.add(
+                    PracticeTask(
+                        user_id=user_id,
+                        topic_id=topic.id,
+                        difficulty=difficulty,
+                        created_at=at,
+                        completed_at=at,
+                        is_correct=bool(rng.random() < CHANCE[difficulty]),
+                        actual_time_seconds=float(rng.lognormal(4, 0.4)),
+                    )
+                )
+        return users, topic.id
+
+
+def _frame(n_users: int, per_user: int, seed: int = 0) -> pd.DataFrame:
+    """The same kind of history as an interactions frame, without a database."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        for k in range(per_user):
+            difficulty = ("easy", "medium", "hard")[k % 3]
+            rows.append(
+                {
+                    "user_id": str(uuid.UUID(int=u + 1)),
+                    "item_id": f"t:{difficulty}",
+                    "skill_id": "t",
+                    "correct": float(rng.random() < CHANCE[difficulty]),
+                    "rt_seconds": float(rng.lognormal(4, 0.4)),
+                    "order": float(u * per_user + k),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _block(version_id, cold_loss: float, warm_loss: float, calibration=None) -> dict:
+    def kind(loss: float) -> dict:
+        metrics = {"rows": 40, "log_loss": loss}
+        return {"raw": metrics, "calibrated": metrics}
+
+    return {
+        "evaluation": "job-1",
+        "evaluated_at": "2026-01-02T00:00:00+00:00",
+        "version_id": str(version_id),
+        "cold_tasks": registry.COLD_TASKS,
+        "kinds": {
+            "all": kind(min(cold_loss, warm_loss)),
+            "cold": kind(cold_loss),
+            "warm": kind(warm_loss),
+        },
+        "calibration": calibration or {},
+    }
+
+
+def _store_blocks(context, blocks: dict[str, dict]) -> None:
+    """Give each named family's active version a serving block (its version id filled in)."""
+    with session_scope(context.sessions) as session:
+        for name, block in blocks.items():
+            row = session.scalar(
+                select(ModelVersion).where(
+                    ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+                )
+            )
+            row.metrics = {**row.metrics, "serving": {**block, "version_id": str(row.id)}}
+    # Blocks are written by a training, which a predictor notices; this one is by hand.
+    context.predictor.forget()
+
+
+def _two_family_world(context, factories: dict):
+    """Three students (nothing held out), both families trained, a warm and a cold user."""
+    users, topic_id = _history(context, n_users=3)
+    context.predictor = PredictionService(chain=tuple(factories), factories=factories)
+    context.runner = SyncRunner()
+    job = run_training(context)
+    assert job.status == "succeeded", job.error
+    assert job.summary["serving"]["held_out"] is False
+    with session_scope(context.sessions) as session:
+        newcomer = _student(session, "new@example.com")
+    return users[0], newcomer, topic_id
+
+
+def test_cold_and_warm_requests_go_to_the_family_that_validated_best(context):
+    factories = {"lnirt_like": Baseline, "baseline": lambda: Baseline(k_item=2.0)}
+    warm_user, cold_user, topic_id = _two_family_world(context, factories)
+    with context.sessions() as session:
+        # Nothing held out: the default order answers everything.
+        assert context.predictor.predict(session, cold_user, topic_id, "easy").model_name == (
+            "lnirt_like"
+        )
+    _store_blocks(
+        context,
+        {
+            "lnirt_like": _block(None, cold_loss=0.70, warm_loss=0.50),
+            "baseline": _block(None, cold_loss=0.60, warm_loss=0.55),
+        },
+    )
+    with context.sessions() as session:
+        assert context.predictor.request_kind(session, cold_user, topic_id) == "cold"
+        assert context.predictor.request_kind(session, warm_user, topic_id) == "warm"
+        cold = context.predictor.predict(session, cold_user, topic_id, "easy")
+        warm = context.predictor.predict(session, warm_user, topic_id, "easy")
+    assert (cold.model_name, warm.model_name) == ("baseline", "lnirt_like")
+
+
+def test_a_user_turns_warm_after_five_tasks_in_the_topic(context):
+    factories = {"first": Baseline, "second": lambda: Baseline(k_item=2.0)}
+    _, newcomer, topic_id = _two_family_world(context, factories)
+    _store_blocks(
+        context,
+        {"first": _block(None, 0.70, 0.50), "second": _block(None, 0.60, 0.55)},
+    )
+    context.settings.retrain_every = 1_000_000
+    answered = []
+    for _ in range(registry.COLD_TASKS + 1):
+        with context.sessions() as session:
+            user = accounts.get_user(session, newcomer)
+            task = tasks.create_task(session, context.predictor, user, topic_id, "medium")
+            answered.append(task.model_name)
+            complete_task_and_learn(context, session, user, task.id, True, 60.0)
+    assert answered == ["second"] * registry.COLD_TASKS + ["first"]
+
+
+def test_a_failing_best_family_still_falls_back(context):
+    factories = {"exploding": Exploding, "baseline": Baseline}
+    _, cold_user, topic_id = _two_family_world(context, factories)
+    _store_blocks(
+        context,
+        {"exploding": _block(None, 0.40, 0.40), "baseline": _block(None, 0.60, 0.60)},
+    )
+    with context.sessions() as session:
+        policy = context.predictor.policy(session)
+        assert policy.order(context.predictor.chain, "cold") == ("exploding", "baseline")
+        p = context.predictor.predict(session, cold_user, topic_id, "medium")
+    assert p.model_name == "baseline"
+    assert any(name == "exploding" for _, name, _ in context.predictor.fallbacks)
+
+
+def test_the_stored_calibration_is_applied_to_the_answer(context):
+    factories = {"baseline": Baseline}
+    warm_user, _, topic_id = _two_family_world(context, factories)
+    with context.sessions() as session:
+        raw = context.predictor.predict(session, warm_user, topic_id, "hard")
+    calibration = {
+        "warm": {"slope": 0.5, "intercept": -0.4, "time_shift": 0.2, "interval_scale": 1.5}
+    }
+    _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
+    with context.sessions() as session:
+        cal = context.predictor.predict(session, warm_user, topic_id, "hard")
+    expected = Calibrator(slope=0.5, intercept=-0.4, time_shift=0.2, interval_scale=1.5)
+    assert cal.p_correct == pytest.approx(expected.probability(raw.p_correct))
+    assert cal.time_median_s == pytest.approx(raw.time_median_s * np.exp(0.2))
+    ratio = np.log(cal.time_p90_s / cal.time_median_s) / np.log(raw.time_p90_s / raw.time_median_s)
+    assert ratio == pytest.approx(1.5)
+
+
+def test_calibrated_predictions_keep_the_direction_guarantee(context):
+    warm_user, _, topic_id = _two_family_world(context, {"baseline": Baseline})
+    calibration = {"warm": {"slope": 0.4, "intercept": -1.0, "time_shift": 0.0}}
+    _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
+    context.settings.retrain_every = 1_000_000
+    for correct in (True, True, False, False, True, False):
+        with context.sessions() as session:
+            user = accounts.get_user(session, warm_user)
+            task = tasks.create_task(session, context.predictor, user, topic_id, "hard")
+            before = task.predicted_correct
+            complete_task_and_learn(context, session, user, task.id, correct, 90.0)
+        with context.sessions() as session:
+            after = context.predictor.predict(session, warm_user, topic_id, "hard").p_correct
+        assert (after >= before) if correct else (after <= before), (correct, before, after)
+
+
+# -- end to end: a training scores every family on the same held-out rows ---------------
+@pytest.fixture
+def trained(context):
+    """Fourteen students; a sound family, a flipped one, and a training."""
+    users, topic_id = _history(context)
+    factories = {"flipped": Flipped, "baseline": Baseline}
+    context.predictor = PredictionService(chain=("flipped", "baseline"), factories=factories)
+    context.runner = SyncRunner()
+    job = run_training(context)
+    assert job.status == "succeeded", job.error
+    return context, job, users, topic_id
+
+
+def test_training_scores_every_family_on_the_same_held_out_rows(trained):
+    context, job, users, topic_id = trained
+    assert job.summary["serving"]["held_out"] is True
+    with context.sessions() as session:
+        rows = {
+            r.model_name: r
+            for r in session.scalars(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+        }
+    blocks = {name: row.metrics["serving"] for name, row in rows.items()}
+    held = set(rows["baseline"].training_summary["holdout_users"])
+    assert held and all(b["evaluation"] == str(job.id) for b in blocks.values())
+    for kind in ("cold", "warm"):
+        counts = {b["kinds"][kind]["raw"]["rows"] for b in blocks.values()}
+        assert len(counts) == 1  # the same rows for every family
+    # First tasks of each held-out student in the topic are cold, the rest warm.
+    assert blocks["baseline"]["kinds"]["cold"]["raw"]["rows"] == registry.COLD_TASKS * len(held)
+    # Calibration is fitted on the held-out rows and nothing else.
+    assert blocks["baseline"]["calibration"]["all"]["rows"] == job.summary["holdout_rows"]
+    assert job.summary["holdout_rows"] == 12 * len(held)
+    # The flipped family validates worse, so the sound one answers every kind of request.
+    assert job.summary["serving"]["order"] == {
+        "cold": ["baseline", "flipped"],
+        "warm": ["baseline", "flipped"],
+    }
+    with context.sessions() as session:
+        assert context.predictor.predict(session, users[0], topic_id, "easy").model_name == (
+            "baseline"
+        )
+    # Calibration is used only where it validated better (it cannot undo negative skill:
+    # it is kept monotone).
+    flipped = blocks["flipped"]["kinds"]["all"]
+    assert flipped["calibrated"]["log_loss"] <= flipped["raw"]["log_loss"]
+    assert blocks["flipped"]["calibration"]["all"]["slope"] > 0
+
+
+def test_held_out_rows_a_version_was_fitted_on_are_not_used():
+    train, holdout, _ = registry.split_for_validation(_frame(12, 12))
+    model = Baseline().fit(train)
+    pred = registry.predict_rows(model, holdout)
+    usable = np.ones(len(holdout), dtype=bool)
+    usable[: len(holdout) // 2] = False  # as if fitted on those rows
+    family = registry.HeldOutPredictions("baseline", "v", True, pred, usable)
+    block = registry.evaluate_serving(holdout, [family], "e")["baseline"]
+    assert block["calibration"]["all"]["rows"] == int(usable.sum())
+    assert block["kinds"]["all"]["raw"]["rows"] == int(usable.sum())
+
+
+def test_a_family_that_answers_few_held_out_rows_is_not_ranked():
+    train, holdout, _ = registry.split_for_validation(_frame(40, 6))
+    assert len(holdout) >= registry.MIN_KIND_ROWS
+    pred = registry.predict_rows(Baseline().fit(train), holdout)
+    everywhere = np.ones(len(holdout), dtype=bool)
+    sparse = np.zeros(len(holdout), dtype=bool)
+    sparse[:5] = True  # e.g. an LNIRT whose topics mostly have too little data yet
+    blocks = registry.evaluate_serving(
+        holdout,
+        [
+            registry.HeldOutPredictions("lnirt", "a", True, pred, sparse),
+            registry.HeldOutPredictions("baseline", "b", True, pred, everywhere),
+        ],
+        "e",
+    )
+    assert blocks["lnirt"]["ranked"] is False and blocks["baseline"]["ranked"] is True
+    assert blocks["baseline"]["kinds"]["all"]["raw"]["rows"] == len(holdout)
+    policy = registry.ServingPolicy(
+        {n: {**b, "version_id": b["version_id"]} for n, b in blocks.items()}
+    )
+    assert policy.order(("lnirt", "baseline"), "warm") == ("baseline", "lnirt")
+
+
+# -- the admin page and the API ---------------------------------------------------------
+def test_admin_page_and_api_show_the_decision(client, admin, trained):
+    _, job, _, _ = trained
+    body = client.get("/v1/models", headers=admin).json()
+    serving = body["serving"]
+    assert serving["held_out"] is True and serving["evaluation"] == str(job.id)
+    assert serving["order"]["cold"][0] == "baseline"
+    names = {f["model_name"] for f in serving["families"]}
+    assert names == {"baseline", "flipped"}
+    family = next(f for f in serving["families"] if f["model_name"] == "baseline")
+    assert family["kinds"]["warm"]["calibrated"]["log_loss"] > 0
+    assert family["calibration"]["cold"]["rows"] > 0
+
+    web = Web(client)
+    web.login("admin@example.com", "admin password 1")
+    page = web.get("/admin/models").text
+    assert 'id="serving-table"' in page
+    assert 'id="order-cold">baseline → flipped' in page
+    assert 'data-model="flipped" data-kind="warm"' in page
+
+
+def test_admin_page_says_when_nothing_is_held_out(client, context):
+    _history(context, n_users=3)
+    context.runner = SyncRunner()
+    context.predictor = PredictionService(chain=("baseline",))
+    run_training(context)
+    make_admin(context, "boss@example.com")
+    web = Web(client)
+    web.login("boss@example.com", PASSWORD)
+    page = web.get("/admin/models").text
+    assert "Nothing is held out yet" in page and "not calibrated" in page
+
+
+# -- acceptance 2: the seed-000 bulk user ---------------------------------------------------
+def _observed(session, user_id, topic_id, difficulty) -> tuple[float, float]:
+    rows = session.execute(
+        select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
+            PracticeTask.user_id == user_id,
+            PracticeTask.topic_id == topic_id,
+            PracticeTask.difficulty == difficulty,
+            PracticeTask.completed_at.is_not(None),
+        )
+    ).all()
+    return float(np.mean([r[0] for r in rows])), float(np.median([r[1] for r in rows]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="acceptance 2 not met yet (measured 2026-11-30): with one user nothing is held out, "
+    "so the default chain serves the neural model, which predicts Calculus medium 0.68 vs 0.56 "
+    "observed, Calculus hard 0.45 vs 0.26, Microeconomics medium 0.67 vs 0.53, Microeconomics "
+    "hard 0.54 vs 0.35 (easy cells and all medians within bounds). LNIRT alone meets all six "
+    "cells (p within 0.006, medians within 4%); the fix belongs in the neural model's use of "
+    "a dominant user's own record, or in choosing a family without held-out students",
+)
+def test_bulk_user_cells_match_their_history_with_the_default_chain(context):
+    if context.engine.dialect.name != "sqlite":
+        pytest.skip("a model-quality check: the SQLite run covers it")
+    context.runner = SyncRunner()
+    context.settings.retrain_every = 1_000_000
+    context.predictor = PredictionService()  # the default chain, neural first
+    simulate_bulk_user(context, "bulk@example.com", seed=0)
+    misses = []
+    with context.sessions() as session:
+        user = accounts.get_user_by_email(session, "bulk@example.com")
+        for topic_name in ("Calculus", "Microeconomics"):
+            topic = session.scalar(select(Topic).where(Topic.name == topic_name))
+            for difficulty in ("easy", "medium", "hard"):
+                rate, median = _observed(session, user.id, topic.id, difficulty)
+                p = context.predictor.predict(session, user.id, topic.id, difficulty)
+                if abs(p.p_correct - rate) > 0.05 or abs(p.time_median_s - median) > 0.15 * median:
+                    misses.append(
+                        f"{topic_name} {difficulty}: {p.model_name} p {p.p_correct:.2f} vs "
+                        f"{rate:.2f}, median {p.time_median_s:.0f} s vs {median:.0f} s"
+                    )
+    assert not misses, misses
+
+
+def test_policy_without_blocks_keeps_the_default_order():
+    policy = registry.ServingPolicy()
+    assert policy.evaluation is None
+    assert policy.order(("neural", "lnirt", "baseline"), "cold") == ("neural", "lnirt", "baseline")
+    assert policy.calibrator("neural", uuid.uuid4(), "cold").is_identity
+    assert fit_calibrator(np.zeros(0), np.zeros(0), np.zeros(0), None).is_identity

@@ -1,0 +1,168 @@
+"""Plain-language explanations of predictions, analytics' not-enough-data state, and the
+mastery a student is shown (issue 10), through the pages and the API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from smartstudy.services import accounts, analytics, explain
+from smartstudy.store.db import session_scope
+from smartstudy.store.orm import PracticeTask, utcnow
+from tests.web.conftest import Web, complete_task, create_task, make_admin, take_quiz
+
+
+def _user_id(context, email: str) -> uuid.UUID:
+    with session_scope(context.sessions) as session:
+        return accounts.get_user_by_email(session, email).id
+
+
+def _add_done(context, user_id, topic_id, results, *, seconds=150.0, difficulty="medium", p=0.6):
+    """Completed tasks with stored predictions, back-dated one hour apart (oldest first)."""
+    now = utcnow()
+    with session_scope(context.sessions) as session:
+        for i, ok in enumerate(results):
+            at = now - timedelta(hours=len(results) - i)
+            session.add(
+                PracticeTask(
+                    user_id=user_id,
+                    topic_id=topic_id,
+                    difficulty=difficulty,
+                    created_at=at - timedelta(minutes=5),
+                    completed_at=at,
+                    is_correct=ok,
+                    actual_time_seconds=seconds,
+                    predicted_correct=p,
+                    predicted_time_median_s=140.0,
+                    predicted_time_p10_s=60.0,
+                    predicted_time_p90_s=300.0,
+                    model_name="baseline",
+                    model_version="1",
+                )
+            )
+
+
+def _why(page: str, block: str = "pred-why") -> str:
+    found = re.search(rf'<div class="why" id="{block}">(.*?)</div>', page, re.S)
+    assert found, f"no {block} block on the page"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+def test_first_task_explains_itself_and_hides_the_model_in_details(web: Web, maths):
+    web.signup("first@example.com")
+    task_id = create_task(web, maths.topic_id, "medium")
+    page = web.get(f"/study/tasks/{task_id}").text
+    why = _why(page)
+    assert "This is your first medium Calculus task" in why
+    assert "No other student has done one of these yet." in why
+    assert "is where 8 of 10 of your times should fall" in why
+    # The model's name is behind the toggle, not in the main text.
+    details = re.search(
+        r'<details class="model-details" id="pred-details">(.*?)</details>', page, re.S
+    )
+    assert details and 'id="pred-model"' in details.group(1)
+    assert "pred-model" not in page.replace(details.group(0), "")
+
+
+def test_few_and_many_own_tasks_and_other_students(web: Web, context, maths):
+    web.signup("few@example.com")
+    me = _user_id(context, "few@example.com")
+    first = create_task(web, maths.topic_id, "medium")
+    complete_task(web, first, correct=True, minutes="2", seconds="0")
+    # The completed task's own prediction was made before it: still "first"; the next one
+    # counts it, with the wording for few tasks.
+    page = web.get(f"/study/tasks/{first}").text
+    assert "This is your first medium Calculus task" in _why(page)
+    nxt = _why(page, "next-why")
+    assert "You have done 1 medium Calculus task so far and solved 1" in nxt
+    assert "Your one such task took you about 2 minutes." in nxt
+    # Twelve more of mine (the last ten: 7 right) and six by another student (3 right).
+    _add_done(context, me, maths.topic_id, [False, False] + [True] * 7 + [False] * 3)
+    other = accounts.create_user
+    with session_scope(context.sessions) as session:
+        other_id = other(session, "other@example.com", "correct horse 1").id
+    _add_done(context, other_id, maths.topic_id, [True, False] * 3)
+    task_id = create_task(web, maths.topic_id, "medium")
+    why = _why(web.get(f"/study/tasks/{task_id}").text)
+    assert "You solved 7 of your last 10 medium Calculus tasks." in why
+    assert "Other students solve about 50% of these (6 tasks by 1 student)." in why
+    assert "Your usual time on these is about 2 minutes." in why  # 150 s
+    # Another difficulty is another cell: nothing of mine there, nobody else either.
+    hard = create_task(web, maths.topic_id, "hard")
+    assert "This is your first hard Calculus task" in _why(web.get(f"/study/tasks/{hard}").text)
+
+
+def test_few_tasks_by_others_are_given_as_counts(context, maths):
+    with session_scope(context.sessions) as session:
+        me = accounts.create_user(session, "me@example.com", "correct horse 1").id
+        them = accounts.create_user(session, "them@example.com", "correct horse 1").id
+    _add_done(context, them, maths.topic_id, [True, False])
+    with session_scope(context.sessions) as session:
+        why = explain.explain(
+            session,
+            me,
+            maths.topic_id,
+            "Calculus",
+            "medium",
+            p10=30.0,
+            p90=7200.0,
+            model_name="lnirt",
+            model_version="4",
+        )
+    assert why.sentences[1] == "Other students have done only 2 such tasks and solved 1."
+    assert why.sentences[-1] == (
+        "The 80% range, 30 seconds to about 2.0 hours, is where 8 of 10 of your times should fall."
+    )
+    assert why.model == "lnirt version 4"
+    assert why.population.rate == pytest.approx(0.5)
+
+
+def test_api_preview_and_create_return_the_explanation(client, student, topic):
+    body = {"topic_id": topic["id"], "difficulty": "easy"}
+    r = client.post("/v1/tasks/preview", json=body, headers=student)
+    assert r.status_code == 200, r.text
+    sentences = r.json()["explanation"]
+    assert sentences[0].startswith("This is your first easy ")
+    r = client.post("/v1/tasks", json=body, headers=student)
+    assert r.status_code == 201 and r.json()["explanation"][0] == sentences[0]
+    # Reading the task back does not compute it (it stays optional).
+    again = client.get(f"/v1/tasks/{r.json()['id']}", headers=student).json()
+    assert again["explanation"] is None
+
+
+def test_analytics_waits_for_enough_tasks_then_labels_bin_counts(web: Web, context, maths):
+    web.signup("new@example.com")
+    page = web.get("/analytics").text
+    assert "Not enough data yet" in page and 'id="chart-calibration"' not in page
+    me = _user_id(context, "new@example.com")
+    _add_done(context, me, maths.topic_id, [True, False, True])
+    page = web.get("/analytics").text
+    need = analytics.CALIBRATION_MIN_TASKS
+    assert 'id="calibration-not-enough"' in page and 'id="ece-not-enough"' in page
+    assert f"you have 3. Complete {need - 3} more" in page
+    assert 'id="chart-calibration"' not in page and 'id="chart-accuracy"' in page
+    _add_done(context, me, maths.topic_id, [True, False] * ((need - 3) // 2 + 1))
+    page = web.get("/analytics").text
+    assert "Not enough data yet" not in page and 'id="chart-calibration"' in page
+    assert 'id="ece-value"' in page and '"n=' in page  # each point labelled with its count
+
+
+def test_wrong_answers_never_raise_the_mastery_shown(web: Web, context, maths):
+    web.signup("quiz@example.com")
+    for _ in range(2):  # twice all wrong: plain BKT would raise it the second time
+        quiz_id = take_quiz(web, maths.topic_id, answer="0")
+        page = web.get(f"/quiz/{quiz_id}").text
+        start = page.index('id="mastery-changes"')
+        table = page[start : page.index("</table>", start)]
+        assert "▲" not in table and ("▼" in table or "＝" in table)
+        assert "a wrong answer never raises it" in page
+    concept = web.get(f"/concepts/{maths.concept_ids[0]}").text
+    value = float(re.search(r'id="mastery-value">([\d.]+)%', concept).group(1))
+    assert value < 10  # below the default prior of 10%
+    assert "L0" not in concept and "defaults" in concept  # no raw parameters for students
+    make_admin(context)
+    web.login("admin@example.com")
+    assert 'id="bkt-params"' in web.get(f"/concepts/{maths.concept_ids[0]}").text
