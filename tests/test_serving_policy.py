@@ -426,21 +426,10 @@ def _observed(session, user_id, topic_id, difficulty) -> tuple[float, float]:
     return float(np.mean([r[0] for r in rows])), float(np.median([r[1] for r in rows]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="acceptance 2 not met yet (measured 2026-11-30): with one user nothing is held out, "
-    "so the default chain serves the neural model, which predicts Calculus medium 0.68 vs 0.56 "
-    "observed, Calculus hard 0.45 vs 0.26, Microeconomics medium 0.67 vs 0.53, Microeconomics "
-    "hard 0.54 vs 0.35 (easy cells and all medians within bounds). LNIRT alone meets all six "
-    "cells (p within 0.006, medians within 4%); the fix belongs in the neural model's use of "
-    "a dominant user's own record, or in choosing a family without held-out students",
-)
 def test_bulk_user_cells_match_their_history_with_the_default_chain(context):
-    if context.engine.dialect.name != "sqlite":
-        pytest.skip("a model-quality check: the SQLite run covers it")
     context.runner = SyncRunner()
     context.settings.retrain_every = 1_000_000
-    context.predictor = PredictionService()  # the default chain, neural first
+    context.predictor = PredictionService()  # the default chain: one student, nothing held out
     simulate_bulk_user(context, "bulk@example.com", seed=0)
     misses = []
     with context.sessions() as session:
