@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ COLD_TASKS = 5
 KINDS = ("cold", "warm")
 #: A kind with fewer held-out rows than this is ranked like all held-out rows together.
 MIN_KIND_ROWS = 30
+#: How much lower a family's held-out log loss must be than the chain's last family's for it
+#: to answer first.
+FALLBACK_MARGIN = 0.01
 TIME_COLUMNS = ("time_median_s", "time_p10_s", "time_p90_s")
 
 
@@ -426,15 +430,21 @@ class ServingPolicy:
 
     def order(self, chain: tuple[str, ...], kind: str) -> tuple[str, ...]:
         """``chain`` reordered for a request of ``kind`` ("cold" or "warm"), best first by
-        calibrated held-out log loss; ties keep the default order."""
+        calibrated held-out log loss; ties keep the default order. A family goes ahead of the
+        chain's last one (the simplest, which answers everything) only if it beats it by
+        ``FALLBACK_MARGIN``: a ranking on a few hundred held-out rows is noisy, and the
+        replay showed families ranked first on such rows doing worse live."""
         part = self.basis(kind)
         if part is None:
             return chain
         current = self._current()
-        ranked = sorted(
-            (n for n in chain if n in current),
-            key=lambda n: (_calibrated_metric(current[n], part, "log_loss"), chain.index(n)),
-        )
+
+        def key(name: str) -> tuple[float, int]:
+            loss = _calibrated_metric(current[name], part, "log_loss")
+            margin = 0.0 if name == chain[-1] else FALLBACK_MARGIN
+            return (math.inf if loss is None else loss + margin, chain.index(name))
+
+        ranked = sorted((n for n in chain if n in current), key=key)
         return tuple(ranked) + tuple(n for n in chain if n not in current)
 
     def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
