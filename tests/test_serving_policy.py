@@ -455,7 +455,7 @@ def test_policy_without_blocks_keeps_the_default_order():
     assert fit_calibrator(np.zeros(0), np.zeros(0), np.zeros(0), None).is_identity
 
 
-def _block(log_loss: float, rows: int = 200) -> dict:
+def _scored(log_loss: float, rows: int = 200) -> dict:
     scores = {"log_loss": log_loss, "rows": rows}
     return {"evaluation": "e", "ranked": True, "kinds": {"all": {"calibrated": scores}}}
 
@@ -464,10 +464,10 @@ def test_a_family_must_beat_the_last_one_by_the_margin_to_answer_first():
     chain = ("neural", "lnirt", "baseline")
     margin = registry.FALLBACK_MARGIN
     close = registry.ServingPolicy(
-        {"neural": _block(0.500 - margin / 2), "lnirt": _block(0.510), "baseline": _block(0.500)}
+        {"neural": _scored(0.500 - margin / 2), "lnirt": _scored(0.510), "baseline": _scored(0.500)}
     )
     assert close.order(chain, "cold") == ("baseline", "neural", "lnirt")
     clear = registry.ServingPolicy(
-        {"neural": _block(0.500 - 2 * margin), "lnirt": _block(0.510), "baseline": _block(0.500)}
+        {"neural": _scored(0.500 - 2 * margin), "lnirt": _scored(0.510), "baseline": _scored(0.500)}
     )
     assert clear.order(chain, "cold") == ("neural", "baseline", "lnirt")
