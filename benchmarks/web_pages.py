@@ -11,6 +11,7 @@ Usage: python benchmarks/web_pages.py [--tasks 1000] [--repeat 30]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import statistics
@@ -30,7 +31,7 @@ from smartstudy.config import Settings
 from smartstudy.services import accounts, catalogue, quiz, tasks
 from smartstudy.services.context import AppContext
 from smartstudy.services.demo import seed_catalogue
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import session_scope, unit_of_work
 from smartstudy.store.orm import StudySession, utcnow
 
 if TYPE_CHECKING:
@@ -51,7 +52,12 @@ def build(context: AppContext, n_tasks: int) -> dict[str, str]:
     """The student's history; returns ids the page URLs need."""
     rng = np.random.default_rng(0)
     now = utcnow()
-    with session_scope(context.sessions) as session:
+    # The history claims no training as it goes: the families are trained at the end.
+    seeding = dataclasses.replace(
+        context, settings=context.settings.model_copy(update={"retrain_every": 2**31 - 1})
+    )
+    with unit_of_work(context.sessions, hold=True) as uow:
+        session = uow.session
         seed_catalogue(session)
         accounts.create_user(session, "admin@example.com", PASSWORD, "Admin", role="admin")
         user = accounts.create_user(session, "bench@example.com", PASSWORD, "Bench")
@@ -66,8 +72,7 @@ def build(context: AppContext, n_tasks: int) -> dict[str, str]:
             done_at = now - timedelta(hours=float(hours_ago))
             task = tasks.create_task(session, context.predictor, user, topic.id, difficulty)
             task.created_at = done_at - timedelta(seconds=seconds + 20)
-            tasks.complete_task(session, user, task.id, correct, seconds, completed_at=done_at)
-            context.predictor.observe(task)
+            tasks.complete_task(seeding, uow, user, task.id, correct, seconds, completed_at=done_at)
             last = task
         assert last is not None
         open_task = tasks.create_task(session, context.predictor, user, topics[0].id, "medium")

@@ -188,23 +188,68 @@ def test_user_offset_formula_within_predict() -> None:
     assert pred["p_correct"].iloc[2] < base["p_correct"].iloc[2]
 
 
-def test_user_offset_from_training_uses_leave_one_out_predictions() -> None:
+def test_user_offset_from_training_uses_the_predictions_before_each_row() -> None:
+    """A training row's residual is taken against the item level fitted on the rows before
+    it, as ``update`` takes it, so a refit leaves a user's offset where learning put it."""
     prec = 1.5
     model = _tiny_model(user_prior_precision=prec)
     plain = _tiny_model(user_prior_precision=None)
-    u1 = TINY[TINY["user_id"] == "u1"]
     resid = info = 0.0
-    for label, row in u1.iterrows():
-        # The leave-one-out prediction of a row = a model fitted without it, for a stranger.
-        without = Baseline(k_item=K_ITEM, k_skill=K_SKILL, user_prior_precision=None).fit(
-            TINY.drop(index=label)
+    for position, (_, row) in enumerate(TINY.iterrows()):
+        if row["user_id"] != "u1":
+            continue
+        before = Baseline(k_item=K_ITEM, k_skill=K_SKILL, user_prior_precision=None).fit(
+            TINY.iloc[:position]
         )
-        p = without.predict_one("stranger", row["item_id"], row["skill_id"])["p_correct"]
+        p = before.predict_one("stranger", row["item_id"], row["skill_id"])["p_correct"]
         resid += row["correct"] - p
         info += p * (1 - p)
     p_item = plain.predict_one("u1", "i3")["p_correct"]
     expected = _sigmoid(_logit(p_item) + resid / (info + prec))
     assert model.predict_one("u1", "i3")["p_correct"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_refit_equals_online_learning_for_every_user() -> None:
+    """Fitting on n rows then learning row n + 1 online predicts exactly as a refit on all
+    n + 1 rows: a new version never moves a student's prediction by itself."""
+    rows = TINY.reset_index(drop=True)
+    online = Baseline(k_item=K_ITEM, k_skill=K_SKILL, learn_user_prior=False).fit(rows.iloc[:3])
+    for k in range(3, len(rows)):
+        online.update(rows.iloc[k].to_dict())
+    refit = Baseline(k_item=K_ITEM, k_skill=K_SKILL, learn_user_prior=False).fit(rows)
+    for user in rows["user_id"].unique():
+        for item, skill in rows[["item_id", "skill_id"]].drop_duplicates().itertuples(index=False):
+            a = online.predict_one(user, item, skill)["p_correct"]
+            b = refit.predict_one(user, item, skill)["p_correct"]
+            assert a == pytest.approx(b, abs=1e-9), (user, item)
+
+
+def test_user_prior_strength_is_learned_from_the_spread_of_abilities() -> None:
+    """Empirical Bayes: users who differ a lot get a weak prior (answers move them far),
+    users who are all alike a strong one; with too few users the starting value is kept."""
+    rng = np.random.default_rng(3)
+
+    def cohort(ability_sd: float, users: int = 120, per_user: int = 25) -> pd.DataFrame:
+        ability = rng.normal(0.0, ability_sd, users)
+        rows = []
+        for u in range(users):
+            for t in range(per_user):
+                item = f"i{rng.integers(10)}"
+                p = 1 / (1 + math.exp(-(ability[u] + 0.5)))
+                rows.append((f"u{u}", item, "A", float(rng.random() < p), 30.0, t))
+        return pd.DataFrame(
+            rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+        )
+
+    spread = Baseline().fit(cohort(2.0))
+    alike = Baseline().fit(cohort(0.1))
+    assert spread._user_priors()[0] < 1.0 < alike._user_priors()[0]
+    few = Baseline(user_prior_precision=1.5).fit(cohort(2.0, users=5))
+    assert few._user_priors()[0] == 1.5
+    fixed = Baseline(learn_user_prior=False).fit(cohort(2.0))
+    assert fixed._user_priors()[0] == 1.0
+    # The learned strengths travel with the saved model.
+    assert Baseline.from_bytes(spread.to_bytes())._user_priors() == spread._user_priors()
 
 
 def test_personalisation_reacts_to_history() -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from smartstudy.services.accounts import create_user
 from smartstudy.services.importing import ImportErrors, import_tasks_csv
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import PracticeTask, Subject, Topic, TrainingCounter
 
 GOOD = """email,subject,topic,difficulty,correct,rt_seconds,completed_at
@@ -37,7 +37,7 @@ def _counts(context):
 
 def test_import_valid_file(context, ada):
     with session_scope(context.sessions) as session:
-        result = import_tasks_csv(session, io.StringIO(GOOD))
+        result = import_tasks_csv(context, UnitOfWork(session), io.StringIO(GOOD))
     assert (result.rows, result.subjects_created, result.topics_created) == (3, 2, 2)
     assert _counts(context) == (3, 2, 2, 3)
     with context.sessions() as session:
@@ -70,12 +70,12 @@ def test_import_valid_file(context, ada):
 )
 def test_one_bad_line_names_it_and_writes_nothing(context, ada, bad_line, column, needle):
     with session_scope(context.sessions) as session:
-        import_tasks_csv(session, io.StringIO(GOOD))
+        import_tasks_csv(context, UnitOfWork(session), io.StringIO(GOOD))
     before = _counts(context)
     text = GOOD + "ada@example.com,Physics,Waves,easy,1,30,\n" + bad_line + "\n"
     session = context.sessions()
     with pytest.raises(ImportErrors) as info:
-        import_tasks_csv(session, io.StringIO(text))
+        import_tasks_csv(context, UnitOfWork(session), io.StringIO(text))
     session.rollback()
     session.close()
     message = str(info.value)
@@ -88,17 +88,22 @@ def test_one_bad_line_names_it_and_writes_nothing(context, ada, bad_line, column
 def test_header_problems(context, ada):
     session = context.sessions()
     with pytest.raises(ImportErrors, match="line 1: missing column"):
-        import_tasks_csv(session, io.StringIO("email,subject\nada@example.com,Maths\n"))
+        import_tasks_csv(
+            context, UnitOfWork(session), io.StringIO("email,subject\nada@example.com,Maths\n")
+        )
     with pytest.raises(ImportErrors, match="unknown column"):
         import_tasks_csv(
-            session,
+            context,
+            UnitOfWork(session),
             io.StringIO("email,subject,topic,difficulty,correct,rt_seconds,colour\n"),
         )
     with pytest.raises(ImportErrors, match="empty"):
-        import_tasks_csv(session, io.StringIO(""))
+        import_tasks_csv(context, UnitOfWork(session), io.StringIO(""))
     with pytest.raises(ImportErrors, match="no rows"):
         import_tasks_csv(
-            session, io.StringIO("email,subject,topic,difficulty,correct,rt_seconds\n")
+            context,
+            UnitOfWork(session),
+            io.StringIO("email,subject,topic,difficulty,correct,rt_seconds\n"),
         )
     session.close()
 
@@ -111,7 +116,7 @@ def test_every_error_is_reported(context, ada):
         "ada@example.com,M,C,sideways,1,0\n"
     )
     with context.sessions() as session, pytest.raises(ImportErrors) as info:
-        import_tasks_csv(session, io.StringIO(text))
+        import_tasks_csv(context, UnitOfWork(session), io.StringIO(text))
     problems = info.value.problems
     assert problems[0].startswith("line 2, column correct")
     assert any(p.startswith("line 4, column difficulty") for p in problems)

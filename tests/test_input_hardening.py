@@ -27,7 +27,7 @@ from smartstudy.services import catalogue, rules, tasks
 from smartstudy.services.accounts import create_user
 from smartstudy.services.errors import InvalidInputError
 from smartstudy.services.importing import ImportErrors, import_tasks_csv
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import PracticeTask, Subject, Topic, User
 from tests.demo_server import free_port
 from tests.web.conftest import Web, create_task
@@ -314,14 +314,14 @@ def ada(context) -> None:
 
 def _import(context, text: str):
     with session_scope(context.sessions) as session:
-        return import_tasks_csv(session, io.StringIO(text))
+        return import_tasks_csv(context, UnitOfWork(session), io.StringIO(text))
 
 
 def _import_problems(context, text: str) -> list[str]:
     session = context.sessions()
     try:
         with pytest.raises(ImportErrors) as info:
-            import_tasks_csv(session, io.StringIO(text))
+            import_tasks_csv(context, UnitOfWork(session), io.StringIO(text))
     finally:
         session.rollback()
         session.close()
@@ -400,7 +400,7 @@ def test_import_file_that_is_not_utf8_is_a_message(context, ada, tmp_path):
     session = context.sessions()
     try:
         with pytest.raises(ImportErrors, match="line 2: byte 0xe9 is not UTF-8"):
-            import_tasks_csv(session, path)
+            import_tasks_csv(context, UnitOfWork(session), path)
     finally:
         session.close()
 

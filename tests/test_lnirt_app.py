@@ -11,8 +11,8 @@ from smartstudy.jobs import SyncRunner
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.simulation import simulate_bulk_user
-from smartstudy.services.training import complete_task_and_learn, run_training
-from smartstudy.store.db import session_scope
+from smartstudy.services.training import run_training
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import PracticeTask, Topic
 
 
@@ -71,7 +71,7 @@ def _history(context, user, topic, outcomes):
             difficulty = ("easy", "medium", "hard")[i % 3]
             task = tasks.create_task(session, context.predictor, user, topic.id, difficulty)
             seconds = (60.0, 200.0, 450.0)[i % 3] * (1.3 if correct else 1.6)
-            complete_task_and_learn(context, session, user, task.id, correct, seconds)
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, seconds)
 
 
 def test_other_users_keep_their_own_parameters(quiet_context):

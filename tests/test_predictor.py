@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from smartstudy.models.baseline import Baseline
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.predictor import PredictionService, PredictionUnavailableError
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import ModelVersion
 
 
@@ -31,12 +32,16 @@ def world(context):
         return user, topic
 
 
-def _complete(session, service, user, topic, correct, seconds, difficulty="medium"):
+def _complete(context, session, service, user, topic, correct, seconds, difficulty="medium"):
+    """Create and complete one task through the completion use case, served by ``service``
+    (no training: the counter's threshold is out of reach)."""
+    served = dataclasses.replace(
+        context,
+        predictor=service,
+        settings=context.settings.model_copy(update={"retrain_every": 10**9}),
+    )
     task = tasks.create_task(session, service, user, topic.id, difficulty)
-    tasks.complete_task(session, user, task.id, correct, seconds)
-    session.commit()
-    service.observe(task)
-    return task
+    return tasks.complete_task(served, UnitOfWork(session), user, task.id, correct, seconds)
 
 
 def test_chain_falls_back_and_logs(context, world, caplog):
@@ -113,7 +118,7 @@ def test_another_process_sees_completions(context, world):
         session.commit()
     with context.sessions() as session:
         for _ in range(5):
-            _complete(session, b, user, topic, correct=True, seconds=20, difficulty="hard")
+            _complete(context, session, b, user, topic, correct=True, seconds=20, difficulty="hard")
     with context.sessions() as session:
         after_a = a.predict(session, user.id, topic.id, "hard")
         after_b = b.predict(session, user.id, topic.id, "hard")
@@ -127,7 +132,7 @@ def test_each_completion_is_learnt_once(context, world):
     user, topic = world
     service = PredictionService()
     with context.sessions() as session:
-        task = _complete(session, service, user, topic, correct=False, seconds=600)
+        task = _complete(context, session, service, user, topic, correct=False, seconds=600)
         once = service.predict(session, user.id, topic.id, "medium")
         service.observe(task)  # a repeated notification changes nothing
         twice = service.predict(session, user.id, topic.id, "medium")
@@ -139,7 +144,7 @@ def test_new_user_gets_population_prediction(context, world):
     service = PredictionService()
     with context.sessions() as session:
         for _ in range(4):
-            _complete(session, service, user, topic, correct=True, seconds=30)
+            _complete(context, session, service, user, topic, correct=True, seconds=30)
         stranger = service.predict(session, uuid.uuid4(), topic.id, "medium")
         known = service.predict(session, user.id, topic.id, "medium")
     assert 0 < stranger.p_correct < 1

@@ -162,11 +162,20 @@ def test_held_out_students_are_served_with_their_history(context):
     held = v.training_summary["holdout_users"]
     assert held and v.n_training_rows == 12 * (len(users) - len(held))
     with context.sessions() as session:
-        context.predictor.predict(session, uuid.UUID(held[0]), topic_id, "easy")
+        stored = context.predictor.predict(session, uuid.UUID(held[0]), topic_id, "easy")
     served = context.predictor._served["baseline"].model
-    # Every task of a held-out student is learnt online once; fitted tasks are not replayed.
-    learnt = served.__dict__.get("updated_users", [])
+    # The training job stored the served state: loading it replays nothing.
+    assert served.__dict__.get("updated_users", []) == []
+    # Without that state, every task of a held-out student is learnt online once on
+    # loading, fitted tasks are not replayed, and the prediction is the same.
+    with session_scope(context.sessions) as session:
+        session.get(ModelVersion, v.id).served_artifact = None
+    replaying = PredictionService(chain=("baseline",), factories={"baseline": CountingUpdates})
+    with context.sessions() as session:
+        again = replaying.predict(session, uuid.UUID(held[0]), topic_id, "easy")
+    learnt = replaying._served["baseline"].model.__dict__.get("updated_users", [])
     assert sorted(learnt) == sorted(u for u in held for _ in range(12))
+    assert again.p_correct == pytest.approx(stored.p_correct, abs=1e-12)
 
 
 def test_a_corrupt_active_version_falls_back_and_is_recorded(context):

@@ -22,8 +22,8 @@ from smartstudy.services import accounts, catalogue, registry, tasks
 from smartstudy.services.calibration import Calibrator, fit_calibrator, fit_platt, fit_time
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.simulation import simulate_bulk_user
-from smartstudy.services.training import complete_task_and_learn, run_training
-from smartstudy.store.db import session_scope
+from smartstudy.services.training import run_training
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import ModelVersion, PracticeTask, Topic, User
 
 from .web.conftest import PASSWORD, Web, make_admin
@@ -244,7 +244,7 @@ def test_a_user_turns_warm_after_five_tasks_in_the_topic(context):
             user = accounts.get_user(session, newcomer)
             task = tasks.create_task(session, context.predictor, user, topic_id, "medium")
             answered.append(task.model_name)
-            complete_task_and_learn(context, session, user, task.id, True, 60.0)
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, True, 60.0)
     assert answered == ["second"] * registry.COLD_TASKS + ["first"]
 
 
@@ -291,7 +291,7 @@ def test_calibrated_predictions_keep_the_direction_guarantee(context):
             user = accounts.get_user(session, warm_user)
             task = tasks.create_task(session, context.predictor, user, topic_id, "hard")
             before = task.predicted_correct
-            complete_task_and_learn(context, session, user, task.id, correct, 90.0)
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 90.0)
         with context.sessions() as session:
             after = context.predictor.predict(session, warm_user, topic_id, "hard").p_correct
         assert (after >= before) if correct else (after <= before), (correct, before, after)

@@ -11,8 +11,8 @@ from smartstudy.models.baseline import Baseline
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.predictor import PredictionService
-from smartstudy.services.training import complete_task_and_learn, run_training
-from smartstudy.store.db import session_scope
+from smartstudy.services.training import run_training
+from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import Job, ModelVersion, TrainingCounter
 
 
@@ -29,7 +29,7 @@ def sync_context(context):
 def _do(context, user, topic, difficulty="medium", correct=True, seconds=100.0):
     with context.sessions() as session:
         task = tasks.create_task(session, context.predictor, user, topic.id, difficulty)
-        complete_task_and_learn(context, session, user, task.id, correct, seconds)
+        tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, seconds)
         return task
 
 

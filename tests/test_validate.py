@@ -22,7 +22,7 @@ from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.context import AppContext
 from smartstudy.services.demo import seed_demo
 from smartstudy.services.predictor import PredictionService
-from smartstudy.store.db import make_engine, make_session_factory, session_scope
+from smartstudy.store.db import make_engine, make_session_factory, session_scope, unit_of_work
 from smartstudy.store.migrate import head_revision, upgrade
 from smartstudy.store.orm import BKTSkillParams, Concept, ModelVersion, PracticeTask
 
@@ -46,8 +46,8 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[AppContex
         sessions=make_session_factory(engine),
         predictor=PredictionService(),
     )
-    with session_scope(context.sessions) as session:
-        seed_demo(session, context.predictor, tasks_per_student=20)
+    with unit_of_work(context.sessions, hold=True) as uow:
+        seed_demo(context, uow, tasks_per_student=20)
     yield context
     context.close()
     if postgres:

@@ -72,13 +72,39 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context(*, data_dir: bool = False) -> AppContext:
+def _context(*, data_dir: bool = False, settings: Settings | None = None) -> AppContext:
     """The app context on a checked, migrated database; ``data_dir``: the command writes
     in the data folder too (the secret key, the demo's credentials)."""
-    context = AppContext.from_settings(Settings())
+    from smartstudy.jobs.celery_app import BrokerError
+
+    try:
+        context = AppContext.from_settings(settings or Settings())
+    except BrokerError as exc:
+        raise fail(str(exc)) from None
     _check_storage(context, data_dir=data_dir)
     context.migrate()
     return context
+
+
+def _check_broker(settings: Settings) -> None:
+    """With SMARTSTUDY_JOBS=celery, refuse to start (one line) when Redis does not answer."""
+    from smartstudy.jobs.celery_app import broker_problem
+
+    if settings.jobs == "celery" and (problem := broker_problem(settings)):
+        raise fail(problem)
+
+
+def _start_jobs(context: AppContext) -> None:
+    """Before serving or working: fail the jobs whose process died (queueing them again)
+    and hand every queued job to the runner."""
+    from smartstudy.jobs import durable
+
+    for retry in durable.recover_and_wake(context):
+        console.print(
+            f"job {retry.retry_of} ({retry.kind}) died with its process: "
+            f"queued again, attempt {retry.attempts}",
+            highlight=False,
+        )
 
 
 def _check_storage(context: AppContext, *, data_dir: bool) -> None:
@@ -167,20 +193,77 @@ def serve(
     from smartstudy.api.app import create_app
 
     context = _context(data_dir=demo)
+    _check_broker(context.settings)
+    _observability(context.settings)
     _ = context.settings.resolved_secret_key  # made (or failing) now, not at the first request
     console.print(f"database: {safe_url(context.settings.resolved_database_url)}", highlight=False)
     if demo:
         _seed_demo(context)
+    _start_jobs(context)
+    # A new version is loaded beside the one serving, then swapped in: no request waits.
+    context.predictor.load_in_background = True
     api = create_app(context=context)
     console.print(f"SmartStudy on http://{host}:{port}  (API docs: /docs)", highlight=False)
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    # On SIGTERM: open requests get a few seconds, then the running job is asked to stop
+    # (or marked interrupted and queued again): the process is gone well within 10 s.
+    # log_config=None: uvicorn's lines go through our handler (SMARTSTUDY_LOG_FORMAT); the
+    # app writes the access log itself, with request ids and route templates.
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level=context.settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
+
+
+def _observability(settings: Settings) -> None:
+    """Log lines as ``SMARTSTUDY_LOG_FORMAT`` says; refuse to start on an unusable
+    ``PROMETHEUS_MULTIPROC_DIR``."""
+    from smartstudy.observability.logs import configure_logging
+    from smartstudy.observability.metrics import multiprocess_problem
+
+    if (problem := multiprocess_problem()) is not None:
+        raise fail(problem)
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Jobs run at once (1: in this process).")
+    ] = 1,
+) -> None:
+    """Run background jobs from the Redis queue (needs SMARTSTUDY_JOBS=celery and
+    SMARTSTUDY_REDIS_URL), e.g. `smartstudy worker --concurrency 2`."""
+    from smartstudy.jobs.celery_app import run_worker
+
+    if Settings().jobs != "celery":
+        raise fail("`smartstudy worker` needs SMARTSTUDY_JOBS=celery (and SMARTSTUDY_REDIS_URL)")
+    context = _context()
+    _check_broker(context.settings)
+    _start_jobs(context)
+    console.print(
+        f"worker on queue {context.settings.job_queue!r}, database: "
+        f"{safe_url(context.settings.resolved_database_url)}",
+        highlight=False,
+    )
+    try:
+        code = run_worker(context, concurrency=concurrency)
+    finally:
+        context.close()
+    if code:
+        raise typer.Exit(code)
 
 
 def _seed_demo(context: AppContext) -> None:
     from smartstudy.services.demo import CREDENTIALS_FILE, seed_demo, write_credentials
+    from smartstudy.store.db import unit_of_work
 
-    with console.status("adding demo data..."), session_scope(context.sessions) as session:
-        result = seed_demo(session, context.predictor)
+    with console.status("adding demo data..."), unit_of_work(context.sessions, hold=True) as uow:
+        result = seed_demo(context, uow)
     # Only now, with the accounts committed, do their passwords go to the file.
     write_credentials(context.settings.data_dir, result)
     creds = context.settings.data_dir / CREDENTIALS_FILE
@@ -254,29 +337,25 @@ def import_csv(
     Columns: email, subject, topic, difficulty, correct, rt_seconds[, completed_at][, description].
     """
     from smartstudy.services.importing import ImportErrors, import_tasks_csv
+    from smartstudy.store.db import unit_of_work
 
     context = _context()
-    session = context.sessions()
     try:
-        result = import_tasks_csv(session, file)
-        if dry_run:
-            session.rollback()
-            console.print(f"{file}: {result.rows} rows are valid (nothing written)")
-            return
-        # Imported rows are back-dated; retrain so every served model includes them.
-        for name in context.predictor.chain:
-            context.predictor.train(session, name)
-        session.commit()
+        with unit_of_work(context.sessions) as uow:
+            result = import_tasks_csv(context, uow, file, dry_run=dry_run)
+            if not dry_run:
+                # A training the import made due runs first; then, as the rows are
+                # back-dated, every served model is retrained on them.
+                context.runner.wait_idle()
+                for name in context.predictor.chain:
+                    context.predictor.train(uow.session, name)
     except ImportErrors as exc:
-        session.rollback()
         err.print(f"[bold red]{file}: import refused, nothing was written[/]", highlight=False)
         err.print(str(exc), highlight=False, markup=False)
         raise typer.Exit(1) from None
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    if dry_run:
+        console.print(f"{file}: {result.rows} rows are valid (nothing written)")
+        return
     console.print(
         f"imported {result.rows} tasks ({result.subjects_created} new subjects, "
         f"{result.topics_created} new topics)",
@@ -477,6 +556,74 @@ def simulate_bulk_user(
     console.print(f"{result.email}: {result.tasks} completed tasks added", highlight=False)
     if result.password:
         console.print(f"new account; password: {result.password}", highlight=False)
+
+
+@simulate_app.command("cohort")
+def simulate_cohort(
+    students: Annotated[int, typer.Option(min=1, help="Students to add, e.g. 500.")],
+    tasks: Annotated[int, typer.Option(min=1, help="Completed tasks per student, e.g. 200.")],
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated learners.")] = 0,
+    days: Annotated[float, typer.Option(help="The histories span this many past days.")] = 30.0,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password of every new account (default: a random one, printed)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Database to fill instead of SMARTSTUDY_DATABASE_URL's."),
+    ] = None,
+) -> None:
+    """Fill the database with simulated students (cohort-00001@example.com, ...) and their
+    completed tasks, fast, for load tests and demos; e.g. `smartstudy simulate cohort
+    --students 500 --tasks 200`. A second run adds new students after the existing ones."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from smartstudy.services.cohort import simulate_cohort as run
+
+    if database_url is not None:
+        try:
+            make_url(database_url)
+        except sa_exc.ArgumentError:
+            raise fail(
+                f"--database-url: {database_url!r} is not a database URL (e.g. "
+                "sqlite:///path/to/smartstudy.db or postgresql+psycopg://user@host:5432/db)"
+            ) from None
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    context = _context(settings=settings)
+    try:
+        with Progress(
+            *Progress.get_default_columns()[:1],
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            job = bar.add_task("simulating the cohort's tasks", total=students * tasks)
+            result = run(
+                context,
+                students,
+                tasks,
+                seed=seed,
+                days=days,
+                password=password,
+                progress=lambda done, _total: bar.update(job, completed=done),
+            )
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        context.close()
+    console.print(
+        f"{result.students} students ({result.first_email} .. {result.last_email}) with "
+        f"{result.tasks} completed tasks added in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    if result.password:
+        console.print(f"password of every new account: {result.password}", highlight=False)
+    console.print(
+        "next: `smartstudy train`, so that the served models have learnt the cohort",
+        highlight=False,
+    )
 
 
 def _parse_date(value: str | None, option: str) -> datetime | None:

@@ -8,6 +8,7 @@ import stat
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,50 @@ class Settings(BaseSettings):
         ge=0,
         description="Free disk space (MiB) the data folder and a SQLite database's folder "
         "need: below it /readyz answers 503 and commands refuse to start.",
+    )
+
+    jobs: Literal["inprocess", "celery"] = Field(
+        default="inprocess",
+        description="Where background jobs (training, BKT fits) run: inprocess (a thread of "
+        "the serving process) or celery (`smartstudy worker` processes, via Redis).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL of the Celery broker, e.g. redis://127.0.0.1:6379/0 "
+        "(needed with SMARTSTUDY_JOBS=celery).",
+    )
+    job_queue: str = Field(
+        default="smartstudy",
+        min_length=1,
+        description="Celery queue name (several installations can share one Redis).",
+    )
+    job_heartbeat_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds without a heartbeat after which a running job counts as dead: "
+        "it is marked failed and its work queued again.",
+    )
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts a job gets; a job whose process died this often is not retried.",
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of `smartstudy serve`: text, or json (one JSON object per "
+        "line: time, level, logger, message, request_id, and the access log's fields).",
+    )
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="Lowest level logged by `smartstudy serve` (debug, info, warning, error).",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token /metrics asks for; without it /metrics answers loopback "
+        "clients only.",
     )
 
     @property

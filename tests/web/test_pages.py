@@ -119,7 +119,7 @@ def test_study_flow_predict_time_mark_and_see_the_change(web: Web, context, math
         task = session.get(PracticeTask, uuid.UUID(task_id))
         assert task.is_correct is True and task.actual_time_seconds == 200
         assert task.started_at is not None
-        # The completion went through complete_task_and_learn: it counts toward training.
+        # The completion went through the completion use case: it counts toward training.
         assert session.get(TrainingCounter, "training").total == before + 1
     # The next task on the same topic and difficulty carries the new prediction.
     next_p = float(re.search(r'id="next-p" data-value="([^"]+)"', page).group(1))

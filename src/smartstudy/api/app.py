@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api import openapi, security_headers
+from smartstudy.api import observability, openapi, security_headers
 from smartstudy.api.errors import install_outage_handlers
 from smartstudy.api.routers import auth, catalogue, health, learning, models, quiz, tasks, users
 from smartstudy.api.schemas import validation_error_out
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         return JSONResponse(status_code=422, content={"detail": errors, "message": summary})
 
     app.include_router(health.router)
+    observability.install(app, context)  # GET /metrics; latency, request ids, access log
     app.include_router(auth.router)
     app.include_router(catalogue.router)
     app.include_router(tasks.router)

@@ -1,4 +1,5 @@
-"""Shared dependencies: the app context, a database session, the current user, roles."""
+"""Shared dependencies: the app context, the request's unit of work and its session, the
+current user, roles."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import AuthenticationError, PermissionDeniedError
 from smartstudy.services.security import decode_access_token
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import UnitOfWork, unit_of_work
 from smartstudy.store.orm import User
 
 bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/auth/login")
@@ -33,13 +34,22 @@ def client_address(request: Request) -> str | None:
 ClientAddress = Annotated[str | None, Depends(client_address)]
 
 
-def get_session(context: Context) -> Iterator[Session]:
-    """One session per request: committed when the route returns, rolled back on error."""
-    with session_scope(context.sessions) as session:
-        yield session
+def get_unit_of_work(context: Context) -> Iterator[UnitOfWork]:
+    """One unit of work per request: committed when the route returns (before the answer
+    is sent, so a failed commit fails the request), rolled back on error."""
+    with unit_of_work(context.sessions) as uow:
+        yield uow
 
 
-DB = Annotated[Session, Depends(get_session, scope="function")]
+UoW = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+
+
+def get_session(uow: UoW) -> Session:
+    """The session of the request's unit of work (routes read and write; they never commit)."""
+    return uow.session
+
+
+DB = Annotated[Session, Depends(get_session)]
 
 
 def current_user(

@@ -22,7 +22,9 @@ from pydantic_core import PydanticCustomError
 
 from smartstudy.services import rules
 
-Difficulty = Literal["easy", "medium", "hard"]
+# The values come from services.rules (stated once); Literal keeps them in the OpenAPI enum.
+Difficulty = Literal[rules.DIFFICULTIES]  # type: ignore[valid-type]
+Role = Literal[rules.ROLES]  # type: ignore[valid-type]
 
 
 def _text(max_length: int, *, min_length: int = 0, multiline: bool = False) -> Any:
@@ -57,7 +59,7 @@ Seconds = Annotated[
         gt=0,
         le=rules.MAX_TASK_SECONDS,
         allow_inf_nan=False,
-        description="Time spent, in seconds (more than 0, at most 24 h).",
+        description=f"Time spent, in seconds (more than 0, at most {rules.MAX_TASK_HOURS} h).",
     ),
 ]
 
@@ -105,7 +107,7 @@ def validation_error_out(error: Mapping[str, Any]) -> dict[str, Any]:
 
 class RegisterIn(Strict):
     email: Email
-    password: Annotated[Password, Field(min_length=8)]
+    password: Annotated[Password, Field(min_length=rules.MIN_PASSWORD)]
     display_name: DisplayName = ""
 
 
@@ -126,7 +128,7 @@ class UserOut(BaseModel):
     id: uuid.UUID
     email: str
     display_name: str
-    role: Literal["student", "admin"]
+    role: Role
     created_at: datetime
 
 
@@ -478,4 +480,6 @@ class TrainScheduledOut(BaseModel):
 
 class PasswordChangeIn(Strict):
     current_password: Password = Field(min_length=1)
-    new_password: Password = Field(description="At least 8 characters; not the current one.")
+    new_password: Password = Field(
+        description=f"At least {rules.MIN_PASSWORD} characters; not the current one."
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
 
-Role = Literal["student", "admin"]
+from smartstudy.api.schemas import Role
 
 
 class UserAdminOut(BaseModel):

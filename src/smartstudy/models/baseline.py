@@ -66,6 +66,13 @@ P_CLIP = 1e-4
 # Floor on a log-time variance: integer-second data can make an item's times all equal.
 MIN_LOG_TIME_VAR = 1e-4
 
+# Candidate prior strengths (precision of the logit offset; pseudo-count of the log-time
+# offset) that ``fit`` chooses from: 1/8 to 32 in steps of a fourth of a doubling, fine
+# enough that refits on growing data move the choice gradually, not in jumps of 2x.
+PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
+PRIOR_MIN_USERS = 20
+PRIOR_MIN_ROWS = 200
+
 # Columns of the item / skill / global statistics: attempts, successes, attempts with a
 # time, sum of log-times, sum of squared log-times.
 _N, _S, _TN, _TSUM, _TSQ = range(5)
@@ -99,12 +106,21 @@ class Baseline(LearnerModel):
     user_prior_precision:
         Precision of the zero-mean prior on a user's logit offset (1.0 = prior standard
         deviation of one logit, the usual spread of abilities in IRT). ``None`` disables
-        user offsets (for correctness and for time).
+        user offsets (for correctness and for time). With ``learn_user_prior`` it is only
+        the starting value, used while the training data are too few to learn from.
     k_user_time:
         Pseudo-count of a user's log-time offset: the offset is the mean residual of the
         user's log-times shrunk by ``n / (n + k_user_time)``. 5 fits the usual ratio of
         within-person to between-person log-time variance (about 4–6). ``None`` disables
         time offsets only.
+    learn_user_prior:
+        Learn the strength of both user priors from the training data (empirical Bayes):
+        ``fit`` replays each training user's history one step ahead and keeps the prior
+        precision (from ``PRIOR_GRID``) with the best predictive log-likelihood, and the
+        time pseudo-count with the smallest squared log-time error. So how far a new
+        student's first answers move their prediction is what the population's own spread
+        of abilities justifies, not a hand-set constant. Needs ``PRIOR_MIN_USERS`` users and
+        ``PRIOR_MIN_ROWS`` rows; below that the constructor's values are kept.
     """
 
     name = "baseline"
@@ -116,14 +132,20 @@ class Baseline(LearnerModel):
         k_skill: float = 10.0,
         user_prior_precision: float | None = 1.0,
         k_user_time: float | None = 5.0,
+        learn_user_prior: bool = True,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
         self.user_prior_precision = user_prior_precision
         self.k_user_time = k_user_time
+        self.learn_user_prior = learn_user_prior
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
+        if not isinstance(self.learn_user_prior, bool):
+            raise ValueError(
+                f"learn_user_prior must be True or False, got {self.learn_user_prior!r}"
+            )
         for name in ("k_item", "k_skill"):
             value = getattr(self, name)
             if not _is_positive_number(value):
@@ -176,24 +198,59 @@ class Baseline(LearnerModel):
         self.global_stats_ = np.asarray(global_stats, dtype=float)
         self.pair_timed_ = _pair_counts(user_codes, item_codes, has_t)
 
-        # User offsets. Each training row's residual uses the item-level prediction made
-        # without that row's own outcome (leave-one-out at every level): the batch analogue
-        # of "the prediction just before the attempt" that update() uses. Keeping the row in
-        # would pull small items' rates towards the user's own answers and shrink residuals.
-        parent = self._parent_skill(item_codes, skill_codes)
-        has_parent = parent >= 0
-        loo_item = item_stats[item_codes] - contrib
-        loo_skill = np.where(
-            has_parent[:, None], self.skill_stats_[np.maximum(parent, 0)], 0.0
-        ) - np.where(has_skill[:, None], contrib, 0.0)
-        loo_global = global_stats[None, :] - contrib
+        # User offsets. Each training row's residual is taken against the item-level
+        # prediction made from the rows before it, exactly as update() takes it, so that a
+        # refit leaves every user's offset where online learning had put it: a new version
+        # does not make a student's predictions jump.
+        before = contrib.copy()
+        before_item = pd.DataFrame(contrib).groupby(item_codes).cumsum().to_numpy() - before
+        before_skill = np.zeros_like(contrib)
+        if has_skill.any():
+            before_skill[has_skill] = (
+                pd.DataFrame(contrib[has_skill]).groupby(skill_codes[has_skill]).cumsum().to_numpy()
+                - contrib[has_skill]
+            )
+        before_global = np.cumsum(contrib, axis=0) - contrib
         p_loo, mu_loo, _ = self._levels(
-            loo_global, loo_skill, has_parent, loo_item, np.ones(len(y), dtype=bool)
+            before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
         user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo)
         self.user_stats_ = _with_capacity(_grouped_sums(user_codes, user_contrib, n_users), n_users)
+        self.user_precision_ = self.user_prior_precision
+        self.user_time_k_ = self.k_user_time
+        if self.learn_user_prior and n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS:
+            self._learn_user_priors(data, y, p_loo, user_contrib)
         self.fitted_ = True
         return self
+
+    def _learn_user_priors(
+        self, data: pd.DataFrame, y: np.ndarray, p_item: np.ndarray, contrib: np.ndarray
+    ) -> None:
+        """Empirical Bayes for the two user priors: replay every training user's rows in
+        their own order, each predicted from the user's earlier rows only (against
+        leave-one-out item levels), and keep the strengths that predict best."""
+        pos = sort_for_sequences(data)
+        codes = pd.factorize(data["user_id"].to_numpy(dtype=object)[pos])[0]
+        running = pd.DataFrame(contrib[pos]).groupby(codes, sort=False).cumsum()
+        earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
+        y, base = y[pos], _logit(p_item[pos])
+        if self.user_prior_precision is not None:
+            log_post = []
+            for precision in PRIOR_GRID:
+                p = _sigmoid(base + earlier[:, _U_RES] / (earlier[:, _U_INFO] + precision))
+                p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
+                log_lik = float(np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
+                # A hyperprior centred on the starting value (sd: one doubling) keeps the
+                # choice steady while the training users have only a few answers each.
+                shift = math.log2(precision / self.user_prior_precision)
+                log_post.append(log_lik - 0.5 * shift * shift)
+            self.user_precision_ = PRIOR_GRID[int(np.argmax(log_post))]
+        timed = contrib[pos, _U_TN] > 0
+        if self.k_user_time is not None and self.user_prior_precision is not None and timed.any():
+            residual = contrib[pos, _U_TRES][timed]
+            sums, counts = earlier[timed, _U_TRES], earlier[timed, _U_TN]
+            errors = [float(np.mean((residual - sums / (counts + k)) ** 2)) for k in PRIOR_GRID]
+            self.user_time_k_ = PRIOR_GRID[int(np.argmin(errors))]
 
     # -- the hierarchy ---------------------------------------------------------------
     def _levels(
@@ -306,16 +363,31 @@ class Baseline(LearnerModel):
         state = fitted + earlier
 
         p = p_item
-        if self.user_prior_precision is not None:
-            delta = state[:, _U_RES] / (state[:, _U_INFO] + self.user_prior_precision)
+        precision, time_k = self._user_priors()
+        if precision is not None:
+            delta = state[:, _U_RES] / (state[:, _U_INFO] + precision)
             p = _sigmoid(_logit(p_item) + delta)
         p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
         mu = mu_item
-        if self.k_user_time is not None and self.user_prior_precision is not None:
-            mu = mu_item + state[:, _U_TRES] / (state[:, _U_TN] + self.k_user_time)
+        if time_k is not None and precision is not None:
+            mu = mu_item + state[:, _U_TRES] / (state[:, _U_TN] + time_k)
+            # The item's spread holds both the differences between users and each user's own
+            # scatter; ``time_k`` is their ratio (within / between). Once the user's offset is
+            # known from n timed attempts only the user's own scatter and the offset's
+            # remaining uncertainty are left: var · k/(1 + k) · (1 + 1/(n + k)), which is the
+            # item's whole variance at n = 0.
+            var = var * time_k / (1.0 + time_k) * (1.0 + 1.0 / (state[:, _U_TN] + time_k))
         sigma = np.sqrt(var)
 
         return log_normal_predictions(p, mu, sigma, pos, data.index)
+
+    def _user_priors(self) -> tuple[float | None, float | None]:
+        """The prior strengths in use: learned by ``fit`` (or restored), else the
+        constructor's."""
+        return (
+            getattr(self, "user_precision_", self.user_prior_precision),
+            getattr(self, "user_time_k_", self.k_user_time),
+        )
 
     # -- online learning -------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -391,6 +463,7 @@ class Baseline(LearnerModel):
             "pair_counts": np.fromiter(
                 self.pair_timed_.values(), dtype=np.int64, count=len(self.pair_timed_)
             ),
+            "user_priors": list(self._user_priors()),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -434,6 +507,13 @@ class Baseline(LearnerModel):
         if keys.shape != counts.shape:
             raise ValueError("pair_keys and pair_counts differ in length")
         self.pair_timed_ = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+        # Versions stored before the priors were learned use the constructor's values.
+        precision, time_k = state.get("user_priors", (self.user_prior_precision, self.k_user_time))
+        for name, value in (("user_priors[0]", precision), ("user_priors[1]", time_k)):
+            if value is not None and not _is_positive_number(value):
+                raise ValueError(f"{name} must be None or a positive finite number")
+        self.user_precision_ = None if precision is None else float(precision)
+        self.user_time_k_ = None if time_k is None else float(time_k)
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from smartstudy.services.errors import (
 from smartstudy.services.security import hash_password, verify_nothing, verify_password
 from smartstudy.store.orm import AuthSession, User, utcnow
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = rules.MIN_PASSWORD
 
 
 def normalise_email(email: str) -> str:

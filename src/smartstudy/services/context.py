@@ -14,6 +14,16 @@ from smartstudy.store import migrate
 from smartstudy.store.db import make_engine, make_session_factory
 
 
+def make_runner(settings: Settings) -> JobRunner:
+    """The runner ``SMARTSTUDY_JOBS`` selects: in this process, or sent to Celery workers
+    (``jobs.celery_app.BrokerError`` when Celery lacks its Redis URL)."""
+    if settings.jobs == "celery":
+        from smartstudy.jobs.celery_app import CeleryRunner
+
+        return CeleryRunner(settings)
+    return InProcessRunner()
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -22,10 +32,24 @@ class AppContext:
     predictor: PredictionService = field(default_factory=PredictionService)
     runner: JobRunner = field(default_factory=InProcessRunner)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # A runner that runs jobs in this process runs them against the context holding it,
+        # however it got there (the constructor, or a test swapping it).
+        super().__setattr__(name, value)
+        if name == "runner":
+            bind = getattr(value, "bind", None)
+            if callable(bind):
+                bind(self)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         engine = make_engine(settings.resolved_database_url)
-        return cls(settings=settings, engine=engine, sessions=make_session_factory(engine))
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            runner=make_runner(settings),
+        )
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)

@@ -8,12 +8,14 @@ committed, never stored in the repository.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -21,8 +23,11 @@ from sqlalchemy.orm import Session
 
 from smartstudy.config import private_dir, write_private_file
 from smartstudy.services import accounts, catalogue, mastery, quiz, tasks
-from smartstudy.services.predictor import PredictionService
 from smartstudy.store.orm import Topic, User, utcnow
+
+if TYPE_CHECKING:
+    from smartstudy.services.context import AppContext
+    from smartstudy.store.db import UnitOfWork
 
 #: Subjects -> topics -> concepts, after the topics the original system's users studied.
 CATALOGUE: dict[str, dict[str, list[str]]] = {
@@ -114,6 +119,10 @@ DEMO_ADMIN = ("admin@example.com", "Admin")
 CREDENTIALS_FILE = "demo-credentials.txt"
 
 
+#: A training threshold the seeding never reaches (it trains every family itself at the end).
+_NEVER = 2**31 - 1  # the largest count the INTEGER column holds
+
+
 @dataclass(frozen=True)
 class DemoResult:
     created: bool
@@ -150,17 +159,23 @@ def seed_catalogue(session: Session) -> None:
 
 
 def seed_demo(
-    session: Session,
-    predictor: PredictionService,
+    context: AppContext,
+    uow: UnitOfWork,
     *,
     tasks_per_student: int = 40,
     seed: int = 0,
 ) -> DemoResult:
     """Create the demo catalogue, accounts and history once; later calls change nothing.
 
-    Nothing is committed or written to disk here: the caller commits, then writes the
-    credentials (``write_credentials``).
+    Tasks are completed through the completion use case. Give a unit of work that holds
+    one transaction (``unit_of_work(..., hold=True)``): nothing is stored until it ends, and
+    only then does the caller write the credentials (``write_credentials``). The history
+    claims no training as it goes: every family is trained on all of it at the end.
     """
+    session, predictor = uow.session, context.predictor
+    seeding = dataclasses.replace(
+        context, settings=context.settings.model_copy(update={"retrain_every": _NEVER})
+    )
     seed_catalogue(session)
     if session.scalar(select(User).where(User.email == DEMO_STUDENTS[0][0])) is not None:
         return DemoResult(created=False, students=0, tasks=0)
@@ -201,8 +216,7 @@ def seed_demo(
             task = tasks.create_task(session, predictor, user, topic.id, difficulty)
             task.created_at = done_at - timedelta(seconds=seconds + 30)
             task.started_at = done_at - timedelta(seconds=seconds)
-            tasks.complete_task(session, user, task.id, correct, seconds, completed_at=done_at)
-            predictor.observe(task)
+            tasks.complete_task(seeding, uow, user, task.id, correct, seconds, completed_at=done_at)
             n_tasks += 1
     _seed_quizzes(session, topics, now, seed)
     # Back-dated completions are older than what the served models have seen; fresh

@@ -8,6 +8,10 @@ The file has one row per completed task, with the columns
 created; ``correct`` is 0/1 (or true/false); ``rt_seconds`` is the time spent (more than 0,
 at most 24 h); ``completed_at`` is an ISO 8601 time (UTC if no zone is given; default: the
 rows are spaced one minute apart, ending now, in file order).
+
+The rows are completed through the completion use case (``tasks.complete_tasks``), as one
+batch: one transaction for the whole file, the training counter bumped and claimed once,
+then the served models learn from every row and a due training is scheduled.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,7 +31,11 @@ from sqlalchemy.orm import Session
 from smartstudy.services import catalogue, rules, tasks
 from smartstudy.services.accounts import normalise_email
 from smartstudy.services.errors import InvalidInputError, ServiceError
-from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic, User, utcnow
+from smartstudy.store.orm import PracticeTask, Subject, Topic, User, utcnow
+
+if TYPE_CHECKING:
+    from smartstudy.services.context import AppContext
+    from smartstudy.store.db import UnitOfWork
 
 REQUIRED = ("email", "subject", "topic", "difficulty", "correct", "rt_seconds")
 OPTIONAL = ("completed_at", "description")
@@ -66,14 +75,26 @@ class _Row:
     description: str | None
 
 
-def import_tasks_csv(session: Session, source: Path | str | io.TextIOBase) -> ImportResult:
-    """Validate the whole file, then add every row in the caller's transaction.
+def import_tasks_csv(
+    context: AppContext,
+    uow: UnitOfWork,
+    source: Path | str | io.TextIOBase,
+    *,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Validate the whole file, then complete every row through the completion use case,
+    which commits them all at once; ``dry_run`` checks and counts, then rolls back.
 
     Raises ``ImportErrors`` (and adds nothing) if any row is wrong.
     """
     text = _read_file(Path(source)) if isinstance(source, str | Path) else source.read()
-    rows = _validate(session, text)
-    return _write(session, rows)
+    rows = _validate(uow.session, text)
+    result, completions = _write(uow.session, rows)
+    if dry_run:
+        uow.rollback()
+    else:
+        tasks.complete_tasks(context, uow, completions)
+    return result
 
 
 def _read_file(path: Path) -> str:
@@ -182,8 +203,8 @@ def _check_row(
     if problem is not None:
         bad("description", problem)
     difficulty = values["difficulty"].lower()
-    if difficulty not in DIFFICULTIES:
-        choices = ", ".join(DIFFICULTIES)
+    if difficulty not in rules.DIFFICULTIES:
+        choices = ", ".join(rules.DIFFICULTIES)
         bad("difficulty", f"{_shown(values['difficulty'])} is not one of {choices}")
     correct_text = values["correct"].lower()
     if correct_text not in _TRUE | _FALSE:
@@ -214,7 +235,10 @@ def _seconds(text: str, bad: Callable[[str, str], None]) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         bad("rt_seconds", f"{_shown(text)} must be more than 0 seconds")
     elif seconds > rules.MAX_TASK_SECONDS:
-        bad("rt_seconds", f"{_shown(text)} is more than 24 h ({rules.MAX_TASK_SECONDS} s)")
+        bad(
+            "rt_seconds",
+            f"{_shown(text)} is more than {rules.MAX_TASK_HOURS} h ({rules.MAX_TASK_SECONDS} s)",
+        )
     return seconds
 
 
@@ -233,12 +257,15 @@ def _completed_at(text: str, now: datetime, bad: Callable[[str, str], None]) -> 
     return completed_at
 
 
-def _write(session: Session, rows: list[_Row]) -> ImportResult:
+def _write(session: Session, rows: list[_Row]) -> tuple[ImportResult, list[tasks.Completion]]:
+    """The catalogue entries the rows name and one started task per row, added to
+    ``session``, and the completion of each task for the use case to record."""
     # Keyed by rules.name_key: "maths" in the file is the subject "Maths" (see catalogue).
     subjects = {rules.name_key(s.name): s for s in session.scalars(select(Subject))}
     topics = {(t.subject_id, rules.name_key(t.name)): t for t in session.scalars(select(Topic))}
     new_subjects = new_topics = 0
     now = utcnow()
+    added: list[tuple[_Row, PracticeTask, datetime]] = []
     for i, row in enumerate(rows):
         subject = subjects.get(rules.name_key(row.subject))
         if subject is None:
@@ -252,21 +279,22 @@ def _write(session: Session, rows: list[_Row]) -> ImportResult:
             new_topics += 1
         done = row.completed_at or now - timedelta(minutes=len(rows) - 1 - i)
         started = done - timedelta(seconds=row.seconds)
-        session.add(
-            PracticeTask(
-                user_id=row.user.id,
-                topic_id=topic.id,
-                difficulty=row.difficulty,
-                description=row.description,
-                created_at=started,
-                started_at=started,
-                completed_at=done,
-                is_correct=row.correct,
-                actual_time_seconds=row.seconds,
-                model_name=None,
-                model_version=None,
-            )
+        task = PracticeTask(
+            user_id=row.user.id,
+            topic_id=topic.id,
+            difficulty=row.difficulty,
+            description=row.description,
+            created_at=started,
+            started_at=started,
+            model_name=None,
+            model_version=None,
         )
-    tasks.bump_training_counter(session, by=len(rows))
+        session.add(task)
+        added.append((row, task, done))
     session.flush()
-    return ImportResult(rows=len(rows), subjects_created=new_subjects, topics_created=new_topics)
+    completions = [
+        tasks.Completion(row.user, task.id, row.correct, row.seconds, done)
+        for row, task, done in added
+    ]
+    result = ImportResult(rows=len(rows), subjects_created=new_subjects, topics_created=new_topics)
+    return result, completions

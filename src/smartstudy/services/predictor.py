@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
+from smartstudy.observability import metrics
 from smartstudy.services import registry
 from smartstudy.services.app_models import TopicLNIRT, app_neural
 from smartstudy.services.errors import CannotPredictError, ServiceError
@@ -213,8 +214,15 @@ class PredictionService:
         self,
         chain: Sequence[str] = DEFAULT_CHAIN,
         factories: dict[str, ModelFactory] | None = None,
+        *,
+        load_in_background: bool = False,
     ) -> None:
+        """``load_in_background``: when another version of a family becomes active, keep
+        serving the loaded one while a thread loads the new one, then swap (a server);
+        otherwise the request that notices it loads it (tests, batch work)."""
         self.factories = dict(APP_MODELS if factories is None else factories)
+        self.load_in_background = load_in_background
+        self._loading: set[str] = set()
         unknown = [n for n in chain if n not in self.factories]
         if unknown:
             raise ValueError(f"unknown model(s) in chain: {', '.join(unknown)}")
@@ -258,13 +266,16 @@ class PredictionService:
                     model_version=str(served.version),
                 )
                 _check_prediction(prediction)
+                metrics.prediction_served(name)
                 return prediction
             except CannotPredictError as exc:
                 log.debug("model %s cannot answer: %s", name, exc)
                 errors.append(f"{name}: {exc}")
+                metrics.prediction_fallback(name, "unavailable")
             except Exception as exc:  # any model failure falls back
                 log.exception("model %s failed to predict; falling back", name)
                 errors.append(f"{name}: {exc}")
+                metrics.prediction_fallback(name, "error")
                 self.fallbacks.append((utcnow(), name, f"{type(exc).__name__}: {exc}"))
         raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
 
@@ -342,7 +353,14 @@ class PredictionService:
         model, seconds = self.fit_model(name, train)
         decision = registry.validate(model, None, holdout, train)
         return self.store_version(
-            session, name, model, train, seconds, decision=decision, holdout_users=held
+            session,
+            name,
+            model,
+            train,
+            seconds,
+            decision=decision,
+            holdout_users=held,
+            served_artifact=served_state(model, train, holdout),
         )
 
     def fit_model(self, name: str, data: pd.DataFrame) -> tuple[LearnerModel, float]:
@@ -379,9 +397,12 @@ class PredictionService:
         fit_seconds: float,
         decision: registry.Decision | None = None,
         holdout_users: set[str] | None = None,
+        served_artifact: bytes | None = None,
     ) -> ModelVersion:
         """Store a fitted model as the next version of ``name``; it becomes the active one
-        when ``decision`` says so (or when no decision is given)."""
+        when ``decision`` says so (or when no decision is given). ``served_artifact`` is its
+        served state (``served_state``), kept with an active version so that loading it
+        costs no replay."""
         activate = decision is None or decision.activate
         latest = session.scalar(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
@@ -405,12 +426,14 @@ class PredictionService:
         skipped = getattr(model, "skipped_", None)
         if skipped:
             summary["skipped"] = skipped
+        trained_until = data["completed_at"].max() if len(data) else None
         row = ModelVersion(
             model_name=name,
             version=(latest or 0) + 1,
             status="active" if activate else "rejected",
             is_active=activate,
-            trained_until=data["completed_at"].max() if len(data) else None,
+            trained_until=trained_until,
+            served_artifact=served_artifact if activate else None,
             n_training_rows=len(data),
             metrics=decision.metrics if decision is not None else {},
             training_summary=summary,
@@ -436,11 +459,50 @@ class PredictionService:
         ).first()
         with self._load_lock:
             served = self._served.get(name)
-            if served is None or active is None or served.version_id != active.id:
+            stale = served is None or active is None or served.version_id != active.id
+            if stale and served is not None and active is not None and self.load_in_background:
+                self._load_later(session, name)
+            elif stale:
                 served = self._load(session, name)
                 self._served[name] = served
+        assert served is not None
         self._catch_up(session, served)
         return served
+
+    def _load_later(self, session: Session, name: str) -> None:
+        """Load the active version of ``name`` in a thread and swap it in when it is ready;
+        until then the loaded version answers. Called with the load lock held."""
+        if name in self._loading:
+            return
+        self._loading.add(name)
+        bind = session.get_bind()
+
+        def load() -> None:
+            try:
+                with Session(bind) as own:
+                    fresh = self._load(own, name)
+                    self._catch_up(own, fresh)
+                    own.commit()
+                with self._load_lock:
+                    self._served[name] = fresh
+                    self._policy_cache = None
+            except Exception:
+                log.exception("loading the new %s version failed; the loaded one serves", name)
+            finally:
+                with self._load_lock:
+                    self._loading.discard(name)
+
+        threading.Thread(target=load, name=f"load-{name}", daemon=True).start()
+
+    def wait_loaded(self, timeout: float = 30.0) -> bool:
+        """Block until no version is being loaded in the background (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._load_lock:
+                if not self._loading:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def _load(self, session: Session, name: str) -> _Served:
         row = session.scalar(
@@ -478,10 +540,16 @@ class PredictionService:
                 raise
             row = self.train(session, name)
             model = cls.from_bytes(row.artifact or b"")
+        held = set((row.training_summary or {}).get("holdout_users") or ())
+        if held and row.trained_until is not None and row.served_artifact is not None:
+            try:  # the state the training job stored: held-out students already learnt
+                model = cls.from_bytes(row.served_artifact)
+                held = set()
+            except ArtifactError as exc:
+                log.error("served state of %s version %s is unusable: %s", name, row.version, exc)
         served = _Served(name=name, version_id=row.id, version=row.version, model=model)
         served.watermark = row.trained_until
         if row.trained_until is not None:
-            held = set((row.training_summary or {}).get("holdout_users") or ())
             if held:
                 # Held-out students' tasks were not fitted on: learn them online, in order,
                 # as the model would have if it had served them.
@@ -510,6 +578,23 @@ class PredictionService:
         with served.lock:
             for rec in new.to_dict("records"):
                 served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
+
+
+def served_state(model: LearnerModel, train: pd.DataFrame, holdout: pd.DataFrame) -> bytes | None:
+    """The artifact of ``model`` (fitted on ``train``) as a process serves it: after learning,
+    online and in completion order, the held-out students' tasks completed up to the end of
+    ``train``, as it would have had it served them (a fit never sees them). Later tasks are
+    caught up by the serving process. None when nothing is held out."""
+    if not len(train) or not len(holdout):
+        return None
+    until = train["completed_at"].max()
+    past = holdout[holdout["completed_at"] <= until].sort_values(
+        ["completed_at", "task_id"], kind="stable"
+    )
+    copy = type(model).from_bytes(model.to_bytes())
+    for rec in past.to_dict("records"):
+        copy.update(_record_row(rec))
+    return copy.to_bytes()
 
 
 def _record_row(rec: dict) -> dict:

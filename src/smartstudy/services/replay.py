@@ -3,7 +3,7 @@
 ``smartstudy evaluate --replay DATASET`` measures the numbers a student actually sees. Each
 attempt of the data set becomes a practice task created with ``services.tasks.create_task``
 (which stores the prediction before the outcome exists), then completed with
-``services.training.complete_task_and_learn``, the use case behind ``POST /tasks/{id}/complete``:
+``services.tasks.complete_task``, the use case behind ``POST /tasks/{id}/complete``:
 the served models learn online, the completion bumps the training counter, and every
 ``retrain_every`` completions (the setting ``SMARTSTUDY_RETRAIN_EVERY`` of a server) a training
 job is queued. The replay's counter setting defaults to ``DEFAULT_RETRAIN_EVERY`` (100), not the
@@ -66,7 +66,7 @@ from smartstudy.services import tasks, training
 from smartstudy.services.catalogue import create_subject, create_topic
 from smartstudy.services.context import AppContext
 from smartstudy.services.predictor import PredictionService
-from smartstudy.store.db import make_engine, make_session_factory, session_scope
+from smartstudy.store.db import make_engine, make_session_factory, session_scope, unit_of_work
 from smartstudy.store.migrate import upgrade
 from smartstudy.store.orm import Job, PracticeTask, User
 
@@ -303,11 +303,11 @@ def _attempt(context: AppContext, user_id: uuid.UUID, topic_id: uuid.UUID, rec: 
         user = session.get(User, user_id)
         task = tasks.create_task(session, context.predictor, user, topic_id, rec.difficulty)
         task_id = task.id
-    with session_scope(context.sessions) as session:
-        user = session.get(User, user_id)
-        training.complete_task_and_learn(
+    with unit_of_work(context.sessions) as uow:
+        user = uow.session.get(User, user_id)
+        tasks.complete_task(
             context,
-            session,
+            uow,
             user,
             task_id,
             bool(rec.correct),

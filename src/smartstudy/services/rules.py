@@ -12,6 +12,12 @@ from __future__ import annotations
 import re
 
 from smartstudy.services.errors import InvalidInputError
+from smartstudy.store import orm
+
+#: The difficulties a task or question may have (the columns' CHECK constraints list them).
+DIFFICULTIES: tuple[str, ...] = orm.DIFFICULTIES
+#: The roles an account may have.
+ROLES: tuple[str, ...] = orm.ROLES
 
 #: subjects.name, topics.name, concepts.name are String(120).
 MAX_NAME = 120
@@ -19,6 +25,8 @@ MAX_NAME = 120
 MAX_DISPLAY_NAME = 120
 #: users.email is String(320), the longest address RFC 5321 allows.
 MAX_EMAIL = 320
+#: A new password's length; a password is hashed, so any character is allowed.
+MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 #: practice_tasks.description is Text; this is the product's limit, not the column's.
 MAX_DESCRIPTION = 2000
@@ -36,7 +44,8 @@ MAX_OFFSET = 1_000_000_000
 MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE
 
 #: The time spent on one practice task, in seconds: more than 0, at most 24 h.
-MAX_TASK_SECONDS = 24 * 3600
+MAX_TASK_HOURS = 24
+MAX_TASK_SECONDS = MAX_TASK_HOURS * 3600
 
 _SINGLE_LINE_BAD = re.compile("[\x00-\x1f\ud800-\udfff]")
 _MULTI_LINE_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")

@@ -9,8 +9,8 @@ from datetime import timedelta
 from smartstudy.data.profiles import bulk_user_profile
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.context import AppContext
-from smartstudy.services.training import complete_task_and_learn, run_training
-from smartstudy.store.db import session_scope
+from smartstudy.services.training import run_training
+from smartstudy.store.db import session_scope, unit_of_work
 from smartstudy.store.orm import utcnow
 
 
@@ -26,8 +26,8 @@ def simulate_bulk_user(
 ) -> BulkUserResult:
     """Create (or reuse) ``email`` and give it the seed-000 bulk-user history.
 
-    Each task is created with a prediction and completed through
-    ``complete_task_and_learn``, so counters, online learning and training jobs run as for a
+    Each task is created with a prediction and completed through ``tasks.complete_task``
+    (the completion use case), so counters, online learning and training jobs run as for a
     real student. A final training includes every task.
     """
     profile = bulk_user_profile(per_difficulty=per_difficulty, seed=seed)
@@ -46,28 +46,22 @@ def simulate_bulk_user(
     now = utcnow()
     for row in profile.itertuples(index=False):
         done_at = now - timedelta(hours=float(row.hours_ago))
-        session = context.sessions()
-        try:
-            user = accounts.get_user(session, user_id)
+        with unit_of_work(context.sessions) as uow:
+            user = accounts.get_user(uow.session, user_id)
             task = tasks.create_task(
-                session, context.predictor, user, topic_ids[row.topic], row.difficulty
+                uow.session, context.predictor, user, topic_ids[row.topic], row.difficulty
             )
             task.created_at = done_at - timedelta(seconds=float(row.rt_seconds) + 20)
             task.started_at = done_at - timedelta(seconds=float(row.rt_seconds))
-            complete_task_and_learn(
+            tasks.complete_task(
                 context,
-                session,
+                uow,
                 user,
                 task.id,
                 bool(row.correct),
                 float(row.rt_seconds),
                 completed_at=done_at,
             )
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
     context.runner.wait_idle()
     run_training(context)
     return BulkUserResult(email=email, password=password, tasks=len(profile))

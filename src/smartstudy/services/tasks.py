@@ -1,5 +1,7 @@
 """Practice tasks: create with a prediction, start, complete, list, read.
 
+``complete_task`` (``complete_tasks`` for a batch) is the one completion use case.
+
 Students only ever see their own tasks; another student's task answers "not found", so
 that ids reveal nothing. Admins see every task.
 """
@@ -8,13 +10,16 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from smartstudy.services import rules
+from smartstudy.services import rules, training
 from smartstudy.services.catalogue import get_topic
 from smartstudy.services.errors import (
     ConflictError,
@@ -31,6 +36,10 @@ from smartstudy.store.orm import (
     User,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from smartstudy.services.context import AppContext
+    from smartstudy.store.db import UnitOfWork
 
 MAX_TASK_SECONDS = rules.MAX_TASK_SECONDS  # the limit lives in rules; this name stays for callers
 #: The counter that schedules model training (see ``Settings.retrain_every``).
@@ -49,7 +58,9 @@ def check_time(seconds: float, field: str = "actual_time_seconds") -> float:
     if seconds <= 0:
         raise InvalidInputError(field, "must be greater than 0 seconds")
     if seconds > MAX_TASK_SECONDS:
-        raise InvalidInputError(field, f"must be at most {MAX_TASK_SECONDS} seconds (24 h)")
+        raise InvalidInputError(
+            field, f"must be at most {MAX_TASK_SECONDS} seconds ({rules.MAX_TASK_HOURS} h)"
+        )
     return float(seconds)
 
 
@@ -120,28 +131,101 @@ def start_task(session: Session, actor: User, task_id: uuid.UUID) -> PracticeTas
     return task
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One outcome to record: ``actor`` completes their open task ``task_id``."""
+
+    actor: User
+    task_id: uuid.UUID
+    is_correct: bool
+    actual_time_seconds: float
+    completed_at: datetime | None = None
+
+
 def complete_task(
-    session: Session,
+    context: AppContext,
+    uow: UnitOfWork,
     actor: User,
     task_id: uuid.UUID,
     is_correct: bool,
     actual_time_seconds: float,
     completed_at: datetime | None = None,
 ) -> PracticeTask:
-    """Record the outcome once; the caller commits, then tells the predictor."""
-    seconds = check_time(actual_time_seconds)
-    task = _lock_task(session, actor, task_id)
-    if task.completed_at is not None:
-        raise ConflictError("task is already completed")
-    now = completed_at or utcnow()
-    if task.started_at is None:
-        task.started_at = now - timedelta(seconds=seconds)
-    task.completed_at = now
-    task.is_correct = bool(is_correct)
-    task.actual_time_seconds = seconds
-    bump_training_counter(session)
+    """The completion use case (the API, the web study page and the CSV import all come
+    here): record the outcome once, count it toward training, commit, let the served models
+    learn from it, and wake the training job when it is due (``complete_tasks``)."""
+    completion = Completion(actor, task_id, is_correct, actual_time_seconds, completed_at)
+    return complete_tasks(context, uow, [completion])[0]
+
+
+def complete_tasks(
+    context: AppContext, uow: UnitOfWork, completions: Sequence[Completion]
+) -> list[PracticeTask]:
+    """Complete many tasks in one transaction, all or nothing (an import's file).
+
+    Every time is checked before anything is written. The training counter is bumped once
+    by the number of completions and claimed in the same transaction: the one transaction
+    that takes it to ``Settings.retrain_every`` resets it and queues a training job, so
+    exactly one completion triggers each training. Then the unit of work commits; only
+    after the commit do the served models learn (they never learn an outcome that was
+    rolled back) and is the job runner woken (the job row is stored before it looks).
+    """
+    if not completions:
+        return []
+    seconds = [check_time(c.actual_time_seconds) for c in completions]
+    session = uow.session
+    locked = _lock_tasks(session, [c.task_id for c in completions])
+    done: list[PracticeTask] = []
+    for completion, spent in zip(completions, seconds, strict=True):
+        task = locked.get(completion.task_id)
+        if task is None or not _may_complete(completion.actor, task):
+            raise NotFoundError("task not found")
+        if task.completed_at is not None:
+            raise ConflictError("task is already completed")
+        now = completion.completed_at or utcnow()
+        if task.started_at is None:
+            task.started_at = now - timedelta(seconds=spent)
+        task.completed_at = now
+        task.is_correct = bool(completion.is_correct)
+        task.actual_time_seconds = spent
+        done.append(task)
+    bump_training_counter(session, by=len(done))
+    due = training.claim_training(session, context.settings.retrain_every)
+    if due:
+        training.queue_training(session)
     session.flush()
-    return task
+    for task in done:
+        uow.after_commit(partial(context.predictor.observe, task))
+    if due:
+        uow.after_commit(partial(training.schedule_training, context), stored=True)
+    uow.commit()
+    return done
+
+
+def _may_complete(actor: User, task: PracticeTask) -> bool:
+    return actor.role == "admin" or task.user_id == actor.id
+
+
+#: Ids per locking query: well under SQLite's and PostgreSQL's bound-parameter limits.
+_LOCK_CHUNK = 500
+
+
+def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, PracticeTask]:
+    """The tasks, locked for update where the database supports row locks (in id order,
+    so two batches never wait on each other crosswise)."""
+    ordered = sorted(set(task_ids))
+    found: dict[uuid.UUID, PracticeTask] = {}
+    for start in range(0, len(ordered), _LOCK_CHUNK):
+        chunk = ordered[start : start + _LOCK_CHUNK]
+        rows = session.scalars(
+            select(PracticeTask)
+            .where(PracticeTask.id.in_(chunk))
+            .order_by(PracticeTask.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        found.update((row.id, row) for row in rows)
+    return found
 
 
 def bump_training_counter(session: Session, by: int = 1) -> None:

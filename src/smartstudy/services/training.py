@@ -1,4 +1,5 @@
-"""Training: the completion counter, the training job, and completing a task end to end.
+"""Training: the completion counter and the training job (the completion use case that bumps
+and claims the counter is ``services.tasks.complete_task``).
 
 Every completion bumps a counter in the same transaction that stores it. When the counter
 reaches ``Settings.retrain_every`` the completing request claims it (resets it to zero in the
@@ -18,19 +19,18 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import datetime
-from functools import partial
 
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from smartstudy.jobs import durable
 from smartstudy.services import registry, tasks
 from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
-from smartstudy.services.predictor import completed_interactions
+from smartstudy.services.predictor import completed_interactions, served_state
 from smartstudy.store.db import session_scope
-from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter, User, utcnow
+from smartstudy.store.orm import Job, ModelVersion, TrainingCounter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,29 +47,6 @@ def claim_training(session: Session, every: int) -> bool:
         .values(count=0)
     )
     return result.rowcount == 1
-
-
-def complete_task_and_learn(
-    context: AppContext,
-    session: Session,
-    actor: User,
-    task_id: uuid.UUID,
-    is_correct: bool,
-    actual_time_seconds: float,
-    completed_at: datetime | None = None,
-) -> PracticeTask:
-    """Store the outcome, commit, let the served models learn, and train when it is due."""
-    task = tasks.complete_task(
-        session, actor, task_id, is_correct, actual_time_seconds, completed_at=completed_at
-    )
-    due = claim_training(session, context.settings.retrain_every)
-    if due:
-        queue_training(session)
-    session.commit()
-    context.predictor.observe(task)
-    if due:
-        schedule_training(context)
-    return task
 
 
 def queue_training(session: Session) -> Job:
@@ -101,21 +78,26 @@ def queue_training(session: Session) -> Job:
 
 def schedule_training(context: AppContext) -> None:
     """Wake the runner for the queued training jobs (after the commit that stored them with
-    ``queue_training``); coalesced with a run in progress."""
-    context.runner.submit(TRAINING_JOB, partial(run_queued_trainings, context))
+    ``queue_training``): the job ``training``, without arguments, coalesced with a run in
+    progress (in process) or sent to the workers (``SMARTSTUDY_JOBS=celery``)."""
+    context.runner.submit(TRAINING_JOB, {})
 
 
-def run_queued_trainings(context: AppContext) -> int:
-    """The runner's job function: run every queued training job, oldest first; how many ran."""
+def run_queued_trainings(context: AppContext, job_id: str | None = None) -> int:
+    """The job function of ``training``: first fail the trainings whose process died and
+    queue them again (``jobs.durable``), then run every queued training job, oldest first,
+    until none is left or the runner asks to stop; how many ran. ``job_id`` names the queued
+    job that asked for this run (a retry handed out at start-up); all queued ones run."""
+    durable.recover(context, [TRAINING_JOB])
     ran = 0
-    while (job_id := _claim_queued_training(context)) is not None:
-        run_training(context, job_id=job_id)
+    while not durable.should_stop() and (claimed := _claim_queued_training(context)) is not None:
+        run_training(context, job_id=claimed)
         ran += 1
     return ran
 
 
 def _claim_queued_training(context: AppContext) -> uuid.UUID | None:
-    """Mark the oldest queued training job running (exactly one process gets each)."""
+    """Mark the oldest queued training job running here (exactly one process gets each)."""
     with session_scope(context.sessions) as session:
         queued = session.scalars(
             select(Job.id)
@@ -123,12 +105,7 @@ def _claim_queued_training(context: AppContext) -> uuid.UUID | None:
             .order_by(Job.created_at)
         ).all()
         for job_id in queued:
-            claimed = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "queued")
-                .values(status="running", started_at=utcnow())
-            )
-            if claimed.rowcount == 1:
+            if durable.claim(session, job_id):
                 return job_id
     return None
 
@@ -143,47 +120,64 @@ def run_training(
     tasks, validate each new version against the active one on the held-out students, and
     activate it only if it does at least as well (``services.registry``).
 
-    ``job_id`` is a job already marked running; without it a new job row is started.
-    ``progress(family, stage)`` is called as the work advances (the CLI's progress bar).
+    ``job_id`` is a job already marked running by this process; without it a new job row is
+    started. ``progress(family, stage)`` is called as the work advances (the CLI's progress
+    bar). While it runs, a thread keeps the job's heartbeat fresh; between families and fit
+    stages it stops if its runner shuts down: the job is then failed ("interrupted by
+    shutdown") and queued again.
     """
-    report = progress or (lambda _name, _stage: None)
+    shown = progress or (lambda _name, _stage: None)
+
+    def report(name: str, stage: str) -> None:
+        shown(name, stage)
+        durable.check_stop()
+
     if job_id is None:
         with session_scope(context.sessions) as session:
-            job = Job(kind=TRAINING_JOB, status="running", started_at=utcnow())
-            session.add(job)
-            session.flush()
-            job_id = job.id
+            job_id = durable.start(session, TRAINING_JOB).id
     summary: dict = {}
     errors: list[str] = []
-    try:
-        with session_scope(context.sessions) as session:
-            data = completed_interactions(session)
-        train, holdout, held = registry.split_for_validation(data)
-        summary.update(rows=len(data), training_rows=len(train), holdout_rows=len(holdout))
-        scored: dict[str, registry.HeldOutPredictions] = {}
-        for name in context.predictor.chain:
-            try:
-                summary[name], served = _train_family(context, name, train, holdout, held, report)
-                if served is not None:
-                    scored[name] = served
-            except Exception as exc:
-                log.exception("training %s failed; the active version stays", name)
-                errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                _score_kept_version(context, name, holdout, scored)
-            report(name, "done")
-        report("serving", "validating")
-        summary["serving"] = _evaluate_serving(context, holdout, scored, str(job_id))
-    except Exception as exc:
-        errors.append("".join(traceback.format_exception_only(exc)).strip())
-        log.exception("training job failed")
+    interrupted: str | None = None
+    with durable.Heartbeat(context, job_id):
+        try:
+            durable.check_stop()
+            with session_scope(context.sessions) as session:
+                data = completed_interactions(session)
+            train, holdout, held = registry.split_for_validation(data)
+            summary.update(rows=len(data), training_rows=len(train), holdout_rows=len(holdout))
+            scored: dict[str, registry.HeldOutPredictions] = {}
+            for name in context.predictor.chain:
+                durable.check_stop()
+                try:
+                    summary[name], served = _train_family(
+                        context, name, train, holdout, held, report
+                    )
+                    if served is not None:
+                        scored[name] = served
+                except Exception as exc:
+                    log.exception("training %s failed; the active version stays", name)
+                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                    summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    _score_kept_version(context, name, holdout, scored)
+                shown(name, "done")
+            report("serving", "validating")
+            summary["serving"] = _evaluate_serving(context, holdout, scored, str(job_id))
+        except durable.JobInterrupted as exc:
+            interrupted = str(exc)
+        except KeyboardInterrupt:
+            # Stopped by hand (Ctrl-C on `smartstudy train`): failed, not retried.
+            durable.finish(context, job_id, error="stopped by the user", summary=summary)
+            raise
+        except Exception as exc:
+            errors.append("".join(traceback.format_exception_only(exc)).strip())
+            log.exception("training job failed")
+    if interrupted is not None:
+        durable.interrupt(context, job_id, interrupted)
+    else:
+        durable.finish(context, job_id, error="\n".join(errors) or None, summary=summary)
     with session_scope(context.sessions) as session:
         job = session.get(Job, job_id)
         assert job is not None
-        job.status = "failed" if errors else "succeeded"
-        job.error = "\n".join(errors) or None
-        job.summary = summary
-        job.finished_at = utcnow()
     return job
 
 
@@ -214,9 +208,18 @@ def _train_family(
                 row.trained_until,
             )
     decision = registry.validate(model, active, holdout, train, comparable)
+    # Outside any transaction: replaying the held-out students can take seconds.
+    served = served_state(model, train, holdout) if decision.activate else None
     with session_scope(context.sessions) as session:
         stored = context.predictor.store_version(
-            session, name, model, train, seconds, decision=decision, holdout_users=held
+            session,
+            name,
+            model,
+            train,
+            seconds,
+            decision=decision,
+            holdout_users=held,
+            served_artifact=served,
         )
         version_id = str(stored.id if decision.activate else row.id if row else "")
         out = {

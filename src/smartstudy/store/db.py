@@ -8,11 +8,12 @@ an exception stands for (unreachable, full, read-only, busy), and the storage ch
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from smartstudy.config import private_dir, tighten
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 #: Seconds a PostgreSQL connection attempt may take: a dead host must not hang a probe.
@@ -80,18 +83,78 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+class UnitOfWork:
+    """The one owner of a transaction: its session, its commit, and what must wait for it.
+
+    A request gets one from its dependency (API and web alike) and a command or a job opens
+    one with ``unit_of_work``; it commits once at the end. Routes never commit: a service
+    that must store its work before going on (the completion use case stores the outcome
+    before the served models learn from it) calls ``commit`` here, and work that must only
+    follow stored data (online learning, waking the job runner) is registered with
+    ``after_commit``, so a rolled-back transaction never triggers it.
+
+    ``hold=True`` keeps one transaction for the whole unit (a seeding that must be all or
+    nothing, like the demo's): ``commit`` then only flushes and runs the callbacks at once,
+    except those registered with ``stored=True``, which wait for the data to be stored when
+    the unit ends (waking a job that reads it, say).
+    """
+
+    def __init__(self, session: Session, *, hold: bool = False) -> None:
+        self.session = session
+        self.hold = hold
+        self._after: list[Callable[[], None]] = []
+        self._stored: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None], *, stored: bool = False) -> None:
+        """Run ``callback`` after the next commit (dropped if the work is rolled back);
+        ``stored``: not before the data is in the database (only differs with ``hold``)."""
+        (self._stored if stored else self._after).append(callback)
+
+    def commit(self) -> None:
+        """Store the work so far, then run the after-commit callbacks in order; one that
+        fails is logged, not raised: what was committed stays committed and answered."""
+        if self.hold:
+            self.session.flush()
+            callbacks, self._after = self._after, []
+        else:
+            self.session.commit()
+            callbacks, self._after, self._stored = self._after + self._stored, [], []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit step %r failed; the commit stands", callback)
+
+    def rollback(self) -> None:
+        """Discard the work since the last commit (with ``hold``: all of it) and its pending
+        callbacks."""
+        self._after.clear()
+        self._stored.clear()
+        self.session.rollback()
+
+
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+def unit_of_work(factory: sessionmaker[Session], *, hold: bool = False) -> Iterator[UnitOfWork]:
+    """A unit of work that commits on success and rolls back on any error."""
     session = factory()
+    uow = UnitOfWork(session, hold=hold)
     try:
-        yield session
-        session.commit()
+        yield uow
+        uow.hold = False
+        uow.commit()
     except BaseException:
-        session.rollback()
+        uow.rollback()
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error (a unit of work whose
+    callers need only its session)."""
+    with unit_of_work(factory) as uow:
+        yield uow.session
 
 
 def ping(engine: Engine) -> None:

@@ -256,6 +256,10 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     training_summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     artifact: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: The model as it is served: ``artifact`` plus the online learning of the held-out
+    #: students' tasks up to ``trained_until`` (which no fit may see), stored by the training
+    #: job so a process that loads the version does not replay them on a request.
+    served_artifact: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
 
 
 class TrainingCounter(Base):
@@ -279,12 +283,21 @@ class Job(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     kind: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The job function's keyword arguments (JSON), so a retry runs the same work.
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    #: 1 for a first run; a retry of a job whose process died is a new row with one more.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The failed job this one retries.
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    #: "host:pid" of the process running it, and when that process last said it is alive.
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class AlgoVersion(Base):

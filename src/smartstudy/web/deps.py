@@ -24,7 +24,7 @@ from starlette.responses import Response
 from smartstudy.services import accounts
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import NotFoundError, PermissionDeniedError, TooManyAttemptsError
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import UnitOfWork, unit_of_work
 from smartstudy.store.orm import User
 from smartstudy.web import sessions
 from smartstudy.web.render import redirect, render
@@ -48,13 +48,22 @@ def secret_of(request: Request) -> str:
     return get_context(request).settings.resolved_secret_key
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One session per page request: committed when the page returns, rolled back on error."""
-    with session_scope(get_context(request).sessions) as session:
-        yield session
+def get_unit_of_work(request: Request) -> Iterator[UnitOfWork]:
+    """One unit of work per page request: committed when the page returns (before the page
+    is sent), rolled back on error."""
+    with unit_of_work(get_context(request).sessions) as uow:
+        yield uow
 
 
-DB = Annotated[Session, Depends(get_db, scope="function")]
+UoW = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+
+
+def get_db(uow: UoW) -> Session:
+    """The session of the page's unit of work (pages read and write; they never commit)."""
+    return uow.session
+
+
+DB = Annotated[Session, Depends(get_db)]
 
 
 def web_session(request: Request) -> sessions.WebSession:

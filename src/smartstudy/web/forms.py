@@ -22,6 +22,11 @@ class FieldError(ValueError):
     """A message about one field, fit to show next to it."""
 
 
+def choices(values: tuple[str, ...]) -> str:
+    """The allowed values in words: "easy, medium or hard"."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
 def text(form: FormData, name: str, max_length: int = 1000) -> str:
     """A value cut to ``max_length``: for ids and choices, which a cut makes invalid anyway.
     Text a person types goes through ``typed`` and ``checked_text`` instead."""
@@ -105,7 +110,8 @@ def _number(value: str, label: str) -> float:
 
 
 def elapsed_seconds(minutes: str, seconds: str) -> float:
-    """Time on a task from a minutes and a seconds box: more than 0, at most 24 hours."""
+    """Time on a task from a minutes and a seconds box: more than 0, at most
+    ``rules.MAX_TASK_HOURS`` hours."""
     if not minutes.strip() and not seconds.strip():
         raise FieldError("Enter the time you spent (minutes and seconds), or use the timer.")
     total = _number(minutes, "Minutes") * 60 + _number(seconds, "Seconds")
@@ -113,7 +119,8 @@ def elapsed_seconds(minutes: str, seconds: str) -> float:
         raise FieldError("The time must be more than 0 seconds.")
     if total > rules.MAX_TASK_SECONDS:
         raise FieldError(
-            f"The time must be at most 24 hours ({rules.MAX_TASK_SECONDS // 60} minutes); "
+            f"The time must be at most {rules.MAX_TASK_HOURS} hours "
+            f"({rules.MAX_TASK_SECONDS // 60} minutes); "
             f"you entered {total / 3600:.1f} hours."
         )
     return total

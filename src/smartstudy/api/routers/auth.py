@@ -35,7 +35,6 @@ def _token(context: Context, user: User) -> TokenOut:
 def register(body: RegisterIn, session: DB) -> User:
     """Create a student account."""
     user = accounts.create_user(session, body.email, body.password, body.display_name)
-    session.commit()
     return user
 
 

@@ -30,7 +30,6 @@ def list_subjects(session: DB, _user: CurrentUser) -> list[Subject]:
 def create_subject(body: NameIn, session: DB, admin: AdminUser) -> Subject:
     subject = catalogue.create_subject(session, body.name)
     audit.record(session, admin, "subject.create", "subject", subject.id, {"name": subject.name})
-    session.commit()
     return subject
 
 
@@ -38,7 +37,6 @@ def create_subject(body: NameIn, session: DB, admin: AdminUser) -> Subject:
 def rename_subject(subject_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Subject:
     subject = catalogue.rename_subject(session, subject_id, body.name)
     audit.record(session, admin, "subject.update", "subject", subject.id, {"name": subject.name})
-    session.commit()
     return subject
 
 
@@ -53,7 +51,6 @@ def list_topics(
 def create_topic(body: TopicIn, session: DB, admin: AdminUser) -> Topic:
     topic = catalogue.create_topic(session, body.subject_id, body.name)
     audit.record(session, admin, "topic.create", "topic", topic.id, {"name": topic.name})
-    session.commit()
     return topic
 
 
@@ -61,7 +58,6 @@ def create_topic(body: TopicIn, session: DB, admin: AdminUser) -> Topic:
 def rename_topic(topic_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Topic:
     topic = catalogue.rename_topic(session, topic_id, body.name)
     audit.record(session, admin, "topic.update", "topic", topic.id, {"name": topic.name})
-    session.commit()
     return topic
 
 
@@ -76,7 +72,6 @@ def list_concepts(
 def create_concept(body: ConceptIn, session: DB, admin: AdminUser) -> Concept:
     concept = catalogue.create_concept(session, body.topic_id, body.name)
     audit.record(session, admin, "concept.create", "concept", concept.id, {"name": concept.name})
-    session.commit()
     return concept
 
 
@@ -84,5 +79,4 @@ def create_concept(body: ConceptIn, session: DB, admin: AdminUser) -> Concept:
 def rename_concept(concept_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Concept:
     concept = catalogue.rename_concept(session, concept_id, body.name)
     audit.record(session, admin, "concept.update", "concept", concept.id, {"name": concept.name})
-    session.commit()
     return concept

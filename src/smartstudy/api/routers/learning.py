@@ -19,7 +19,8 @@ from smartstudy.api.schemas import (
 from smartstudy.services import audit, mastery
 from smartstudy.services.accounts import get_user
 from smartstudy.services.errors import InvalidInputError, PermissionDeniedError
-from smartstudy.store.orm import BKTUserSkillState, Question, User
+from smartstudy.store.orm import BKTUserSkillState, User
+from smartstudy.store.repositories import quiz as quiz_rows
 
 router = APIRouter(prefix="/v1/learning/bkt", tags=["learning"])
 
@@ -49,7 +50,6 @@ def recompute(body: RecomputeIn, session: DB, admin: AdminUser) -> RecomputeOut:
         session, body.concept_ids, options, trigger="api", requested_by=admin.id
     )
     audit.record_bkt_fit(session, admin, outcome)
-    session.commit()
     ids = {k: v.id for k, v in outcome.fitted.items()}
     return RecomputeOut(
         ok=not outcome.failed,
@@ -71,7 +71,7 @@ def update_mastery(body: MasteryUpdateIn, session: DB, user: CurrentUser) -> Mas
     """Apply one attempt to a user's mastery of a concept."""
     target = _subject_user(session, user, body.user_id)
     if body.question_id is not None:
-        question = session.get(Question, body.question_id)
+        question = quiz_rows.find_question(session, body.question_id)
         if question is None:
             raise InvalidInputError("question_id", "no such question")
         if question.concept_id != body.concept_id:
@@ -79,7 +79,6 @@ def update_mastery(body: MasteryUpdateIn, session: DB, user: CurrentUser) -> Mas
     state = mastery.apply_attempt(
         session, target, body.concept_id, body.correct, snapshot=body.snapshot_mastery
     )
-    session.commit()
     return _state_out(state, mastery.next_attempt(session, [state])[state.concept_id])
 
 

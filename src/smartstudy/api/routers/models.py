@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import select
 
-from smartstudy.api.deps import DB, AdminUser, Context
+from smartstudy.api.deps import DB, AdminUser, Context, UoW
 from smartstudy.api.schemas import (
     CounterOut,
     DistributionOut,
@@ -26,6 +26,7 @@ from smartstudy.services import audit, registry
 from smartstudy.services.errors import InvalidInputError
 from smartstudy.services.training import queue_training, schedule_training
 from smartstudy.store.orm import ModelVersion
+from smartstudy.store.repositories import models as model_rows
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -37,14 +38,7 @@ def models_status(context: Context, session: DB, _admin: AdminUser) -> ModelsSta
     decision: the chain's order for cold and warm requests and the held-out metrics and
     calibration behind it."""
     chain = list(context.predictor.chain)
-    active = {
-        name: session.scalar(
-            select(ModelVersion).where(
-                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
-            )
-        )
-        for name in chain
-    }
+    active = model_rows.active_versions(session, chain)
     counter = registry.training_counter(session)
     return ModelsStatusOut(
         chain=chain,
@@ -92,13 +86,13 @@ def activate(
 
 
 @router.post("/train", response_model=TrainScheduledOut, status_code=status.HTTP_202_ACCEPTED)
-def train(context: Context, session: DB, admin: AdminUser) -> TrainScheduledOut:
+def train(context: Context, uow: UoW, session: DB, admin: AdminUser) -> TrainScheduledOut:
     """Start a training job in the background (or queue one after the running one). The
-    job is stored before the answer: 202 means it will run; a database outage answers 503."""
+    job is stored before the answer (the request's unit of work commits before it is sent):
+    202 means it will run; a database outage answers 503."""
     audit.record_training_request(session, admin, context.predictor.chain)
     queue_training(session)
-    session.commit()  # stored before the answer
-    schedule_training(context)
+    uow.after_commit(partial(schedule_training, context))
     return TrainScheduledOut(
         scheduled=True, detail="training runs in the background; see GET /v1/models"
     )

@@ -84,7 +84,6 @@ def create_question(body: QuestionIn, session: DB, admin: AdminUser) -> Question
     audit.record(
         session, admin, "question.create", "question", q.id, {"concept_id": str(q.concept_id)}
     )
-    session.commit()
     return question_out(q, admin)
 
 
@@ -98,7 +97,6 @@ def create_session(body: SessionIn, session: DB, user: CurrentUser) -> SessionOu
         concept_ids=body.concept_ids,
         n_questions=body.n_questions,
     )
-    session.commit()
     return session_out(quiz.get_session(session, user, s.id))
 
 
@@ -110,7 +108,6 @@ def get_session(session_id: uuid.UUID, session: DB, user: CurrentUser) -> Sessio
 @router.post("/sessions/{session_id}/answers", response_model=SessionOut)
 def answer(session_id: uuid.UUID, body: AnswerIn, session: DB, user: CurrentUser) -> SessionOut:
     quiz.answer_question(session, user, session_id, body.session_question_id, body.chosen_option)
-    session.commit()
     return session_out(quiz.get_session(session, user, session_id))
 
 

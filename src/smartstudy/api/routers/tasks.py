@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from smartstudy.api.deps import DB, Context, CurrentUser
+from smartstudy.api.deps import DB, Context, CurrentUser, UoW
 from smartstudy.api.schemas import (
     CompleteIn,
     Difficulty,
@@ -17,7 +17,7 @@ from smartstudy.api.schemas import (
     TaskOut,
     TaskPageOut,
 )
-from smartstudy.services import explain, rules, tasks, training
+from smartstudy.services import explain, rules, tasks
 from smartstudy.services.catalogue import get_topic
 from smartstudy.store.orm import PracticeTask
 
@@ -77,7 +77,6 @@ def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> Ta
     task = tasks.create_task(
         session, context.predictor, user, body.topic_id, body.difficulty, body.description
     )
-    session.commit()
     out = task_out(task)
     # The facts the stored prediction was made from: tasks completed before this one.
     out.explanation = explain.for_task(session, task).sentences
@@ -122,16 +121,15 @@ def get(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
 @router.post("/{task_id}/start", response_model=TaskOut)
 def start(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
     task = tasks.start_task(session, user, task_id)
-    session.commit()
     return task_out(task)
 
 
 @router.post("/{task_id}/complete", response_model=TaskOut)
 def complete(
-    task_id: uuid.UUID, body: CompleteIn, session: DB, context: Context, user: CurrentUser
+    task_id: uuid.UUID, body: CompleteIn, uow: UoW, context: Context, user: CurrentUser
 ) -> TaskOut:
     """Record the result once (a second completion answers 409)."""
-    task = training.complete_task_and_learn(
-        context, session, user, task_id, body.is_correct, body.actual_time_seconds
+    task = tasks.complete_task(
+        context, uow, user, task_id, body.is_correct, body.actual_time_seconds
     )
     return task_out(task)

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from smartstudy.services import analytics, audit, mastery, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.services.training import queue_training, schedule_training
-from smartstudy.store.orm import AlgoRun, BKTSkillParams, utcnow
+from smartstudy.store.orm import utcnow
+from smartstudy.store.repositories import models as model_rows
 from smartstudy.web import charts
-from smartstudy.web.deps import DB, AdminUser, Context, Form, PageRoute, parse_id
+from smartstudy.web.deps import DB, AdminUser, Context, Form, PageRoute, UoW, parse_id
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -57,10 +58,8 @@ def _page(
     chain = list(context.predictor.chain)
     versions, counts = analytics.recent_versions(db, chain, VERSIONS_SHOWN)
     distribution = registry.prediction_distribution(db, since=utcnow() - MONITOR_WINDOW)
-    bkt_runs = db.scalars(select(AlgoRun).order_by(AlgoRun.started_at.desc()).limit(5)).all()
-    bkt_active = db.scalar(
-        select(func.count()).select_from(BKTSkillParams).where(BKTSkillParams.is_active.is_(True))
-    )
+    bkt_runs = model_rows.recent_bkt_runs(db, 5)
+    bkt_active = model_rows.count_active_bkt_params(db)
     fallbacks = list(reversed(getattr(context.predictor, "fallbacks", [])))[:10]
     serving = registry.describe_policy(
         registry.serving_policy(db, chain), tuple(context.predictor.chain)
@@ -82,7 +81,7 @@ def _page(
             "charts": bool(distribution),
             "histogram": charts.prediction_histogram(distribution) if distribution else None,
             "bkt_runs": bkt_runs,
-            "bkt_active": bkt_active or 0,
+            "bkt_active": bkt_active,
             "fallbacks": fallbacks,
             "serving": serving,
             "min_holdout_users": registry.MIN_USERS_FOR_HOLDOUT,
@@ -106,38 +105,43 @@ def models_page(request: Request, db: DB, context: Context, _admin: AdminUser) -
 
 @router.post("/admin/models/versions/{version_id}/activate")
 def activate(
-    request: Request, version_id: str, db: DB, context: Context, admin: AdminUser, form: Form
+    request: Request,
+    version_id: str,
+    uow: UoW,
+    db: DB,
+    context: Context,
+    admin: AdminUser,
+    form: Form,
 ) -> Response:
     try:
         row = registry.activate_version(context, db, parse_id(version_id))
         audit.record_activation(db, admin, row)
-        db.commit()
     except (ConflictError, NotFoundError) as exc:
-        db.rollback()
+        uow.rollback()
         return _page(request, db, context, f"Not activated: {exc}.", status=409)
     return redirect("/admin/models", notice="activated")
 
 
 @router.post("/admin/models/train")
-def train(db: DB, context: Context, admin: AdminUser, form: Form) -> Response:
+def train(uow: UoW, db: DB, context: Context, admin: AdminUser, form: Form) -> Response:
+    """Queue a training; the page's unit of work stores the job before the redirect is sent,
+    then wakes the runner."""
     audit.record_training_request(db, admin, context.predictor.chain)
     queue_training(db)
-    db.commit()  # stored before the answer
-    schedule_training(context)
+    uow.after_commit(partial(schedule_training, context))
     return redirect("/admin/models", notice="training")
 
 
 @router.post("/admin/models/bkt-recompute")
 def bkt_recompute(
-    request: Request, db: DB, context: Context, admin: AdminUser, form: Form
+    request: Request, uow: UoW, db: DB, context: Context, admin: AdminUser, form: Form
 ) -> Response:
     """Fit BKT parameters for every concept with quiz data (as /v1/learning/bkt/recompute)."""
     options = mastery.FitOptions(activate=form.get("activate") == "on")
     try:
         outcome = mastery.fit_concepts(db, None, options, trigger="web", requested_by=admin.id)
         audit.record_bkt_fit(db, admin, outcome)
-        db.commit()
     except InvalidInputError as exc:
-        db.rollback()
+        uow.rollback()
         return _page(request, db, context, f"BKT recompute refused: {exc}.", status=422)
     return redirect("/admin/models", notice="recomputed")

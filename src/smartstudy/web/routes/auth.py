@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from smartstudy.services import accounts
+from smartstudy.services import accounts, rules
 from smartstudy.services.errors import (
     AuthenticationError,
     ConflictError,
@@ -21,6 +20,7 @@ from smartstudy.web.deps import (
     DB,
     Form,
     PageRoute,
+    UoW,
     as_sentence,
     client_address,
     optional_user,
@@ -47,7 +47,7 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _signed_in_redirect(request: Request, db: Session, user: User, target: str) -> Response:
+def _signed_in_redirect(request: Request, db: DB, user: User, target: str) -> Response:
     response = redirect(target)
     sign_in(request, db, user, response)
     return response
@@ -70,8 +70,11 @@ def login_page(request: Request, user: MaybeUser) -> Response:
 
 @router.post("/login")
 def login(request: Request, db: DB, form: Form) -> Response:
-    values = {"email": forms.text(form, "email", 320), "next": safe_next(forms.text(form, "next"))}
-    password = forms.text(form, "password", 256)
+    values = {
+        "email": forms.text(form, "email", rules.MAX_EMAIL),
+        "next": safe_next(forms.text(form, "next")),
+    }
+    password = forms.text(form, "password", rules.MAX_PASSWORD)
     errors: dict[str, str] = {}
     try:
         forms.required(values["email"], "e-mail address")
@@ -106,13 +109,13 @@ def signup_page(request: Request, user: MaybeUser) -> Response:
 
 
 @router.post("/signup")
-def signup(request: Request, db: DB, form: Form) -> Response:
+def signup(request: Request, uow: UoW, db: DB, form: Form) -> Response:
     values = {
-        "email": forms.text(form, "email", 320),
+        "email": forms.text(form, "email", rules.MAX_EMAIL),
         "display_name": forms.typed(form, "display_name"),
     }
-    password = forms.text(form, "password", 256)
-    confirm = forms.text(form, "password_confirm", 256)
+    password = forms.text(form, "password", rules.MAX_PASSWORD)
+    confirm = forms.text(form, "password_confirm", rules.MAX_PASSWORD)
     errors: dict[str, str] = {}
     address = ""
     try:
@@ -121,21 +124,20 @@ def signup(request: Request, db: DB, form: Form) -> Response:
         errors["email"] = str(exc)
     if not password:
         errors["password"] = "Choose a password."
-    elif len(password) < accounts.MIN_PASSWORD_LENGTH:
+    elif len(password) < rules.MIN_PASSWORD:
         errors["password"] = (
-            f"Use at least {accounts.MIN_PASSWORD_LENGTH} characters (you typed {len(password)})."
+            f"Use at least {rules.MIN_PASSWORD} characters (you typed {len(password)})."
         )
     elif password != confirm:
         errors["password_confirm"] = "The two passwords are not the same."
     if not errors:
         try:
             user = accounts.create_user(db, address, password, values["display_name"])
-            db.commit()
         except ConflictError:
-            db.rollback()
+            uow.rollback()
             errors["email"] = "There is already an account with this e-mail. Log in instead?"
         except InvalidInputError as exc:
-            db.rollback()
+            uow.rollback()
             field = exc.field if exc.field in ("email", "password", "display_name") else "form"
             errors[field] = as_sentence(exc.message)
         else:

@@ -11,7 +11,7 @@ from smartstudy.services import analytics, catalogue, quiz
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.store.orm import StudySession
 from smartstudy.web import charts, forms
-from smartstudy.web.deps import DB, Form, PageRoute, PageUser, parse_id
+from smartstudy.web.deps import DB, Form, PageRoute, PageUser, UoW, parse_id
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -61,7 +61,7 @@ def concept(request: Request, concept_id: str, db: DB, user: PageUser) -> Respon
 
 
 @router.post("/quiz")
-def start_quiz(request: Request, db: DB, user: PageUser, form: Form) -> Response:
+def start_quiz(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
     """A new quiz on a topic (``topic``) or on one concept (``concept``)."""
     topic_id = forms.optional_uuid(forms.text(form, "topic", 64))
     concept_id = forms.optional_uuid(forms.text(form, "concept", 64))
@@ -74,9 +74,8 @@ def start_quiz(request: Request, db: DB, user: PageUser, form: Form) -> Response
             s = quiz.create_session(db, user, topic_id=topic_id, n_questions=size)
         else:
             raise InvalidInputError("topic_id", "choose a topic for the quiz")
-        db.commit()
     except (InvalidInputError, NotFoundError) as exc:
-        db.rollback()
+        uow.rollback()
         message = exc.message if isinstance(exc, InvalidInputError) else str(exc)
         return _subjects_page(
             request, db, user, f"No quiz could be started: {message}.", status=422
@@ -123,7 +122,9 @@ def quiz_page(request: Request, session_id: str, db: DB, user: PageUser) -> Resp
 
 
 @router.post("/quiz/{session_id}")
-def submit_quiz(request: Request, session_id: str, db: DB, user: PageUser, form: Form) -> Response:
+def submit_quiz(
+    request: Request, session_id: str, uow: UoW, db: DB, user: PageUser, form: Form
+) -> Response:
     """Record every chosen answer, then submit: the score, then BKT mastery updates."""
     s = _own_quiz(db, user, session_id)
     if s.status != "open":
@@ -149,8 +150,8 @@ def submit_quiz(request: Request, session_id: str, db: DB, user: PageUser, form:
     try:
         for q in s.questions:
             quiz.answer_question(db, user, quiz_id, q.id, int(chosen[str(q.id)]))
-        db.commit()
+        # Submitting stores the answers with the score, in one transaction.
         quiz.submit_session(db, user, quiz_id)
     except ConflictError:
-        db.rollback()
+        uow.rollback()
     return redirect(f"/quiz/{quiz_id}#result")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
 from smartstudy.services import analytics, rules
-from smartstudy.store.orm import DIFFICULTIES, Subject, utcnow
+from smartstudy.store.orm import utcnow
+from smartstudy.store.repositories import catalogue as catalogue_rows
 from smartstudy.web import charts, forms
 from smartstudy.web.deps import DB, PageRoute, PageUser
 from smartstudy.web.render import render
@@ -48,7 +47,7 @@ def history(request: Request, db: DB, user: PageUser) -> Response:
     filters = analytics.HistoryFilters(
         subject_id=forms.optional_uuid(q.get("subject")),
         topic_id=forms.optional_uuid(q.get("topic")),
-        difficulty=q.get("difficulty") if q.get("difficulty") in DIFFICULTIES else None,
+        difficulty=q.get("difficulty") if q.get("difficulty") in rules.DIFFICULTIES else None,
         status=q.get("status") if q.get("status") in analytics.STATUSES else None,
         result=q.get("result") if q.get("result") in analytics.RESULTS else None,
         date_from=forms.optional_date(q.get("from")),
@@ -80,9 +79,7 @@ def history(request: Request, db: DB, user: PageUser) -> Response:
         }.items()
         if v
     }
-    subjects = db.scalars(
-        select(Subject).options(selectinload(Subject.topics)).order_by(Subject.name)
-    ).all()
+    subjects = catalogue_rows.subjects_with_topics(db)
     return render(
         request,
         "tasks.html",
@@ -94,7 +91,7 @@ def history(request: Request, db: DB, user: PageUser) -> Response:
             "descending": descending,
             "sort_labels": SORT_LABELS,
             "subjects": subjects,
-            "difficulties": DIFFICULTIES,
+            "difficulties": rules.DIFFICULTIES,
             "per_page": page.per_page,
         },
     )

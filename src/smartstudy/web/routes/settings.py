@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import accounts, analytics, profile
+from smartstudy.services import accounts, analytics, profile, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.store.orm import User
 from smartstudy.web import forms
@@ -14,6 +14,7 @@ from smartstudy.web.deps import (
     Form,
     PageRoute,
     PageUser,
+    UoW,
     as_sentence,
     client_address,
     sign_in,
@@ -62,10 +63,10 @@ def settings(request: Request, db: DB, user: PageUser) -> Response:
 
 
 @router.post("/settings/profile")
-def save_profile(request: Request, db: DB, user: PageUser, form: Form) -> Response:
+def save_profile(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
     values = {
         "display_name": forms.typed(form, "display_name"),
-        "email": forms.text(form, "email", 320),
+        "email": forms.text(form, "email", rules.MAX_EMAIL),
     }
     errors: dict[str, str] = {}
     if not values["display_name"].strip():
@@ -77,12 +78,11 @@ def save_profile(request: Request, db: DB, user: PageUser, form: Form) -> Respon
     if not errors:
         try:
             profile.update_profile(db, user, values["display_name"], address)
-            db.commit()
         except ConflictError:
-            db.rollback()
+            uow.rollback()
             errors["email"] = "Another account already uses this e-mail."
         except InvalidInputError as exc:
-            db.rollback()
+            uow.rollback()
             errors[exc.field] = as_sentence(exc.message)
         else:
             return redirect("/settings", notice="profile")
@@ -91,10 +91,10 @@ def save_profile(request: Request, db: DB, user: PageUser, form: Form) -> Respon
 
 
 @router.post("/settings/password")
-def change_password(request: Request, db: DB, user: PageUser, form: Form) -> Response:
-    current = forms.text(form, "current_password", 256)
-    new = forms.text(form, "new_password", 256)
-    confirm = forms.text(form, "new_password_confirm", 256)
+def change_password(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
+    current = forms.text(form, "current_password", rules.MAX_PASSWORD)
+    new = forms.text(form, "new_password", rules.MAX_PASSWORD)
+    confirm = forms.text(form, "new_password_confirm", rules.MAX_PASSWORD)
     errors: dict[str, str] = {}
     if not current:
         errors["current_password"] = "Enter your current password."
@@ -105,9 +105,8 @@ def change_password(request: Request, db: DB, user: PageUser, form: Form) -> Res
     if not errors:
         try:
             accounts.change_password(db, user, current, new, client_address(request))
-            db.commit()
         except InvalidInputError as exc:
-            db.rollback()
+            uow.rollback()
             errors[exc.field] = _MESSAGES.get((exc.field, exc.message), as_sentence(exc.message))
         else:
             # Every session of the user ended, this one too (a copy of its cookie must not
@@ -134,9 +133,9 @@ def export(db: DB, user: PageUser) -> Response:
 
 
 @router.post("/settings/delete")
-def delete_account(request: Request, db: DB, user: PageUser, form: Form) -> Response:
-    values = {"confirm_email": forms.text(form, "confirm_email", 320)}
-    password = forms.text(form, "password", 256)
+def delete_account(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
+    values = {"confirm_email": forms.text(form, "confirm_email", rules.MAX_EMAIL)}
+    password = forms.text(form, "password", rules.MAX_PASSWORD)
     errors: dict[str, str] = {}
     if values["confirm_email"].strip().lower() != user.email:
         errors["confirm_email"] = "Type your e-mail address exactly to confirm the deletion."
@@ -150,9 +149,8 @@ def delete_account(request: Request, db: DB, user: PageUser, form: Form) -> Resp
     if not errors:
         try:
             profile.delete_account(db, user)
-            db.commit()
         except ConflictError as exc:
-            db.rollback()
+            uow.rollback()
             errors["form"] = as_sentence(str(exc))
         else:
             response = redirect("/login", notice="deleted")

@@ -10,44 +10,35 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from smartstudy.services import explain, rules, tasks, training
+from smartstudy.services import explain, rules, tasks
 from smartstudy.services.errors import ConflictError, NotFoundError, ServiceError
-from smartstudy.store.orm import DIFFICULTIES, PracticeTask, Subject, Topic
+from smartstudy.store.orm import PracticeTask
+from smartstudy.store.repositories import catalogue as catalogue_rows
+from smartstudy.store.repositories import tasks as task_rows
 from smartstudy.web import forms
-from smartstudy.web.deps import DB, Context, Form, PageRoute, PageUser, parse_id
+from smartstudy.web.deps import DB, Context, Form, PageRoute, PageUser, UoW, parse_id
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-def _subjects(db: DB) -> list[Subject]:
-    return list(
-        db.scalars(select(Subject).options(selectinload(Subject.topics)).order_by(Subject.name))
-    )
+#: Open tasks listed beside the picker.
+OPEN_TASKS_SHOWN = 5
 
 
 def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: int) -> Response:
-    open_tasks = db.scalars(
-        select(PracticeTask)
-        .options(selectinload(PracticeTask.topic).selectinload(Topic.subject))
-        .where(PracticeTask.user_id == user.id, PracticeTask.completed_at.is_(None))
-        .order_by(PracticeTask.created_at.desc())
-        .limit(5)
-    ).all()
     return render(
         request,
         "study.html",
         {
             "active": "study",
-            "subjects": _subjects(db),
-            "difficulties": DIFFICULTIES,
+            "subjects": catalogue_rows.subjects_with_topics(db),
+            "difficulties": rules.DIFFICULTIES,
             "values": values,
             "errors": errors,
-            "open_tasks": open_tasks,
+            "open_tasks": task_rows.open_tasks(db, user.id, OPEN_TASKS_SHOWN),
             "max_description": rules.MAX_DESCRIPTION,
         },
         status_code=status,
@@ -58,18 +49,22 @@ def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: 
 def study(request: Request, db: DB, user: PageUser) -> Response:
     q = request.query_params
     topic_id = forms.optional_uuid(q.get("topic"))
-    topic = db.get(Topic, topic_id) if topic_id else None
+    topic = catalogue_rows.find_topic(db, topic_id) if topic_id else None
     values = {
         "subject": str(topic.subject_id) if topic else "",
         "topic": str(topic.id) if topic else "",
-        "difficulty": q.get("difficulty") if q.get("difficulty") in DIFFICULTIES else "medium",
+        "difficulty": q.get("difficulty")
+        if q.get("difficulty") in rules.DIFFICULTIES
+        else "medium",
         "description": "",
     }
     return _picker(request, db, user, values, {}, 200)
 
 
 @router.post("/study")
-def create(request: Request, db: DB, context: Context, user: PageUser, form: Form) -> Response:
+def create(
+    request: Request, uow: UoW, db: DB, context: Context, user: PageUser, form: Form
+) -> Response:
     """The "Predict" step: a task is created and stored with its prediction."""
     values = {
         "subject": forms.text(form, "subject", 64),
@@ -89,22 +84,21 @@ def create(request: Request, db: DB, context: Context, user: PageUser, form: For
     if topic_id is None:
         errors["topic"] = "Choose a topic."
     else:
-        topic = db.get(Topic, topic_id)
+        topic = catalogue_rows.find_topic(db, topic_id)
         subject_id = forms.optional_uuid(values["subject"])
         if topic is None:
             errors["topic"] = "That topic does not exist any more; choose another."
         elif subject_id is not None and topic.subject_id != subject_id:
             errors["topic"] = "That topic is not part of the chosen subject."
-    if values["difficulty"] not in DIFFICULTIES:
-        errors["difficulty"] = "Choose a difficulty: easy, medium or hard."
+    if values["difficulty"] not in rules.DIFFICULTIES:
+        errors["difficulty"] = f"Choose a difficulty: {forms.choices(rules.DIFFICULTIES)}."
     if not errors and topic is not None:
         try:
             task = tasks.create_task(
                 db, context.predictor, user, topic.id, values["difficulty"], values["description"]
             )
-            db.commit()
         except ServiceError as exc:
-            db.rollback()
+            uow.rollback()
             errors["form"] = f"No prediction could be made right now: {exc}"
         else:
             return redirect(f"/study/tasks/{task.id}")
@@ -157,20 +151,19 @@ def task_page(request: Request, task_id: str, db: DB, context: Context, user: Pa
 
 
 @router.post("/study/tasks/{task_id}/start")
-def start(task_id: str, db: DB, user: PageUser, form: Form) -> Response:
+def start(task_id: str, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
     """Called by the timer's first Start: records when work began (once)."""
     task = _task(db, user, task_id)
     try:
         tasks.start_task(db, user, task.id)
-        db.commit()
     except ConflictError:
-        db.rollback()
+        uow.rollback()
     return Response(status_code=204)
 
 
 @router.post("/study/tasks/{task_id}/complete")
 def complete(
-    request: Request, task_id: str, db: DB, context: Context, user: PageUser, form: Form
+    request: Request, task_id: str, uow: UoW, db: DB, context: Context, user: PageUser, form: Form
 ) -> Response:
     task = _task(db, user, task_id)
     values = {
@@ -192,7 +185,7 @@ def complete(
         return _task_page(request, db, context, user, task, values, errors, 422)
     task_uuid: uuid.UUID = task.id
     try:
-        training.complete_task_and_learn(context, db, user, task_uuid, result == "correct", seconds)
+        tasks.complete_task(context, uow, user, task_uuid, result == "correct", seconds)
     except ConflictError:
-        db.rollback()
+        uow.rollback()
     return redirect(f"/study/tasks/{task_uuid}#result")
