@@ -17,7 +17,7 @@ demo:
 	$(BIN)/smartstudy demo
 
 test:
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

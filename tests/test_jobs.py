@@ -276,3 +276,18 @@ def test_fit_bkt_is_a_named_job_with_json_arguments(context):
         row = session.get(Job, queued.id)
     assert row.status == "succeeded" and row.args["n_restarts"] == 1
     assert row.worker == durable.worker_id()
+
+
+def test_training_runs_show_attempts_and_owner(client, admin, context):
+    """The API's list of training runs says which attempt a run was and which process ran it."""
+    with session_scope(context.sessions) as session:
+        dead = Job(kind="training", status="failed", attempts=1, worker="host-a:11")
+        session.add(dead)
+        session.flush()
+        session.add(
+            Job(kind="training", status="queued", attempts=2, retry_of=dead.id, worker=None)
+        )
+    runs = client.get("/v1/models/trainings", headers=admin).json()
+    by_attempt = {r["attempts"]: r for r in runs}
+    assert by_attempt[1]["worker"] == "host-a:11"
+    assert by_attempt[2]["retry_of"] == str(by_attempt[1]["id"])

@@ -141,3 +141,19 @@ def test_without_background_loading_the_request_loads_the_new_version(context, c
     assert new != old
     with context.sessions() as session:
         assert service.predict(session, user_ids[1], topic_id, "easy").model_version == new
+
+
+def test_warm_up_loads_before_the_first_request(context, cohort):
+    user_ids, topic_id, _ = cohort
+    with session_scope(context.sessions) as session:
+        PredictionService().train(session, "baseline")
+    service = PredictionService(chain=("lnirt", "baseline"))
+    service.warm_up(context.sessions)
+    assert set(service._served) == {"lnirt", "baseline"}
+    assert service._counts.loaded
+    loads = []
+    original = service._load
+    service._load = lambda session, name: loads.append(name) or original(session, name)
+    with context.sessions() as session:
+        p = service.predict(session, user_ids[2], topic_id, "medium")
+    assert loads == [] and p.model_name in ("lnirt", "baseline")

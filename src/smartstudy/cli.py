@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sys
 import uuid
 from contextlib import nullcontext
@@ -186,6 +187,9 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Add demo subjects, students and history first.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes (more than 1: on PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Start the web app and API (e.g. `smartstudy serve --demo`, then open http://127.0.0.1:8000/docs)."""
     import uvicorn
@@ -199,10 +203,14 @@ def serve(
     console.print(f"database: {safe_url(context.settings.resolved_database_url)}", highlight=False)
     if demo:
         _seed_demo(context)
+    if workers > 1:
+        context.close()
+        _serve_processes(host, port, workers, context.settings)
+        return
     _start_jobs(context)
     # A new version is loaded beside the one serving, then swapped in: no request waits.
     context.predictor.load_in_background = True
-    api = create_app(context=context)
+    api = create_app(context=context, warm_up=True)
     console.print(f"SmartStudy on http://{host}:{port}  (API docs: /docs)", highlight=False)
     # On SIGTERM: open requests get a few seconds, then the running job is asked to stop
     # (or marked interrupted and queued again): the process is gone well within 10 s.
@@ -217,6 +225,39 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=3,
     )
+
+
+def _serve_processes(host: str, port: int, workers: int, settings: Settings) -> None:
+    """``serve --workers N``: uvicorn starts N processes, each building its own app from the
+    environment (``api.app.serving_process_app``). Their request metrics are summed through
+    a private prometheus-client multiprocess folder, made here unless one is set."""
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from smartstudy.observability.metrics import MULTIPROC_ENV
+
+    made = None
+    if not os.environ.get(MULTIPROC_ENV):
+        made = tempfile.mkdtemp(prefix="smartstudy-metrics-")
+        os.environ[MULTIPROC_ENV] = made
+    console.print(f"SmartStudy on http://{host}:{port} with {workers} processes", highlight=False)
+    try:
+        uvicorn.run(
+            "smartstudy.api.app:serving_process_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=3,
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def _observability(settings: Settings) -> None:
@@ -244,6 +285,7 @@ def worker(
         raise fail("`smartstudy worker` needs SMARTSTUDY_JOBS=celery (and SMARTSTUDY_REDIS_URL)")
     context = _context()
     _check_broker(context.settings)
+    _observability(context.settings)
     _start_jobs(context)
     console.print(
         f"worker on queue {context.settings.job_queue!r}, database: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,8 +47,30 @@ def _location(loc: tuple | list) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
 
 
-def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
-    """Build the app; with no arguments it reads settings from the environment."""
+def serving_process_app() -> FastAPI:
+    """The app of one process of ``smartstudy serve --workers N`` (uvicorn's factory): its
+    own context from the environment, the parent having checked and migrated the database.
+    Each process recovers dead jobs and takes the queued ones (claims are atomic, so two
+    processes never run the same job), loads new versions beside the serving one, and warms
+    its models up in a thread. Processes stay consistent through the database: each learns
+    the completions the others stored before it predicts (``PredictionService``)."""
+    from smartstudy.jobs import durable
+    from smartstudy.observability.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    context = AppContext.from_settings(settings)
+    durable.recover_and_wake(context)
+    context.predictor.load_in_background = True
+    return create_app(context=context, warm_up=True)
+
+
+def create_app(
+    settings: Settings | None = None, context: AppContext | None = None, *, warm_up: bool = False
+) -> FastAPI:
+    """Build the app; with no arguments it reads settings from the environment.
+    ``warm_up``: once started, load the served models in a thread (a server), so that the
+    first requests do not wait for them."""
     if context is None:
         context = AppContext.from_settings(settings or Settings())
 
@@ -55,6 +78,13 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if context.settings.auto_migrate:
             context.migrate()
+        if warm_up:
+            threading.Thread(
+                target=context.predictor.warm_up,
+                args=(context.sessions,),
+                name="warm-up",
+                daemon=True,
+            ).start()
         yield
         context.close()
 

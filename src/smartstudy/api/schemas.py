@@ -405,6 +405,10 @@ class TrainingRunOut(BaseModel):
     finished_at: datetime | None
     error: str | None
     summary: dict[str, Any]
+    attempts: int = Field(description="1 for a first run; a retry of a dead run counts up")
+    retry_of: uuid.UUID | None = Field(description="the run whose process died, if a retry")
+    worker: str | None = Field(description="host:pid of the process that ran it")
+    heartbeat_at: datetime | None
 
 
 class CounterOut(BaseModel):

@@ -494,6 +494,34 @@ class PredictionService:
 
         threading.Thread(target=load, name=f"load-{name}", daemon=True).start()
 
+    def warm_up(self, sessions: Callable[[], Session]) -> None:
+        """Load what the first request would otherwise load: the per-topic counts and every
+        family's active version, caught up (``serve`` runs this in a thread at start)."""
+        try:
+            with sessions() as session:
+                with self._counts.lock:
+                    if not self._counts.loaded:
+                        self._counts.load(session)
+                self.policy(session)
+            for name in self.chain:
+                # Only stored versions: a family without one is trained by a job or, for
+                # the last resort, by the first request, as without a warm-up.
+                with sessions() as session:
+                    stored = session.scalar(
+                        select(ModelVersion.id).where(
+                            ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+                        )
+                    )
+                    if stored is None:
+                        continue
+                    try:
+                        self._ready(session, name)
+                    except CannotPredictError:
+                        continue
+                    session.commit()
+        except Exception:
+            log.exception("warming up the models failed; the first requests load them")
+
     def wait_loaded(self, timeout: float = 30.0) -> bool:
         """Block until no version is being loaded in the background (tests, shutdown)."""
         deadline = time.monotonic() + timeout
