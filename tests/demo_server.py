@@ -21,6 +21,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen, base: str, log_path: Path, timeout: float) -> None:
+    """Wait until the server at ``base`` answers /readyz with 200; fail with its log if it
+    exits or takes longer than ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"server did not start:\n{log_path.read_text()}")
+        time.sleep(0.3)
+
+
 @contextmanager
 def demo_server(data_dir: Path, timeout: float = 180) -> Iterator[str]:
     """Start the server with demo data in ``data_dir`` (SQLite); yield its base URL once
@@ -39,16 +54,7 @@ def demo_server(data_dir: Path, timeout: float = 180) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.3)
+            wait_ready(proc, base, log_path, timeout)
             yield base
         finally:
             proc.terminate()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from smartstudy.services import accounts, catalogue
 from smartstudy.store.db import make_engine, make_session_factory, session_scope
 from smartstudy.store.migrate import upgrade
 from tests.conftest import _postgres_database
-from tests.demo_server import free_port
+from tests.demo_server import free_port, wait_ready
 
 
 @pytest.fixture
@@ -69,16 +68,7 @@ def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text()}")
-            time.sleep(0.3)
+        wait_ready(proc, base, log_path, timeout=90)
         # uvicorn's supervisor runs the two API processes as its children.
         assert len(_children(proc.pid)) >= 2, log_path.read_text()
 

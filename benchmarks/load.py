@@ -1,0 +1,336 @@
+"""Load benchmark of the production set-up (issue 11): API processes, a Celery worker,
+PostgreSQL and Redis, a preloaded cohort, and many clients creating and completing tasks while
+trainings run.
+
+What it does, in order:
+
+1. creates a scratch database on the PostgreSQL server of ``--postgres-url`` and fills it with
+   ``smartstudy simulate cohort --students S --tasks T`` (500 × 200 = 100,000 completed tasks
+   by default), then ``smartstudy train`` so every family has a version;
+2. starts ``smartstudy worker`` and ``smartstudy serve --workers P`` with
+   ``SMARTSTUDY_JOBS=celery`` on the Redis of ``--redis-url`` (a queue name of its own), and
+   the server's own training cadence (a training every ``--retrain-every`` completions);
+3. runs ``--clients`` threads for ``--seconds``: each signs in as a cohort student and loops
+   "create a task (its prediction is stored), complete it";
+4. prints throughput (completions per second), latency p50 / p99 / max of every request,
+   errors, the trainings that finished during the run, and the peak memory (VmHWM) of each
+   process; ``--json`` prints the same as JSON. The scratch database is dropped at the end.
+
+    .venv/bin/python benchmarks/load.py [--students 500] [--tasks 200] [--clients 32]
+        [--seconds 60] [--processes 2] [--retrain-every 5] [--json]
+
+Issue 11's targets: p99 under 250 ms and no errors while at least two trainings complete, and
+at least 100 completions/s in total on a 2-core machine. The clients run on the same machine
+and take their share of its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PASSWORD = "load benchmark password"
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smartstudy.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server not ready after {timeout} s:\n{log.read_text()}")
+
+
+class Client(threading.Thread):
+    """One simulated student: create a task, complete it, again, until ``stop``."""
+
+    def __init__(self, base: str, email: str, topics: list[str], stop: threading.Event, seed: int):
+        super().__init__(daemon=True)
+        self.base, self.email, self.topics, self.stop = base, email, topics, stop
+        self.rng = random.Random(seed)
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.completions = 0
+
+    def _call(self, http: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response | None:
+        started = time.perf_counter()
+        try:
+            r = http.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            self.errors.append(f"{method} {url}: {type(exc).__name__}")
+            return None
+        self.latencies.append(time.perf_counter() - started)
+        if r.status_code >= 400:
+            self.errors.append(f"{method} {url}: {r.status_code} {r.text[:120]}")
+            return None
+        return r
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as http:
+            r = http.post("/v1/auth/login", json={"email": self.email, "password": PASSWORD})
+            if r.status_code != 200:
+                self.errors.append(f"login {self.email}: {r.status_code}")
+                return
+            http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            while not self.stop.is_set():
+                body = {
+                    "topic_id": self.rng.choice(self.topics),
+                    "difficulty": self.rng.choice(DIFFICULTIES),
+                }
+                task = self._call(http, "POST", "/v1/tasks", json=body)
+                if task is None:
+                    continue
+                done = self._call(
+                    http,
+                    "POST",
+                    f"/v1/tasks/{task.json()['id']}/complete",
+                    json={
+                        "is_correct": self.rng.random() < 0.6,
+                        "actual_time_seconds": round(self.rng.lognormvariate(4.5, 0.6), 1),
+                    },
+                )
+                if done is not None:
+                    self.completions += 1
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"smartstudy_load_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
+    procs: list[subprocess.Popen] = []
+    folder = Path(tempfile.mkdtemp(prefix="smartstudy-load-"))
+    try:
+        env = {
+            **os.environ,
+            "SMARTSTUDY_DATA_DIR": str(folder / "data"),
+            "SMARTSTUDY_DATABASE_URL": url,
+            "SMARTSTUDY_SECRET_KEY": "load-benchmark-" + uuid.uuid4().hex,
+            "SMARTSTUDY_RETRAIN_EVERY": str(args.retrain_every),
+        }
+        started = time.perf_counter()
+        _cli(
+            "simulate",
+            "cohort",
+            "--students",
+            str(args.students),
+            "--tasks",
+            str(args.tasks),
+            "--password",
+            PASSWORD,
+            env=env,
+        )
+        preload = time.perf_counter() - started
+        started = time.perf_counter()
+        _cli("train", env=env)
+        first_training = time.perf_counter() - started
+
+        env.update(
+            SMARTSTUDY_JOBS="celery",
+            SMARTSTUDY_REDIS_URL=args.redis_url,
+            SMARTSTUDY_JOB_QUEUE=f"load-{uuid.uuid4().hex[:8]}",
+        )
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        serve_log, worker_log = folder / "serve.log", folder / "worker.log"
+        with serve_log.open("w") as out:
+            serve = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "smartstudy.cli", "serve"),
+                    *("--port", str(port), "--workers", str(args.processes)),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(serve)
+        with worker_log.open("w") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "smartstudy.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(worker)
+        _wait_ready(base, serve, serve_log)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            topics = [str(t) for (t,) in conn.execute(text("SELECT id FROM topics"))]
+            emails = [
+                e
+                for (e,) in conn.execute(
+                    text("SELECT email FROM users WHERE email LIKE 'cohort-%' ORDER BY email")
+                )
+            ]
+        stop = threading.Event()
+        clients = [
+            Client(base, emails[k % len(emails)], topics, stop, seed=k) for k in range(args.clients)
+        ]
+        t0 = time.time()
+        for c in clients:
+            c.start()
+        time.sleep(args.seconds)
+        stop.set()
+        for c in clients:
+            c.join(timeout=60)
+        elapsed = time.time() - t0
+        with engine.connect() as conn:
+            trainings = conn.execute(
+                text(
+                    "SELECT count(*) FROM jobs WHERE kind = 'training' AND status = 'succeeded' "
+                    "AND finished_at >= :t0"
+                ),
+                {"t0": time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(t0))},
+            ).scalar()
+            queued = conn.execute(
+                text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+            ).scalar()
+        engine.dispose()
+        latencies = np.array([x for c in clients for x in c.latencies]) * 1000
+        errors = [e for c in clients for e in c.errors]
+        memory = {f"serve (parent {serve.pid})": _peak_rss_mb(serve.pid)}
+        for pid in _children(serve.pid):
+            memory[f"API process {pid}"] = _peak_rss_mb(pid)
+        memory[f"worker {worker.pid}"] = _peak_rss_mb(worker.pid)
+        for pid in _children(worker.pid):
+            memory[f"worker child {pid}"] = _peak_rss_mb(pid)
+        completions = sum(c.completions for c in clients)
+        return {
+            "setup": {
+                "students": args.students,
+                "tasks_each": args.tasks,
+                "preload_seconds": round(preload, 1),
+                "first_training_seconds": round(first_training, 1),
+                "api_processes": args.processes,
+                "clients": args.clients,
+                "retrain_every": args.retrain_every,
+            },
+            "seconds": round(elapsed, 1),
+            "completions": completions,
+            "completions_per_s": round(completions / elapsed, 1),
+            "requests": len(latencies),
+            "latency_ms": {
+                "p50": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
+                "p99": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None,
+                "max": round(float(latencies.max()), 1) if len(latencies) else None,
+            },
+            "errors": len(errors),
+            "error_examples": errors[:5],
+            "trainings_completed_during_run": int(trainings or 0),
+            "jobs_queued_or_running_at_end": int(queued or 0),
+            "peak_memory_mb": {k: round(v, 1) if v else None for k, v in memory.items()},
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=500)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--retrain-every", type=int, default=5)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "SMARTSTUDY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    s = result["setup"]
+    print(
+        f"{s['students']} students × {s['tasks_each']} tasks preloaded in "
+        f"{s['preload_seconds']} s, first training {s['first_training_seconds']} s; "
+        f"{s['api_processes']} API processes + 1 worker, {s['clients']} clients, "
+        f"a training every {s['retrain_every']} completions"
+    )
+    lat = result["latency_ms"]
+    print(
+        f"{result['completions']} completions in {result['seconds']} s = "
+        f"{result['completions_per_s']} completions/s; {result['requests']} requests, "
+        f"latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms; "
+        f"errors {result['errors']}"
+    )
+    print(
+        f"trainings completed during the run: {result['trainings_completed_during_run']}; "
+        f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"
+    )
+    for proc, mb in result["peak_memory_mb"].items():
+        print(f"peak memory {proc}: {mb} MB")
+    for example in result["error_examples"]:
+        print("error:", example)
+
+
+if __name__ == "__main__":
+    main()
