@@ -21,7 +21,8 @@ from smartstudy.jobs import SyncRunner
 from smartstudy.services import accounts
 from smartstudy.services.context import AppContext
 from smartstudy.services.simulation import simulate_bulk_user
-from smartstudy.store.orm import PracticeTask, Topic
+from smartstudy.store.orm import Topic
+from smartstudy.store.repositories.tasks import cell_outcomes
 
 
 def main() -> None:
@@ -51,14 +52,7 @@ def print_table(context: AppContext) -> None:
         assert user is not None
         for topic in session.scalars(select(Topic).order_by(Topic.name)):
             for difficulty in ("easy", "medium", "hard"):
-                rows = session.execute(
-                    select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
-                        PracticeTask.user_id == user.id,
-                        PracticeTask.topic_id == topic.id,
-                        PracticeTask.difficulty == difficulty,
-                        PracticeTask.completed_at.is_not(None),
-                    )
-                ).all()
+                rows = cell_outcomes(session, user.id, topic.id, difficulty)
                 if not rows:
                     continue
                 rate = float(np.mean([r[0] for r in rows]))

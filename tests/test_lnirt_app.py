@@ -14,6 +14,7 @@ from smartstudy.services.simulation import simulate_bulk_user
 from smartstudy.services.training import run_training
 from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import PracticeTask, Topic
+from smartstudy.store.repositories.tasks import cell_outcomes
 
 
 @pytest.fixture
@@ -31,14 +32,7 @@ def _topic(session, name):
 
 
 def _observed(session, user_id, topic_id, difficulty):
-    rows = session.execute(
-        select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
-            PracticeTask.user_id == user_id,
-            PracticeTask.topic_id == topic_id,
-            PracticeTask.difficulty == difficulty,
-            PracticeTask.completed_at.is_not(None),
-        )
-    ).all()
+    rows = cell_outcomes(session, user_id, topic_id, difficulty)
     correct = np.array([r[0] for r in rows], dtype=float)
     seconds = np.array([r[1] for r in rows], dtype=float)
     return len(rows), correct.mean(), float(np.median(seconds))

@@ -25,6 +25,7 @@ from smartstudy.services.simulation import simulate_bulk_user
 from smartstudy.services.training import run_training
 from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import ModelVersion, PracticeTask, Topic, User
+from smartstudy.store.repositories.tasks import cell_outcomes
 
 from .web.conftest import PASSWORD, Web, make_admin
 
@@ -415,14 +416,7 @@ def test_admin_page_says_when_nothing_is_held_out(client, context):
 
 # -- acceptance 2: the seed-000 bulk user ---------------------------------------------------
 def _observed(session, user_id, topic_id, difficulty) -> tuple[float, float]:
-    rows = session.execute(
-        select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
-            PracticeTask.user_id == user_id,
-            PracticeTask.topic_id == topic_id,
-            PracticeTask.difficulty == difficulty,
-            PracticeTask.completed_at.is_not(None),
-        )
-    ).all()
+    rows = cell_outcomes(session, user_id, topic_id, difficulty)
     return float(np.mean([r[0] for r in rows])), float(np.median([r[1] for r in rows]))
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from smartstudy.services.predictor import Prediction
 from smartstudy.store.orm import PracticeTask
+from smartstudy.store.repositories import tasks as tasks_repo
 
 #: How many of the student's latest tasks in the cell are summarised.
 RECENT = 10
@@ -72,15 +73,9 @@ def own_record(
     before: datetime | None = None,
 ) -> CellRecord:
     """The student's last ``RECENT`` completed tasks in the cell (completed before ``before``)."""
-    stmt = select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
-        PracticeTask.user_id == user_id,
-        PracticeTask.topic_id == topic_id,
-        PracticeTask.difficulty == difficulty,
-        PracticeTask.completed_at.is_not(None),
+    rows = tasks_repo.cell_outcomes(
+        session, user_id, topic_id, difficulty, before=before, limit=RECENT
     )
-    if before is not None:
-        stmt = stmt.where(PracticeTask.completed_at < before)
-    rows = session.execute(stmt.order_by(PracticeTask.completed_at.desc()).limit(RECENT)).all()
     times = [t for _, t in rows if t is not None]
     return CellRecord(
         n=len(rows),

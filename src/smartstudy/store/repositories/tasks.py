@@ -1,8 +1,9 @@
-"""Reads of practice tasks that pages show beside a form."""
+"""Reads of practice tasks that pages, explanations and reports show."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -21,3 +22,28 @@ def open_tasks(session: Session, user_id: uuid.UUID, limit: int) -> list[Practic
             .limit(limit)
         )
     )
+
+
+def cell_outcomes(
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    difficulty: str,
+    *,
+    before: datetime | None = None,
+    limit: int | None = None,
+) -> list[tuple[bool, float | None]]:
+    """(correct, seconds) of the user's completed tasks in one (topic, difficulty) cell,
+    newest first: all of them, or the ``limit`` newest completed before ``before``."""
+    stmt = select(PracticeTask.is_correct, PracticeTask.actual_time_seconds).where(
+        PracticeTask.user_id == user_id,
+        PracticeTask.topic_id == topic_id,
+        PracticeTask.difficulty == difficulty,
+        PracticeTask.completed_at.is_not(None),
+    )
+    if before is not None:
+        stmt = stmt.where(PracticeTask.completed_at < before)
+    stmt = stmt.order_by(PracticeTask.completed_at.desc(), PracticeTask.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [(bool(ok), t) for ok, t in session.execute(stmt)]
