@@ -7,6 +7,7 @@ The generic contract (no peeking, save/load, ...) lives in test_model_contract.p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,17 @@ import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
+from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.models import Baseline
-from smartstudy.models.base import Z80
-from smartstudy.models.baseline import DEFAULT_LOG_TIME_SD, DEFAULT_TIME_MEDIAN_S
+from smartstudy.models import base as base_module
+from smartstudy.models import baseline as baseline_module
+from smartstudy.models.base import PREDICTION_COLUMNS, Z80, LearnerModel
+from smartstudy.models.baseline import (
+    DEFAULT_LOG_TIME_SD,
+    DEFAULT_TIME_MEDIAN_S,
+    PRIOR_MIN_ROWS,
+    PRIOR_MIN_USERS,
+)
 
 DATASETS = Path(__file__).parents[1] / "../shared/datasets"
 
@@ -141,7 +150,8 @@ def test_interval_follows_residual_spread() -> None:
         )
         for item, sd in sds.items()
     ]
-    model = Baseline().fit(pd.concat(frames, ignore_index=True))
+    # The item's own variance is checked here, so the learned interval scale stays at 1.
+    model = Baseline(learn_interval_scale=False).fit(pd.concat(frames, ignore_index=True))
     for item, sd in sds.items():
         pred = model.predict_one("new", item, "S")
         fitted_sd = math.log(pred["time_p90_s"] / pred["time_p10_s"]) / (2 * Z80)
@@ -151,6 +161,89 @@ def test_interval_follows_residual_spread() -> None:
         fresh = np.exp(rng.normal(math.log(30.0), sd, 4000))
         inside = np.mean((fresh >= pred["time_p10_s"]) & (fresh <= pred["time_p90_s"]))
         assert 0.75 < inside < 0.85, item
+
+
+# -- interval scale ---------------------------------------------------------------------------
+def _heavy_tailed_times(users: int, seed: int) -> pd.DataFrame:
+    """Users answer 20 of 30 items; log time = item mean + user offset + Student-t noise
+    (df = 3). The heavy tails and the large user offsets make the plain log-normal interval
+    miss its 80 %: this is what the learned scale is for."""
+    rng = np.random.default_rng(seed)
+    n_items, per_user = 30, 20
+    item_mean = rng.normal(math.log(30.0), 0.5, n_items)
+    user_offset = rng.normal(0.0, 1.0, users)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(users)])
+    user = np.repeat(np.arange(users), per_user)
+    log_t = item_mean[items] + user_offset[user] + 0.25 * rng.standard_t(3, users * per_user)
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in user],
+            "item_id": [f"i{i}" for i in items],
+            "skill_id": "S",
+            "correct": rng.integers(0, 2, users * per_user),
+            "rt_seconds": np.exp(log_t),
+            "order": np.tile(np.arange(per_user), users),
+        }
+    )
+
+
+def _coverage(model: Baseline, test: pd.DataFrame) -> float:
+    pred = model.predict(test)
+    rt = test["rt_seconds"].to_numpy()
+    inside = (rt >= pred["time_p10_s"].to_numpy()) & (rt <= pred["time_p90_s"].to_numpy())
+    return float(inside.mean())
+
+
+def test_interval_scale_holds_80_percent_of_unseen_students_times() -> None:
+    """Fitted on 400 students, the interval holds about 80 % of the times of 600 others,
+    predicted one step ahead; the plain log-normal interval misses that clearly."""
+    data = _heavy_tailed_times(1000, seed=0)
+    is_train = data["user_id"].isin([f"u{u}" for u in range(400)])
+    train, test = data[is_train], data[~is_train]
+    scaled = Baseline().fit(train)
+    plain = Baseline(learn_interval_scale=False).fit(train)
+    assert plain.interval_scale_ == 1.0
+    assert scaled.interval_scale_ != 1.0
+
+    covered, covered_plain = _coverage(scaled, test), _coverage(plain, test)
+    assert 0.77 <= covered <= 0.83
+    assert abs(covered_plain - 0.8) > abs(covered - 0.8) + 0.015
+    # Only the width changes: the medians are the same.
+    np.testing.assert_allclose(
+        scaled.predict(test)["time_median_s"], plain.predict(test)["time_median_s"], rtol=1e-12
+    )
+
+
+def test_interval_scale_is_saved_and_validated() -> None:
+    model = Baseline().fit(_heavy_tailed_times(60, seed=1))
+    assert model.interval_scale_ != 1.0
+    clone = Baseline.from_bytes(model.to_bytes())
+    assert clone.interval_scale_ == model.interval_scale_
+    assert clone.predict_one("u1", "i1", "S") == model.predict_one("u1", "i1", "S")
+
+    # A state stored before the scale was learned serves the plain interval.
+    state = model._get_state()
+    del state["interval_scale"]
+    old = Baseline()
+    old._set_state(state)
+    assert old.interval_scale_ == 1.0
+    for bad in (0, -1.0, math.nan, math.inf, "x", True):
+        with pytest.raises(ValueError, match="interval_scale"):
+            Baseline()._set_state({**model._get_state(), "interval_scale": bad})
+
+
+def test_interval_scale_is_one_without_enough_data() -> None:
+    assert _tiny_model().interval_scale_ == 1.0
+    # Many rows, too few users.
+    few_users = _heavy_tailed_times(PRIOR_MIN_USERS - 1, seed=2)
+    assert len(few_users) >= PRIOR_MIN_ROWS
+    assert Baseline().fit(few_users).interval_scale_ == 1.0
+    # Enough users and rows, but too few of them timed.
+    untimed = _heavy_tailed_times(60, seed=2)
+    untimed.loc[untimed.index[PRIOR_MIN_ROWS - 1 :], "rt_seconds"] = np.nan
+    assert Baseline().fit(untimed).interval_scale_ == 1.0
+    with pytest.raises(ValueError, match="learn_interval_scale"):
+        Baseline(learn_interval_scale=1).fit(TINY)  # type: ignore[arg-type]
 
 
 # -- user offsets ---------------------------------------------------------------------------
@@ -408,3 +501,144 @@ def test_credential_data_one_step_ahead() -> None:
         rt[timed] <= pred["time_p90_s"].to_numpy()[timed]
     )
     assert 0.7 < inside.mean() < 0.9
+
+
+# -- predict_one: the fast path -----------------------------------------------------------------
+def _one_row_predict(model: Baseline, user: object, item: object, skill: object) -> dict:
+    """``predict`` on the one-row frame of an attempt not made yet: what ``predict_one`` serves."""
+    frame = pd.DataFrame(
+        {"user_id": [user], "item_id": [item], "skill_id": [skill], "correct": [np.nan]}
+    ).assign(order=0.0)
+    return {k: float(v) for k, v in model.predict(frame).iloc[0].items()}
+
+
+def _assert_predict_one_is_predict(model: Baseline, probes: list[tuple]) -> None:
+    for probe in probes:
+        fast = model.predict_one(*probe)
+        assert list(fast) == list(PREDICTION_COLUMNS), probe
+        assert all(type(v) is float and math.isfinite(v) for v in fast.values()), probe
+        assert fast == pytest.approx(_one_row_predict(model, *probe), rel=1e-12, abs=0), probe
+
+
+def _raised(call: Callable[[], object]) -> tuple[type, str]:
+    with pytest.raises(ValueError) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+APP_PROBES = [
+    ("learner1", "Calculus:easy", "Calculus"),  # known user, item and skill
+    ("learner1", "Calculus:hard", None),  # the item's own skill
+    ("learner2", "Waves:medium", "Calculus"),  # a row's skill other than the item's
+    ("stranger", "Mechanics:hard", "Mechanics"),  # unknown user
+    ("learner3", "Optics:easy", "Waves"),  # unknown item of a known skill
+    ("learner3", "Waves:easy", "Optics"),  # unknown skill
+    ("learner4", "Optics:easy", None),  # unknown item, no skill
+    ("stranger", "Optics:hard", "Optics"),  # nothing known
+]
+
+
+def test_predict_one_equals_predict_on_the_one_row_frame() -> None:
+    train, _ = simulate_app_learners([30] * 40, seed=5)
+    model = Baseline().fit(train)
+    # Enough data that the learned priors and interval scale are in play.
+    assert model.interval_scale_ != 1.0
+    assert model._user_priors() != (1.0, 5.0)
+    _assert_predict_one_is_predict(model, APP_PROBES)
+
+    for row in (
+        {"user_id": "learner1", "item_id": "Calculus:easy", "skill_id": "Calculus", "correct": 0},
+        {"user_id": "learner1", "item_id": "Calculus:hard", "correct": 1, "rt_seconds": 900.0},
+        {"user_id": "newbie", "item_id": "Optics:easy", "skill_id": "Optics", "correct": 1},
+        {"user_id": "stranger2", "item_id": "Waves:easy", "correct": 0, "rt_seconds": 0.2},
+    ):
+        before = model.predict_one(row["user_id"], row["item_id"], row.get("skill_id"))
+        model.update(row)
+        assert model.predict_one(row["user_id"], row["item_id"], row.get("skill_id")) != before
+    probes = [*APP_PROBES, ("newbie", "Optics:easy", "Optics"), ("newbie", "Optics:hard", None)]
+    _assert_predict_one_is_predict(model, probes)
+
+    clone = Baseline.from_bytes(model.to_bytes())
+    _assert_predict_one_is_predict(clone, probes)
+    for probe in probes:
+        assert clone.predict_one(*probe) == model.predict_one(*probe)
+
+
+def test_predict_one_reads_ids_as_predict_does() -> None:
+    train, _ = simulate_app_learners([30] * 30, seed=6)
+    # Numeric ids, with a gap in the skills so that the skill column is float ("2.0" is "2").
+    train["user_id"] = train["user_id"].str.removeprefix("learner").astype(int)
+    train["item_id"] = pd.factorize(train["item_id"])[0] + 100
+    skill = pd.factorize(train["skill_id"])[0].astype(float)
+    train["skill_id"] = np.where(np.arange(len(train)) % 7 == 0, np.nan, skill)
+    model = Baseline().fit(train)
+    assert "3" in model.user_index_ and "101" in model.item_index_ and "2" in model.skill_index_
+    probes = [
+        (3, 101, 2),
+        (3.0, 101.0, 2.0),
+        (np.int64(3), np.int64(101), np.float64(2.0)),
+        (3, 101, np.nan),
+        (3, 101, None),
+        (3.5, 101, 1),  # a fractional id is nobody
+        (True, 101, 2),
+        # Types only the DataFrame path converts (bytes are decoded, float32 goes through
+        # Python floats): answered by it, so still the same.
+        (b"3", np.float32(101.0), "2"),
+        (3, 101, pd.NA),
+        (np.str_("3"), "101", np.float32(2.0)),
+    ]
+    _assert_predict_one_is_predict(model, probes)
+    assert model.predict_one(3.0, 101.0, 2.0) == model.predict_one("3", "101", "2")
+    assert model.predict_one(3, 101, None) != model.predict_one("stranger", 101, None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, "Calculus:easy", "Calculus"),
+        ("learner1", None, "Calculus"),
+        (math.nan, "Calculus:easy", None),
+        ("learner1", np.float64("nan"), None),
+        (pd.NA, "Calculus:easy", "Calculus"),
+        ("learner1", pd.NaT, "Calculus"),
+        (None, None, None),
+    ],
+)
+def test_predict_one_rejects_missing_ids_as_before(args: tuple) -> None:
+    train, _ = simulate_app_learners([20] * 10, seed=7)
+    model = Baseline().fit(train)
+    assert _raised(lambda: model.predict_one(*args)) == _raised(
+        lambda: LearnerModel.predict_one(model, *args)
+    )
+
+
+def test_predict_one_builds_no_data_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    train, _ = simulate_app_learners([20] * 10, seed=8)
+    model = Baseline().fit(train)
+    expected = {probe: model.predict_one(*probe) for probe in APP_PROBES}
+
+    def no_frames(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predict_one went through predict")
+
+    monkeypatch.setattr(base_module, "validate_interactions", no_frames)
+    monkeypatch.setattr(baseline_module, "sort_for_sequences", no_frames)
+    for probe in APP_PROBES:
+        assert model.predict_one(*probe) == expected[probe]
+
+
+class Halved(Baseline):
+    """A subclass that changes every prediction: its predict_one must show the change."""
+
+    def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
+        out = super()._predict_validated(data)
+        out["p_correct"] = out["p_correct"] / 2.0
+        return out
+
+
+def test_predict_one_of_a_subclass_that_changes_predict_goes_through_it() -> None:
+    train, _ = simulate_app_learners([20] * 10, seed=8)
+    plain, halved = Baseline().fit(train), Halved().fit(train)
+    for probe in APP_PROBES:
+        expected = plain.predict_one(*probe)
+        expected["p_correct"] /= 2.0
+        assert halved.predict_one(*probe) == pytest.approx(expected, rel=1e-12, abs=0)

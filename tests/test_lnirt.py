@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,15 @@ from scipy.stats import norm
 
 from smartstudy.data.schema import validate_interactions
 from smartstudy.data.simulate import simulate_lnirt
+from smartstudy.models import base as base_module
 from smartstudy.models import lnirt as lnirt_module
 from smartstudy.models import lnirt_fit
-from smartstudy.models.base import ArtifactError, NotFittedError
+from smartstudy.models.base import (
+    PREDICTION_COLUMNS,
+    ArtifactError,
+    LearnerModel,
+    NotFittedError,
+)
 from smartstudy.models.lnirt import (
     LNIRT,
     DegenerateFitError,
@@ -475,3 +482,110 @@ def test_credential_form1_one_step_ahead() -> None:
     assert metrics.rmse_log_time(test["rt_seconds"], pred["time_median_s"]) <= 0.510
     coverage = metrics.interval_coverage(test["rt_seconds"], pred["time_p10_s"], pred["time_p90_s"])
     assert 0.77 <= coverage <= 0.83
+
+
+# -- predict_one: the fast path -----------------------------------------------------------------
+def _one_row_predict(model: LNIRT, user: object, item: object, skill: object = None) -> dict:
+    """``predict`` on the one-row frame of an attempt not made yet: what ``predict_one`` serves."""
+    frame = pd.DataFrame(
+        {"user_id": [user], "item_id": [item], "skill_id": [skill], "correct": [np.nan]}
+    ).assign(order=0.0)
+    return {k: float(v) for k, v in model.predict(frame).iloc[0].items()}
+
+
+def _assert_predict_one_is_predict(model: LNIRT, probes: list[tuple]) -> None:
+    for probe in probes:
+        fast = model.predict_one(*probe)
+        assert list(fast) == list(PREDICTION_COLUMNS), probe
+        assert all(type(v) is float and math.isfinite(v) for v in fast.values()), probe
+        assert fast == pytest.approx(_one_row_predict(model, *probe), rel=1e-12, abs=0), probe
+
+
+def _raised(call: Callable[[], object]) -> tuple[type, str]:
+    with pytest.raises(ValueError) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+LNIRT_PROBES = [
+    ("p1", "i3"),  # known user and item
+    ("p2", "i7", "s0"),  # a skill, which LNIRT does not use
+    ("p2", "i7", "unknown-skill"),
+    ("never-seen", "i4"),  # the population prior
+    ("p3", "brand-new-item"),  # the item population
+    ("never-seen", "brand-new-item", None),
+]
+
+
+def test_predict_one_equals_predict_on_the_one_row_frame(model: LNIRT) -> None:
+    _assert_predict_one_is_predict(model, LNIRT_PROBES)
+    for row in (
+        {"user_id": "p1", "item_id": "i3", "correct": 0, "rt_seconds": 300.0},
+        {"user_id": "p2", "item_id": "brand-new-item", "correct": 1},
+        {"user_id": "newbie", "item_id": "i5", "correct": 1, "rt_seconds": 20.0},
+        {"user_id": "newbie", "item_id": "other-new-item", "correct": 0, "rt_seconds": 0.3},
+    ):
+        before = model.predict_one(row["user_id"], row["item_id"])
+        model.update(row)
+        assert model.predict_one(row["user_id"], row["item_id"]) != before
+    probes = [*LNIRT_PROBES, ("newbie", "i5"), ("newbie", "other-new-item", "s0")]
+    _assert_predict_one_is_predict(model, probes)
+
+    clone = LNIRT.from_bytes(model.to_bytes())
+    _assert_predict_one_is_predict(clone, probes)
+    for probe in probes:
+        assert clone.predict_one(*probe) == model.predict_one(*probe)
+
+
+def test_predict_one_reads_ids_as_predict_does() -> None:
+    df, _ = simulate_lnirt(60, 8, seed=3)
+    df["user_id"] = df["user_id"].str.removeprefix("p").astype(int)
+    df["item_id"] = df["item_id"].str.removeprefix("i").astype(int) + 100
+    model = LNIRT().fit(df)
+    assert "3" in model.user_index_ and "101" in model.item_index_
+    probes = [
+        (3, 101),
+        (3.0, 101.0, 2.0),
+        (np.int64(3), np.int64(101), np.nan),
+        (3.5, 101),  # a fractional id is nobody
+        (True, 101),
+        # Types only the DataFrame path converts (bytes are decoded, float32 goes through
+        # Python floats): answered by it, so still the same.
+        (b"3", np.float32(101.0)),
+        (3, 101, pd.NA),
+        (np.str_("3"), "101"),
+    ]
+    _assert_predict_one_is_predict(model, probes)
+    assert model.predict_one(3.0, 101.0) == model.predict_one("3", "101")
+    assert model.predict_one(3, 101) != model.predict_one("stranger", 101)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, "i1"),
+        ("p1", None),
+        (math.nan, "i1", None),
+        ("p1", np.float64("nan")),
+        (pd.NA, "i1", "s0"),
+        ("p1", pd.NaT),
+        (None, None, None),
+    ],
+)
+def test_predict_one_rejects_missing_ids_as_before(model: LNIRT, args: tuple) -> None:
+    assert _raised(lambda: model.predict_one(*args)) == _raised(
+        lambda: LearnerModel.predict_one(model, *args)
+    )
+
+
+def test_predict_one_builds_no_data_frame(model: LNIRT, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = {probe: model.predict_one(*probe) for probe in LNIRT_PROBES}
+
+    def no_frames(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predict_one went through predict")
+
+    monkeypatch.setattr(base_module, "validate_interactions", no_frames)
+    monkeypatch.setattr(lnirt_module, "sort_for_sequences", no_frames)
+    monkeypatch.setattr(LNIRT, "_item_arrays", no_frames)
+    for probe in LNIRT_PROBES:
+        assert model.predict_one(*probe) == expected[probe]

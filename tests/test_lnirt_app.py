@@ -3,12 +3,22 @@ and other users' personal parameters staying their own."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.jobs import SyncRunner
+from smartstudy.models import base as base_module
+from smartstudy.models.base import PREDICTION_COLUMNS, LearnerModel
+from smartstudy.models.lnirt import LNIRT
 from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services.app_models import TopicLNIRT
+from smartstudy.services.errors import CannotPredictError
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.simulation import simulate_bulk_user
 from smartstudy.services.training import run_training
@@ -132,3 +142,120 @@ def test_other_users_keep_their_own_parameters(quiet_context):
         replayed = replay.person_state("ada-replay")
     np.testing.assert_allclose(fitted["mean"], replayed["mean"], atol=0.1)
     np.testing.assert_allclose(np.diag(fitted["cov"]), np.diag(replayed["cov"]), rtol=0.25)
+
+
+# -- TopicLNIRT.predict_one: the fast path ------------------------------------------------------
+def _one_row_predict(model: TopicLNIRT, user: object, item: object, skill: object) -> dict:
+    """``predict`` on the one-row frame of an attempt not made yet: what ``predict_one`` serves."""
+    frame = pd.DataFrame(
+        {"user_id": [user], "item_id": [item], "skill_id": [skill], "correct": [np.nan]}
+    ).assign(order=0.0)
+    return {k: float(v) for k, v in model.predict(frame).iloc[0].items()}
+
+
+def _outcome(call: Callable[[], dict]) -> dict | tuple[type, str]:
+    """The call's answer, or the type and message of what it raised."""
+    try:
+        return call()
+    except (ValueError, CannotPredictError) as exc:
+        return type(exc), str(exc)
+
+
+def _assert_predict_one_is_predict(model: TopicLNIRT, probes: list[tuple]) -> None:
+    for probe in probes:
+        fast = _outcome(lambda probe=probe: model.predict_one(*probe))
+        slow = _outcome(lambda probe=probe: _one_row_predict(model, *probe))
+        if isinstance(slow, tuple):
+            assert fast == slow, probe
+            continue
+        assert list(fast) == list(PREDICTION_COLUMNS), probe
+        assert all(type(v) is float and math.isfinite(v) for v in fast.values()), probe
+        assert fast == pytest.approx(slow, rel=1e-12, abs=0), probe
+
+
+TOPIC_PROBES = [
+    ("learner1", "Calculus:easy", "Calculus"),  # known user, topic and item
+    ("learner2", "Mechanics:hard", "Mechanics"),
+    ("stranger", "Calculus:medium", "Calculus"),  # unknown user: the population prior
+    ("learner3", "Calculus:expert", "Calculus"),  # unknown item of a fitted topic
+    ("learner1", "Waves:easy", "Waves"),  # a topic with too few rows for an LNIRT
+    ("learner1", "Optics:easy", "Optics"),  # a topic never seen
+    ("learner1", "Calculus:easy", None),  # no topic: the item names it, and has no LNIRT
+    ("learner1", "Calculus", None),  # ... unless the item is a fitted topic's name
+    ("learner1", "Calculus:easy", np.nan),
+]
+
+
+@pytest.fixture(scope="module")
+def topic_model() -> TopicLNIRT:
+    train, _ = simulate_app_learners([30] * 40, seed=5)
+    waves = (train["skill_id"] == "Waves").to_numpy()
+    rare = waves & (np.cumsum(waves) > 5)  # Waves keeps 5 rows, fewer than min_rows
+    model = TopicLNIRT().fit(train[~rare])
+    assert set(model.models_) == {"Calculus", "Mechanics", "Microeconomics"}
+    assert "Waves" in model.skipped_
+    return model
+
+
+def test_topic_predict_one_equals_predict(topic_model: TopicLNIRT) -> None:
+    model = TopicLNIRT.from_bytes(topic_model.to_bytes())
+    _assert_predict_one_is_predict(model, TOPIC_PROBES)
+    for row in (
+        {"user_id": "learner1", "item_id": "Calculus:easy", "skill_id": "Calculus", "correct": 0},
+        {
+            "user_id": "newbie",
+            "item_id": "Mechanics:hard",
+            "skill_id": "Mechanics",
+            "correct": 1,
+            "rt_seconds": 800.0,
+        },
+        {"user_id": "newbie", "item_id": "Calculus:expert", "skill_id": "Calculus", "correct": 1},
+    ):
+        before = model.predict_one(row["user_id"], row["item_id"], row["skill_id"])
+        model.update(row)
+        assert model.predict_one(row["user_id"], row["item_id"], row["skill_id"]) != before
+    probes = [
+        *TOPIC_PROBES,
+        ("newbie", "Mechanics:hard", "Mechanics"),
+        ("newbie", "Calculus:expert", "Calculus"),
+    ]
+    _assert_predict_one_is_predict(model, probes)
+
+    clone = TopicLNIRT.from_bytes(model.to_bytes())
+    _assert_predict_one_is_predict(clone, probes)
+    for probe in probes:
+        assert _outcome(lambda probe=probe: clone.predict_one(*probe)) == _outcome(
+            lambda probe=probe: model.predict_one(*probe)
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, "Calculus:easy", "Calculus"),
+        ("learner1", None, "Calculus"),
+        (math.nan, "Calculus:easy", "Optics"),
+        (pd.NA, "Calculus:easy", "Calculus"),
+        ("learner1", pd.NaT, None),
+    ],
+)
+def test_topic_predict_one_rejects_missing_ids_as_before(
+    topic_model: TopicLNIRT, args: tuple
+) -> None:
+    fast = _outcome(lambda: topic_model.predict_one(*args))
+    assert isinstance(fast, tuple) and issubclass(fast[0], ValueError)
+    assert fast == _outcome(lambda: LearnerModel.predict_one(topic_model, *args))
+
+
+def test_topic_predict_one_builds_no_data_frame(
+    topic_model: TopicLNIRT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = {p: _outcome(lambda p=p: topic_model.predict_one(*p)) for p in TOPIC_PROBES}
+
+    def no_frames(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predict_one went through predict")
+
+    monkeypatch.setattr(base_module, "validate_interactions", no_frames)
+    monkeypatch.setattr(LNIRT, "_item_arrays", no_frames)
+    for probe in TOPIC_PROBES:
+        assert _outcome(lambda probe=probe: topic_model.predict_one(*probe)) == expected[probe]

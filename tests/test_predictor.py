@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from smartstudy.models.baseline import Baseline
 from smartstudy.services import accounts, catalogue, tasks
+from smartstudy.services import predictor as predictor_module
 from smartstudy.services.predictor import PredictionService, PredictionUnavailableError
 from smartstudy.store.db import UnitOfWork, session_scope
 from smartstudy.store.orm import ModelVersion
@@ -124,6 +125,40 @@ def test_another_process_sees_completions(context, world):
         after_b = b.predict(session, user.id, topic.id, "hard")
     assert after_a.p_correct > before.p_correct
     assert after_a.time_median_s < before.time_median_s
+    assert after_a.p_correct == pytest.approx(after_b.p_correct)
+    assert after_a.time_median_s == pytest.approx(after_b.time_median_s)
+
+
+def test_a_server_reads_other_processes_at_most_every_sync_interval(context, world, monkeypatch):
+    """With a sync interval, A answers from what it last read until the interval has
+    passed (or a forced sync); then it has learnt B's completions, each once, and reads
+    only the tasks it has not taken in yet."""
+    user, topic = world
+    a, b = PredictionService(sync_interval=30.0), PredictionService()
+    with context.sessions() as session:
+        before = a.predict(session, user.id, topic.id, "hard")
+        session.commit()
+    with context.sessions() as session:
+        for _ in range(5):
+            _complete(context, session, b, user, topic, correct=True, seconds=20, difficulty="hard")
+    with context.sessions() as session:
+        stale = a.predict(session, user.id, topic.id, "hard")
+        assert stale == before  # within the interval: nothing read
+        read = []
+        real = predictor_module._unseen_completions
+
+        def spy(session, seen, since):
+            out = real(session, seen, since)
+            read.append(len(out))
+            return out
+
+        monkeypatch.setattr(predictor_module, "_unseen_completions", spy)
+        a.sync(session, force=True)
+        a.sync(session, force=True)  # nothing new: nothing read whole
+        assert read == [5, 0]
+        after_a = a.predict(session, user.id, topic.id, "hard")
+        after_b = b.predict(session, user.id, topic.id, "hard")
+    assert after_a.p_correct > before.p_correct
     assert after_a.p_correct == pytest.approx(after_b.p_correct)
     assert after_a.time_median_s == pytest.approx(after_b.time_median_s)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,7 +91,10 @@ def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path
                 )
                 assert done.status_code == 200, done.text
 
-            # Whichever process answers, it has learnt every completion: the same numbers.
+            # Whichever process answers, it has learnt every completion once its sync
+            # interval (SMARTSTUDY_SYNC_INTERVAL, 0.25 s by default) has passed.
+            time.sleep(0.6)
+
             def preview(_: int) -> tuple[float, float]:
                 with httpx.Client(base_url=base, timeout=30) as fresh:
                     r = fresh.post(

@@ -162,7 +162,29 @@ def _frame(n_users: int, per_user: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _block(version_id, cold_loss: float, warm_loss: float, calibration=None) -> dict:
+def _live_scores(advantages: dict[str, tuple[float, float]], rows: int = 200) -> dict:
+    """Live scores where each named family beats the chain's last by (cold, warm)
+    advantages, measured precisely (a small standard error)."""
+
+    def part(adv: float) -> dict:
+        return {
+            "rows": rows,
+            "log_loss": 0.5 - adv,
+            "last_log_loss": 0.5,
+            "advantage": adv,
+            "advantage_se": 0.001,
+        }
+
+    return {
+        "tasks": 2 * rows,
+        "families": {
+            name: {"all": part(max(cold, warm)), "cold": part(cold), "warm": part(warm)}
+            for name, (cold, warm) in advantages.items()
+        },
+    }
+
+
+def _block(version_id, cold_loss: float, warm_loss: float, calibration=None, live=None) -> dict:
     def kind(loss: float) -> dict:
         metrics = {"rows": 40, "log_loss": loss}
         return {"raw": metrics, "calibrated": metrics}
@@ -178,6 +200,7 @@ def _block(version_id, cold_loss: float, warm_loss: float, calibration=None) -> 
             "warm": kind(warm_loss),
         },
         "calibration": calibration or {},
+        "live": live,
     }
 
 
@@ -208,7 +231,7 @@ def _two_family_world(context, factories: dict):
     return users[0], newcomer, topic_id
 
 
-def test_cold_and_warm_requests_go_to_the_family_that_validated_best(context):
+def test_cold_and_warm_requests_go_to_the_family_that_did_best_live(context):
     factories = {"lnirt_like": Baseline, "baseline": lambda: Baseline(k_item=2.0)}
     warm_user, cold_user, topic_id = _two_family_world(context, factories)
     with context.sessions() as session:
@@ -216,11 +239,12 @@ def test_cold_and_warm_requests_go_to_the_family_that_validated_best(context):
         assert context.predictor.predict(session, cold_user, topic_id, "easy").model_name == (
             "lnirt_like"
         )
+    live = _live_scores({"lnirt_like": (-0.05, 0.05)})
     _store_blocks(
         context,
         {
-            "lnirt_like": _block(None, cold_loss=0.70, warm_loss=0.50),
-            "baseline": _block(None, cold_loss=0.60, warm_loss=0.55),
+            "lnirt_like": _block(None, cold_loss=0.70, warm_loss=0.50, live=live),
+            "baseline": _block(None, cold_loss=0.60, warm_loss=0.55, live=live),
         },
     )
     with context.sessions() as session:
@@ -234,9 +258,13 @@ def test_cold_and_warm_requests_go_to_the_family_that_validated_best(context):
 def test_a_user_turns_warm_after_five_tasks_in_the_topic(context):
     factories = {"first": Baseline, "second": lambda: Baseline(k_item=2.0)}
     _, newcomer, topic_id = _two_family_world(context, factories)
+    live = _live_scores({"first": (-0.05, 0.05)})
     _store_blocks(
         context,
-        {"first": _block(None, 0.70, 0.50), "second": _block(None, 0.60, 0.55)},
+        {
+            "first": _block(None, 0.70, 0.50, live=live),
+            "second": _block(None, 0.60, 0.55, live=live),
+        },
     )
     context.settings.retrain_every = 1_000_000
     answered = []
@@ -252,9 +280,13 @@ def test_a_user_turns_warm_after_five_tasks_in_the_topic(context):
 def test_a_failing_best_family_still_falls_back(context):
     factories = {"exploding": Exploding, "baseline": Baseline}
     _, cold_user, topic_id = _two_family_world(context, factories)
+    live = _live_scores({"exploding": (0.2, 0.2)})
     _store_blocks(
         context,
-        {"exploding": _block(None, 0.40, 0.40), "baseline": _block(None, 0.60, 0.60)},
+        {
+            "exploding": _block(None, 0.40, 0.40, live=live),
+            "baseline": _block(None, 0.60, 0.60, live=live),
+        },
     )
     with context.sessions() as session:
         policy = context.predictor.policy(session)
@@ -454,14 +486,194 @@ def _scored(log_loss: float, rows: int = 200) -> dict:
     return {"evaluation": "e", "ranked": True, "kinds": {"all": {"calibrated": scores}}}
 
 
-def test_a_family_must_beat_the_last_one_by_the_margin_to_answer_first():
+def test_held_out_scores_alone_do_not_promote_a_family():
     chain = ("neural", "lnirt", "baseline")
-    margin = registry.FALLBACK_MARGIN
-    close = registry.ServingPolicy(
-        {"neural": _scored(0.500 - margin / 2), "lnirt": _scored(0.510), "baseline": _scored(0.500)}
+    policy = registry.ServingPolicy(
+        {"neural": _scored(0.40), "lnirt": _scored(0.45), "baseline": _scored(0.50)}
     )
-    assert close.order(chain, "cold") == ("baseline", "neural", "lnirt")
-    clear = registry.ServingPolicy(
-        {"neural": _scored(0.500 - 2 * margin), "lnirt": _scored(0.510), "baseline": _scored(0.500)}
+    assert policy.order(chain, "cold") == ("baseline", "neural", "lnirt")
+    # With nothing validated at all (a handful of students), the default order stands.
+    assert registry.ServingPolicy().order(chain, "warm") == chain
+
+
+def test_a_family_must_beat_the_last_one_live_by_the_margin_and_the_noise():
+    chain = ("neural", "baseline")
+    held_out = {"neural": _scored(0.45), "baseline": _scored(0.50)}
+    margin = registry.LIVE_MARGIN
+
+    def live(adv: float, se: float) -> dict:
+        part = {"rows": 300, "advantage": adv, "advantage_se": se}
+        return {"tasks": 300, "families": {"neural": {"all": part, "cold": part, "warm": part}}}
+
+    def order(adv: float, se: float) -> tuple[str, ...]:
+        return registry.ServingPolicy(held_out, live(adv, se)).order(chain, "warm")
+
+    assert order(margin / 2, 0.0001) == ("baseline", "neural")  # below the margin
+    assert order(2 * margin, 0.0001) == ("neural", "baseline")
+    assert order(4 * margin, 0.05) == ("baseline", "neural")  # within the noise
+    assert order(-0.1, 0.0001) == ("baseline", "neural")
+
+
+# -- live ranking: what each family would have served, scored once the outcome is in ----
+def _live(advantages: dict[str, dict[str, tuple[int, float]]]) -> dict:
+    """A ``live_scores`` result: per family and kind, (rows, advantage over the last)."""
+    return {
+        "tasks": 500,
+        "families": {
+            name: {
+                kind: {
+                    "rows": rows,
+                    "log_loss": 0.5 - adv,
+                    "last_log_loss": 0.5,
+                    "advantage": adv,
+                    "advantage_se": 0.001,
+                }
+                for kind, (rows, adv) in kinds.items()
+            }
+            for name, kinds in advantages.items()
+        },
+    }
+
+
+def test_live_scores_decide_the_order_once_a_family_answered_enough():
+    chain = ("neural", "lnirt", "baseline")
+    # Held out, neural and LNIRT both beat baseline clearly (which promotes neither)...
+    held_out = {
+        "neural": _scored(0.45),
+        "lnirt": _scored(0.46),
+        "baseline": _scored(0.50),
+    }
+    margin = registry.LIVE_MARGIN
+    live = _live(
+        {
+            "neural": {"all": (400, -0.03), "warm": (300, -0.03), "cold": (100, -0.02)},
+            "lnirt": {
+                "all": (400, 3 * margin),
+                "warm": (300, 4 * margin),
+                "cold": (100, margin / 2),
+            },
+        }
     )
-    assert clear.order(chain, "cold") == ("neural", "baseline", "lnirt")
+    policy = registry.ServingPolicy(held_out, live)
+    # ...but live only LNIRT does, and only on warm requests by more than the margin.
+    assert policy.order(chain, "warm") == ("lnirt", "baseline", "neural")
+    assert policy.order(chain, "cold") == ("baseline", "neural", "lnirt")
+    # A kind with too few live rows follows all live rows.
+    few = _live(
+        {
+            "neural": {"all": (400, 2 * margin), "warm": (400, 2 * margin), "cold": (10, -0.1)},
+            "lnirt": {"all": (400, -0.01), "warm": (400, -0.01), "cold": (10, 0.2)},
+        }
+    )
+    assert registry.ServingPolicy(held_out, few).order(chain, "cold") == (
+        "neural",
+        "baseline",
+        "lnirt",
+    )
+    # Too few live rows anywhere: the last family answers first.
+    young = _live({"neural": {"all": (50, 0.1)}, "lnirt": {"all": (50, 0.1)}})
+    assert registry.ServingPolicy(held_out, young).order(chain, "warm") == (
+        "baseline",
+        "neural",
+        "lnirt",
+    )
+
+
+class Leaky(Baseline):
+    """Looks perfect on held-out students: it peeks at each row's outcome, which a batch
+    prediction can do. Live, where no outcome exists yet, it says 90% for everything."""
+
+    def _predict_validated(self, data):
+        out = super()._predict_validated(data)
+        correct = data["correct"].to_numpy(dtype=float)
+        out["p_correct"] = np.where(np.isnan(correct) | (correct > 0.5), 0.9, 0.1)
+        return out
+
+
+def test_a_family_that_validates_well_but_serves_badly_is_not_promoted(context):
+    users, topic_id = _history(context)
+    factories = {"leaky": Leaky, "baseline": Baseline}
+    context.predictor = PredictionService(chain=("leaky", "baseline"), factories=factories)
+    context.runner = SyncRunner()
+    context.settings.retrain_every = 1_000_000
+    job = run_training(context)
+    leaky = job.summary["leaky"]
+    assert "active" in leaky["status"]
+    # Held out it looks perfect, but that alone promotes no family.
+    assert job.summary["serving"]["order"]["warm"] == ["baseline", "leaky"]
+    rng = np.random.default_rng(5)
+    served = []
+    for k in range(registry.LIVE_MIN_ROWS + 20):
+        difficulty = ("easy", "medium", "hard")[k % 3]
+        with context.sessions() as session:
+            user = accounts.get_user(session, users[k % len(users)])
+            task = tasks.create_task(session, context.predictor, user, topic_id, difficulty)
+            served.append(task.model_name)
+            stored = task.family_predictions
+            assert set(stored["families"]) == {"leaky", "baseline"}
+            assert stored["kind"] in ("cold", "warm")
+            assert stored["families"][task.model_name][0] == pytest.approx(
+                task.predicted_correct, abs=1e-6
+            )
+            correct = bool(rng.random() < CHANCE[difficulty])
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 60.0)
+    assert served.count("baseline") == len(served)
+    job = run_training(context)
+    assert job.status == "succeeded", job.error
+    assert job.summary["serving"]["order"] == {
+        "cold": ["baseline", "leaky"],
+        "warm": ["baseline", "leaky"],
+    }
+    assert "live log loss" in job.summary["serving"]["reason"]
+    with context.sessions() as session:
+        live = registry.serving_policy(session, context.predictor.chain).live
+        assert live["tasks"] == len(served)
+        assert live["families"]["leaky"]["all"]["advantage"] < -registry.LIVE_MARGIN
+        user = accounts.get_user(session, users[0])
+        assert tasks.create_task(session, context.predictor, user, topic_id, "easy").model_name == (
+            "baseline"
+        )
+
+
+def test_admin_page_and_api_show_the_live_ranking(client, admin, context):
+    test_a_family_that_validates_well_but_serves_badly_is_not_promoted(context)
+    live = client.get("/v1/models", headers=admin).json()["serving"]["live"]
+    assert live["families"]["leaky"]["warm"]["rows"] > 0
+    assert live["families"]["leaky"]["all"]["advantage"] < 0
+    web = Web(client)
+    web.login("admin@example.com", "admin password 1")
+    page = web.get("/admin/models").text
+    assert 'id="live-table"' in page and 'data-model="leaky" data-kind="warm"' in page
+    assert 'id="order-warm">baseline → leaky' in page
+
+
+def _live_tasks(context, users, topic_id, n: int, seed: int = 5) -> list[str]:
+    """``n`` tasks created and completed by ``users`` in turn; the families that answered."""
+    rng = np.random.default_rng(seed)
+    served = []
+    for k in range(n):
+        difficulty = ("easy", "medium", "hard")[k % 3]
+        with context.sessions() as session:
+            user = accounts.get_user(session, users[k % len(users)])
+            task = tasks.create_task(session, context.predictor, user, topic_id, difficulty)
+            served.append(task.model_name)
+            correct = bool(rng.random() < CHANCE[difficulty])
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 60.0)
+    return served
+
+
+def test_a_family_that_does_better_live_is_promoted(context):
+    users, topic_id = _history(context)
+    factories = {"good": Baseline, "flipped": Flipped}
+    context.predictor = PredictionService(chain=("good", "flipped"), factories=factories)
+    context.runner = SyncRunner()
+    context.settings.retrain_every = 1_000_000
+    run_training(context)
+    before = _live_tasks(context, users, topic_id, registry.LIVE_MIN_ROWS + 20)
+    assert set(before) == {"flipped"}  # validated, nothing proven live: the last answers
+    job = run_training(context)
+    assert job.summary["serving"]["order"] == {
+        "cold": ["good", "flipped"],
+        "warm": ["good", "flipped"],
+    }
+    assert set(_live_tasks(context, users, topic_id, 5, seed=6)) == {"good"}

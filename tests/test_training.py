@@ -83,12 +83,13 @@ def test_a_failing_training_keeps_the_active_version(sync_context):
     context.predictor = PredictionService(
         chain=("flaky", "baseline"), factories={"flaky": Baseline, "baseline": Baseline}
     )
-    _do(context, user, topic)  # first versions of both
+    _do(context, user, topic)  # first versions of both (a task asks every family)
+    assert _versions(context, "baseline") == [1]
     context.predictor.factories["flaky"] = FailingFit
     job = run_training(context)
     assert job.status == "failed"
     assert "training exploded" in job.error
-    assert job.summary["baseline"]["version"] == 1  # the other family still trained
+    assert job.summary["baseline"]["version"] == 2  # the other family still trained
     assert _versions(context, "flaky") == [1]
     with context.sessions() as session:
         active = session.scalar(
@@ -115,3 +116,29 @@ def test_topic_lnirt_round_trip_and_unknown_topic():
     assert clone.predict(probe).equals(model.predict(probe))
     with pytest.raises(CannotPredictError, match="t9"):
         model.predict(probe.assign(skill_id="t9"))
+
+
+def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, monkeypatch):
+    from smartstudy.services import training
+
+    monkeypatch.setattr(training, "REFIT_GROWTH", {"slow": 0.5})
+    context, user, topic = sync_context
+    context.settings.retrain_every = 1_000_000
+    context.predictor = PredictionService(
+        chain=("slow", "baseline"), factories={"slow": Baseline, "baseline": Baseline}
+    )
+    for k in range(10):
+        _do(context, user, topic, correct=k % 2 == 0)
+    first = run_training(context)
+    assert first.status == "succeeded", first.error
+    slow_v, base_v = _versions(context, "slow")[-1], _versions(context, "baseline")[-1]
+    for k in range(4):  # 14 tasks: less than half as many again
+        _do(context, user, topic, correct=k % 2 == 0)
+    second = run_training(context)
+    assert second.summary["slow"]["skipped"].endswith("refitted from 15 on (14 now)")
+    assert _versions(context, "slow")[-1] == slow_v  # kept, still learning online
+    assert _versions(context, "baseline")[-1] == base_v + 1  # the cheap family refits
+    _do(context, user, topic)
+    third = run_training(context)
+    assert "skipped" not in third.summary["slow"]
+    assert _versions(context, "slow")[-1] == slow_v + 1

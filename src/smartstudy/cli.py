@@ -210,6 +210,7 @@ def serve(
     _start_jobs(context)
     # A new version is loaded beside the one serving, then swapped in: no request waits.
     context.predictor.load_in_background = True
+    context.predictor.sync_interval = context.settings.sync_interval
     api = create_app(context=context, warm_up=True)
     console.print(f"SmartStudy on http://{host}:{port}  (API docs: /docs)", highlight=False)
     # On SIGTERM: open requests get a few seconds, then the running job is asked to stop
@@ -409,8 +410,9 @@ def import_csv(
 def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Train every model family of the prediction chain now; a new version becomes active
-    only if it validates at least as well as the active one."""
+    """Train every model family of the prediction chain now, the slow ones included (a
+    background training refits those only once their data have grown enough); a new version
+    becomes active only if it validates at least as well as the active one."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from smartstudy.services.training import run_training
@@ -418,7 +420,7 @@ def train(
     context = _context()
     chain = context.predictor.chain
     if as_json:
-        job = run_training(context)
+        job = run_training(context, refit_all=True)
     else:
         columns = (
             TextColumn("{task.description}"),
@@ -435,7 +437,7 @@ def train(
                 else:
                     bar.update(task, description=f"{name}: {stage}")
 
-            job = run_training(context, progress=progress)
+            job = run_training(context, progress=progress, refit_all=True)
     if as_json:
         sys.stdout.write(json.dumps({"status": job.status, "summary": job.summary}) + "\n")
     else:

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     retrain_every: int = Field(
         default=5, gt=0, description="Completed tasks between two trainings of a model."
     )
+    sync_interval: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="Seconds a serving process may answer from what it last read of the "
+        "database (other processes' completions, active model versions, the serving policy) "
+        "before reading it again; 0 reads before every prediction. A process learns its own "
+        "completions at once.",
+    )
     auto_migrate: bool = Field(
         default=True, description="Run database migrations when the service starts."
     )

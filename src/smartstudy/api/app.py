@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,6 +29,7 @@ from smartstudy.services.errors import (
     TooManyAttemptsError,
 )
 from smartstudy.services.predictor import PredictionUnavailableError
+from smartstudy.store.db import REQUEST_THREADS
 from smartstudy.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ def serving_process_app() -> FastAPI:
     context = AppContext.from_settings(settings)
     durable.recover_and_wake(context)
     context.predictor.load_in_background = True
+    context.predictor.sync_interval = settings.sync_interval
     return create_app(context=context, warm_up=True)
 
 
@@ -76,6 +79,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking handlers run on as many threads as the database pool has connections
+        # (anyio's default is 40): more threads would only queue for a connection, holding
+        # the GIL away from the ones that have one.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if context.settings.auto_migrate:
             context.migrate()
         if warm_up:

@@ -448,6 +448,12 @@ class ServingOut(BaseModel):
     reason: str
     order: dict[str, list[str]] = Field(description="The chain's order for cold and warm requests.")
     families: list[ServingFamilyOut]
+    live: dict[str, Any] | None = Field(
+        default=None,
+        description="Live ranking: the completed tasks scored (tasks) and, per family but "
+        "the chain's last and per kind (all, cold, warm), the rows it answered, its log loss "
+        "there, the last family's on the same rows, and the difference (advantage).",
+    )
 
 
 class ModelsStatusOut(BaseModel):

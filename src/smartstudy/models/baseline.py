@@ -29,6 +29,17 @@ Robust time statistics
     skill / global time sums. So ten absurd completions by one student move another student's
     predicted median by a bounded, small amount; the student's own time offset still learns
     from every attempt.
+
+Interval scale
+    Real times have heavier tails than a log-normal, so ``exp(mu ± Z80 · sigma)`` can hold
+    fewer than 80 % of them. ``fit`` therefore replays every timed training row one step
+    ahead, as ``predict`` would have served it: item level from the rows before it, user
+    offset from the user's earlier rows only. It divides each residual by its predicted sd
+    and takes the 80 % quantile of the absolute values. That quantile over Z80 is the
+    factor on sigma that makes the interval hold 80 % of the training times (conformal
+    prediction on one-step-ahead residuals). The factor is shrunk towards 1 (20 pseudo-rows)
+    and kept in [0.5, 3]. Only the width changes; the median stays ``exp(mu)``. With too
+    little data the factor is 1, and ``update`` leaves it alone.
 """
 
 from __future__ import annotations
@@ -42,12 +53,15 @@ import numpy as np
 import pandas as pd
 
 from smartstudy.data.schema import (
+    id_string,
     parse_attempt,
     sort_for_sequences,
     validate_interactions,
 )
 from smartstudy.models.base import (
     POP_ATTEMPTS_PER_USER_ITEM,
+    PREDICTION_COLUMNS,
+    Z80,
     LearnerModel,
     log_normal_predictions,
     plausible_log_times,
@@ -72,6 +86,13 @@ MIN_LOG_TIME_VAR = 1e-4
 PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
 PRIOR_MIN_USERS = 20
 PRIOR_MIN_ROWS = 200
+# The learned interval scale: pseudo-rows of its zero-log prior and the range it may take.
+# The log of an 80 % quantile of |z| estimated from n normal residuals has a sampling sd
+# of about sqrt(0.8 · 0.2 / n) / (2 φ(Z80)) / Z80 ≈ 0.89 / sqrt(n), a variance of 0.8 / n.
+# With a prior sd of 0.2 on log s (a scale between 0.67 and 1.5 at two sd), empirical Bayes
+# gives log s the weight n / (n + 0.8 / 0.04), i.e. 20 pseudo-rows.
+SCALE_PRIOR_ROWS = 20.0
+SCALE_BOUNDS = (0.5, 3.0)
 
 # Columns of the item / skill / global statistics: attempts, successes, attempts with a
 # time, sum of log-times, sum of squared log-times.
@@ -121,6 +142,11 @@ class Baseline(LearnerModel):
         student's first answers move their prediction is what the population's own spread
         of abilities justifies, not a hand-set constant. Needs ``PRIOR_MIN_USERS`` users and
         ``PRIOR_MIN_ROWS`` rows; below that the constructor's values are kept.
+    learn_interval_scale:
+        Widen or narrow the 80 % time interval by a factor learned in ``fit`` from the
+        one-step-ahead residuals of the training rows, so that it holds 80 % of them (see
+        the module docstring). Needs as much data as ``learn_user_prior``; below that, or
+        when False, the factor is 1.
     """
 
     name = "baseline"
@@ -133,19 +159,21 @@ class Baseline(LearnerModel):
         user_prior_precision: float | None = 1.0,
         k_user_time: float | None = 5.0,
         learn_user_prior: bool = True,
+        learn_interval_scale: bool = True,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
         self.user_prior_precision = user_prior_precision
         self.k_user_time = k_user_time
         self.learn_user_prior = learn_user_prior
+        self.learn_interval_scale = learn_interval_scale
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
-        if not isinstance(self.learn_user_prior, bool):
-            raise ValueError(
-                f"learn_user_prior must be True or False, got {self.learn_user_prior!r}"
-            )
+        for name in ("learn_user_prior", "learn_interval_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         for name in ("k_item", "k_skill"):
             value = getattr(self, name)
             if not _is_positive_number(value):
@@ -211,15 +239,25 @@ class Baseline(LearnerModel):
                 - contrib[has_skill]
             )
         before_global = np.cumsum(contrib, axis=0) - contrib
-        p_loo, mu_loo, _ = self._levels(
+        p_loo, mu_loo, var_loo = self._levels(
             before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
         user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo)
         self.user_stats_ = _with_capacity(_grouped_sums(user_codes, user_contrib, n_users), n_users)
         self.user_precision_ = self.user_prior_precision
         self.user_time_k_ = self.k_user_time
-        if self.learn_user_prior and n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS:
+        enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
+        if self.learn_user_prior and enough:
             self._learn_user_priors(data, y, p_loo, user_contrib)
+        self.interval_scale_ = 1.0
+        if (
+            self.learn_interval_scale
+            and enough
+            and int(user_contrib[:, _U_TN].sum()) >= PRIOR_MIN_ROWS
+        ):
+            self.interval_scale_ = self._learn_interval_scale(
+                data, lt, mu_loo, var_loo, user_contrib
+            )
         self.fitted_ = True
         return self
 
@@ -251,6 +289,44 @@ class Baseline(LearnerModel):
             sums, counts = earlier[timed, _U_TRES], earlier[timed, _U_TN]
             errors = [float(np.mean((residual - sums / (counts + k)) ** 2)) for k in PRIOR_GRID]
             self.user_time_k_ = PRIOR_GRID[int(np.argmin(errors))]
+
+    def _learn_interval_scale(
+        self,
+        data: pd.DataFrame,
+        lt: np.ndarray,
+        mu_item: np.ndarray,
+        var_item: np.ndarray,
+        contrib: np.ndarray,
+    ) -> float:
+        """The factor on sigma that makes the 80 % interval hold 80 % of the training times.
+
+        Every timed training row is predicted as ``_predict_validated`` would have predicted
+        it one step ahead: the item level from the rows before it (``mu_item``,
+        ``var_item``) plus the user's time offset from the user's earlier rows only, with
+        the same narrowing of the variance. The factor is the 80 % quantile of the
+        standardised residuals |z| over Z80 (conformal prediction, Vovk, Gammerman & Shafer
+        2005, "Algorithmic Learning in a Random World", on prequential residuals, Dawid
+        1984, "Statistical theory: the prequential approach"), shrunk towards 1 in log
+        space and kept in ``SCALE_BOUNDS``.
+        """
+        timed = contrib[:, _U_TN] > 0
+        pos = sort_for_sequences(data)
+        codes = pd.factorize(data["user_id"].to_numpy(dtype=object)[pos])[0]
+        running = pd.DataFrame(contrib[pos]).groupby(codes, sort=False).cumsum()
+        earlier = np.empty_like(contrib)
+        earlier[pos] = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
+        mu, var = mu_item, var_item
+        precision, time_k = self._user_priors()
+        if time_k is not None and precision is not None:
+            mu = mu_item + earlier[:, _U_TRES] / (earlier[:, _U_TN] + time_k)
+            var = var_item * time_k / (1.0 + time_k) * (1.0 + 1.0 / (earlier[:, _U_TN] + time_k))
+        z = np.abs(lt[timed] - mu[timed]) / np.sqrt(var[timed])
+        n = len(z)
+        # All-equal times (integer seconds, one item) can leave no residual at all.
+        quantile = max(float(np.quantile(z, 0.8)), np.finfo(float).tiny)
+        log_scale = math.log(quantile / Z80)
+        log_scale *= n / (n + SCALE_PRIOR_ROWS)
+        return float(np.clip(math.exp(log_scale), *SCALE_BOUNDS))
 
     # -- the hierarchy ---------------------------------------------------------------
     def _levels(
@@ -360,8 +436,14 @@ class Baseline(LearnerModel):
         earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
         user_idx = _lookup(self.user_index_, users)
         fitted = np.where((user_idx >= 0)[:, None], self.user_stats_[np.maximum(user_idx, 0)], 0.0)
-        state = fitted + earlier
+        p, mu, sigma = self._personalise(p_item, mu_item, var, fitted + earlier)
+        return log_normal_predictions(p, mu, sigma, pos, data.index)
 
+    def _personalise(
+        self, p_item: np.ndarray, mu_item: np.ndarray, var: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(correct), log-time mean and log-time sd of rows with item-level values
+        ``p_item``, ``mu_item``, ``var`` and user statistics ``state`` (one row each)."""
         p = p_item
         precision, time_k = self._user_priors()
         if precision is not None:
@@ -377,9 +459,34 @@ class Baseline(LearnerModel):
             # remaining uncertainty are left: var · k/(1 + k) · (1 + 1/(n + k)), which is the
             # item's whole variance at n = 0.
             var = var * time_k / (1.0 + time_k) * (1.0 + 1.0 / (state[:, _U_TN] + time_k))
-        sigma = np.sqrt(var)
+        # Only the width is rescaled; the median exp(mu) stays where it is.
+        sigma = np.sqrt(var) * self._interval_scale()
+        return p, mu, sigma
 
-        return log_normal_predictions(p, mu, sigma, pos, data.index)
+    def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
+        """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
+        on the one-row frame (an attempt not made yet, so no earlier rows of the user), from
+        dictionary look-ups and the formulas of ``_predict_validated`` on length-1 arrays.
+
+        Ids the fast path cannot read exactly as ``validate_interactions`` does (a missing user
+        or item id, bytes, ...) go through the DataFrame path, which also raises its errors;
+        so does a subclass that changes ``predict`` (``fast_path_applies``).
+        """
+        self._check_fitted()
+        ids = one_row_ids(user_id, item_id, skill_id)
+        if ids is None or not fast_path_applies(self, Baseline):
+            return super().predict_one(user_id, item_id, skill_id)
+        user, item, skill = ids
+        item_idx = np.array([self.item_index_.get(item, -1)])
+        skill_idx = np.array([-1 if skill is None else self.skill_index_.get(skill, -1)])
+        p_item, mu_item, var = self._levels_for(item_idx, self._parent_skill(item_idx, skill_idx))
+        # A user the model has not seen has zero statistics; `+ 0.0` is predict's addition of
+        # the (here empty) earlier rows, kept so that both paths round alike.
+        user_i = self.user_index_.get(user)
+        fitted = self.user_stats_[user_i : user_i + 1] if user_i is not None else None
+        state = (fitted if fitted is not None else np.zeros((1, _N_USER_STATS))) + 0.0
+        p, mu, sigma = self._personalise(p_item, mu_item, var, state)
+        return one_row_predictions(p, mu, sigma)
 
     def _user_priors(self) -> tuple[float | None, float | None]:
         """The prior strengths in use: learned by ``fit`` (or restored), else the
@@ -388,6 +495,10 @@ class Baseline(LearnerModel):
             getattr(self, "user_precision_", self.user_prior_precision),
             getattr(self, "user_time_k_", self.k_user_time),
         )
+
+    def _interval_scale(self) -> float:
+        """The learned factor on the log-time sd (1 before any was learned)."""
+        return float(getattr(self, "interval_scale_", 1.0))
 
     # -- online learning -------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -464,6 +575,7 @@ class Baseline(LearnerModel):
                 self.pair_timed_.values(), dtype=np.int64, count=len(self.pair_timed_)
             ),
             "user_priors": list(self._user_priors()),
+            "interval_scale": self._interval_scale(),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -514,9 +626,66 @@ class Baseline(LearnerModel):
                 raise ValueError(f"{name} must be None or a positive finite number")
         self.user_precision_ = None if precision is None else float(precision)
         self.user_time_k_ = None if time_k is None else float(time_k)
+        # Versions stored before the interval scale was learned serve the plain interval.
+        scale = state.get("interval_scale", 1.0)
+        if not _is_positive_number(scale):
+            raise ValueError(f"interval_scale must be a positive finite number, got {scale!r}")
+        self.interval_scale_ = float(scale)
 
 
 # -- helpers -------------------------------------------------------------------------
+# Float types whose one-value column ``validate_interactions`` reads with ``id_string``.
+_FLOAT_TYPES = (float, np.float64)
+
+
+def fast_path_applies(model: LearnerModel, cls: type[LearnerModel]) -> bool:
+    """Whether ``cls.predict_one``'s fast path serves what ``model.predict`` would: not for a
+    subclass that changes ``predict`` or ``_predict_validated`` (say, to adjust or wrap every
+    prediction), whose ``predict_one`` must then go through them."""
+    kind = type(model)
+    return kind.predict is LearnerModel.predict and (
+        kind._predict_validated is cls._predict_validated
+    )
+
+
+def one_row_ids(user_id: Any, item_id: Any, skill_id: Any) -> tuple[str, str, str | None] | None:
+    """(user, item, skill or None) of ``predict_one``'s arguments, as ``validate_interactions``
+    reads the one-row frame that ``LearnerModel.predict_one`` builds from them; ``None`` when
+    only that frame can say (a missing user or item id, which it reports as an error, or a
+    type that pandas converts its own way, such as bytes or float32).
+
+    One value makes a column of its own dtype: a float column's ids go through ``id_string``
+    (``2.0`` is ``"2"``), integer and bool columns through ``str``, a missing skill is None.
+    """
+    user, item = _one_id(user_id), _one_id(item_id)
+    if user is None or item is None:
+        return None
+    if skill_id is None or (type(skill_id) in _FLOAT_TYPES and math.isnan(skill_id)):
+        return user, item, None
+    skill = _one_id(skill_id)
+    return None if skill is None else (user, item, skill)
+
+
+def _one_id(value: Any) -> str | None:
+    """The id string of a str, int or float (see ``one_row_ids``); None for anything else
+    and for NaN."""
+    kind = type(value)
+    if kind is str or kind is np.str_:
+        return value
+    if kind is int or kind is bool or isinstance(value, np.integer):
+        return str(value)
+    if kind in _FLOAT_TYPES:
+        return None if math.isnan(value) else id_string(value)
+    return None
+
+
+def one_row_predictions(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+    """``predict_one``'s dict from length-1 arrays of P(correct) and the mean and sd of log
+    seconds, computed as ``log_normal_predictions`` computes each row."""
+    cols = (p, np.exp(mu), np.exp(mu - Z80 * sigma), np.exp(mu + Z80 * sigma))
+    return {name: float(v[0]) for name, v in zip(PREDICTION_COLUMNS, cols, strict=True)}
+
+
 def _log_times(rt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log(rt) under the shared plausibility rule (0 where missing), and the timed mask."""
     return plausible_log_times(rt)

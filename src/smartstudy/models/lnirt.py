@@ -63,6 +63,11 @@ from smartstudy.models.base import (
     population_seconds,
     robust_seconds,
 )
+from smartstudy.models.baseline import (
+    fast_path_applies,
+    one_row_ids,
+    one_row_predictions,
+)
 from smartstudy.models.lnirt_fit import (
     DegenerateFitError,
     LNIRTEstimate,
@@ -465,6 +470,29 @@ class LNIRT(LearnerModel):
         var_beta = np.where(known, 0.0, sd[3] ** 2)
         return a, b, var_b, alpha, beta, var_beta
 
+    def _item_one(self, item: str) -> tuple[np.ndarray, ...]:
+        """``_item_arrays`` of one item id by a dictionary look-up (length-1 arrays)."""
+        j = self.item_index_.get(item)
+        if j is not None:
+            zero = np.zeros(1)
+            return (
+                self.a_[j : j + 1],
+                self.b_[j : j + 1],
+                zero,
+                self.alpha_[j : j + 1],
+                self.beta_[j : j + 1],
+                zero,
+            )
+        m, sd = self.item_prior_mean_, self.item_prior_sd_
+        return (
+            np.array([math.exp(m[0])]),
+            m[1:2].copy(),
+            np.array([sd[1] ** 2]),
+            np.array([math.exp(m[2])]),
+            m[3:4].copy(),
+            np.array([sd[3] ** 2]),
+        )
+
     def person_state(self, user_id: Any) -> dict[str, Any]:
         """The user's current (theta, tau) posterior.
 
@@ -548,6 +576,30 @@ class LNIRT(LearnerModel):
             columns=["p_correct", "time_median_s", "time_p10_s", "time_p90_s"],
             index=data.index,
         )
+
+    def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
+        """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
+        on the one-row frame, i.e. the posterior-predictive moments of the user's current
+        (theta, tau) state (the population prior for a user not seen yet) at the item's
+        parameters (the item population for an unknown item). ``skill_id`` is not used.
+
+        Ids the fast path cannot read exactly as ``validate_interactions`` does (a missing user
+        or item id, bytes, ...) go through the DataFrame path, which also raises its errors;
+        so does a subclass that changes ``predict`` (``fast_path_applies``).
+        """
+        self._check_fitted()
+        ids = one_row_ids(user_id, item_id, skill_id)
+        if ids is None or not fast_path_applies(self, LNIRT):
+            return super().predict_one(user_id, item_id, skill_id)
+        user, item, _ = ids
+        i = self.user_index_.get(user)
+        if i is None:
+            mean, cov = self.mu_P_[None, :], self.sigma_P_[None, :, :]
+        else:
+            mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
+        a, b, var_b, alpha, beta, var_beta = self._item_one(item)
+        p, mu, sd = predictive_moments(mean, cov, a, b, alpha, beta, var_b, var_beta)
+        return one_row_predictions(p, mu, sd)
 
     @staticmethod
     def _learn(

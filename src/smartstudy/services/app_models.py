@@ -18,6 +18,7 @@ import pandas as pd
 
 from smartstudy.data.schema import id_string, validate_interactions
 from smartstudy.models.base import LearnerModel
+from smartstudy.models.baseline import fast_path_applies, one_row_ids
 from smartstudy.models.lnirt import LNIRT
 from smartstudy.models.lnirt_fit import DegenerateFitError
 from smartstudy.services.errors import CannotPredictError
@@ -65,6 +66,22 @@ class TopicLNIRT(LearnerModel):
         for skill, rows in data.groupby(skills, sort=False):
             out.loc[rows.index] = self.models_[skill]._predict_validated(rows).to_numpy()
         return out
+
+    def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
+        """The topic's ``LNIRT.predict_one`` (the topic is ``skill_id``, else ``item_id``):
+        the same numbers and errors as ``predict`` on the one-row frame, without a DataFrame
+        (ids it cannot read as ``validate_interactions`` does, and subclasses that change
+        ``predict``, go through the DataFrame path)."""
+        self._check_fitted()
+        ids = one_row_ids(user_id, item_id, skill_id)
+        if ids is None or not fast_path_applies(self, TopicLNIRT):
+            return super().predict_one(user_id, item_id, skill_id)
+        user, item, skill = ids
+        topic = item if skill is None else skill
+        model = self.models_.get(topic)
+        if model is None:
+            raise CannotPredictError(f"no LNIRT fitted for topic(s) {topic}")
+        return model.predict_one(user, item)
 
     def update(self, row: Mapping[str, Any]) -> None:
         skill = row.get("skill_id")

@@ -20,13 +20,15 @@ or fails falls back to the next. Telling cold from warm is a dictionary look-up 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -133,6 +135,21 @@ class Prediction:
     time_p90_s: float
     model_name: str
     model_version: str
+    #: The request's kind ("cold" or "warm", see ``registry.COLD_TASKS``).
+    kind: str = "warm"
+    #: With ``predict(..., candidates=True)``: what every family that could answer would
+    #: have served (calibrated as it would be), ``{name: (p, median, p10, p90)}``.
+    candidates: dict[str, tuple[float, float, float, float]] | None = None
+
+    def family_predictions(self) -> dict[str, Any] | None:
+        """The ``practice_tasks.family_predictions`` value of this prediction (None without
+        candidates)."""
+        if self.candidates is None:
+            return None
+        return {
+            "kind": self.kind,
+            "families": {n: [round(float(v), 6) for v in c] for n, c in self.candidates.items()},
+        }
 
 
 @dataclass(kw_only=True)
@@ -158,6 +175,8 @@ class _Served(_Stream):
     version_id: uuid.UUID
     version: int
     model: LearnerModel
+    #: When (``time.monotonic``) the active version of the family was last looked up.
+    checked_at: float = -math.inf
 
     def learn(self, task_id: uuid.UUID, row: dict, completed_at: datetime) -> None:
         if task_id in self.seen:
@@ -183,28 +202,42 @@ class _TopicCounts(_Stream):
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
-        in one grouped query; the window itself is caught up row by row."""
+        in one grouped query; the window itself is caught up row by row. The reads happen
+        before the lock is taken (see ``PredictionService.sync``)."""
         newest = session.scalar(select(func.max(PracticeTask.completed_at)))
-        self.loaded = True
-        if newest is None:
-            return
-        rows = session.execute(
-            select(PracticeTask.user_id, PracticeTask.topic_id, func.count())
-            .where(PracticeTask.completed_at < newest - SYNC_WINDOW)
-            .group_by(PracticeTask.user_id, PracticeTask.topic_id)
-        ).all()
-        self.counts = {(str(u), str(t)): int(n) for u, t, n in rows}
-        self.watermark = newest
+        rows = []
+        if newest is not None:
+            rows = session.execute(
+                select(PracticeTask.user_id, PracticeTask.topic_id, func.count())
+                .where(PracticeTask.completed_at < newest - SYNC_WINDOW)
+                .group_by(PracticeTask.user_id, PracticeTask.topic_id)
+            ).all()
+        window = self._window(session, newest)
+        with self.lock:
+            if self.loaded:
+                return
+            self.counts = {(str(u), str(t)): int(n) for u, t, n in rows}
+            self.watermark = newest
+            self.loaded = True
+            for task_id, user_id, topic_id, at in window:
+                self.learn(task_id, str(user_id), str(topic_id), at)
 
     def catch_up(self, session: Session) -> None:
+        """Learn every completion since the watermark minus the window (read, then counted
+        under the lock)."""
+        rows = self._window(session, self.watermark)
+        with self.lock:
+            for task_id, user_id, topic_id, at in rows:
+                self.learn(task_id, str(user_id), str(topic_id), at)
+
+    @staticmethod
+    def _window(session: Session, watermark: datetime | None) -> Sequence[tuple]:
         stmt = select(
             PracticeTask.id, PracticeTask.user_id, PracticeTask.topic_id, PracticeTask.completed_at
         ).where(PracticeTask.completed_at.is_not(None))
-        if self.watermark is not None:
-            stmt = stmt.where(PracticeTask.completed_at >= self.watermark - SYNC_WINDOW)
-        rows = session.execute(stmt).all()
-        for task_id, user_id, topic_id, at in rows:
-            self.learn(task_id, str(user_id), str(topic_id), at)
+        if watermark is not None:
+            stmt = stmt.where(PracticeTask.completed_at >= watermark - SYNC_WINDOW)
+        return session.execute(stmt).all()
 
 
 class PredictionService:
@@ -216,12 +249,30 @@ class PredictionService:
         factories: dict[str, ModelFactory] | None = None,
         *,
         load_in_background: bool = False,
+        sync_interval: float = 0.0,
+        fixed_order: bool = False,
     ) -> None:
         """``load_in_background``: when another version of a family becomes active, keep
         serving the loaded one while a thread loads the new one, then swap (a server);
-        otherwise the request that notices it loads it (tests, batch work)."""
+        otherwise the request that notices it loads it (tests, batch work).
+
+        ``sync_interval``: how many seconds a prediction may rest on what this process last
+        read of the database (other processes' completions, the active versions, the serving
+        policy) before reading it again; 0 reads before every prediction. A process always
+        learns its own completions at once (``observe``).
+
+        ``fixed_order``: always ask the families in the chain's order (the replay's "family
+        alone" configurations); otherwise the serving policy orders them."""
         self.factories = dict(APP_MODELS if factories is None else factories)
         self.load_in_background = load_in_background
+        self.sync_interval = sync_interval
+        self.fixed_order = fixed_order
+        # Completions of every process, read once per sync and handed to every served model
+        # and the counts; the time of the last sync and of the last policy look-up.
+        self._feed = _Stream()
+        self._sync_lock = threading.Lock()
+        self._synced_at = -math.inf
+        self._policy_checked_at = -math.inf
         self._loading: set[str] = set()
         unknown = [n for n in chain if n not in self.factories]
         if unknown:
@@ -238,50 +289,105 @@ class PredictionService:
 
     # -- prediction --------------------------------------------------------------------
     def predict(
-        self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
+        self,
+        session: Session,
+        user_id: uuid.UUID,
+        topic_id: uuid.UUID,
+        difficulty: str,
+        *,
+        candidates: bool = False,
     ) -> Prediction:
         """The first answer of the families in the order the serving policy gives for this
         request's kind (cold or warm), calibrated for that family and kind; a family that
-        cannot answer or fails falls back to the next."""
+        cannot answer or fails falls back to the next.
+
+        ``candidates``: also ask the families after the one that answered, and return what
+        each would have served (``Prediction.candidates``). A task stores them, so that the
+        families can be ranked on their live predictions (``registry.live_scores``); a
+        family asked only for this never counts as a fallback."""
         errors: list[str] = []
+        self.sync(session)
         policy = self.policy(session)
-        kind = self.request_kind(session, user_id, topic_id) if policy.evaluation else "warm"
-        for name in policy.order(self.chain, kind):
+        kind = self._kind(session, user_id, topic_id) if policy.evaluation else "warm"
+        answer: Prediction | None = None
+        others: dict[str, tuple[float, float, float, float]] = {}
+        order = self.chain if self.fixed_order else policy.order(self.chain, kind)
+        for name in order:
+            if answer is not None and not candidates:
+                break
             try:
-                served = self._ready(session, name)
-                with served.lock:
-                    out = served.model.predict_one(
-                        str(user_id), item_key(topic_id, difficulty), str(topic_id)
-                    )
-                calibration = policy.calibrator(name, served.version_id, kind)
-                median, p10, p90 = calibration.times(
-                    out["time_median_s"], out["time_p10_s"], out["time_p90_s"]
+                prediction = self._family_prediction(
+                    session, name, policy, kind, user_id, topic_id, difficulty
                 )
-                prediction = Prediction(
-                    p_correct=float(calibration.probability(out["p_correct"])),
-                    time_median_s=median,
-                    time_p10_s=p10,
-                    time_p90_s=p90,
-                    model_name=name,
-                    model_version=str(served.version),
-                )
-                _check_prediction(prediction)
-                metrics.prediction_served(name)
-                return prediction
             except CannotPredictError as exc:
-                log.debug("model %s cannot answer: %s", name, exc)
-                errors.append(f"{name}: {exc}")
-                metrics.prediction_fallback(name, "unavailable")
+                if answer is None:
+                    log.debug("model %s cannot answer: %s", name, exc)
+                    errors.append(f"{name}: {exc}")
+                    metrics.prediction_fallback(name, "unavailable")
+                continue
             except Exception as exc:  # any model failure falls back
-                log.exception("model %s failed to predict; falling back", name)
-                errors.append(f"{name}: {exc}")
-                metrics.prediction_fallback(name, "error")
-                self.fallbacks.append((utcnow(), name, f"{type(exc).__name__}: {exc}"))
-        raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
+                if answer is None:
+                    log.exception("model %s failed to predict; falling back", name)
+                    errors.append(f"{name}: {exc}")
+                    metrics.prediction_fallback(name, "error")
+                    self.fallbacks.append((utcnow(), name, f"{type(exc).__name__}: {exc}"))
+                else:
+                    log.warning("model %s failed to predict a candidate: %s", name, exc)
+                continue
+            others[name] = (
+                prediction.p_correct,
+                prediction.time_median_s,
+                prediction.time_p10_s,
+                prediction.time_p90_s,
+            )
+            if answer is None:
+                answer = prediction
+                metrics.prediction_served(name)
+        if answer is None:
+            raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
+        return replace(answer, kind=kind, candidates=others if candidates else None)
+
+    def _family_prediction(
+        self,
+        session: Session,
+        name: str,
+        policy: registry.ServingPolicy,
+        kind: str,
+        user_id: uuid.UUID,
+        topic_id: uuid.UUID,
+        difficulty: str,
+    ) -> Prediction:
+        """What family ``name`` serves for this request, calibrated for its kind."""
+        served = self._ready(session, name)
+        with served.lock:
+            out = served.model.predict_one(
+                str(user_id), item_key(topic_id, difficulty), str(topic_id)
+            )
+        calibration = policy.calibrator(name, served.version_id, kind)
+        median, p10, p90 = calibration.times(
+            out["time_median_s"], out["time_p10_s"], out["time_p90_s"]
+        )
+        prediction = Prediction(
+            p_correct=float(calibration.probability(out["p_correct"])),
+            time_median_s=median,
+            time_p10_s=p10,
+            time_p90_s=p90,
+            model_name=name,
+            model_version=str(served.version),
+            kind=kind,
+        )
+        _check_prediction(prediction)
+        return prediction
 
     def policy(self, session: Session) -> registry.ServingPolicy:
         """The serving policy of the active versions (``registry.ServingPolicy``), read
-        again only when a training has finished or another version became active."""
+        again only when a training has finished or another version became active (looked
+        up at most every ``sync_interval`` seconds)."""
+        now = time.monotonic()
+        cached = self._policy_cache
+        if cached is not None and now - self._policy_checked_at < self.sync_interval:
+            return cached[1]
+        self._policy_checked_at = now
         key = (
             session.scalar(
                 select(TrainingCounter.last_trained_at).where(
@@ -307,18 +413,79 @@ class PredictionService:
     def request_kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
         """ "cold" while the user has completed fewer than ``registry.COLD_TASKS`` tasks in
         the topic, else "warm" (a look-up in counts kept up to date incrementally)."""
+        self.sync(session)
+        return self._kind(session, user_id, topic_id)
+
+    def _kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
         counts = self._counts
+        if not counts.loaded:
+            counts.load(session)
         with counts.lock:
-            if not counts.loaded:
-                counts.load(session)
-            counts.catch_up(session)
             done = counts.counts.get((str(user_id), str(topic_id)), 0)
         return "cold" if done < registry.COLD_TASKS else "warm"
+
+    def sync(self, session: Session, *, force: bool = False) -> None:
+        """Learn the completions other processes stored since the last sync: one read for
+        every served model and the counts, at most every ``sync_interval`` seconds (unless
+        ``force``). Its cost follows what is new: the catch-up window is read as task ids,
+        and only the tasks not taken in yet are read whole.
+
+        No database read happens while one of the service's locks is held: on SQLite a
+        request's transaction holds the database's write lock, so a thread waiting for the
+        database while holding a lock that such a request waits for would deadlock."""
+        now = time.monotonic()
+        if not force and now - self._synced_at < self.sync_interval:
+            return
+        feed = self._feed
+        with self._sync_lock:
+            watermark, seen = feed.watermark, dict(feed.seen)
+        if watermark is None:
+            watermark = session.scalar(select(func.max(PracticeTask.completed_at))) or utcnow()
+        since = watermark - SYNC_WINDOW
+        read = _unseen_completions(session, seen, since)
+        behind: list[_Served] = []
+        with self._sync_lock:
+            if not force and now - self._synced_at < self.sync_interval:
+                return  # another thread synced meanwhile
+            self._synced_at = now
+            if feed.watermark is None:
+                feed.watermark = watermark
+            fresh = [rec for rec in read if rec["task_id"] not in feed.seen]
+            for rec in fresh:
+                feed._mark(rec["task_id"], rec["completed_at"])
+            # Handed out under the sync lock, so every model learns in completion order. A
+            # model or count whose own catch-up ended before this read's window (just
+            # loaded) catches up by itself instead, after the lock is released.
+            counts = self._counts
+            counts_behind = False
+            with counts.lock:
+                if counts.loaded:
+                    if counts.watermark is not None and counts.watermark >= since:
+                        for rec in fresh:
+                            counts.learn(
+                                rec["task_id"], rec["user_id"], rec["skill_id"], rec["completed_at"]
+                            )
+                    else:
+                        counts_behind = True
+            for served in list(self._served.values()):
+                if served.watermark is not None and served.watermark >= since:
+                    with served.lock:
+                        for rec in fresh:
+                            served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
+                else:
+                    behind.append(served)
+        if counts_behind:
+            counts.catch_up(session)
+        for served in behind:
+            self._catch_up(session, served)
 
     def observe(self, task: PracticeTask) -> None:
         """Learn online from a task whose completion has been committed."""
         if task.completed_at is None:
             return
+        with self._sync_lock:
+            if self._feed.watermark is not None:  # the next sync need not read it again
+                self._feed._mark(task.id, task.completed_at)
         with self._counts.lock:
             if self._counts.loaded:
                 self._counts.learn(
@@ -335,6 +502,7 @@ class PredictionService:
     def served_model(self, session: Session, name: str) -> LearnerModel:
         """The live model of family ``name`` (loaded and caught up), e.g. to read a
         user's personal state. Do not mutate it."""
+        self.sync(session)
         return self._ready(session, name).model
 
     def forget(self) -> None:
@@ -343,6 +511,9 @@ class PredictionService:
             self._served.clear()
             self._counts = _TopicCounts()
             self._policy_cache = None
+        with self._sync_lock:
+            self._feed = _Stream()
+            self._synced_at = -math.inf
 
     # -- training and versions ---------------------------------------------------------
     def train(self, session: Session, name: str) -> ModelVersion:
@@ -451,7 +622,13 @@ class PredictionService:
         return row
 
     def _ready(self, session: Session, name: str) -> _Served:
-        """The served model, loaded or trained if needed and caught up with the database."""
+        """The served model, loaded or trained if needed; a model loaded here is caught up
+        with the database, a loaded one is kept up to date by ``sync``. The active version is
+        looked up at most every ``sync_interval`` seconds."""
+        now = time.monotonic()
+        current = self._served.get(name)
+        if current is not None and now - current.checked_at < self.sync_interval:
+            return current
         active = session.execute(
             select(ModelVersion.id, ModelVersion.version).where(
                 ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
@@ -466,7 +643,9 @@ class PredictionService:
                 served = self._load(session, name)
                 self._served[name] = served
         assert served is not None
-        self._catch_up(session, served)
+        if stale and served is not None and served.checked_at == -math.inf:
+            self._catch_up(session, served)
+        served.checked_at = now
         return served
 
     def _load_later(self, session: Session, name: str) -> None:
@@ -486,6 +665,10 @@ class PredictionService:
                 with self._load_lock:
                     self._served[name] = fresh
                     self._policy_cache = None
+                # What the other models learnt from the feed between this model's catch-up
+                # and the swap (a model learns each task once).
+                with Session(bind) as own:
+                    self._catch_up(own, fresh)
             except Exception:
                 log.exception("loading the new %s version failed; the loaded one serves", name)
             finally:
@@ -499,9 +682,8 @@ class PredictionService:
         family's active version, caught up (``serve`` runs this in a thread at start)."""
         try:
             with sessions() as session:
-                with self._counts.lock:
-                    if not self._counts.loaded:
-                        self._counts.load(session)
+                if not self._counts.loaded:
+                    self._counts.load(session)
                 self.policy(session)
             for name in self.chain:
                 # Only stored versions: a family without one is trained by a job or, for
@@ -606,6 +788,49 @@ class PredictionService:
         with served.lock:
             for rec in new.to_dict("records"):
                 served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
+
+
+def _unseen_completions(
+    session: Session, seen: dict[uuid.UUID, datetime], since: datetime
+) -> list[dict[str, Any]]:
+    """The tasks completed since ``since`` that are not in ``seen``, as interaction records
+    in completion order. The window is read as (id, time) pairs; only unseen tasks are read
+    whole, so the cost follows what is new."""
+    window = session.execute(
+        select(PracticeTask.id).where(PracticeTask.completed_at >= since)
+    ).all()
+    unseen = [task_id for (task_id,) in window if task_id not in seen]
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(unseen), 500):
+        chunk = unseen[start : start + 500]
+        rows = session.execute(
+            select(
+                PracticeTask.id,
+                PracticeTask.user_id,
+                PracticeTask.topic_id,
+                PracticeTask.difficulty,
+                PracticeTask.is_correct,
+                PracticeTask.actual_time_seconds,
+                PracticeTask.completed_at,
+            ).where(PracticeTask.id.in_(chunk), PracticeTask.completed_at.is_not(None))
+        ).all()
+        records.extend(_interaction_record(row) for row in rows)
+    records.sort(key=lambda r: (r["completed_at"], str(r["task_id"])))
+    return records
+
+
+def _interaction_record(row: tuple) -> dict[str, Any]:
+    """One completed task as ``completed_interactions`` gives it, without a DataFrame."""
+    task_id, user_id, topic_id, difficulty, correct, rt, completed = row
+    return {
+        "task_id": task_id,
+        "user_id": str(user_id),
+        "item_id": item_key(topic_id, difficulty),
+        "skill_id": str(topic_id),
+        "correct": float(correct),
+        "rt_seconds": np.nan if rt is None else float(rt),
+        "completed_at": completed,
+    }
 
 
 def served_state(model: LearnerModel, train: pd.DataFrame, holdout: pd.DataFrame) -> bytes | None:

@@ -72,10 +72,17 @@ COLD_TASKS = 5
 KINDS = ("cold", "warm")
 #: A kind with fewer held-out rows than this is ranked like all held-out rows together.
 MIN_KIND_ROWS = 30
-#: How much lower a family's held-out log loss must be than the chain's last family's for it
-#: to answer first.
-FALLBACK_MARGIN = 0.01
 TIME_COLUMNS = ("time_median_s", "time_p10_s", "time_p90_s")
+#: Live ranking: the newest completed tasks whose every family's prediction was stored
+#: (``practice_tasks.family_predictions``) that rank the families, at most this many.
+LIVE_WINDOW = 5000
+#: A family is ranked live for a kind once it answered this many of those tasks of that kind.
+LIVE_MIN_ROWS = 100
+#: How much lower a family's live log loss must be than the chain's last family's, on the
+#: tasks it answered, for it to answer first: at least this, and at least ``LIVE_SE_FACTOR``
+#: standard errors of the (paired) difference, so that a lucky streak does not promote it.
+LIVE_MARGIN = 0.005
+LIVE_SE_FACTOR = 2.0
 
 
 # -- held-out students ------------------------------------------------------------------
@@ -395,6 +402,86 @@ def evaluate_serving(
     }
 
 
+def live_scores(
+    session: Session, chain: tuple[str, ...], window: int = LIVE_WINDOW
+) -> dict[str, Any]:
+    """Each family's live log loss against the chain's last family, per kind of request.
+
+    The newest ``window`` completed tasks that stored every family's prediction (made before
+    the outcome existed, by the versions then serving, calibrated as they would have been
+    served: ``Prediction.candidates``) are scored one step ahead, as they happened. Each
+    family is compared with the last family of the chain on the tasks both answered: the
+    last one answers everything, so this is exactly what serving the family first would
+    have changed. ``{"tasks": n, "families": {name: {kind: {"rows", "log_loss",
+    "last_log_loss", "advantage"}}}}`` for kinds "all", "cold" and "warm"."""
+    last = chain[-1]
+    rows = session.execute(
+        select(PracticeTask.family_predictions, PracticeTask.is_correct)
+        .where(
+            PracticeTask.completed_at.is_not(None),
+            PracticeTask.family_predictions.is_not(None),
+        )
+        .order_by(PracticeTask.completed_at.desc(), PracticeTask.id)
+        .limit(window)
+    ).all()
+    kinds, outcomes, preds = [], [], {name: [] for name in chain}
+    for stored, correct in rows:
+        families = stored.get("families") if isinstance(stored, dict) else None
+        if not isinstance(families, dict) or _live_p(families.get(last)) is None:
+            continue
+        kinds.append(stored.get("kind"))
+        outcomes.append(float(bool(correct)))
+        for name in chain:
+            preds[name].append(_live_p(families.get(name)))
+    y = np.array(outcomes, dtype=float)
+    kind = np.array(kinds, dtype=object)
+    base = np.array(preds[last], dtype=float)
+    out: dict[str, Any] = {"tasks": len(y), "families": {}}
+    for name in chain[:-1]:
+        p = np.array([np.nan if v is None else v for v in preds[name]], dtype=float)
+        answered = np.isfinite(p)
+        parts = {}
+        for part, mask in (("all", answered), ("cold", answered & (kind == "cold"))):
+            parts[part] = _live_part(y, p, base, mask)
+        parts["warm"] = _live_part(y, p, base, answered & (kind == "warm"))
+        out["families"][name] = parts
+    return out
+
+
+def _live_p(values: Any) -> float | None:
+    """The probability of one stored candidate, or None when absent or unusable."""
+    if not isinstance(values, list | tuple) or not values:
+        return None
+    try:
+        p = float(values[0])
+    except (TypeError, ValueError):
+        return None
+    return p if math.isfinite(p) and 0.0 <= p <= 1.0 else None
+
+
+def _live_part(y: np.ndarray, p: np.ndarray, base: np.ndarray, mask: np.ndarray) -> dict:
+    """Log loss of ``p`` and of ``base`` on the rows of ``mask``, their difference and the
+    standard error of that difference (the rows are paired: the same tasks)."""
+    n = int(mask.sum())
+    if n == 0:
+        return {"rows": 0}
+    own, last = _row_losses(y[mask], p[mask]), _row_losses(y[mask], base[mask])
+    diff = last - own
+    se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return {
+        "rows": n,
+        "log_loss": round(float(own.mean()), 6),
+        "last_log_loss": round(float(last.mean()), 6),
+        "advantage": round(float(diff.mean()), 6),
+        "advantage_se": round(se, 6) if math.isfinite(se) else None,
+    }
+
+
+def _row_losses(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return -(y * np.log(q) + (1 - y) * np.log1p(-q))
+
+
 @dataclass(frozen=True)
 class ServingPolicy:
     """Which family answers first, per kind of request, and each family's calibration, as
@@ -403,6 +490,8 @@ class ServingPolicy:
     in the chain's default order; without any block the default order stands."""
 
     blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``live_scores`` as of the newest training (None: not measured).
+    live: dict[str, Any] | None = None
 
     @property
     def evaluation(self) -> str | None:
@@ -418,34 +507,56 @@ class ServingPolicy:
             if b.get("evaluation") == evaluation and b.get("ranked", True)
         }
 
-    def basis(self, kind: str) -> str | None:
-        """The held-out rows the order of ``kind`` rests on: ``kind`` itself when it has
-        ``MIN_KIND_ROWS`` of them, else all held-out rows; None when there are none."""
-        current = self._current()
+    def live_basis(self, chain: tuple[str, ...], kind: str) -> str | None:
+        """The live rows the order of ``kind`` rests on: ``kind`` itself when some family
+        answered ``LIVE_MIN_ROWS`` live tasks of that kind, else all live tasks when some
+        family answered that many; None when no family has (the held-out ranking decides)."""
+        families = (self.live or {}).get("families") or {}
         for part in (kind, "all"):
-            rows = [_calibrated_metric(b, part, "rows") or 0 for b in current.values()]
-            if rows and min(rows) >= (MIN_KIND_ROWS if part == kind else 1):
+            if any(
+                ((families.get(n) or {}).get(part) or {}).get("rows", 0) >= LIVE_MIN_ROWS
+                for n in chain[:-1]
+            ):
                 return part
         return None
 
     def order(self, chain: tuple[str, ...], kind: str) -> tuple[str, ...]:
-        """``chain`` reordered for a request of ``kind`` ("cold" or "warm"), best first by
-        calibrated held-out log loss; ties keep the default order. A family goes ahead of the
-        chain's last one (the simplest, which answers everything) only if it beats it by
-        ``FALLBACK_MARGIN``: a ranking on a few hundred held-out rows is noisy, and the
-        replay showed families ranked first on such rows doing worse live."""
-        part = self.basis(kind)
-        if part is None:
-            return chain
-        current = self._current()
+        """``chain`` reordered for a request of ``kind`` ("cold" or "warm").
 
-        def key(name: str) -> tuple[float, int]:
-            loss = _calibrated_metric(current[name], part, "log_loss")
-            margin = 0.0 if name == chain[-1] else FALLBACK_MARGIN
-            return (math.inf if loss is None else loss + margin, chain.index(name))
+        Once a family has answered ``LIVE_MIN_ROWS`` live tasks (``live_scores``), the
+        families whose live log loss beats the chain's last family's on the tasks they
+        answered, by ``LIVE_MARGIN`` and by ``LIVE_SE_FACTOR`` standard errors, answer first,
+        best first; the last family answers everything else, and the others come after it
+        (they are still asked, for the record). Before that, with held-out students, the last
+        family answers first: the held-out ranking is shown and calibrates, but does not
+        promote a family, because held-out students are scored by versions fitted on every
+        training student's rows, later ones included, which flatters the richer families
+        (the replay showed families ranked first that way doing worse live). With nothing
+        validated at all (fewer than ``MIN_USERS_FOR_HOLDOUT`` students), the default order."""
+        live = self.live_basis(chain, kind)
+        if live is not None:
+            families = (self.live or {}).get("families") or {}
 
-        ranked = sorted((n for n in chain if n in current), key=key)
-        return tuple(ranked) + tuple(n for n in chain if n not in current)
+            def advantage(name: str) -> float:
+                part = (families.get(name) or {}).get(live) or {}
+                if part.get("rows", 0) < LIVE_MIN_ROWS or part.get("advantage") is None:
+                    return -math.inf
+                return float(part["advantage"])
+
+            def proven(name: str) -> bool:
+                part = (families.get(name) or {}).get(live) or {}
+                se = part.get("advantage_se")
+                noise = LIVE_SE_FACTOR * float(se) if se is not None else math.inf
+                return advantage(name) > max(LIVE_MARGIN, noise)
+
+            ahead = sorted(
+                (n for n in chain[:-1] if proven(n)),
+                key=lambda n: (-advantage(n), chain.index(n)),
+            )
+            return (*ahead, chain[-1], *(n for n in chain[:-1] if n not in ahead))
+        if self.evaluation is not None:
+            return (chain[-1], *chain[:-1])
+        return chain
 
     def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
         """The calibration of ``name``'s version ``version_id`` for ``kind`` (identity when
@@ -473,7 +584,11 @@ def serving_policy(session: Session, chain: Iterable[str]) -> ServingPolicy:
         block = (metrics or {}).get("serving")
         if isinstance(block, dict) and str(block.get("version_id")) == str(version_id):
             blocks[name] = block
-    return ServingPolicy(blocks)
+    policy = ServingPolicy(blocks)
+    # The live scores are stored with every block of a training; the newest training's.
+    current = policy._current() or blocks
+    lives = [b["live"] for b in current.values() if isinstance(b.get("live"), dict)]
+    return ServingPolicy(blocks, lives[0] if lives else None)
 
 
 def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, Any]:
@@ -485,7 +600,12 @@ def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, 
             "students on): the chain keeps its default order and predictions are not calibrated"
         )
     else:
-        reason = "; ".join(_basis_text(kind, policy.basis(kind)) for kind in KINDS)
+        reason = "; ".join(
+            _live_text(kind, live, chain)
+            if (live := policy.live_basis(chain, kind)) is not None
+            else _basis_text(kind, chain)
+            for kind in KINDS
+        )
     families = [
         {
             "model_name": name,
@@ -506,14 +626,24 @@ def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, 
         "reason": reason,
         "order": order,
         "families": families,
+        "live": policy.live,
     }
 
 
-def _basis_text(kind: str, basis: str | None) -> str:
-    if basis is None:
-        return f"{kind} requests: no held-out rows answered by every family, default order"
-    rows = f"the {kind} held-out rows" if basis == kind else f"all held-out rows (few {kind} ones)"
-    return f"{kind} requests ranked by calibrated held-out log loss on {rows}"
+def _live_text(kind: str, basis: str, chain: tuple[str, ...]) -> str:
+    rows = f"{kind} tasks" if basis == kind else f"all tasks (few {kind} ones)"
+    return (
+        f"{kind} requests ranked by live log loss against {chain[-1]} on the {rows} each "
+        f"family answered (first only if better by {LIVE_MARGIN} and by {LIVE_SE_FACTOR:g} "
+        "standard errors)"
+    )
+
+
+def _basis_text(kind: str, chain: tuple[str, ...]) -> str:
+    return (
+        f"{kind} requests: no family has answered {LIVE_MIN_ROWS} live tasks yet, so "
+        f"{chain[-1]} answers first (the held-out scores calibrate, they do not promote)"
+    )
 
 
 # -- versions ---------------------------------------------------------------------------

@@ -247,7 +247,10 @@ def replay_chain(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
-            predictor=PredictionService() if chain is None else PredictionService(chain=chain),
+            # A family alone answers first wherever it can, whatever the serving policy.
+            predictor=PredictionService()
+            if chain is None
+            else PredictionService(chain=chain, fixed_order=True),
             runner=SyncRunner(),
         )
         try:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from smartstudy.services import rules, training
@@ -87,7 +87,12 @@ def create_task(
     description = rules.check_text(
         (description or "").strip(), "description", rules.MAX_DESCRIPTION, multiline=True
     )
-    prediction = preview(session, predictor, user, topic_id, difficulty)
+    get_topic(session, topic_id)
+    # Every family's answer is stored with the task: the families are ranked on these live
+    # one-step-ahead predictions once the outcomes are in (``registry.live_scores``).
+    prediction = predictor.predict(
+        session, user.id, topic_id, check_difficulty(difficulty), candidates=True
+    )
     task = PracticeTask(
         user_id=user.id,
         topic_id=topic_id,
@@ -99,6 +104,7 @@ def create_task(
         predicted_time_p90_s=prediction.time_p90_s,
         model_name=prediction.model_name,
         model_version=prediction.model_version,
+        family_predictions=prediction.family_predictions(),
     )
     session.add(task)
     session.flush()
@@ -189,11 +195,13 @@ def complete_tasks(
         task.is_correct = bool(completion.is_correct)
         task.actual_time_seconds = spent
         done.append(task)
-    bump_training_counter(session, by=len(done))
-    due = training.claim_training(session, context.settings.retrain_every)
+    # The tasks are written first: the counter row is the one row every completion updates,
+    # so it is updated last, in one statement that also claims it, and held only until the
+    # commit right after.
+    session.flush()
+    due = count_completions(session, len(done), context.settings.retrain_every)
     if due:
         training.queue_training(session)
-    session.flush()
     for task in done:
         uow.after_commit(partial(context.predictor.observe, task))
     if due:
@@ -226,6 +234,28 @@ def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
         )
         found.update((row.id, row) for row in rows)
     return found
+
+
+def count_completions(session: Session, by: int, every: int) -> bool:
+    """Add ``by`` completions to the training counter and claim it if that makes it reach
+    ``every``: one UPDATE, so the counter row stays locked for the shortest time. True for
+    the one transaction that takes the count from below ``every`` to ``every`` or more (it
+    resets it to zero): exactly one completion triggers each training."""
+    reached = TrainingCounter.count + by >= every
+    new_count = session.execute(
+        update(TrainingCounter)
+        .where(TrainingCounter.name == TRAINING_COUNTER)
+        .values(
+            count=case((reached, 0), else_=TrainingCounter.count + by),
+            total=TrainingCounter.total + by,
+        )
+        .returning(TrainingCounter.count)
+    ).scalar_one_or_none()
+    if new_count is None:
+        session.add(TrainingCounter(name=TRAINING_COUNTER, count=by, total=by))
+        session.flush()
+        return training.claim_training(session, every)
+    return by > 0 and new_count == 0
 
 
 def bump_training_counter(session: Session, by: int = 1) -> None:

@@ -16,6 +16,7 @@ another short transaction.
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 TRAINING_JOB = "training"
 #: Families that need more data than this before a training is worth it.
 MIN_TRAINING_ROWS: dict[str, int] = {"neural": NEURAL_MIN_ROWS}
+#: Refit policy. A training job runs every ``retrain_every`` completions, and every family
+#: learns each completion online in between. A family listed here is refitted only once its
+#: training data have grown by this fraction since its active version was fitted (the neural
+#: model: its fit costs tens of seconds at 100k tasks, so a refit every fifth completion
+#: would keep a worker busy all the time for little change); until then the job scores its
+#: active version on the held-out students and keeps it. The others (Baseline, LNIRT) fit
+#: in about a second at 100k tasks and are refitted every time.
+REFIT_GROWTH: dict[str, float] = {"neural": 0.2}
 
 
 def claim_training(session: Session, every: int) -> bool:
@@ -115,16 +124,18 @@ def run_training(
     progress: Callable[[str, str], None] | None = None,
     *,
     job_id: uuid.UUID | None = None,
+    refit_all: bool = False,
 ) -> Job:
     """The training job: fit every family of the chain on the training students' completed
     tasks, validate each new version against the active one on the held-out students, and
     activate it only if it does at least as well (``services.registry``).
 
     ``job_id`` is a job already marked running by this process; without it a new job row is
-    started. ``progress(family, stage)`` is called as the work advances (the CLI's progress
-    bar). While it runs, a thread keeps the job's heartbeat fresh; between families and fit
-    stages it stops if its runner shuts down: the job is then failed ("interrupted by
-    shutdown") and queued again.
+    started. ``refit_all`` refits the families of ``REFIT_GROWTH`` too, however little their
+    data have grown (``smartstudy train``). ``progress(family, stage)`` is called as the work
+    advances (the CLI's progress bar). While it runs, a thread keeps the job's heartbeat
+    fresh; between families and fit stages it stops if its runner shuts down: the job is then
+    failed ("interrupted by shutdown") and queued again.
     """
     shown = progress or (lambda _name, _stage: None)
 
@@ -150,7 +161,7 @@ def run_training(
                 durable.check_stop()
                 try:
                     summary[name], served = _train_family(
-                        context, name, train, holdout, held, report
+                        context, name, train, holdout, held, report, refit_all
                     )
                     if served is not None:
                         scored[name] = served
@@ -188,6 +199,7 @@ def _train_family(
     holdout: pd.DataFrame,
     held: set[str],
     report: Callable[[str, str], None],
+    refit_all: bool = False,
 ) -> tuple[dict, registry.HeldOutPredictions | None]:
     """Fit, validate and store one family; its summary, and the held-out predictions of the
     version it serves from now on (None when it has none or nothing is held out)."""
@@ -195,6 +207,9 @@ def _train_family(
     if len(train) < minimum:
         served = _held_out_predictions(context, name, holdout)
         return {"skipped": f"{len(train)} training tasks, fewer than {minimum}"}, served
+    not_due = None if refit_all else _refit_not_due(context, name, train)
+    if not_due is not None:
+        return {"skipped": not_due}, _held_out_predictions(context, name, holdout)
     report(name, "fitting")
     model, seconds = context.predictor.fit_model(name, train)
     report(name, "validating")
@@ -237,6 +252,28 @@ def _train_family(
         usable = usable & comparable
     predicts_time = bool(getattr(model, "predicts_time", False))
     return out, registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
+
+
+def _refit_not_due(context: AppContext, name: str, train: pd.DataFrame) -> str | None:
+    """Why ``name`` is not refitted this time (``REFIT_GROWTH``), or None when it is due."""
+    growth = REFIT_GROWTH.get(name)
+    if growth is None:
+        return None
+    with session_scope(context.sessions) as session:
+        row = session.execute(
+            select(ModelVersion.version, ModelVersion.n_training_rows).where(
+                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
+            )
+        ).first()
+    if row is None or not row.n_training_rows:
+        return None
+    needed = math.ceil(row.n_training_rows * (1.0 + growth))
+    if len(train) >= needed:
+        return None
+    return (
+        f"version {row.version} was fitted on {row.n_training_rows} training tasks; refitted "
+        f"from {needed} on ({len(train)} now)"
+    )
 
 
 def _held_out_predictions(
@@ -289,6 +326,11 @@ def _evaluate_serving(
     time sees the new policy. With nothing held out the blocks are removed: the chain keeps
     its default order, uncalibrated."""
     blocks = registry.evaluate_serving(holdout, list(scored.values()), evaluation)
+    chain = tuple(context.predictor.chain)
+    with session_scope(context.sessions) as session:
+        live = registry.live_scores(session, chain) if len(chain) > 1 else None
+    for block in blocks.values():
+        block["live"] = live
     with session_scope(context.sessions) as session:
         for row in session.scalars(
             select(ModelVersion).where(
@@ -307,5 +349,5 @@ def _evaluate_serving(
             .where(TrainingCounter.name == tasks.TRAINING_COUNTER)
             .values(last_trained_at=utcnow())
         )
-        policy = registry.describe_policy(registry.ServingPolicy(blocks), context.predictor.chain)
+        policy = registry.describe_policy(registry.ServingPolicy(blocks, live), chain)
     return {"held_out": policy["held_out"], "reason": policy["reason"], "order": policy["order"]}

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 #: Seconds a PostgreSQL connection attempt may take: a dead host must not hang a probe.
 CONNECT_TIMEOUT_S = 10
+#: Connections a process keeps to a database server (and may open beyond them). A server
+#: process runs its blocking request handlers on ``REQUEST_THREADS`` threads, so every
+#: handler finds a connection without queueing for one.
+POOL_SIZE, POOL_OVERFLOW = 10, 10
+REQUEST_THREADS = POOL_SIZE + POOL_OVERFLOW
 #: Below this much room to grow (``PRAGMA max_page_count``), a SQLite database counts as full.
 MIN_DATABASE_ROOM = MIB
 
@@ -54,6 +59,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     return create_engine(url, **kwargs)
 
 

@@ -233,6 +233,11 @@ class PracticeTask(Base):
     predicted_time_p90_s: Mapped[float | None] = mapped_column(Float, default=None)
     model_name: Mapped[str | None] = mapped_column(String(64), default=None)
     model_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: What every family of the chain would have served for this task, stored with the
+    #: prediction before the outcome exists: ``{"kind": "cold" | "warm", "families":
+    #: {name: [p_correct, time_median_s, time_p10_s, time_p90_s]}}``. Once completed, these
+    #: live one-step-ahead predictions rank the families (``registry.live_scores``).
+    family_predictions: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     topic: Mapped[Topic] = relationship()
 

@@ -85,6 +85,8 @@ def _page(
             "fallbacks": fallbacks,
             "serving": serving,
             "min_holdout_users": registry.MIN_USERS_FOR_HOLDOUT,
+            "live_min_rows": registry.LIVE_MIN_ROWS,
+            "live_margin": registry.LIVE_MARGIN,
             "exp": math.exp,
             "audit_entries": audit.recent(db, AUDIT_SHOWN),
             "error": error,
