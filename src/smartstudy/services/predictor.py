@@ -67,8 +67,6 @@ BACKGROUND_ONLY: frozenset[str] = frozenset({"neural"})
 # Completions are caught up from this far before the newest one seen, so that a row
 # committed late by another process (with an earlier timestamp) is not missed.
 SYNC_WINDOW = timedelta(seconds=10)
-# Replaying more completions than this on load costs more than fitting afresh.
-MAX_REPLAY = 2000
 
 
 class PredictionUnavailableError(ServiceError):
@@ -722,13 +720,10 @@ class PredictionService:
         )
         factory = self.factories[name]
         on_demand = name not in BACKGROUND_ONLY or name == self.chain[-1]
-        if row is not None and on_demand:
-            since = [PracticeTask.completed_at.is_not(None)]
-            if row.trained_until is not None:
-                since.append(PracticeTask.completed_at > row.trained_until)
-            pending = session.scalar(select(func.count()).select_from(PracticeTask).where(*since))
-            if (pending or 0) > MAX_REPLAY:
-                row = None
+        # A stored version is loaded and catches up by replaying what was completed since it
+        # was fitted, however much that is: a serving process never fits a family that has a
+        # version (the training job does, in the background or on a worker). Only a family
+        # with no version at all is fitted here, if it is cheap enough.
         if row is None:
             if not on_demand:
                 raise CannotPredictError(f"no trained {name} version yet")
