@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -16,6 +17,12 @@ from smartstudy.services.errors import AuthenticationError
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
+#: Password hashes computed at once in a process. Each Argon2id hash takes the hasher's
+#: memory cost (64 MiB by default) while it runs, and a server runs 20 request threads:
+#: a burst of log-ins would otherwise take over a gigabyte (the load benchmark's 32 clients
+#: signing in at once did). Further log-ins wait their turn.
+MAX_CONCURRENT_HASHES = 2
+_hashing = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
 
 
 class AccessClaims(NamedTuple):
@@ -26,12 +33,14 @@ class AccessClaims(NamedTuple):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        with _hashing:
+            return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
