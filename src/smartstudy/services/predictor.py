@@ -73,6 +73,19 @@ class PredictionUnavailableError(ServiceError):
     """No model in the chain could answer."""
 
 
+#: The columns of a completed task that make one interaction (``interactions_frame``,
+#: ``_interaction_record``), in that order.
+_INTERACTION_COLUMNS = (
+    PracticeTask.id,
+    PracticeTask.user_id,
+    PracticeTask.topic_id,
+    PracticeTask.difficulty,
+    PracticeTask.is_correct,
+    PracticeTask.actual_time_seconds,
+    PracticeTask.completed_at,
+)
+
+
 def item_key(topic_id: uuid.UUID | str, difficulty: str) -> str:
     return f"{topic_id}:{difficulty}"
 
@@ -85,15 +98,7 @@ def completed_interactions(
 ) -> pd.DataFrame:
     """Completed tasks in the interactions schema (plus ``task_id`` and ``completed_at``),
     optionally completed within [since, until] and only of ``users``."""
-    stmt = select(
-        PracticeTask.id,
-        PracticeTask.user_id,
-        PracticeTask.topic_id,
-        PracticeTask.difficulty,
-        PracticeTask.is_correct,
-        PracticeTask.actual_time_seconds,
-        PracticeTask.completed_at,
-    ).where(PracticeTask.completed_at.is_not(None))
+    stmt = select(*_INTERACTION_COLUMNS).where(PracticeTask.completed_at.is_not(None))
     if since is not None:
         stmt = stmt.where(PracticeTask.completed_at >= since)
     if until is not None:
@@ -799,15 +804,9 @@ def _unseen_completions(
     for start in range(0, len(unseen), 500):
         chunk = unseen[start : start + 500]
         rows = session.execute(
-            select(
-                PracticeTask.id,
-                PracticeTask.user_id,
-                PracticeTask.topic_id,
-                PracticeTask.difficulty,
-                PracticeTask.is_correct,
-                PracticeTask.actual_time_seconds,
-                PracticeTask.completed_at,
-            ).where(PracticeTask.id.in_(chunk), PracticeTask.completed_at.is_not(None))
+            select(*_INTERACTION_COLUMNS).where(
+                PracticeTask.id.in_(chunk), PracticeTask.completed_at.is_not(None)
+            )
         ).all()
         records.extend(_interaction_record(row) for row in rows)
     records.sort(key=lambda r: (r["completed_at"], str(r["task_id"])))
