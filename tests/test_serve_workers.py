@@ -46,6 +46,9 @@ def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path
         "SMARTSTUDY_DATA_DIR": str(tmp_path / "data"),
         "SMARTSTUDY_DATABASE_URL": postgres_url,
         "SMARTSTUDY_SECRET_KEY": "workers-test-key-" + "x" * 32,
+        # Online learning is what is compared: no training may swap a version in (in one
+        # process before the other) while the previews run.
+        "SMARTSTUDY_RETRAIN_EVERY": "1000",
     }
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
