@@ -643,11 +643,12 @@ class PredictionService:
             if stale and served is not None and active is not None and self.load_in_background:
                 self._load_later(session, name)
             elif stale:
+                # Caught up before it is published: another request must never find it
+                # loaded but not yet caught up.
                 served = self._load(session, name)
+                self._catch_up(session, served)
                 self._served[name] = served
         assert served is not None
-        if stale and served is not None and served.checked_at == -math.inf:
-            self._catch_up(session, served)
         served.checked_at = now
         return served
 
