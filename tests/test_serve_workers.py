@@ -4,6 +4,7 @@ agree, and /metrics sums both."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from smartstudy.api.processes import has_reuse_port
 from smartstudy.services import accounts, catalogue
 from smartstudy.store.db import make_engine, make_session_factory, session_scope
 from smartstudy.store.migrate import upgrade
@@ -29,6 +31,28 @@ def postgres_url():
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def _api_processes(pid: int) -> list[int]:
+    """The API processes among the children (multiprocessing also starts a resource
+    tracker)."""
+    out = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            out.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path):
@@ -128,9 +152,28 @@ def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path
             # Both processes' counts are summed: every completion is there.
             assert total == 6
         # prometheus-client keeps one file per process in the folder the server was given.
-        # Which process accepts a connection is the kernel's choice, so this does not insist
-        # that both answered (tests/test_predictor.py covers two services on one database).
-        assert list(metrics_dir.glob("histogram_*.db"))
+        # Each process listens on its own SO_REUSEPORT socket, and the kernel spreads the 48
+        # fresh connections over them by address: both processes answered.
+        if has_reuse_port():
+            assert len(list(metrics_dir.glob("histogram_*.db"))) >= 2
+
+            # A process that dies is replaced; SIGTERM stops them all within 10 s.
+            before = _api_processes(proc.pid)
+            assert len(before) == 2
+            os.kill(before[0], signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                now = _api_processes(proc.pid)
+                if len(now) == 2 and before[0] not in now:
+                    break
+                time.sleep(0.5)
+            assert len(now) == 2 and before[0] not in now, log_path.read_text()
+            wait_ready(proc, base, log_path, timeout=90)
+            stop = time.monotonic()
+            proc.terminate()
+            proc.wait(timeout=20)
+            assert time.monotonic() - stop < 10
+            assert not any(_alive(pid) for pid in now)
     finally:
         proc.terminate()
         try:

@@ -237,6 +237,7 @@ def _serve_processes(host: str, port: int, workers: int, settings: Settings) -> 
 
     import uvicorn
 
+    from smartstudy.api.processes import Supervisor, has_reuse_port
     from smartstudy.observability.metrics import MULTIPROC_ENV
 
     made = None
@@ -245,6 +246,12 @@ def _serve_processes(host: str, port: int, workers: int, settings: Settings) -> 
         os.environ[MULTIPROC_ENV] = made
     console.print(f"SmartStudy on http://{host}:{port} with {workers} processes", highlight=False)
     try:
+        if has_reuse_port():
+            # One socket per process: the kernel spreads the connections (api.processes).
+            problem = Supervisor(host, port, workers, settings.log_level.lower()).run()
+            if problem is not None:
+                raise fail(problem)
+            return
         uvicorn.run(
             "smartstudy.api.app:serving_process_app",
             factory=True,
