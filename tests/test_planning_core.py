@@ -120,7 +120,7 @@ def test_readiness_interval_and_more_minutes_more_readiness():
     for r in plan.readiness:
         assert r.low < r.p < r.high
         assert r.p >= r.now  # practice only adds in the planner's model
-        assert r.reaches_target == (r.p >= exam.target)
+        assert r.reaches_target == (r.p >= exam.target - 0.005)  # as a whole percentage
         assert plan.trajectory[r.topic_id][-1] == pytest.approx(r.p, abs=0.05)
     curve = [w.readiness for w in plan.workload]
     assert [w.daily_minutes for w in plan.workload] == sorted(
@@ -231,3 +231,28 @@ def test_the_budget_rule_holds_for_any_forecasts(ps, scale, daily, days, done):
             assert day.minutes <= day.budget_minutes + smallest + 1e-9
         else:
             assert day.tasks == ()
+
+
+def test_a_topic_far_behind_gets_its_share_from_the_first_day():
+    """Seen in the demo: a topic at 16% was left for the last days while topics near the
+    target took every early task."""
+    base = {"t0": 0.55, "t1": 0.7, "t2": 0.16, "t3": 0.74}
+    exam = ExamSpec(TODAY + timedelta(days=30), daily_minutes=45)
+    plan = build_plan(topics(), forecasts(base, minutes=0.3), exam, TODAY)
+    first_week = [t.topic_id for d in plan.days[:7] for t in d.tasks]
+    assert first_week.count("t2") >= max(first_week.count(k) for k in ("t0", "t1", "t3"))
+    by_topic = {r.topic_id: r for r in plan.readiness}
+    assert by_topic["t2"].p - by_topic["t2"].now > 0.3
+
+
+def test_short_tasks_fill_the_day_within_the_cap_and_gains_shrink_with_practice():
+    base = {"t0": 0.5, "t1": 0.5}
+    exam = ExamSpec(TODAY + timedelta(days=10), daily_minutes=120)
+    quick = build_plan(topics(2), forecasts(base, minutes=0.05), exam, TODAY)  # 12-36 s tasks
+    assert all(len(d.tasks) <= 60 for d in quick.days)
+    fresh = [replace(t, n_tasks=0) for t in topics(2)]
+    seasoned = [replace(t, n_tasks=200) for t in topics(2)]
+    short = ExamSpec(TODAY + timedelta(days=10), daily_minutes=30)
+    gained_fresh = build_plan(fresh, forecasts(base), short, TODAY).readiness[0].p
+    gained_seasoned = build_plan(seasoned, forecasts(base), short, TODAY).readiness[0].p
+    assert gained_fresh > gained_seasoned > 0.5  # the power law of practice

@@ -22,15 +22,25 @@ weighted readiness per predicted minute. Readiness of a topic is the predicted s
 exam's difficulty on the exam date. The planner's own model of learning, stated here because
 it is an assumption and not a fitted result:
 
-- a task shifts the topic's log-odds of success, at every difficulty, by
-  ``GAIN x exp(-((logit p - logit p*) / GAIN_WIDTH)^2 / 2)``: most for tasks near the middle of
-  the band ``p*``, little for tasks far too easy or too hard;
-- each further task on the same topic the same day gains ``MASSED`` times the previous one;
+- a task shifts the topic's log-odds of success, at every difficulty, by ``GAIN x
+  PRACTICE_SCALE / (PRACTICE_SCALE + n) x exp(-((logit p - logit p*) / GAIN_WIDTH)^2 / 2)``:
+  less with each task already done on the topic (``n``, its history included: the power law
+  of practice, Newell & Rosenbloom 1981), and most for tasks near the middle of the band
+  ``p*``, less for tasks far too easy or too hard (desirable difficulty);
+- same-day practice on a topic pays less: a task's gain fades as
+  ``exp(-minutes already spent on the topic that day / MASSED_MINUTES)``;
 - a gain fades towards the exam as ``exp(-days / S)``; the stability ``S`` starts at
   ``STABILITY_DAYS`` and grows by ``STABILITY_GROWTH`` with each earlier day the topic was
   practised, so spreading practice over days pays (the spacing effect);
-- topics below the target count double, so the plan closes gaps before it polishes;
+- below the target, a step of readiness (in log-odds) counts ``1 + s`` at a shortfall ``s``,
+  so the widest gaps are closed first and a topic far behind gets its share from the first
+  day; above the target a step counts ``ABOVE_TARGET``: the plan closes gaps before it
+  polishes;
 - predicted times do not change with practice.
+
+A day is filled in about ``STEPS_PER_DAY`` steps, each a block of tasks of one (topic,
+difficulty) lasting about a sixth of the day's budget (at least one task), so short tasks
+do not make planning slow.
 
 Every study day gets at least one task (the shortest, if nothing fits), so a day's predicted
 minutes exceed its budget by at most its smallest task. Readiness intervals combine the
@@ -49,24 +59,31 @@ import numpy as np
 
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
-#: Log-odds gained by one task at the sweet spot (planner assumption, see the module doc).
+#: Log-odds gained by a topic's first task at the sweet spot (planner assumption, see the
+#: module doc).
 GAIN = 0.2
+#: Gains shrink as PRACTICE_SCALE / (PRACTICE_SCALE + tasks already done on the topic).
+PRACTICE_SCALE = 10.0
 #: Width, in log-odds, of the sweet spot of difficulty.
-GAIN_WIDTH = 1.0
-#: Each further task on one topic on one day gains this times the previous one.
-MASSED = 0.7
+GAIN_WIDTH = 1.75
+#: Same-day practice on a topic: a task's gain fades as exp(-minutes already spent on the
+#: topic that day / MASSED_MINUTES).
+MASSED_MINUTES = 20.0
 #: Days over which a gain fades by 1/e, for a topic not yet practised in the plan.
 STABILITY_DAYS = 7.0
 #: Stability grows by this factor with each earlier day the topic was practised.
 STABILITY_GROWTH = 1.6
-#: Weight of the gains on topics still below the target.
-BELOW_TARGET_BONUS = 2.0
+#: Readiness above the target counts this much (below it: fully), so the plan closes gaps
+#: before it polishes.
+ABOVE_TARGET = 0.25
 #: At most this many tasks are planned on one day.
-MAX_TASKS_PER_DAY = 20
+MAX_TASKS_PER_DAY = 60
+#: A day is filled in about this many steps, each a block of tasks of one cell.
+STEPS_PER_DAY = 6
 #: Prior strength, in tasks, of today's estimate of a topic (for the readiness interval).
 PRIOR_TASKS = 4.0
 #: The workload curve's daily budgets (the exam's own is added).
-WORKLOAD_MINUTES: tuple[int, ...] = (10, 15, 20, 30, 45, 60, 90, 120)
+WORKLOAD_MINUTES: tuple[int, ...] = (10, 20, 30, 45, 60, 90, 120)
 #: ``minutes_needed`` is searched in steps of this many minutes up to the cap.
 NEEDED_STEP = 5
 NEEDED_CAP = 240
@@ -386,6 +403,8 @@ class _Topic:
     gains: list[tuple[int, float, float]] = field(default_factory=list)
     #: the gains faded to the exam day, kept as tasks are added
     exam_shift: float = 0.0
+    #: tasks done on the topic: its history, then the planned ones
+    practised: int = 0
     practice_days: list[int] = field(default_factory=list)
 
     def shift(self, at: int, *, through: int | None = None) -> float:
@@ -398,7 +417,8 @@ class _Topic:
         earlier = len(self.practice_days) - (1 if self.practice_days[-1:] == [day] else 0)
         return STABILITY_DAYS * STABILITY_GROWTH**earlier
 
-    def add(self, day: int, g: float) -> None:
+    def add(self, day: int, g: float, count: int) -> None:
+        self.practised += count
         s = self.stability(day)
         self.gains.append((day, g, s))
         self.exam_shift += g * math.exp(-(self.horizon - day) / s)
@@ -415,6 +435,7 @@ def _topics(
             state=t,
             weight=weights[t.topic_id],
             horizon=horizon,
+            practised=max(int(t.n_tasks), 0),
             base={d: _logit(cells[(t.topic_id, d)].p_correct) for d in DIFFICULTIES},
             minutes={
                 d: max(cells[(t.topic_id, d)].time_median_s, 1.0) / 60.0 for d in DIFFICULTIES
@@ -432,74 +453,119 @@ def _study_days(exam: ExamSpec, today: date) -> list[date]:
 
 @dataclass
 class _Choice:
+    """A block of ``count`` tasks of one (topic, difficulty) on one day."""
+
     topic: _Topic
     difficulty: str
-    value: float
+    count: int
     minutes: float
+    #: predicted success at the start of the block
     p: float
-    #: the topic's projected readiness on the exam date before this task
-    ready: float
-    #: log-odds the task adds (before fading to the exam)
+    #: log-odds the block adds (before fading to the exam)
     gain: float
+    #: the topic's projected readiness on the exam date before this block
+    ready: float
+    value: float
 
-    def key(self, fits: bool) -> float:
-        """Value per minute for a task that fits; shortest first for the fallback."""
-        return self.value / self.minutes if fits else -self.minutes
+
+def _utility(log_odds: float, target: float) -> float:
+    """What readiness is worth, in log-odds: below the target each step counts ``1 + s`` at
+    a shortfall ``s``, so the further behind a topic is, the more its progress counts (the
+    plan closes the widest gaps first, from the first day); above the target a step counts
+    ``ABOVE_TARGET``."""
+    shortfall = target - log_odds
+    if shortfall > 0:
+        return -(shortfall + shortfall * shortfall / 2)
+    return -ABOVE_TARGET * shortfall
 
 
-def _candidates(
+def _block_gain(log_odds: float, count: int, minutes: float, done: float, practised: int) -> float:
+    """Log-odds gained by ``count`` tasks of ``minutes`` each, after ``done`` minutes on the
+    topic that day and ``practised`` tasks on it in all (see the module doc; the practice
+    factor is taken at the block's middle task)."""
+    fade = math.exp(-minutes / MASSED_MINUTES)
+    massed = math.exp(-done / MASSED_MINUTES) * (1.0 - fade**count) / (1.0 - fade)
+    practice = PRACTICE_SCALE / (PRACTICE_SCALE + practised + (count - 1) / 2)
+    return _gain_at(log_odds) * practice * massed
+
+
+def _best_block(
     plan: list[_Topic],
     exam: ExamSpec,
     day: int,
-    horizon: int,
     start: dict[str, float],
-    today_count: dict[str, int],
-) -> list[_Choice]:
-    """Every (topic, difficulty) task on ``day``, valued by the weighted readiness it adds."""
-    out = []
+    done: dict[str, float],
+    room: float,
+    block: float,
+    most: int,
+) -> _Choice | None:
+    """The block of tasks adding the most value per minute that fits in ``room``. A block
+    is about ``block`` minutes of one cell (at least one task), so a day takes a bounded
+    number of steps however short its tasks are."""
+    best: _Choice | None = None
+    best_key = -math.inf
+    goal = _logit(exam.target)
     for topic in plan:
         tid = topic.state.topic_id
-        now = start[tid]
         at_exam = topic.base[exam.exam_difficulty] + topic.exam_shift
         ready = _sigmoid(at_exam)
-        fade = math.exp(-(horizon - day) / topic.stability(day))
-        bonus = BELOW_TARGET_BONUS if ready < exam.target else 1.0
-        massed = MASSED ** today_count[tid]
+        fade = math.exp(-(topic.horizon - day) / topic.stability(day))
+        worth = _utility(at_exam, goal)
         for difficulty in DIFFICULTIES:
-            log_odds = topic.base[difficulty] + now
-            g = _gain_at(log_odds) * massed
-            value = bonus * topic.weight * (_sigmoid(at_exam + g * fade) - ready)
-            choice = _Choice(
-                topic, difficulty, value, topic.minutes[difficulty], _sigmoid(log_odds), ready, g
-            )
-            out.append(choice)
-    return out
+            minutes = topic.minutes[difficulty]
+            count = min(max(int(block // minutes), 1), int(room // minutes), most)
+            if count < 1:
+                continue
+            log_odds = topic.base[difficulty] + start[tid]
+            g = _block_gain(log_odds, count, minutes, done[tid], topic.practised)
+            value = topic.weight * (_utility(at_exam + g * fade, goal) - worth)
+            key = value / (count * minutes)
+            if key > best_key:
+                best_key = key
+                best = _Choice(
+                    topic, difficulty, count, minutes, _sigmoid(log_odds), g, ready, value
+                )
+    return best
 
 
-def _fill_day(
-    plan: list[_Topic], exam: ExamSpec, day: int, horizon: int, budget: float
-) -> list[_Choice]:
-    """Greedy: the task with the most value per minute that fits, until none fits; a day
-    with nothing that fits gets its shortest task."""
+def _shortest(
+    plan: list[_Topic], exam: ExamSpec, start: dict[str, float], done: dict[str, float]
+) -> _Choice:
+    """The shortest single task: a day with nothing that fits still gets one."""
+    topic, difficulty = min(
+        ((t, d) for t in plan for d in DIFFICULTIES), key=lambda td: td[0].minutes[td[1]]
+    )
+    tid = topic.state.topic_id
+    log_odds = topic.base[difficulty] + start[tid]
+    minutes = topic.minutes[difficulty]
+    g = _block_gain(log_odds, 1, minutes, done[tid], topic.practised)
+    ready = _sigmoid(topic.base[exam.exam_difficulty] + topic.exam_shift)
+    return _Choice(topic, difficulty, 1, minutes, _sigmoid(log_odds), g, ready, 0.0)
+
+
+def _fill_day(plan: list[_Topic], exam: ExamSpec, day: int, budget: float) -> list[_Choice]:
+    """Greedy: the block with the most value per minute that fits, until none fits or the
+    day holds ``MAX_TASKS_PER_DAY`` tasks; a day with nothing that fits gets its shortest
+    task."""
     start = {t.state.topic_id: t.shift(day) for t in plan}
-    today_count = {t.state.topic_id: 0 for t in plan}
+    done = {t.state.topic_id: 0.0 for t in plan}
     chosen: list[_Choice] = []
     room = budget
-    while len(chosen) < MAX_TASKS_PER_DAY:
-        options = _candidates(plan, exam, day, horizon, start, today_count)
-        fitting = [c for c in options if c.minutes <= room]
-        if fitting:
-            choice = max(fitting, key=lambda c: c.key(True))
-        elif not chosen:
-            choice = max(options, key=lambda c: (c.key(False), c.value))
-        else:
-            break
+    block = max(budget / STEPS_PER_DAY, 1e-9)
+    tasks = 0
+    while tasks < MAX_TASKS_PER_DAY:
+        choice = _best_block(plan, exam, day, start, done, room, block, MAX_TASKS_PER_DAY - tasks)
+        if choice is None or choice.value <= 0:
+            if chosen:
+                break
+            choice = _shortest(plan, exam, start, done)
         tid = choice.topic.state.topic_id
-        choice.topic.add(day, choice.gain)
-        today_count[tid] += 1
+        choice.topic.add(day, choice.gain, choice.count)
         start[tid] += choice.gain
+        done[tid] += choice.count * choice.minutes
         chosen.append(choice)
-        room -= choice.minutes
+        tasks += choice.count
+        room -= choice.count * choice.minutes
     return chosen
 
 
@@ -529,12 +595,17 @@ def _run(
         if budget <= 0:
             chosen.append([])
             continue
-        chosen.append(_fill_day(plan, exam, i, horizon, budget))
+        chosen.append(_fill_day(plan, exam, i, budget))
     return plan, chosen
 
 
 def _exam_readiness(plan: list[_Topic], exam: ExamSpec) -> list[float]:
     return [_sigmoid(t.base[exam.exam_difficulty] + t.exam_shift) for t in plan]
+
+
+def _reaches(p: float, target: float) -> bool:
+    """At the target as a whole percentage shows it (79.96 % reads as 80 %)."""
+    return p >= target - 0.005
 
 
 def _readiness(plan: list[_Topic], exam: ExamSpec) -> tuple[Readiness, ...]:
@@ -555,7 +626,7 @@ def _readiness(plan: list[_Topic], exam: ExamSpec) -> tuple[Readiness, ...]:
                 p=p,
                 low=_sigmoid(base + shift - _Z80 * se),
                 high=_sigmoid(base + shift + _Z80 * se),
-                reaches_target=p >= exam.target,
+                reaches_target=_reaches(p, exam.target),
             )
         )
     return tuple(out)
@@ -571,47 +642,50 @@ def _trajectory(plan: list[_Topic], exam: ExamSpec, n_days: int) -> dict[str, tu
     }
 
 
-def _reason(choice: _Choice, exam: ExamSpec) -> str:
+def _reason(choice: _Choice, exam: ExamSpec, first_day: bool) -> str:
     name = choice.topic.state.name
-    gap = (
-        f"projected exam readiness {_percent(choice.ready)}, below the {_percent(exam.target)} "
-        "target"
+    when = "now" if first_day else "by then (projected)"
+    goal = (
+        f"below the {_percent(exam.target)} target"
         if choice.ready < exam.target
-        else f"keeps {name} at {_percent(choice.ready)} for the exam"
+        else "at the target; this keeps it there"
     )
     return (
-        f"{name} at {choice.difficulty}: you are predicted to succeed {_percent(choice.p)} "
-        f"of the time; {gap}."
+        f"Your readiness for the exam in {name} is {_percent(choice.ready)} {when}, {goal}; "
+        f"at {choice.difficulty} you are predicted to succeed {_percent(choice.p)} of the time."
     )
 
 
 def _plan_days(
-    days: list[date], budgets: list[float], exam: ExamSpec, chosen: list[list[_Choice]], cells
+    days: list[date],
+    budgets: list[float],
+    exam: ExamSpec,
+    chosen: list[list[_Choice]],
+    cells: dict[tuple[str, str], CellForecast],
 ) -> tuple[PlanDay, ...]:
     out = []
-    for day, budget, choices in zip(days, budgets, chosen, strict=True):
+    for i, (day, budget, choices) in enumerate(zip(days, budgets, chosen, strict=True)):
         tasks = []
         for c in choices:
             cell = cells[(c.topic.state.topic_id, c.difficulty)]
-            tasks.append(
-                PlannedTask(
-                    topic_id=c.topic.state.topic_id,
-                    topic_name=c.topic.state.name,
-                    difficulty=c.difficulty,
-                    p_correct=c.p,
-                    time_median_s=cell.time_median_s,
-                    time_p10_s=cell.time_p10_s,
-                    time_p90_s=cell.time_p90_s,
-                    reason=_reason(c, exam),
-                )
+            task = PlannedTask(
+                topic_id=c.topic.state.topic_id,
+                topic_name=c.topic.state.name,
+                difficulty=c.difficulty,
+                p_correct=c.p,
+                time_median_s=cell.time_median_s,
+                time_p10_s=cell.time_p10_s,
+                time_p90_s=cell.time_p90_s,
+                reason=_reason(c, exam, i == 0),
             )
+            tasks.extend([task] * c.count)
         out.append(
             PlanDay(
                 day=day,
                 budget_minutes=budget,
                 day_off=exam.is_day_off(day),
                 tasks=tuple(tasks),
-                minutes=sum(c.minutes for c in choices),
+                minutes=sum(c.count * c.minutes for c in choices),
             )
         )
     return tuple(out)
@@ -635,7 +709,7 @@ class _Budgets:
         return self.memo[minutes]
 
     def enough(self, minutes: int) -> bool:
-        return all(r >= self.exam.target for r in self.readiness(minutes))
+        return all(_reaches(r, self.exam.target) for r in self.readiness(minutes))
 
     def workload(self) -> tuple[WorkloadPoint, ...]:
         points = []
@@ -645,7 +719,7 @@ class _Budgets:
                 WorkloadPoint(
                     daily_minutes=minutes,
                     readiness=float(self.weights @ ready),
-                    topics_at_target=int((ready >= self.exam.target).sum()),
+                    topics_at_target=sum(_reaches(r, self.exam.target) for r in ready),
                 )
             )
         return tuple(points)
