@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from smartstudy.api.app import create_app
 from smartstudy.config import Settings
-from smartstudy.services import accounts, catalogue, quiz, tasks
+from smartstudy.services import accounts, catalogue, planning, quiz, tasks
 from smartstudy.services.context import AppContext
 from smartstudy.services.demo import seed_catalogue
 from smartstudy.store.db import session_scope, unit_of_work
@@ -86,7 +86,17 @@ def build(context: AppContext, n_tasks: int) -> dict[str, str]:
             session.flush()
             quiz_id = str(s.id)
         concept_id = str(catalogue.list_concepts(session, calculus.id)[0].id)
+        exam = planning.create_exam(
+            session,
+            user,
+            name="Bench exam",
+            exam_date=now.date() + timedelta(days=14),
+            daily_minutes=30,
+            subject_id=calculus.subject_id,
+            weekdays_off=[6],
+        )
         ids = {
+            "exam": str(exam.id),
             "done": str(last.id),
             "open": str(open_task.id),
             "quiz": quiz_id,
@@ -151,6 +161,9 @@ def main() -> None:
             ("quiz result", f"/quiz/{ids['quiz']}"),
             ("settings", "/settings"),
             ("settings: CSV export", "/settings/export.csv"),
+            ("preparation", "/preparation"),
+            ("preparation: exam plan (14 days)", f"/preparation/exams/{ids['exam']}"),
+            ("preparation: calendar (.ics)", f"/preparation/exams/{ids['exam']}/plan.ics"),
         ]
         rows = []
         with TestClient(create_app(context=context)) as client:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from smartstudy.cli import app
-from smartstudy.store.orm import ModelVersion, PracticeTask, Question, User
+from smartstudy.store.orm import Exam, ModelVersion, PracticeTask, Question, User
 
 from .demo_server import demo_server
 
@@ -75,6 +75,7 @@ def test_demo_is_idempotent(data_dir):
     assert second.exit_code == 0 and "already present" in second.output
     assert _count(data_dir, PracticeTask) == n_tasks
     assert _count(data_dir, User) == 5
+    assert _count(data_dir, Exam) == 1  # Ada's exam, for the Preparation page
     engine = create_engine(f"sqlite:///{data_dir / 'smartstudy.db'}")
     with engine.connect() as conn:
         named = conn.execute(

@@ -130,7 +130,8 @@ def failing_client(context: AppContext):
 def test_unhandled_errors_carry_the_headers_too(failing_client: TestClient):
     r = failing_client.get("/boom")
     assert r.status_code == 500
-    assert_common(r)
+    assert r.headers["content-type"].startswith("text/html")  # the site's error page
+    assert_common(r, PAGE_CSP)
     assert_no_store(r)
 
 

@@ -9,7 +9,7 @@ from smartstudy.services.security import create_access_token
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import PracticeTask, User
 from smartstudy.web import sessions
-from tests.web.conftest import PASSWORD, Web, create_task
+from tests.web.conftest import PASSWORD, Web, create_task, make_admin
 
 
 def _cookie_header(response) -> str:
@@ -231,3 +231,18 @@ def test_home_page_for_visitors(web: Web):
     assert "Create an account" in r.text
     assert 'href="/login"' in r.text
     assert sessions.COOKIE_NAME in r.headers.get("set-cookie", "")  # a session for the forms
+
+
+def test_an_admin_lands_on_the_models_page(web: Web, context):
+    make_admin(context)
+    r = web.login("admin@example.com")
+    assert r.headers["location"] == "/admin/models"
+    assert web.get("/", follow_redirects=False).headers["location"] == "/admin/models"
+    assert web.get("/login", follow_redirects=False).headers["location"] == "/admin/models"
+    assert web.get("/admin/models").status_code == 200
+    assert web.get("/dashboard").status_code == 200  # still there, from the menu
+    # An explicit destination still wins.
+    web.logout_locally()
+    web.get("/login")
+    r = web.post("/login", {"email": "admin@example.com", "password": PASSWORD, "next": "/tasks"})
+    assert r.headers["location"] == "/tasks"

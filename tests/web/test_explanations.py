@@ -157,7 +157,8 @@ def test_wrong_answers_never_raise_the_mastery_shown(web: Web, context, maths):
         page = web.get(f"/quiz/{quiz_id}").text
         start = page.index('id="mastery-changes"')
         table = page[start : page.index("</table>", start)]
-        assert "▲" not in table and ("▼" in table or "＝" in table)
+        assert "▲" not in table and 'class="change up"' not in table
+        assert 'class="change down"' in table or 'class="change same"' in table
         assert "a wrong answer never raises it" in page
     concept = web.get(f"/concepts/{maths.concept_ids[0]}").text
     value = float(re.search(r'id="mastery-value">([\d.]+)%', concept).group(1))

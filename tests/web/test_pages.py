@@ -357,3 +357,20 @@ def test_admin_can_activate_an_older_version(web: Web, context, maths):
     assert r.status_code == 303 and r.headers["location"] == "/admin/models?done=activated"
     with session_scope(context.sessions) as session:
         assert session.get(ModelVersion, old_id).is_active
+
+
+def test_ratios_and_no_change_signs_render_in_any_font():
+    """Issue 16: "0.04× predicted" once showed as "0.0×"; a full-width "＝" as an empty box."""
+    from pathlib import Path
+
+    import smartstudy.web
+    from smartstudy.web.render import times
+
+    assert times(0.04) == "0.04×"
+    assert times(1.234) == "1.2×"
+    assert times(12.3) == "12×"
+    assert times(123.4) == "123×"
+    assert times(None) == "—"
+    templates = Path(smartstudy.web.__file__).parent / "templates"
+    for page in templates.glob("*.html"):
+        assert "＝" not in page.read_text(encoding="utf-8"), page.name

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from smartstudy.services import analytics, profile
+from smartstudy.services import analytics, planning, profile
 from smartstudy.services.errors import ConflictError
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import (
@@ -109,6 +111,15 @@ def test_account_deletion_removes_everything_of_the_user_only(web: Web, context,
         take_quiz(web, maths.topic_id)
         user = _user(context, email)
         assert user is not None
+        with session_scope(context.sessions) as session:
+            planning.create_exam(
+                session,
+                user,
+                name="Finals",
+                exam_date=date.today() + timedelta(days=10),
+                daily_minutes=30,
+                subject_id=maths.subject_id,
+            )
         return user.id
 
     alice = busy("alice@example.com")
@@ -159,3 +170,16 @@ def test_the_last_admin_cannot_delete_their_account(web: Web, context):
     r = web.post("/settings/delete", {"confirm_email": "admin@example.com", "password": PASSWORD})
     assert r.status_code == 422 and "The last admin account cannot be deleted." in r.text
     assert _user(context, "admin@example.com") is not None
+
+
+def test_settings_count_what_you_have_in_words_that_agree(web: Web, maths):
+    web.signup("robin@example.com")
+    complete_task(web, create_task(web, maths.topic_id))
+    take_quiz(web, maths.topic_id)
+    page = web.get("/settings").text
+    owned = re.search(r'id="owned-summary">(.*?)</p>', page, re.S)
+    deleting = re.search(r'id="delete-summary">(.*?)</p>', page, re.S)
+    assert owned and deleting
+    # One quiz, not "1 quizzes"; the concepts with mastery are counted the same in both.
+    assert "You have 1 task, 1 quiz, mastery of 2 concepts and 0 exams." in owned.group(1)
+    assert "1 task, 1 quiz, your mastery of 2 concepts with its history" in deleting.group(1)

@@ -14,8 +14,18 @@ from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
 from smartstudy.api import observability, openapi, security_headers
-from smartstudy.api.errors import install_outage_handlers
-from smartstudy.api.routers import auth, catalogue, health, learning, models, quiz, tasks, users
+from smartstudy.api.errors import install_outage_handlers, install_page_errors
+from smartstudy.api.routers import (
+    auth,
+    catalogue,
+    health,
+    learning,
+    models,
+    planning,
+    quiz,
+    tasks,
+    users,
+)
 from smartstudy.api.schemas import validation_error_out
 from smartstudy.config import Settings
 from smartstudy.services.context import AppContext
@@ -106,6 +116,7 @@ def create_app(
     )
     app.state.context = context
     install_outage_handlers(app)  # database or disk down: 503, not 500
+    install_page_errors(app)  # a web page's 404 or 500 is a page, the API's stays JSON
 
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
@@ -137,6 +148,7 @@ def create_app(
     app.include_router(learning.router)
     app.include_router(models.router)
     app.include_router(users.router)
+    app.include_router(planning.router)
     openapi.install_docs(app)  # before install_web: its assets live under /static
     install_web(app)  # the web pages, /static and Plotly's JavaScript
     openapi.document_errors(app)

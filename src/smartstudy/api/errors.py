@@ -12,8 +12,10 @@ import logging
 from html import escape
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from smartstudy.store.db import Outage, classify_outage, error_reason
@@ -46,26 +48,73 @@ def outage_response(kind: Outage, extra: dict[str, str] | None = None) -> JSONRe
     return JSONResponse(status_code=503, content=body, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def outage_page(request: Request, kind: Outage) -> Response:
-    """503 as the site's error page (with no signed-in user: the session's objects are gone
-    with the failed transaction)."""
-    message = f"{MESSAGES[kind]} Please try again in a minute."
-    title = "Temporarily unavailable"
+def error_page(request: Request, status: int, title: str, message: str) -> Response:
+    """The site's error page, with no signed-in user (after a failure the session's objects
+    may be gone with the failed transaction)."""
     try:
-        response: Response = render(
+        return render(
             request,
             "error.html",
-            {"status": 503, "title": title, "message": message, "user": None},
-            status_code=503,
+            {"status": status, "title": title, "message": message, "user": None},
+            status_code=status,
         )
     except Exception:  # the page must not fail in turn; a bare one still says what happened
         log.exception("the error page could not be rendered")
-        response = HTMLResponse(
+        return HTMLResponse(
             f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{escape(message)}</p>",
-            status_code=503,
+            status_code=status,
         )
+
+
+def outage_page(request: Request, kind: Outage) -> Response:
+    """503 as the site's error page."""
+    message = f"{MESSAGES[kind]} Please try again in a minute."
+    response = error_page(request, 503, "Temporarily unavailable", message)
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
+
+
+#: What a web page says for an HTTP error raised outside the pages' own handling (an
+#: address with no page, a method a page does not take).
+PAGE_ERRORS = {
+    404: ("Page not found", "There is no page at this address. Check the link, or start again."),
+    405: ("Not possible here", "This page cannot be used that way. Go back and try again."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """HTTP errors: JSON for the API and the probes (FastAPI's answer), the site's error page
+    for a web page."""
+    assert isinstance(exc, StarletteHTTPException)
+    if wants_json(request.url.path) or exc.status_code < 400:
+        return await http_exception_handler(request, exc)
+    title, message = PAGE_ERRORS.get(
+        exc.status_code, ("Something went wrong", "The request could not be handled.")
+    )
+    response = error_page(request, exc.status_code, title, message)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug: 500 in JSON for the API, the site's error page for a web page. Starlette logs
+    the exception with its traceback after this answer is sent."""
+    if wants_json(request.url.path):
+        return JSONResponse(status_code=500, content={"detail": "Internal server error"})
+    return error_page(
+        request,
+        500,
+        "Something went wrong on our side",
+        "The page could not be shown because of an error in SmartStudy; it has been logged. "
+        "Try again, or go back.",
+    )
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """HTTP errors and unexpected failures as styled pages for the web, JSON for the API."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
 
 
 async def _outage_handler(request: Request, exc: Exception) -> Response:

@@ -24,9 +24,10 @@ it is an assumption and not a fitted result:
 
 - a task shifts the topic's log-odds of success, at every difficulty, by ``GAIN x
   PRACTICE_SCALE / (PRACTICE_SCALE + n) x exp(-((logit p - logit p*) / GAIN_WIDTH)^2 / 2)``:
-  less with each task already done on the topic (``n``, its history included: the power law
-  of practice, Newell & Rosenbloom 1981), and most for tasks near the middle of the band
-  ``p*``, less for tasks far too easy or too hard (desirable difficulty);
+  less with each task already done on the topic (``n``, its history included; same-day
+  tasks count as the fraction below: the power law of practice, Newell & Rosenbloom 1981),
+  and most for tasks near the middle of the band ``p*``, less for tasks far too easy or too
+  hard (desirable difficulty);
 - same-day practice on a topic pays less: a task's gain fades as
   ``exp(-minutes already spent on the topic that day / MASSED_MINUTES)``;
 - a gain fades towards the exam as ``exp(-days / S)``; the stability ``S`` starts at
@@ -68,16 +69,18 @@ PRACTICE_SCALE = 10.0
 GAIN_WIDTH = 1.75
 #: Same-day practice on a topic: a task's gain fades as exp(-minutes already spent on the
 #: topic that day / MASSED_MINUTES).
-MASSED_MINUTES = 20.0
+MASSED_MINUTES = 45.0
 #: Days over which a gain fades by 1/e, for a topic not yet practised in the plan.
 STABILITY_DAYS = 7.0
-#: Stability grows by this factor with each earlier day the topic was practised.
+#: Stability grows by this factor with each earlier day the topic was practised...
 STABILITY_GROWTH = 1.6
+#: ... up to this many days (7 x 1.6^12 is about 1,960 days: no fading to speak of).
+MAX_STABILITY_LEVEL = 12
 #: Readiness above the target counts this much (below it: fully), so the plan closes gaps
 #: before it polishes.
 ABOVE_TARGET = 0.25
 #: At most this many tasks are planned on one day.
-MAX_TASKS_PER_DAY = 60
+MAX_TASKS_PER_DAY = 200
 #: A day is filled in about this many steps, each a block of tasks of one cell.
 STEPS_PER_DAY = 6
 #: Prior strength, in tasks, of today's estimate of a topic (for the readiness interval).
@@ -391,39 +394,61 @@ def _gain_at(log_odds: float) -> float:
 
 @dataclass
 class _Topic:
-    """One topic while a plan is built (days are planned in order): base log-odds per
-    difficulty, and the gains planned so far."""
+    """One topic while a plan is built, day after day: base log-odds per difficulty, and the
+    gains planned so far. Gains are kept summed per stability (stabilities take the values
+    ``STABILITY_DAYS x STABILITY_GROWTH^k``), each sum faded to the current day, so moving
+    on a day or adding a gain costs the same however long the plan is."""
 
     state: TopicState
     weight: float
     base: dict[str, float]
     minutes: dict[str, float]
     horizon: int
-    #: (day index, log-odds gained, stability in days) of each planned task
-    gains: list[tuple[int, float, float]] = field(default_factory=list)
+    #: tasks done on the topic: its history, then the planned ones (in full tasks: same-day
+    #: practice counts less)
+    practised: float = 0.0
     #: the gains faded to the exam day, kept as tasks are added
     exam_shift: float = 0.0
-    #: tasks done on the topic: its history, then the planned ones
-    practised: int = 0
-    practice_days: list[int] = field(default_factory=list)
+    #: the day the sums below are faded to
+    today: int = 0
+    #: k -> the gains made at stability STABILITY_DAYS x STABILITY_GROWTH^k, faded to today
+    sums: dict[int, float] = field(default_factory=dict)
+    #: days on which the topic was practised in the plan, before today
+    days_before: int = 0
+    practised_today: bool = False
 
-    def shift(self, at: int, *, through: int | None = None) -> float:
-        """Log-odds gained by tasks before day ``at`` (or through day ``through``), faded
-        to day ``at``; day ``horizon`` is the exam day."""
-        last = at - 1 if through is None else through
-        return sum(g * math.exp(-(at - d) / s) for d, g, s in self.gains if d <= last)
+    def advance(self, day: int) -> None:
+        """Move on to ``day``: the gains so far fade by the days passed."""
+        passed = day - self.today
+        if passed <= 0:
+            return
+        for k in self.sums:
+            self.sums[k] *= math.exp(-passed / _stability(k))
+        self.days_before += self.practised_today
+        self.practised_today = False
+        self.today = day
 
-    def stability(self, day: int) -> float:
-        earlier = len(self.practice_days) - (1 if self.practice_days[-1:] == [day] else 0)
-        return STABILITY_DAYS * STABILITY_GROWTH**earlier
+    def shift(self) -> float:
+        """Log-odds gained so far, faded to today."""
+        return sum(self.sums.values())
 
-    def add(self, day: int, g: float, count: int) -> None:
-        self.practised += count
-        s = self.stability(day)
-        self.gains.append((day, g, s))
-        self.exam_shift += g * math.exp(-(self.horizon - day) / s)
-        if self.practice_days[-1:] != [day]:
-            self.practice_days.append(day)
+    def stability(self) -> float:
+        return _stability(self._level())
+
+    def _level(self) -> int:
+        return min(self.days_before, MAX_STABILITY_LEVEL)
+
+    def add(self, g: float, effective: float) -> None:
+        """Tasks today worth ``effective`` full tasks that gained ``g`` in all."""
+        k = self._level()
+        self.sums[k] = self.sums.get(k, 0.0) + g
+        self.exam_shift += g * math.exp(-(self.horizon - self.today) / _stability(k))
+        self.practised += effective
+        self.practised_today = True
+
+
+def _stability(level: int) -> float:
+    return STABILITY_DAYS * STABILITY_GROWTH**level
 
 
 def _topics(
@@ -435,7 +460,7 @@ def _topics(
             state=t,
             weight=weights[t.topic_id],
             horizon=horizon,
-            practised=max(int(t.n_tasks), 0),
+            practised=float(max(t.n_tasks, 0)),
             base={d: _logit(cells[(t.topic_id, d)].p_correct) for d in DIFFICULTIES},
             minutes={
                 d: max(cells[(t.topic_id, d)].time_median_s, 1.0) / 60.0 for d in DIFFICULTIES
@@ -458,6 +483,8 @@ class _Choice:
     topic: _Topic
     difficulty: str
     count: int
+    #: what the block is worth in full tasks (same-day practice counts less)
+    effective: float
     minutes: float
     #: predicted success at the start of the block
     p: float
@@ -479,14 +506,18 @@ def _utility(log_odds: float, target: float) -> float:
     return -ABOVE_TARGET * shortfall
 
 
-def _block_gain(log_odds: float, count: int, minutes: float, done: float, practised: int) -> float:
-    """Log-odds gained by ``count`` tasks of ``minutes`` each, after ``done`` minutes on the
-    topic that day and ``practised`` tasks on it in all (see the module doc; the practice
-    factor is taken at the block's middle task)."""
+def _massed(count: int, minutes: float, done: float) -> float:
+    """How many full tasks ``count`` tasks of ``minutes`` each are worth after ``done``
+    minutes on the topic that day (same-day practice fades as exp(-minutes / MASSED_MINUTES))."""
     fade = math.exp(-minutes / MASSED_MINUTES)
-    massed = math.exp(-done / MASSED_MINUTES) * (1.0 - fade**count) / (1.0 - fade)
-    practice = PRACTICE_SCALE / (PRACTICE_SCALE + practised + (count - 1) / 2)
-    return _gain_at(log_odds) * practice * massed
+    return math.exp(-done / MASSED_MINUTES) * (1.0 - fade**count) / (1.0 - fade)
+
+
+def _block_gain(log_odds: float, worth: float, practised: float) -> float:
+    """Log-odds gained by tasks worth ``worth`` full tasks, after ``practised`` on the topic
+    (see the module doc; the practice factor is taken at the block's middle)."""
+    practice = PRACTICE_SCALE / (PRACTICE_SCALE + practised + worth / 2)
+    return _gain_at(log_odds) * practice * worth
 
 
 def _best_block(
@@ -509,21 +540,30 @@ def _best_block(
         tid = topic.state.topic_id
         at_exam = topic.base[exam.exam_difficulty] + topic.exam_shift
         ready = _sigmoid(at_exam)
-        fade = math.exp(-(topic.horizon - day) / topic.stability(day))
-        worth = _utility(at_exam, goal)
+        fade = math.exp(-(topic.horizon - day) / topic.stability())
+        current = _utility(at_exam, goal)
         for difficulty in DIFFICULTIES:
             minutes = topic.minutes[difficulty]
             count = min(max(int(block // minutes), 1), int(room // minutes), most)
             if count < 1:
                 continue
             log_odds = topic.base[difficulty] + start[tid]
-            g = _block_gain(log_odds, count, minutes, done[tid], topic.practised)
-            value = topic.weight * (_utility(at_exam + g * fade, goal) - worth)
+            effective = _massed(count, minutes, done[tid])
+            g = _block_gain(log_odds, effective, topic.practised)
+            value = topic.weight * (_utility(at_exam + g * fade, goal) - current)
             key = value / (count * minutes)
             if key > best_key:
                 best_key = key
                 best = _Choice(
-                    topic, difficulty, count, minutes, _sigmoid(log_odds), g, ready, value
+                    topic,
+                    difficulty,
+                    count,
+                    effective,
+                    minutes,
+                    _sigmoid(log_odds),
+                    g,
+                    ready,
+                    value,
                 )
     return best
 
@@ -538,16 +578,19 @@ def _shortest(
     tid = topic.state.topic_id
     log_odds = topic.base[difficulty] + start[tid]
     minutes = topic.minutes[difficulty]
-    g = _block_gain(log_odds, 1, minutes, done[tid], topic.practised)
+    effective = _massed(1, minutes, done[tid])
+    g = _block_gain(log_odds, effective, topic.practised)
     ready = _sigmoid(topic.base[exam.exam_difficulty] + topic.exam_shift)
-    return _Choice(topic, difficulty, 1, minutes, _sigmoid(log_odds), g, ready, 0.0)
+    return _Choice(topic, difficulty, 1, effective, minutes, _sigmoid(log_odds), g, ready, 0.0)
 
 
 def _fill_day(plan: list[_Topic], exam: ExamSpec, day: int, budget: float) -> list[_Choice]:
     """Greedy: the block with the most value per minute that fits, until none fits or the
     day holds ``MAX_TASKS_PER_DAY`` tasks; a day with nothing that fits gets its shortest
     task."""
-    start = {t.state.topic_id: t.shift(day) for t in plan}
+    for t in plan:
+        t.advance(day)
+    start = {t.state.topic_id: t.shift() for t in plan}
     done = {t.state.topic_id: 0.0 for t in plan}
     chosen: list[_Choice] = []
     room = budget
@@ -560,7 +603,7 @@ def _fill_day(plan: list[_Topic], exam: ExamSpec, day: int, budget: float) -> li
                 break
             choice = _shortest(plan, exam, start, done)
         tid = choice.topic.state.topic_id
-        choice.topic.add(day, choice.gain, choice.count)
+        choice.topic.add(choice.gain, choice.effective)
         start[tid] += choice.gain
         done[tid] += choice.count * choice.minutes
         chosen.append(choice)
@@ -587,15 +630,22 @@ def _run(
     exam: ExamSpec,
     days: list[date],
     budgets: list[float],
+    trajectory: dict[str, list[float]] | None = None,
 ) -> tuple[list[_Topic], list[list[_Choice]]]:
+    """Plan every day in order; ``trajectory`` (topic id -> list) receives each topic's
+    readiness at the end of each day, if the exam were then."""
     horizon = len(days)
     plan = _topics(topics, cells, horizon)
     chosen = []
     for i, budget in enumerate(budgets):
-        if budget <= 0:
-            chosen.append([])
-            continue
-        chosen.append(_fill_day(plan, exam, i, budget))
+        for t in plan:
+            t.advance(i)
+        chosen.append(_fill_day(plan, exam, i, budget) if budget > 0 else [])
+        if trajectory is not None:
+            for t in plan:
+                trajectory[t.state.topic_id].append(
+                    _sigmoid(t.base[exam.exam_difficulty] + t.shift())
+                )
     return plan, chosen
 
 
@@ -605,7 +655,7 @@ def _exam_readiness(plan: list[_Topic], exam: ExamSpec) -> list[float]:
 
 def _reaches(p: float, target: float) -> bool:
     """At the target as a whole percentage shows it (79.96 % reads as 80 %)."""
-    return p >= target - 0.005
+    return bool(p >= target - 0.005)
 
 
 def _readiness(plan: list[_Topic], exam: ExamSpec) -> tuple[Readiness, ...]:
@@ -630,16 +680,6 @@ def _readiness(plan: list[_Topic], exam: ExamSpec) -> tuple[Readiness, ...]:
             )
         )
     return tuple(out)
-
-
-def _trajectory(plan: list[_Topic], exam: ExamSpec, n_days: int) -> dict[str, tuple[float, ...]]:
-    """Readiness per topic if the exam were at the end of each day of the plan."""
-    return {
-        t.state.topic_id: tuple(
-            _sigmoid(t.base[exam.exam_difficulty] + t.shift(i, through=i)) for i in range(n_days)
-        )
-        for t in plan
-    }
 
 
 def _reason(choice: _Choice, exam: ExamSpec, first_day: bool) -> str:
@@ -719,7 +759,7 @@ class _Budgets:
                 WorkloadPoint(
                     daily_minutes=minutes,
                     readiness=float(self.weights @ ready),
-                    topics_at_target=sum(_reaches(r, self.exam.target) for r in ready),
+                    topics_at_target=sum(bool(_reaches(r, self.exam.target)) for r in ready),
                 )
             )
         return tuple(points)
@@ -777,7 +817,8 @@ def build_plan(
     cells = _cells(topics, forecasts)
     days = _study_days(exam, today)
     budgets = _budgets(exam, days, exam.daily_minutes, minutes_done_today)
-    plan, chosen = _run(topics, cells, exam, days, budgets)
+    trajectory: dict[str, list[float]] = {t.topic_id: [] for t in topics}
+    plan, chosen = _run(topics, cells, exam, days, budgets, trajectory)
     readiness = _readiness(plan, exam)
     others = _Budgets(topics, cells, exam, days, minutes_done_today)
     others.memo[exam.daily_minutes] = [r.p for r in readiness]
@@ -791,7 +832,7 @@ def build_plan(
         exam_difficulty=exam.exam_difficulty,
         days=_plan_days(days, budgets, exam, chosen, cells),
         readiness=readiness,
-        trajectory=_trajectory(plan, exam, len(days)),
+        trajectory={k: tuple(v) for k, v in trajectory.items()},
         workload=curve,
         minutes_needed=needed,
         summary=_summary(exam, readiness, needed) if workload else "",

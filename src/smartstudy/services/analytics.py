@@ -27,6 +27,7 @@ from smartstudy.store.orm import (
     BKTSkillParams,
     BKTUserSkillState,
     Concept,
+    Exam,
     MasterySnapshot,
     ModelVersion,
     PracticeTask,
@@ -821,6 +822,10 @@ def count_owned(session: Session, user_id: uuid.UUID) -> dict[str, int]:
             select(func.count())
             .select_from(MasterySnapshot)
             .where(MasterySnapshot.user_id == user_id)
+        )
+        or 0,
+        "exams": session.scalar(
+            select(func.count()).select_from(Exam).where(Exam.user_id == user_id)
         )
         or 0,
     }

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smartstudy.config import private_dir, write_private_file
-from smartstudy.services import accounts, catalogue, mastery, quiz, tasks
+from smartstudy.services import accounts, catalogue, mastery, planning, quiz, tasks
 from smartstudy.store.orm import Topic, User, utcnow
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ DEMO_STUDENTS: tuple[tuple[str, str], ...] = (
     ("dev@example.com", "Dev"),
 )
 DEMO_ADMIN = ("admin@example.com", "Admin")
+#: The first demo student's exam is this many days ahead.
+DEMO_EXAM_DAYS_AHEAD = 14
 CREDENTIALS_FILE = "demo-credentials.txt"
 
 
@@ -189,9 +191,11 @@ def seed_demo(
     topics = catalogue.list_topics(session)
     now = utcnow()
     n_tasks = 0
+    first_student: User | None = None
     for email, name in DEMO_STUDENTS:
         password = secrets.token_urlsafe(12)
         user = accounts.create_user(session, email, password, name)
+        first_student = first_student or user
         lines.append(f"{email}  {password}")
         ability = rng.normal(0.0, 0.8)
         speed = rng.normal(0.0, 0.25)
@@ -219,12 +223,32 @@ def seed_demo(
             tasks.complete_task(seeding, uow, user, task.id, correct, seconds, completed_at=done_at)
             n_tasks += 1
     _seed_quizzes(session, topics, now, seed)
+    _seed_exam(session, first_student)
     # Back-dated completions are older than what the served models have seen; fresh
     # versions trained on everything keep every process consistent.
     for name in predictor.chain:
         predictor.train(session, name)
     return DemoResult(
         created=True, students=len(DEMO_STUDENTS), tasks=n_tasks, credentials=tuple(lines)
+    )
+
+
+def _seed_exam(session: Session, user: User | None) -> None:
+    """The first demo student prepares for a Mathematics exam two weeks ahead, 30 minutes a
+    day with Sundays off, so the Preparation page has a plan to show."""
+    if user is None:
+        return
+    subject = catalogue.find_subject(session, "Mathematics")
+    if subject is None:
+        return
+    planning.create_exam(
+        session,
+        user,
+        name="Mathematics exam",
+        exam_date=utcnow().date() + timedelta(days=DEMO_EXAM_DAYS_AHEAD),
+        daily_minutes=30,
+        subject_id=subject.id,
+        weekdays_off=[6],
     )
 
 

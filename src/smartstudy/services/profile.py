@@ -22,6 +22,7 @@ from smartstudy.store.orm import (
     AlgoRun,
     AuthSession,
     BKTUserSkillState,
+    Exam,
     MasterySnapshot,
     PracticeTask,
     SessionAnswer,
@@ -79,6 +80,7 @@ def delete_account(session: Session, user: User) -> dict[str, int]:
         ("mastery_snapshots", delete(MasterySnapshot).where(MasterySnapshot.user_id == uid)),
         ("mastery_states", delete(BKTUserSkillState).where(BKTUserSkillState.user_id == uid)),
         ("tasks", delete(PracticeTask).where(PracticeTask.user_id == uid)),
+        ("exams", delete(Exam).where(Exam.user_id == uid)),
         ("web_sessions", delete(AuthSession).where(AuthSession.user_id == uid)),
     )
     for name, stmt in steps:

@@ -91,3 +91,20 @@ def check_text(
 def name_key(name: str) -> str:
     """What two catalogue names share when they are the same name: "Maths" and "maths"."""
     return name.casefold()
+
+
+#: An exam (``services.planning``): its name is exams.name, String(120); the date is after
+#: today and at most a year ahead; the daily study budget in minutes; the readiness target
+#: (predicted success at the exam's difficulty); how many topics, and each topic's weight.
+MAX_EXAM_NAME = 120
+MAX_EXAM_DAYS_AHEAD = 365
+MIN_DAILY_MINUTES = 5
+MAX_DAILY_MINUTES = 600
+MIN_EXAM_TARGET = 0.5
+MAX_EXAM_TARGET = 0.95
+MAX_EXAM_TOPICS = 50
+MAX_TOPIC_WEIGHT = 100.0
+#: Dates off listed for one exam (at most one per day of the longest exam horizon).
+MAX_DAYS_OFF = MAX_EXAM_DAYS_AHEAD
+#: Next-task recommendations one request may ask for.
+MAX_RECOMMENDATIONS = 20

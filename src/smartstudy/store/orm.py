@@ -8,13 +8,14 @@ back timezone-aware, on SQLite too.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -485,3 +486,37 @@ class SessionAnswer(Base):
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     question: Mapped[SessionQuestion] = relationship(back_populates="answer")
+
+
+class Exam(Base):
+    """A student's exam: what it covers (a subject, or topics with weights), when, and the
+    daily study time they can give it. The plan is not stored: it is computed on request
+    from the current predictions (``services.planning``)."""
+
+    __tablename__ = "exams"
+    __table_args__ = (
+        CheckConstraint("exam_difficulty IN ('easy', 'medium', 'hard')", name="exam_difficulty"),
+        CheckConstraint("daily_minutes > 0", name="daily_minutes"),
+        CheckConstraint("target > 0 AND target < 1", name="target"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subjects.id", ondelete="SET NULL"), default=None
+    )
+    #: ``[{"topic_id": str, "weight": float}, ...]``; for a subject's exam, its topics at
+    #: creation with weight 1 (the plan follows the subject's topics as they are).
+    topics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    exam_date: Mapped[date] = mapped_column(Date)
+    daily_minutes: Mapped[int] = mapped_column(Integer)
+    #: ISO dates (``"2026-12-24"``) with no study.
+    days_off: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Weekdays with no study, 0 = Monday .. 6 = Sunday.
+    weekdays_off: Mapped[list[int]] = mapped_column(JSON, default=list)
+    target: Mapped[float] = mapped_column(Float, default=0.8)
+    exam_difficulty: Mapped[str] = mapped_column(String(8), default="medium")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,8 +7,9 @@ with ``Plotly.newPlot``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartstudy.services.analytics import (
     CalibrationBin,
@@ -18,6 +19,9 @@ from smartstudy.services.analytics import (
     PeriodStat,
 )
 from smartstudy.store.orm import DIFFICULTIES, MasterySnapshot
+
+if TYPE_CHECKING:
+    from smartstudy.planning import Plan
 
 Figure = dict[str, Any]
 
@@ -445,4 +449,156 @@ def prediction_histogram(distributions: list[dict[str, Any]]) -> Figure:
         },
         yaxis={"title": {"text": "share of predictions"}, "tickformat": ".0%"},
         height=320,
+    )
+
+
+# Exam preparation (issue 13): the plan's readiness per topic and the workload curve.
+
+#: One colour per topic, in the order of the plan's readiness rows.
+TOPIC_COLOURS = [
+    "#2563eb",
+    "#d95f02",
+    "#1b9e77",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#a6761d",
+    "#0891b2",
+]
+#: A legend at the bottom of the figure: with one entry per topic it may need several rows,
+#: and above the plot those rows would run under the mode bar (top right). Anchored to the
+#: container, not the plot, so that on a phone its rows push the plot up instead of covering
+#: the axis.
+LEGEND_BELOW = {
+    "orientation": "h",
+    "x": 0,
+    "xref": "container",
+    "y": 0,
+    "yref": "container",
+    "yanchor": "bottom",
+}
+
+
+def readiness_over_days(plan: Plan) -> Figure:
+    """Projected readiness per topic (the chance of solving a task at the exam's difficulty)
+    from now to the exam date, with the target as a dashed line. Each day's value is drawn
+    at the start of the next day, so the last point is the readiness on the exam date."""
+    x = [_iso(plan.today)] + [_iso(d.day + timedelta(days=1)) for d in plan.days]
+    many = len(x) > 22
+    data: list[dict[str, Any]] = []
+    for i, r in enumerate(plan.readiness):
+        colour = TOPIC_COLOURS[i % len(TOPIC_COLOURS)]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines" if many else "lines+markers",
+                "name": r.topic_name,
+                "x": x,
+                "y": [_round(r.now)] + [_round(v) for v in plan.trajectory.get(r.topic_id, ())],
+                "line": {"color": colour, "width": 2},
+                "marker": {"size": 5},
+                "hovertemplate": r.topic_name + ", %{x|%a %d %b}: %{y:.0%}<extra></extra>",
+            }
+        )
+    if x:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"target {plan.target:.0%}",
+                "x": [x[0], x[-1]],
+                "y": [plan.target, plan.target],
+                "line": {"color": "#0f172a", "dash": "dash", "width": 1.5},
+                "hoverinfo": "skip",
+            }
+        )
+    return figure(
+        data,
+        xaxis={"type": "date"},
+        yaxis={
+            "title": {"text": f"readiness ({plan.exam_difficulty})"},
+            "tickformat": ".0%",
+            "range": [0, 1.02],
+        },
+        legend=LEGEND_BELOW,
+        margin={"t": 16, "b": 40},
+        height=360,
+    )
+
+
+def workload_curve(plan: Plan) -> Figure:
+    """Daily minutes against the predicted readiness on the exam date (weighted over the
+    topics), with the chosen budget marked and the target dashed."""
+    points = sorted(plan.workload, key=lambda w: w.daily_minutes)
+    x = [w.daily_minutes for w in points]
+    n_topics = len(plan.readiness)
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "predicted readiness",
+            "x": x,
+            "y": [_round(w.readiness) for w in points],
+            "customdata": [w.topics_at_target for w in points],
+            "line": {"color": ACCENT, "width": 2},
+            "marker": {"size": 5},
+            "hovertemplate": "%{x} min/day: %{y:.0%}, %{customdata} of "
+            + str(n_topics)
+            + " topics at target<extra></extra>",
+        }
+    ]
+    if x:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"target {plan.target:.0%}",
+                "x": [x[0], x[-1]],
+                "y": [plan.target, plan.target],
+                "line": {"color": "#0f172a", "dash": "dash", "width": 1.5},
+                "hoverinfo": "skip",
+            }
+        )
+    chosen = [w for w in points if w.daily_minutes == plan.daily_minutes]
+    if chosen:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"your budget ({plan.daily_minutes} min/day)",
+                "x": [chosen[0].daily_minutes],
+                "y": [_round(chosen[0].readiness)],
+                "marker": {
+                    "symbol": "diamond",
+                    "size": 14,
+                    "color": "#d95f02",
+                    "line": {"color": "white", "width": 1},
+                },
+                "hovertemplate": "your budget, %{x} min/day: %{y:.0%}<extra></extra>",
+            }
+        )
+    needed = [w for w in points if w.daily_minutes == plan.minutes_needed]
+    if needed and plan.minutes_needed != plan.daily_minutes:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"every topic at target ({plan.minutes_needed} min/day)",
+                "x": [needed[0].daily_minutes],
+                "y": [_round(needed[0].readiness)],
+                "marker": {"symbol": "star", "size": 13, "color": CORRECT},
+                "hovertemplate": "every topic at target from %{x} min/day<extra></extra>",
+            }
+        )
+    return figure(
+        data,
+        xaxis={"title": {"text": "daily minutes"}, "rangemode": "tozero"},
+        yaxis={
+            "title": {"text": "readiness on the exam date"},
+            "tickformat": ".0%",
+            "range": [0, 1.02],
+        },
+        legend=LEGEND_BELOW,
+        margin={"t": 16, "b": 40},
+        height=340,
     )

@@ -33,6 +33,8 @@ NOTICES = {
     "activated": "Model version activated.",
     "training": "Training started in the background; refresh to see the run.",
     "recomputed": "BKT recompute finished; see the run below.",
+    "exam-added": "Exam added. Here is your plan; it changes as you complete tasks.",
+    "exam-deleted": "Exam deleted.",
 }
 
 
@@ -93,6 +95,20 @@ def static_url(path: str) -> str:
 
 
 @cache
+def times(ratio: float | None) -> str:
+    """A ratio with two significant digits: 0.04 -> "0.04×", 1.234 -> "1.2×", 123 -> "123×"."""
+    if ratio is None or ratio != ratio:
+        return "—"
+    if ratio >= 100:
+        return f"{ratio:.0f}×"
+    return f"{ratio:.2g}×"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``3|counted("quiz", "quizzes")`` -> "3 quizzes"; ``1|counted("task")`` -> "1 task"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("smartstudy.web", "templates"),
@@ -103,7 +119,13 @@ def environment() -> Environment:
         auto_reload=False,
     )
     env.filters.update(
-        pct=pct, duration=duration, when=when, signed=signed, combine_query=combine_query
+        pct=pct,
+        duration=duration,
+        when=when,
+        signed=signed,
+        combine_query=combine_query,
+        counted=counted,
+        times=times,
     )
     env.globals.update(static_url=static_url, version=__version__, plotly_url=plotly_url())
     return env

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from smartstudy.web.routes import admin, auth, learning, progress, settings, study
+from smartstudy.web.routes import admin, auth, learning, preparation, progress, settings, study
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, progress, study, learning, settings, admin):
+for _module in (auth, progress, study, preparation, learning, settings, admin):
     router.include_router(_module.router)

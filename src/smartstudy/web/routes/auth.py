@@ -35,7 +35,8 @@ MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 
 def safe_next(value: str | None) -> str:
-    """A local path to go to after logging in; anything else goes to the dashboard."""
+    """A local path to go to after logging in; "" for none (or anything else): then the
+    user goes to their start page (``start_page``)."""
     if (
         not value
         or not value.startswith("/")
@@ -43,8 +44,14 @@ def safe_next(value: str | None) -> str:
         or "\\" in value
         or any(ord(c) < 32 for c in value)
     ):
-        return "/dashboard"
+        return ""
     return value
+
+
+def start_page(user: User) -> str:
+    """Where a signed-in user lands: admins on the models page, students on their
+    dashboard."""
+    return "/admin/models" if user.role == "admin" else "/dashboard"
 
 
 def _signed_in_redirect(request: Request, db: DB, user: User, target: str) -> Response:
@@ -56,7 +63,7 @@ def _signed_in_redirect(request: Request, db: DB, user: User, target: str) -> Re
 @router.get("/")
 def home(request: Request, user: MaybeUser) -> Response:
     if user is not None:
-        return redirect("/dashboard")
+        return redirect(start_page(user))
     return render(request, "home.html")
 
 
@@ -64,7 +71,7 @@ def home(request: Request, user: MaybeUser) -> Response:
 def login_page(request: Request, user: MaybeUser) -> Response:
     next_url = safe_next(request.query_params.get("next"))
     if user is not None:
-        return redirect(next_url)
+        return redirect(next_url or start_page(user))
     return render(request, "login.html", {"values": {"email": "", "next": next_url}})
 
 
@@ -96,7 +103,7 @@ def login(request: Request, db: DB, form: Form) -> Response:
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         else:
-            return _signed_in_redirect(request, db, user, values["next"])
+            return _signed_in_redirect(request, db, user, values["next"] or start_page(user))
     status = 401 if "form" in errors else 422
     return render(request, "login.html", {"values": values, "errors": errors}, status_code=status)
 
@@ -104,7 +111,7 @@ def login(request: Request, db: DB, form: Form) -> Response:
 @router.get("/signup")
 def signup_page(request: Request, user: MaybeUser) -> Response:
     if user is not None:
-        return redirect("/dashboard")
+        return redirect(start_page(user))
     return render(request, "signup.html", {"values": {"email": "", "display_name": ""}})
 
 

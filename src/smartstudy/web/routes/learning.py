@@ -80,6 +80,9 @@ def start_quiz(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -
         return _subjects_page(
             request, db, user, f"No quiz could be started: {message}.", status=422
         )
+    if len(s.questions) < size:
+        # The bank had fewer questions than asked for: the quiz page says so.
+        return redirect(f"/quiz/{s.id}?asked={size}")
     return redirect(f"/quiz/{s.id}")
 
 
@@ -97,6 +100,7 @@ def _quiz_page(
     chosen: dict[str, str] | None = None,
     error: str | None = None,
     status: int = 200,
+    short: str | None = None,
 ) -> Response:
     if chosen is None:
         chosen = {str(q.id): str(q.answer.chosen_option) for q in s.questions if q.answer}
@@ -110,6 +114,7 @@ def _quiz_page(
             "topic": topic,
             "chosen": chosen,
             "error": error,
+            "short": short,
             "changes": analytics.quiz_mastery_changes(db, s),
         },
         status_code=status,
@@ -118,7 +123,16 @@ def _quiz_page(
 
 @router.get("/quiz/{session_id}")
 def quiz_page(request: Request, session_id: str, db: DB, user: PageUser) -> Response:
-    return _quiz_page(request, db, _own_quiz(db, user, session_id))
+    s = _own_quiz(db, user, session_id)
+    asked = request.query_params.get("asked", "")
+    short = None
+    if asked.isdigit() and len(s.questions) < int(asked) <= quiz.MAX_QUESTIONS:
+        n = len(s.questions)
+        short = (
+            f"You asked for {asked} questions; the question bank has {n} for this choice, "
+            f"so this quiz has {n}."
+        )
+    return _quiz_page(request, db, s, short=short)
 
 
 @router.post("/quiz/{session_id}")

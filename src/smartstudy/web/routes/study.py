@@ -12,7 +12,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import explain, rules, tasks
+from smartstudy.services import explain, planning, rules, tasks
 from smartstudy.services.errors import ConflictError, NotFoundError, ServiceError
 from smartstudy.store.orm import PracticeTask
 from smartstudy.store.repositories import catalogue as catalogue_rows
@@ -26,9 +26,22 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 #: Open tasks listed beside the picker.
 OPEN_TASKS_SHOWN = 5
+#: Recommendations shown as "Suggested next" above the picker.
+SUGGESTIONS_SHOWN = 3
 
 
-def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: int) -> Response:
+def _suggestions(db: DB, context: Context, user) -> list:
+    """Up to ``SUGGESTIONS_SHOWN`` recommended (topic, difficulty) pairs, each with its
+    predicted chance, time and reason; none when no prediction can be made right now."""
+    try:
+        return planning.recommendations(db, context.predictor, user, limit=SUGGESTIONS_SHOWN)
+    except ServiceError:
+        return []
+
+
+def _picker(
+    request: Request, db: DB, context: Context, user, values: dict, errors: dict, status: int
+) -> Response:
     return render(
         request,
         "study.html",
@@ -39,6 +52,7 @@ def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: 
             "values": values,
             "errors": errors,
             "open_tasks": task_rows.open_tasks(db, user.id, OPEN_TASKS_SHOWN),
+            "suggestions": _suggestions(db, context, user),
             "max_description": rules.MAX_DESCRIPTION,
         },
         status_code=status,
@@ -46,7 +60,7 @@ def _picker(request: Request, db: DB, user, values: dict, errors: dict, status: 
 
 
 @router.get("/study")
-def study(request: Request, db: DB, user: PageUser) -> Response:
+def study(request: Request, db: DB, context: Context, user: PageUser) -> Response:
     q = request.query_params
     topic_id = forms.optional_uuid(q.get("topic"))
     topic = catalogue_rows.find_topic(db, topic_id) if topic_id else None
@@ -58,7 +72,7 @@ def study(request: Request, db: DB, user: PageUser) -> Response:
         else "medium",
         "description": "",
     }
-    return _picker(request, db, user, values, {}, 200)
+    return _picker(request, db, context, user, values, {}, 200)
 
 
 @router.post("/study")
@@ -102,7 +116,7 @@ def create(
             errors["form"] = f"No prediction could be made right now: {exc}"
         else:
             return redirect(f"/study/tasks/{task.id}")
-    return _picker(request, db, user, values, errors, 422)
+    return _picker(request, db, context, user, values, errors, 422)
 
 
 def _task(db: DB, user, task_id: str) -> PracticeTask:

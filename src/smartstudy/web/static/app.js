@@ -66,7 +66,8 @@
     }
     function fill() {
       if (typed || !minutes || !seconds) { return; }
-      var total = Math.max(1, Math.round(elapsed() / 1000));
+      // Whole seconds, as the clock shows them (at least 1: a task takes some time).
+      var total = Math.max(1, Math.floor(elapsed() / 1000));
       minutes.value = String(Math.floor(total / 60));
       seconds.value = String(total % 60);
     }

@@ -1,0 +1,61 @@
+"""A web page's errors are pages of the site; the API's stay JSON (issue 16)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from smartstudy.api.app import create_app
+from smartstudy.services.context import AppContext
+
+
+def test_an_address_with_no_page_answers_the_sites_404_page(client: TestClient):
+    r = client.get("/no-such-page")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Page not found" in r.text and "There is no page at this address" in r.text
+    assert '<link rel="stylesheet"' in r.text  # the styled layout, not a bare message
+    assert r.text.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_the_api_keeps_json_errors(client: TestClient):
+    for path in ("/v1/no-such-thing", "/healthz/nope"):
+        r = client.get(path)
+        assert r.status_code == 404
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == {"detail": "Not Found"}
+
+
+def test_a_method_a_page_does_not_take_is_a_page_too(client: TestClient):
+    r = client.delete("/login")
+    assert r.status_code == 405
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Not possible here" in r.text
+    assert "GET" in r.headers["allow"]
+
+
+@pytest.fixture
+def failing_client(context: AppContext):
+    app = create_app(context=context)
+
+    @app.get("/boom", include_in_schema=False)
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @app.get("/v1/boom", include_in_schema=False)
+    def api_boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_a_bug_is_a_500_page_on_the_web_and_json_in_the_api(failing_client: TestClient):
+    page = failing_client.get("/boom")
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Something went wrong on our side" in page.text
+    assert "a bug" not in page.text  # no internals on the page
+    api = failing_client.get("/v1/boom")
+    assert api.status_code == 500
+    assert api.json() == {"detail": "Internal server error"}
