@@ -184,3 +184,20 @@ def test_new_user_gets_population_prediction(context, world):
         known = service.predict(session, user.id, topic.id, "medium")
     assert 0 < stranger.p_correct < 1
     assert known.p_correct > stranger.p_correct
+
+
+def test_predict_cells_answers_like_predict_after_one_sync(context, world, monkeypatch):
+    user, topic = world
+    service = PredictionService()
+    with context.sessions() as session:
+        for k in range(6):
+            _complete(context, session, service, user, topic, k % 2 == 0, 60.0 + k, "easy")
+        session.commit()
+        cells = [(topic.id, d) for d in ("easy", "medium", "hard")]
+        one_by_one = [service.predict(session, user.id, t, d) for t, d in cells]
+        syncs = []
+        real_sync = service.sync
+        monkeypatch.setattr(service, "sync", lambda s, **kw: syncs.append(1) or real_sync(s, **kw))
+        together = service.predict_cells(session, user.id, cells)
+    assert len(syncs) == 1
+    assert together == one_by_one

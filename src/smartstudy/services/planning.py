@@ -136,21 +136,19 @@ def forecasts(
     session: Session, predictor: PredictionService, user: User, topics: Iterable[Topic]
 ) -> list[CellForecast]:
     """What the served models predict now for ``user`` in every difficulty of each topic."""
-    out = []
-    for topic in topics:
-        for difficulty in rules.DIFFICULTIES:
-            p = predictor.predict(session, user.id, topic.id, difficulty)
-            out.append(
-                CellForecast(
-                    topic_id=str(topic.id),
-                    difficulty=difficulty,
-                    p_correct=p.p_correct,
-                    time_median_s=p.time_median_s,
-                    time_p10_s=p.time_p10_s,
-                    time_p90_s=p.time_p90_s,
-                )
-            )
-    return out
+    cells = [(topic.id, difficulty) for topic in topics for difficulty in rules.DIFFICULTIES]
+    predictions = predictor.predict_cells(session, user.id, cells)  # one sync for all
+    return [
+        CellForecast(
+            topic_id=str(topic_id),
+            difficulty=difficulty,
+            p_correct=p.p_correct,
+            time_median_s=p.time_median_s,
+            time_p10_s=p.time_p10_s,
+            time_p90_s=p.time_p90_s,
+        )
+        for (topic_id, difficulty), p in zip(cells, predictions, strict=True)
+    ]
 
 
 # -- exams ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -308,8 +308,27 @@ class PredictionService:
         each would have served (``Prediction.candidates``). A task stores them, so that the
         families can be ranked on their live predictions (``registry.live_scores``); a
         family asked only for this never counts as a fallback."""
-        errors: list[str] = []
         self.sync(session)
+        return self._predict_synced(session, user_id, topic_id, difficulty, candidates=candidates)
+
+    def predict_cells(
+        self, session: Session, user_id: uuid.UUID, cells: Iterable[tuple[uuid.UUID, str]]
+    ) -> list[Prediction]:
+        """``predict`` for several (topic, difficulty) cells of one user after a single
+        sync: what a recommendation or an exam plan asks for at once."""
+        self.sync(session)
+        return [self._predict_synced(session, user_id, t, d) for t, d in cells]
+
+    def _predict_synced(
+        self,
+        session: Session,
+        user_id: uuid.UUID,
+        topic_id: uuid.UUID,
+        difficulty: str,
+        *,
+        candidates: bool = False,
+    ) -> Prediction:
+        errors: list[str] = []
         policy = self.policy(session)
         kind = self._kind(session, user_id, topic_id) if policy.evaluation else "warm"
         answer: Prediction | None = None
