@@ -94,7 +94,6 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={_static_version(path)}"
 
 
-@cache
 def times(ratio: float | None) -> str:
     """A ratio with two significant digits: 0.04 -> "0.04×", 1.234 -> "1.2×", 123 -> "123×"."""
     if ratio is None or ratio != ratio:
@@ -109,6 +108,7 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
+@cache
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("smartstudy.web", "templates"),
