@@ -470,3 +470,26 @@ def test_recommendations_follow_the_nearest_upcoming_exam(client, student, subje
     # Algebra 1 + 3/3 = 2, Geometry 1 + 1/3, Calculus (not in the nearest exam) 1; relative
     # to the heaviest.
     assert weights == pytest.approx({"Algebra": 1.0, "Geometry": 2 / 3, "Calculus": 0.5}, abs=1e-3)
+
+
+def test_a_missed_day_is_planned_again_from_the_next_day(client, context, student, subject):
+    """Nothing done on the first day: the next day's plan starts that day, one day shorter,
+    and the work of the missed day is spread over the days left."""
+    user_id = _user_id(client, student)
+    _seed_history(context, user_id, subject)
+    exam = _create_exam(client, student, _exam_body(subject, topics=None, subject_id=subject["id"]))
+    today = _today()
+    with context.sessions() as session:
+        user = session.get(User, user_id)
+        row = planning.get_exam(session, user, uuid.UUID(exam["id"]))
+        planned = planning.exam_plan(session, context.predictor, user, row, today=today)
+        missed = planning.exam_plan(
+            session, context.predictor, user, row, today=today + timedelta(days=1)
+        )
+    assert missed.days[0].day == today + timedelta(days=1)
+    assert len(missed.days) == len(planned.days) - 1
+    assert missed.days[0].tasks  # the day after the missed one has its tasks again
+    # One day less to study: readiness on the exam date is projected lower, not the same.
+    ready = sum(r.p * r.weight for r in planned.readiness)
+    ready_missed = sum(r.p * r.weight for r in missed.readiness)
+    assert ready_missed < ready

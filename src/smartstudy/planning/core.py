@@ -24,8 +24,9 @@ it is an assumption and not a fitted result:
 
 - a task shifts the topic's log-odds of success, at every difficulty, by ``GAIN x
   PRACTICE_SCALE / (PRACTICE_SCALE + n) x exp(-((logit p - logit p*) / GAIN_WIDTH)^2 / 2)``:
-  less with each task already done on the topic (``n``, its history included; same-day
-  tasks count as the fraction below: the power law of practice, Newell & Rosenbloom 1981),
+  less with each task already done on the topic (``n``: its history, and the planned tasks as
+  far as they are still remembered, fading like their gains; same-day tasks count as the
+  fraction below: the power law of practice, Newell & Rosenbloom 1981),
   and most for tasks near the middle of the band ``p*``, less for tasks far too easy or too
   hard (desirable difficulty);
 - same-day practice on a topic pays less: a task's gain fades as
@@ -404,15 +405,17 @@ class _Topic:
     base: dict[str, float]
     minutes: dict[str, float]
     horizon: int
-    #: tasks done on the topic: its history, then the planned ones (in full tasks: same-day
-    #: practice counts less)
-    practised: float = 0.0
+    #: tasks done on the topic before the plan
+    history: float = 0.0
     #: the gains faded to the exam day, kept as tasks are added
     exam_shift: float = 0.0
     #: the day the sums below are faded to
     today: int = 0
     #: k -> the gains made at stability STABILITY_DAYS x STABILITY_GROWTH^k, faded to today
     sums: dict[int, float] = field(default_factory=dict)
+    #: k -> the planned tasks (in full tasks: same-day practice counts less) made at that
+    #: stability, faded to today like their gains
+    tasks: dict[int, float] = field(default_factory=dict)
     #: days on which the topic was practised in the plan, before today
     days_before: int = 0
     practised_today: bool = False
@@ -423,7 +426,9 @@ class _Topic:
         if passed <= 0:
             return
         for k in self.sums:
-            self.sums[k] *= math.exp(-passed / _stability(k))
+            kept = math.exp(-passed / _stability(k))
+            self.sums[k] *= kept
+            self.tasks[k] *= kept
         self.days_before += self.practised_today
         self.practised_today = False
         self.today = day
@@ -431,6 +436,12 @@ class _Topic:
     def shift(self) -> float:
         """Log-odds gained so far, faded to today."""
         return sum(self.sums.values())
+
+    @property
+    def practised(self) -> float:
+        """Tasks that slow further learning (the power law of practice): the history, and
+        the planned tasks as far as they are still remembered."""
+        return self.history + sum(self.tasks.values())
 
     def stability(self) -> float:
         return _stability(self._level())
@@ -442,8 +453,8 @@ class _Topic:
         """Tasks today worth ``effective`` full tasks that gained ``g`` in all."""
         k = self._level()
         self.sums[k] = self.sums.get(k, 0.0) + g
+        self.tasks[k] = self.tasks.get(k, 0.0) + effective
         self.exam_shift += g * math.exp(-(self.horizon - self.today) / _stability(k))
-        self.practised += effective
         self.practised_today = True
 
 
@@ -460,7 +471,7 @@ def _topics(
             state=t,
             weight=weights[t.topic_id],
             horizon=horizon,
-            practised=float(max(t.n_tasks, 0)),
+            history=float(max(t.n_tasks, 0)),
             base={d: _logit(cells[(t.topic_id, d)].p_correct) for d in DIFFICULTIES},
             minutes={
                 d: max(cells[(t.topic_id, d)].time_median_s, 1.0) / 60.0 for d in DIFFICULTIES
