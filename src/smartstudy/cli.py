@@ -813,9 +813,18 @@ def evaluate(
         str | None,
         typer.Option(
             help="dominant-user: train every neural strategy on the simulated dominant-user "
-            "history of seed 002 and compare them (instead of --dataset)."
+            "history of seed 002 and compare them (instead of --dataset). planner: the exam "
+            "planner's simulation study (simulated learners fitted on cognitive_tutor, 5 "
+            "policies; --learners per seed, default 200; --seeds seeds from --seed on; "
+            "--days to the exam)."
         ),
     ] = None,
+    seeds: Annotated[
+        int, typer.Option(help="--scenario planner: number of seeds, from --seed on (5).")
+    ] = 5,
+    days: Annotated[
+        int, typer.Option(help="--scenario planner: days to the exam (14), e.g. --days 28.")
+    ] = 14,
     split: Annotated[
         str, typer.Option(help="auto (the data set's own split if any), own, or student.")
     ] = "auto",
@@ -829,7 +838,13 @@ def evaluate(
             "the service path on scratch databases and score the stored predictions."
         ),
     ] = None,
-    learners: Annotated[int, typer.Option(help="--replay: learners sampled (with --seed).")] = 100,
+    learners: Annotated[
+        int | None,
+        typer.Option(
+            help="--replay: learners sampled (with --seed; 100); --scenario planner: simulated "
+            "learners per seed (200)."
+        ),
+    ] = None,
     max_attempts: Annotated[
         int | None, typer.Option(help="--replay: at most this many attempts per learner (30).")
     ] = None,
@@ -853,12 +868,27 @@ def evaluate(
     if replay is not None:
         if dataset is not None or model or scenario is not None:
             raise fail("--replay replaces --dataset, --model and --scenario; give one")
-        _evaluate_replay(replay, learners, seed, max_attempts, retrain_every, database_url, as_json)
+        _evaluate_replay(
+            replay,
+            100 if learners is None else learners,
+            seed,
+            max_attempts,
+            retrain_every,
+            database_url,
+            as_json,
+        )
         return
     if scenario is not None:
         if dataset is not None or model:
             raise fail("--scenario replaces --dataset and --model; give one or the other")
-        _evaluate_scenario(scenario, seed, as_json)
+        _evaluate_scenario(
+            scenario,
+            seed,
+            as_json,
+            learners=200 if learners is None else learners,
+            seeds=seeds,
+            days=days,
+        )
         return
     from smartstudy.data.loaders import DATASETS, DatasetNotFoundError
     from smartstudy.eval import run_evaluation
@@ -935,9 +965,20 @@ def _evaluate_replay(
         (console if console.is_terminal else Console(width=160)).print(report.to_table())
 
 
-def _evaluate_scenario(scenario: str, seed: int, as_json: bool) -> None:
+def _evaluate_scenario(
+    scenario: str,
+    seed: int,
+    as_json: bool,
+    *,
+    learners: int = 200,
+    seeds: int = 5,
+    days: int = 14,
+) -> None:
+    if scenario == "planner":
+        _evaluate_planner(seed, as_json, learners, seeds, days)
+        return
     if scenario != "dominant-user":
-        raise fail(f"unknown scenario {scenario!r}; choose from dominant-user")
+        raise fail(f"unknown scenario {scenario!r}; choose from dominant-user, planner")
     from smartstudy.eval import scenarios
 
     with console.status("training every strategy...") if not as_json else nullcontext():
@@ -946,6 +987,29 @@ def _evaluate_scenario(scenario: str, seed: int, as_json: bool) -> None:
         sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
     else:
         sys.stdout.write(scenarios.format_dominant_user_table(rows) + "\n")
+
+
+def _evaluate_planner(seed: int, as_json: bool, learners: int, seeds: int, days: int) -> None:
+    from smartstudy.data.loaders import DatasetNotFoundError
+    from smartstudy.eval import planner_sim
+
+    if learners < 1 or seeds < 1 or days < 1:
+        raise fail("--learners, --seeds and --days must be at least 1")
+    status = console.status("planner study...") if not as_json else nullcontext()
+    try:
+        with status as shown:
+            study = planner_sim.run_planner_study(
+                learners=learners,
+                seeds=tuple(range(seed, seed + seeds)),
+                days=days,
+                progress=None if shown is None else lambda m: shown.update(f"planner study: {m}"),
+            )
+    except DatasetNotFoundError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(study.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(planner_sim.format_planner_table(study) + "\n")
 
 
 def main() -> None:
