@@ -294,3 +294,19 @@ def test_a_day_less_never_promises_more(ps, scale, daily, days, history):
         sum(r.weight * r.p for r in later.readiness)
         <= sum(r.weight * r.p for r in full.readiness) + 0.002
     )
+
+
+def test_a_recommendation_outside_the_band_says_which_side():
+    states = [TopicState("t0", "Limits"), TopicState("t1", "Series")]
+    levels = {"t0": (0.97, 0.95, 0.90), "t1": (0.45, 0.40, 0.20)}
+    cells = [
+        CellForecast(t, d, p, 300.0, 150.0, 600.0)
+        for t, ps in levels.items()
+        for d, p in zip(("easy", "medium", "hard"), ps, strict=True)
+    ]
+    recs = recommend(states, cells)
+    first = {r.topic_id: r for r in recs[:2]}
+    assert first["t0"].difficulty == "hard"
+    assert "a little easy, but the closest of the levels to the 60%–85%" in first["t0"].reason
+    assert first["t1"].difficulty == "easy"
+    assert "a little hard, but the closest of the levels" in first["t1"].reason

@@ -308,9 +308,10 @@ def _band_sentence(p: float, difficulty: str, band: tuple[float, float]) -> str:
     where = f"at {difficulty} you succeed about {_percent(p)} of the time"
     if low <= p <= high:
         return f"{where}, which is where practice pays most"
-    if p > high:
-        return f"{where}: no harder level is offered, so this is the most useful one"
-    return f"{where}: the easiest level that is still worth it"
+    span = f"{_percent(low)}–{_percent(high)}"
+    side = "easy" if p > high else "hard"
+    closest = f"the closest of the levels to the {span} where practice pays most"
+    return f"{where}: a little {side}, but {closest}"
 
 
 def _days_sentence(days: float | None) -> str:
