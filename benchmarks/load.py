@@ -80,6 +80,14 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _is_resource_tracker(pid: int) -> bool:
+    """multiprocessing's resource tracker, a helper child of ``serve --workers``."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -244,7 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         errors = [e for c in clients for e in c.errors]
         memory = {f"serve (parent {serve.pid})": _peak_rss_mb(serve.pid)}
         for pid in _children(serve.pid):
-            memory[f"API process {pid}"] = _peak_rss_mb(pid)
+            kind = "resource tracker" if _is_resource_tracker(pid) else "API process"
+            memory[f"{kind} {pid}"] = _peak_rss_mb(pid)
         memory[f"worker {worker.pid}"] = _peak_rss_mb(worker.pid)
         for pid in _children(worker.pid):
             memory[f"worker child {pid}"] = _peak_rss_mb(pid)
