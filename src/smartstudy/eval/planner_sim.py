@@ -222,38 +222,35 @@ def _pack(parts: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.atleast_1d(p).astype(float) for p in parts])
 
 
-def fit_accuracy(
-    data: StepData,
-    *,
-    per_tertile: bool,
-    phi: float | None = None,
-    max_iter: int = 500,
-    eb_rounds: int = _EB_ROUNDS,
-) -> AccuracyFit:
-    """Fit the accuracy model on ``data`` (penalised ML, L-BFGS-B, empirical-Bayes rounds);
-    ``phi`` given: the forgetting exponent is fixed at that value."""
-    xs, xf = _learning_features(data, per_tertile)
-    n_s, n_p, n_k, n_i = len(data.students), data.n_pairs, len(data.skills), len(data.items)
-    n_l = xs.shape[1]
-    sizes = [n_s, n_p, n_k, n_i, n_l, n_l, 1]
-    cuts = np.cumsum(sizes)[:-1]
-    ell = np.log1p(data.lag)
-    y = data.correct
-    var = {"theta": 1.0, "u": 0.25, "delta": 1.0}
-    ridge_learn = 1.0  # N(0, 1) prior on learning rates: weak on the logit scale
-    x0 = np.zeros(sum(sizes))
-    x0[cuts[1] : cuts[2]] = float(np.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3)))
-    x0[-1] = 0.1 if phi is None else phi
-    bounds = [(None, None)] * (len(x0) - 1) + [(0.0, 5.0) if phi is None else (phi, phi)]
+def _accuracy_eta(
+    data: StepData, xs: np.ndarray, xf: np.ndarray, ell: np.ndarray, parts: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The log-odds of every step, the forgetting factor and the learned part."""
+    th, u, be, de, ga, rh, ph = parts
+    g = np.exp(-ph[0] * ell)
+    learn = xs @ ga + xf @ rh
+    eta = th[data.student] + u[data.pair] + be[data.skill] - de[data.item] + g * learn
+    return eta, g, learn
 
-    def unpack(x: np.ndarray) -> list[np.ndarray]:
-        return np.split(x, cuts)
+
+def _accuracy_objective(
+    data: StepData,
+    xs: np.ndarray,
+    xf: np.ndarray,
+    ell: np.ndarray,
+    cuts: np.ndarray,
+    var: dict[str, float],
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """Penalised negative log-likelihood and its gradient; ``var`` holds the prior variances
+    (read at each call, so empirical-Bayes rounds can change them)."""
+    ridge_learn = 1.0  # N(0, 1) prior on learning rates: weak on the logit scale
+    y = data.correct
+    sizes = [len(data.students), data.n_pairs, len(data.skills), len(data.items)]
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-        th, u, be, de, ga, rh, ph = unpack(x)
-        g = np.exp(-ph[0] * ell)
-        learn = xs @ ga + xf @ rh
-        eta = th[data.student] + u[data.pair] + be[data.skill] - de[data.item] + g * learn
+        parts = np.split(x, cuts)
+        th, u, _be, de, ga, rh, _ph = parts
+        eta, g, learn = _accuracy_eta(data, xs, xf, ell, parts)
         nll = float(np.sum(np.logaddexp(0.0, eta) - y * eta))
         r = 1.0 / (1.0 + np.exp(-eta)) - y
         pen = (
@@ -265,10 +262,10 @@ def fit_accuracy(
         rg = r * g
         grad = _pack(
             [
-                np.bincount(data.student, r, n_s) + th / var["theta"],
-                np.bincount(data.pair, r, n_p) + u / var["u"],
-                np.bincount(data.skill, r, n_k),
-                -np.bincount(data.item, r, n_i) + de / var["delta"],
+                np.bincount(data.student, r, sizes[0]) + th / var["theta"],
+                np.bincount(data.pair, r, sizes[1]) + u / var["u"],
+                np.bincount(data.skill, r, sizes[2]),
+                -np.bincount(data.item, r, sizes[3]) + de / var["delta"],
                 xs.T @ rg + ga / ridge_learn,
                 xf.T @ rg + rh / ridge_learn,
                 [float(np.sum(-rg * learn * ell))],
@@ -276,40 +273,62 @@ def fit_accuracy(
         )
         return nll + pen, grad
 
-    x = x0
+    return objective
+
+
+def _update_variances(
+    data: StepData, parts: list[np.ndarray], eta: np.ndarray, var: dict[str, float]
+) -> None:
+    """Empirical Bayes: prior variance = mean of (posterior mean^2 + posterior variance), the
+    posterior variance from the diagonal of the Hessian (Laplace approximation)."""
+    th, u, _be, de, *_ = parts
+    p = 1.0 / (1.0 + np.exp(-eta))
+    w = p * (1.0 - p)
+    for name, vals, idx, size in (
+        ("theta", th, data.student, len(data.students)),
+        ("u", u, data.pair, data.n_pairs),
+        ("delta", de, data.item, len(data.items)),
+    ):
+        post_var = 1.0 / (np.bincount(idx, w, size) + 1.0 / var[name])
+        var[name] = float(max(np.mean(vals**2 + post_var), 1e-4))
+
+
+def fit_accuracy(
+    data: StepData,
+    *,
+    per_tertile: bool,
+    phi: float | None = None,
+    max_iter: int = 500,
+    eb_rounds: int = _EB_ROUNDS,
+) -> AccuracyFit:
+    """Fit the accuracy model on ``data`` (penalised ML, L-BFGS-B, empirical-Bayes rounds);
+    ``phi`` given: the forgetting exponent is fixed at that value."""
+    xs, xf = _learning_features(data, per_tertile)
+    n_l = xs.shape[1]
+    sizes = [len(data.students), data.n_pairs, len(data.skills), len(data.items), n_l, n_l, 1]
+    cuts = np.cumsum(sizes)[:-1]
+    ell = np.log1p(data.lag)
+    y = data.correct
+    var = {"theta": 1.0, "u": 0.25, "delta": 1.0}
+    x = np.zeros(sum(sizes))
+    x[cuts[1] : cuts[2]] = float(np.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3)))
+    x[-1] = 0.1 if phi is None else phi
+    bounds = [(None, None)] * (len(x) - 1) + [(0.0, 5.0) if phi is None else (phi, phi)]
+    objective = _accuracy_objective(data, xs, xf, ell, cuts, var)
     for _ in range(max(1, eb_rounds)):
         res = optimize.minimize(
-            objective,
-            x,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": max_iter},
+            objective, x, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iter}
         )
         x = res.x
-        th, u, be, de, ga, rh, ph = unpack(x)
-        g = np.exp(-ph[0] * ell)
-        eta = th[data.student] + u[data.pair] + be[data.skill] - de[data.item]
-        eta = eta + g * (xs @ ga + xf @ rh)
-        p = 1.0 / (1.0 + np.exp(-eta))
-        w = p * (1.0 - p)
-        # Empirical Bayes: prior variance = mean of (posterior mean^2 + posterior variance),
-        # the posterior variance from the diagonal of the Hessian (Laplace approximation).
-        for name, vals, idx, size in (
-            ("theta", th, data.student, n_s),
-            ("u", u, data.pair, n_p),
-            ("delta", de, data.item, n_i),
-        ):
-            post_var = 1.0 / (np.bincount(idx, w, size) + 1.0 / var[name])
-            var[name] = float(max(np.mean(vals**2 + post_var), 1e-4))
-    th, u, be, de, ga, rh, ph = unpack(x)
-    g = np.exp(-ph[0] * ell)
-    eta = th[data.student] + u[data.pair] + be[data.skill] - de[data.item] + g * (xs @ ga + xf @ rh)
+        eta, _, _ = _accuracy_eta(data, xs, xf, ell, np.split(x, cuts))
+        _update_variances(data, np.split(x, cuts), eta, var)
+    th, u, be, de, ga, rh, ph = np.split(x, cuts)
+    eta, _, _ = _accuracy_eta(data, xs, xf, ell, np.split(x, cuts))
     log_lik = -float(np.sum(np.logaddexp(0.0, eta) - y * eta))
     # Population parameters (skills, learning, forgetting, three variances) for the BIC; the
     # random effects are integrated out by the penalty, so they are not counted.
-    n_params = n_k + 2 * n_l + 1 + 3
-    fit = AccuracyFit(
+    n_params = len(data.skills) + 2 * n_l + 1 + 3
+    return AccuracyFit(
         theta=th,
         u=u,
         beta=be,
@@ -325,7 +344,6 @@ def fit_accuracy(
         per_tertile=per_tertile,
         bic=-2.0 * log_lik + n_params * math.log(len(y)),
     )
-    return fit
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,6 +489,60 @@ def fit_forgetting(
     return fit_accuracy(step_data(sub), per_tertile=False, eb_rounds=eb_rounds, max_iter=300)
 
 
+def _forgetting_exponent(
+    forgetting: pd.DataFrame | float | None, learners: int, diagnostics: dict[str, Any]
+) -> float:
+    """phi: given, or fitted at skill level on ``forgetting`` (default ``assistments09``)."""
+    from smartstudy.data.loaders import load_dataset
+
+    if isinstance(forgetting, float | int):
+        diagnostics["phi_source"] = "given"
+        return float(forgetting)
+    frame = load_dataset("assistments09") if forgetting is None else forgetting
+    forget_fit = fit_forgetting(frame, learners=learners)
+    diagnostics["phi_source"] = (
+        f"assistments09, skill level, {learners} learners" if forgetting is None else "given frame"
+    )
+    diagnostics["phi_fit"] = {
+        "phi": forget_fit.phi,
+        "gamma": float(forget_fit.gamma[0]),
+        "rho": float(forget_fit.rho[0]),
+    }
+    return forget_fit.phi
+
+
+def _item_tertiles(steps: pd.DataFrame, diagnostics: dict[str, Any]) -> np.ndarray:
+    """Each item's difficulty tertile within its skill, from a first fit with one learning
+    rate (phi free: the tutor's own view)."""
+    first = step_data(steps)
+    n_items = np.bincount(first.item_skill, minlength=len(first.skills))
+    if (n_items < 3).any():
+        few = [first.skills[k] for k in np.flatnonzero(n_items < 3)]
+        raise ValueError(f"every skill needs at least 3 items (one per tertile); too few: {few}")
+    if len(first.skills) < N_TOPICS:
+        raise ValueError(f"need at least {N_TOPICS} skills, got {len(first.skills)}")
+    common = fit_accuracy(first, per_tertile=False)
+    diagnostics["phi_in_steps"] = common.phi
+    tert = np.zeros(len(first.items), dtype=np.int64)
+    for k in range(len(first.skills)):
+        idx = np.flatnonzero(first.item_skill == k)
+        tert[idx] = _tertiles(common.delta[idx])
+    return tert
+
+
+def _cells(
+    data: StepData, tert: np.ndarray, acc: AccuracyFit, speed: SpeedFit
+) -> tuple[list[tuple[np.ndarray, ...]], list[tuple[np.ndarray, ...]]]:
+    """Per skill and tertile: the items' difficulties and log times."""
+    cell_delta = []
+    cell_time = []
+    for k in range(len(data.skills)):
+        idx = np.flatnonzero(data.item_skill == k)
+        cell_delta.append(tuple(acc.delta[idx[tert[idx] == d]] for d in range(3)))
+        cell_time.append(tuple(speed.mu[k] + speed.iota[idx[tert[idx] == d]] for d in range(3)))
+    return cell_delta, cell_time
+
+
 def fit_generative(
     steps: pd.DataFrame | None = None,
     forgetting: pd.DataFrame | float | None = None,
@@ -489,37 +561,8 @@ def fit_generative(
     if steps is None:
         steps = load_dataset(DATASET)
     diagnostics: dict[str, Any] = {"steps": len(steps)}
-    if isinstance(forgetting, float | int):
-        phi = float(forgetting)
-        diagnostics["phi_source"] = "given"
-    else:
-        frame = load_dataset("assistments09") if forgetting is None else forgetting
-        forget_fit = fit_forgetting(frame, learners=forgetting_learners)
-        phi = forget_fit.phi
-        diagnostics["phi_source"] = (
-            f"assistments09, skill level, {forgetting_learners} learners"
-            if forgetting is None
-            else "given frame"
-        )
-        diagnostics["phi_fit"] = {
-            "phi": phi,
-            "gamma": float(forget_fit.gamma[0]),
-            "rho": float(forget_fit.rho[0]),
-        }
-    first = step_data(steps)
-    n_items = np.bincount(first.item_skill, minlength=len(first.skills))
-    if (n_items < 3).any():
-        few = [first.skills[k] for k in np.flatnonzero(n_items < 3)]
-        raise ValueError(f"every skill needs at least 3 items (one per tertile); too few: {few}")
-    if len(first.skills) < N_TOPICS:
-        raise ValueError(f"need at least {N_TOPICS} skills, got {len(first.skills)}")
-    # Tertiles come from a first fit with one learning rate (phi free: the tutor's own view).
-    common = fit_accuracy(first, per_tertile=False)
-    diagnostics["phi_in_steps"] = common.phi
-    tert = np.zeros(len(first.items), dtype=np.int64)
-    for k in range(len(first.skills)):
-        idx = np.flatnonzero(first.item_skill == k)
-        tert[idx] = _tertiles(common.delta[idx])
+    phi = _forgetting_exponent(forgetting, forgetting_learners, diagnostics)
+    tert = _item_tertiles(steps, diagnostics)
     data = step_data(steps, tert)
     fits = {
         flag: fit_accuracy(data, per_tertile=flag, phi=phi)
@@ -534,12 +577,7 @@ def fit_generative(
     rt = rt[np.isfinite(rt) & (rt > 0)]
     median_step = float(np.median(rt)) if len(rt) else float(np.exp(np.mean(speed.mu)))
     attempts_per_day = daily_minutes * 60.0 / (TIME_SCALE * median_step)
-    cell_delta = []
-    cell_time = []
-    for k in range(len(data.skills)):
-        idx = np.flatnonzero(data.item_skill == k)
-        cell_delta.append(tuple(acc.delta[idx[tert[idx] == d]] for d in range(3)))
-        cell_time.append(tuple(speed.mu[k] + speed.iota[idx[tert[idx] == d]] for d in range(3)))
+    cell_delta, cell_time = _cells(data, tert, acc, speed)
     diagnostics.update(
         {
             "per_tertile": acc.per_tertile,
@@ -1327,6 +1365,52 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _one_learner(
+    model: GenerativeModel,
+    prior: EstimatorPrior,
+    planner: Planner | None,
+    policies: Sequence[str],
+    seed: int,
+    i: int,
+    days: int,
+) -> list[LearnerOutcome]:
+    """Learner ``i`` of ``seed`` under every policy, with common random numbers: the same
+    learner and pre-exam history, and one stream of answers and times."""
+    rng = np.random.default_rng([seed, i, 0])
+    learner = _Learner(model, rng)
+    est = _Estimate(prior)
+    _pre_history(model, learner, PRE_TASKS, PRE_DAYS, rng, estimate=est)
+    out = []
+    for name in policies:
+        policy = _policy(
+            name, np.random.default_rng([seed, i, 2]), planner, learner, model, DAILY_MINUTES, days
+        )
+        result = run_learner(
+            policy,
+            learner.copy(),
+            est.copy(),
+            model,
+            np.random.default_rng([seed, i, 1]),
+            days=days,
+        )
+        out.append(
+            LearnerOutcome(
+                policy=name,
+                seed=seed,
+                learner=i,
+                readiness=result["readiness"],
+                readiness_unweighted=result["readiness_unweighted"],
+                topics_at_target=result["topics_at_target"],
+                start_readiness=result["start_readiness"],
+                minutes_to_target=result["minutes_to_target"],
+                minutes=result["minutes"],
+                tasks=int(result["tasks"]),
+                over_budget_days=int(result["over_budget_days"]),
+            )
+        )
+    return out
+
+
 def run_planner_study(
     learners: int = 200,
     seeds: Sequence[int] = (0, 1, 2),
@@ -1369,43 +1453,7 @@ def run_planner_study(
         for i in range(learners):
             if progress and i % 50 == 0:
                 progress(f"seed {seed}: learner {i}/{learners}")
-            rng = np.random.default_rng([seed, i, 0])
-            learner = _Learner(model, rng)
-            est = _Estimate(prior)
-            _pre_history(model, learner, PRE_TASKS, PRE_DAYS, rng, estimate=est)
-            for name in policies:
-                policy = _policy(
-                    name,
-                    np.random.default_rng([seed, i, 2]),
-                    planner,
-                    learner,
-                    model,
-                    DAILY_MINUTES,
-                    days,
-                )
-                result = run_learner(
-                    policy,
-                    learner.copy(),
-                    est.copy(),
-                    model,
-                    np.random.default_rng([seed, i, 1]),
-                    days=days,
-                )
-                outcomes.append(
-                    LearnerOutcome(
-                        policy=name,
-                        seed=int(seed),
-                        learner=i,
-                        readiness=result["readiness"],
-                        readiness_unweighted=result["readiness_unweighted"],
-                        topics_at_target=result["topics_at_target"],
-                        start_readiness=result["start_readiness"],
-                        minutes_to_target=result["minutes_to_target"],
-                        minutes=result["minutes"],
-                        tasks=int(result["tasks"]),
-                        over_budget_days=int(result["over_budget_days"]),
-                    )
-                )
+            outcomes.extend(_one_learner(model, prior, planner, policies, int(seed), i, days))
     return PlannerStudy(
         outcomes=outcomes,
         policies=tuple(policies),
