@@ -20,9 +20,10 @@ import math
 import traceback
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from smartstudy.jobs import durable
@@ -31,7 +32,7 @@ from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
 from smartstudy.services.predictor import completed_interactions, served_state
 from smartstudy.store.db import session_scope
-from smartstudy.store.orm import Job, ModelVersion, TrainingCounter, utcnow
+from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,48 @@ def queue_training(session: Session) -> Job:
     session.add(job)
     session.flush()
     return job
+
+
+def nothing_new_since(session: Session) -> Job | None:
+    """The last training that succeeded, when a new one would learn nothing from it: it
+    trained on completed tasks, none has been completed (or imported, or deleted) since it
+    started, and no training waits or runs. None when a training has something to do."""
+    busy = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.kind == TRAINING_JOB, Job.status.in_(("queued", "running")))
+    )
+    if busy:
+        return None
+    last = session.scalars(
+        select(Job)
+        .where(Job.kind == TRAINING_JOB, Job.status == "succeeded", Job.started_at.is_not(None))
+        .order_by(Job.started_at.desc())
+        .limit(1)
+    ).first()
+    rows = (last.summary or {}).get("rows") if last is not None else None
+    if last is None or not isinstance(rows, int) or rows < 1:
+        return None
+    count, newest = session.execute(
+        select(func.count(), func.max(PracticeTask.completed_at)).where(
+            PracticeTask.completed_at.is_not(None)
+        )
+    ).one()
+    newest = _aware(newest)
+    started = _aware(last.started_at)
+    if count != rows or (newest is not None and started is not None and newest > started):
+        return None
+    return last
+
+
+def _aware(value: object) -> datetime | None:
+    """A timestamp from an aggregate as aware UTC (drivers differ)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def schedule_training(context: AppContext) -> None:

@@ -32,6 +32,10 @@ NOTICES = {
     "password": "Password changed. Other devices were logged out.",
     "activated": "Model version activated.",
     "training": "Training started in the background; refresh to see the run.",
+    "nothing-new": (
+        "No task has been completed since the last training, so a new one would learn "
+        "nothing: no training was started and no version was stored."
+    ),
     "recomputed": "BKT recompute finished; see the run below.",
     "exam-added": "Exam added. Here is your plan; it changes as you complete tasks.",
     "exam-deleted": "Exam deleted.",

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from smartstudy.api.deps import DB, AdminUser, Context, UoW
 from smartstudy.api.schemas import (
@@ -24,7 +24,7 @@ from smartstudy.api.schemas import (
 )
 from smartstudy.services import audit, registry
 from smartstudy.services.errors import InvalidInputError
-from smartstudy.services.training import queue_training, schedule_training
+from smartstudy.services.training import nothing_new_since, queue_training, schedule_training
 from smartstudy.store.orm import ModelVersion
 from smartstudy.store.repositories import models as model_rows
 
@@ -85,11 +85,33 @@ def activate(
     return row
 
 
-@router.post("/train", response_model=TrainScheduledOut, status_code=status.HTTP_202_ACCEPTED)
-def train(context: Context, uow: UoW, session: DB, admin: AdminUser) -> TrainScheduledOut:
+@router.post(
+    "/train",
+    response_model=TrainScheduledOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {
+            "model": TrainScheduledOut,
+            "description": "Nothing new since the last training: nothing was queued.",
+        }
+    },
+)
+def train(
+    context: Context, uow: UoW, session: DB, admin: AdminUser, response: Response
+) -> TrainScheduledOut:
     """Start a training job in the background (or queue one after the running one). The
     job is stored before the answer (the request's unit of work commits before it is sent):
-    202 means it will run; a database outage answers 503."""
+    202 means it will run; a database outage answers 503. When no task has been completed
+    since the last training succeeded, a new one would store the same versions again: 200
+    with ``scheduled`` false, and nothing is queued."""
+    last = nothing_new_since(session)
+    if last is not None:
+        response.status_code = status.HTTP_200_OK
+        when = last.started_at.isoformat() if last.started_at else "the last training"
+        return TrainScheduledOut(
+            scheduled=False,
+            detail=f"no task completed since the training started at {when}: nothing to learn",
+        )
     audit.record_training_request(session, admin, context.predictor.chain)
     queue_training(session)
     uow.after_commit(partial(schedule_training, context))

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from smartstudy.services import analytics, audit, mastery, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
-from smartstudy.services.training import queue_training, schedule_training
+from smartstudy.services.training import nothing_new_since, queue_training, schedule_training
 from smartstudy.store.orm import utcnow
 from smartstudy.store.repositories import models as model_rows
 from smartstudy.web import charts
@@ -127,7 +127,10 @@ def activate(
 @router.post("/admin/models/train")
 def train(uow: UoW, db: DB, context: Context, admin: AdminUser, form: Form) -> Response:
     """Queue a training; the page's unit of work stores the job before the redirect is sent,
-    then wakes the runner."""
+    then wakes the runner. With nothing new since the last training, nothing is queued and
+    the page says so."""
+    if nothing_new_since(db) is not None:
+        return redirect("/admin/models", notice="nothing-new")
     audit.record_training_request(db, admin, context.predictor.chain)
     queue_training(db)
     uow.after_commit(partial(schedule_training, context))
