@@ -24,6 +24,17 @@ def open_tasks(session: Session, user_id: uuid.UUID, limit: int) -> list[Practic
     )
 
 
+def last_task(session: Session, user_id: uuid.UUID) -> PracticeTask | None:
+    """The user's newest task, with its topic loaded (the study page's last choice)."""
+    return session.scalars(
+        select(PracticeTask)
+        .options(selectinload(PracticeTask.topic))
+        .where(PracticeTask.user_id == user_id)
+        .order_by(PracticeTask.created_at.desc(), PracticeTask.id)
+        .limit(1)
+    ).first()
+
+
 def cell_outcomes(
     session: Session,
     user_id: uuid.UUID,

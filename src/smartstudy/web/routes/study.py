@@ -64,12 +64,16 @@ def study(request: Request, db: DB, context: Context, user: PageUser) -> Respons
     q = request.query_params
     topic_id = forms.optional_uuid(q.get("topic"))
     topic = catalogue_rows.find_topic(db, topic_id) if topic_id else None
+    difficulty = q.get("difficulty") if q.get("difficulty") in rules.DIFFICULTIES else None
+    if topic is None and difficulty is None:
+        # Nothing asked for: the page remembers the student's last choice.
+        last = task_rows.last_task(db, user.id)
+        if last is not None:
+            topic, difficulty = last.topic, last.difficulty
     values = {
         "subject": str(topic.subject_id) if topic else "",
         "topic": str(topic.id) if topic else "",
-        "difficulty": q.get("difficulty")
-        if q.get("difficulty") in rules.DIFFICULTIES
-        else "medium",
+        "difficulty": difficulty or "medium",
         "description": "",
     }
     return _picker(request, db, context, user, values, {}, 200)
