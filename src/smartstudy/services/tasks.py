@@ -137,6 +137,16 @@ def start_task(session: Session, actor: User, task_id: uuid.UUID) -> PracticeTas
     return task
 
 
+def discard_task(session: Session, actor: User, task_id: uuid.UUID) -> None:
+    """Delete a task that is not completed (the student changed their mind); a completed
+    task is part of the history and the models' data, and cannot be discarded."""
+    task = _lock_task(session, actor, task_id)
+    if task.completed_at is not None:
+        raise ConflictError("a completed task cannot be discarded")
+    session.delete(task)
+    session.flush()
+
+
 @dataclass(frozen=True)
 class Completion:
     """One outcome to record: ``actor`` completes their open task ``task_id``."""

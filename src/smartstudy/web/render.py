@@ -39,6 +39,7 @@ NOTICES = {
     "recomputed": "BKT recompute finished; see the run below.",
     "exam-added": "Exam added. Here is your plan; it changes as you complete tasks.",
     "exam-deleted": "Exam deleted.",
+    "discarded": "Task discarded. Nothing of it was kept.",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from smartstudy.api.deps import DB, Context, CurrentUser, UoW
 from smartstudy.api.schemas import (
@@ -122,6 +122,17 @@ def get(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
 def start(task_id: uuid.UUID, session: DB, user: CurrentUser) -> TaskOut:
     task = tasks.start_task(session, user, task_id)
     return task_out(task)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "The task is completed: it cannot be discarded."}},
+)
+def discard(task_id: uuid.UUID, session: DB, user: CurrentUser) -> Response:
+    """Discard a task that is not completed. A completed task answers 409."""
+    tasks.discard_task(session, user, task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{task_id}/complete", response_model=TaskOut)

@@ -168,6 +168,18 @@ def task_page(request: Request, task_id: str, db: DB, context: Context, user: Pa
     return _task_page(request, db, context, user, _task(db, user, task_id))
 
 
+@router.post("/study/tasks/{task_id}/discard")
+def discard(task_id: str, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
+    """Drop an unfinished task; a completed one stays (its page says why)."""
+    task = _task(db, user, task_id)
+    try:
+        tasks.discard_task(db, user, task.id)
+    except ConflictError:
+        uow.rollback()
+        return redirect(f"/study/tasks/{task_id}")
+    return redirect("/study", notice="discarded")
+
+
 @router.post("/study/tasks/{task_id}/start")
 def start(task_id: str, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
     """Called by the timer's first Start: records when work began (once)."""
