@@ -16,7 +16,8 @@ from __future__ import annotations
 import statistics
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -238,6 +239,24 @@ def for_prediction(
     )
 
 
+def shown_next(session: Session, task: PracticeTask, prediction: Prediction) -> dict[str, Any]:
+    """What the result page shows as the next prediction after ``task``: the prediction and
+    its explanation, as stored in ``practice_tasks.next_prediction``."""
+    why = for_prediction(
+        session, task.user_id, task.topic_id, task.topic.name, task.difficulty, prediction
+    )
+    return {
+        "p_correct": prediction.p_correct,
+        "time_median_s": prediction.time_median_s,
+        "time_p10_s": prediction.time_p10_s,
+        "time_p90_s": prediction.time_p90_s,
+        "model_name": prediction.model_name,
+        "model_version": prediction.model_version,
+        "sentences": list(why.sentences),
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
 __all__ = [
     "FEW_OTHERS",
     "FEW_OWN",
@@ -252,6 +271,7 @@ __all__ = [
     "population_rate",
     "population_sentence",
     "record_sentence",
+    "shown_next",
     "spoken_duration",
     "time_sentences",
 ]

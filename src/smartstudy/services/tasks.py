@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from smartstudy.services import rules, training
+from smartstudy.services import explain, rules, training
 from smartstudy.services.catalogue import get_topic
 from smartstudy.services.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    ServiceError,
 )
 from smartstudy.services.predictor import Prediction, PredictionService
 from smartstudy.store.orm import (
@@ -135,6 +136,21 @@ def start_task(session: Session, actor: User, task_id: uuid.UUID) -> PracticeTas
     task.started_at = utcnow()
     session.flush()
     return task
+
+
+def remember_next(
+    session: Session, predictor: PredictionService, user: User, task_id: uuid.UUID
+) -> None:
+    """Store on a just-completed task the next prediction for its topic and difficulty, with
+    its explanation: the result page then shows what it showed at the time, whatever the
+    models learn later. Best effort: with no prediction possible, nothing is stored."""
+    task = get_task(session, user, task_id)
+    try:
+        nxt = preview(session, predictor, user, task.topic_id, task.difficulty)
+    except ServiceError:
+        return
+    task.next_prediction = explain.shown_next(session, task, nxt)
+    session.flush()
 
 
 def discard_task(session: Session, actor: User, task_id: uuid.UUID) -> None:

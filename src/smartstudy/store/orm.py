@@ -239,6 +239,10 @@ class PracticeTask(Base):
     #: {name: [p_correct, time_median_s, time_p10_s, time_p90_s]}}``. Once completed, these
     #: live one-step-ahead predictions rank the families (``registry.live_scores``).
     family_predictions: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: What the study page showed right after this task was completed: the next prediction
+    #: for the same topic and difficulty, with its explanation, so that reopening the result
+    #: later shows what was shown then. None for tasks completed elsewhere (API, import).
+    next_prediction: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     topic: Mapped[Topic] = relationship()
 

@@ -150,7 +150,13 @@ def _task_page(
         # The stored prediction was made from the tasks completed before this one existed.
         "explanation": explain.for_task(db, task),
     }
-    if task.completed_at is not None:
+    ctx["next_stored"] = False
+    if task.completed_at is not None and task.next_prediction:
+        # What was shown right after the completion, not what today's models say.
+        ctx["next_prediction"] = task.next_prediction
+        ctx["next_explanation"] = {"sentences": task.next_prediction.get("sentences", [])}
+        ctx["next_stored"] = True
+    elif task.completed_at is not None:
         try:
             nxt = tasks.preview(db, context.predictor, user, task.topic_id, task.difficulty)
         except ServiceError:
@@ -218,4 +224,7 @@ def complete(
         tasks.complete_task(context, uow, user, task_uuid, result == "correct", seconds)
     except ConflictError:
         uow.rollback()
+        return redirect(f"/study/tasks/{task_uuid}#result")
+    # The models have learnt it: what they predict next is kept with the task.
+    tasks.remember_next(db, context.predictor, user, task_uuid)
     return redirect(f"/study/tasks/{task_uuid}#result")
