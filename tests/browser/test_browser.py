@@ -196,6 +196,13 @@ def test_demo_student_sees_populated_pages(new_page, server, screenshots):
     go(page, "Analytics", "/analytics")
     wait_for_charts(page, 5)
     assert page.locator("#chart-scatter .scatterlayer .point").count() >= 20
+    # No Plotly mode bar over the legends (it once covered them on every chart), not even
+    # when the pointer is on the chart.
+    page.hover("#chart-scatter")
+    assert page.locator("#chart-scatter .modebar-btn").count() == 0
+    assert (
+        page.evaluate("document.querySelector('#chart-scatter')._context.displayModeBar") is False
+    )
     shot(page, screenshots, "analytics")
 
     # The study timer on a topic this student has history in.

@@ -35,10 +35,12 @@ PROBABILITY_AXIS = {
     "tickformat": ".0%",
     "range": [0, 1],
 }
+#: No mode bar: it sat over the legend on every chart (issue 16), and a student's charts need
+#: no zoom or export buttons; hover still shows the values.
 CONFIG = {
     "responsive": True,
     "displaylogo": False,
-    "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"],
+    "displayModeBar": False,
 }
 
 
