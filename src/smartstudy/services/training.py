@@ -20,7 +20,6 @@ import math
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import func, select, update
@@ -32,7 +31,14 @@ from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
 from smartstudy.services.predictor import completed_interactions, served_state
 from smartstudy.store.db import session_scope
-from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter, utcnow
+from smartstudy.store.orm import (
+    Job,
+    ModelVersion,
+    PracticeTask,
+    TrainingCounter,
+    as_utc,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +117,11 @@ def nothing_new_since(session: Session) -> Job | None:
             PracticeTask.completed_at.is_not(None)
         )
     ).one()
-    newest = _aware(newest)
-    started = _aware(last.started_at)
+    newest = as_utc(newest)
+    started = last.started_at
     if count != rows or (newest is not None and started is not None and newest > started):
         return None
     return last
-
-
-def _aware(value: object) -> datetime | None:
-    """A timestamp from an aggregate as aware UTC (drivers differ)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def schedule_training(context: AppContext) -> None:

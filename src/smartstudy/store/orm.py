@@ -61,6 +61,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp read through an aggregate (``max(completed_at)``), which skips
+    ``UTCDateTime``'s conversion, as aware UTC whatever the driver hands back: SQLite gives
+    text or a naive value, PostgreSQL an aware one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -9,12 +9,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from smartstudy.store.orm import BKTUserSkillState, Concept, Exam, PracticeTask, Subject, Topic
+from smartstudy.store.orm import (
+    BKTUserSkillState,
+    Concept,
+    Exam,
+    PracticeTask,
+    Subject,
+    Topic,
+    as_utc,
+)
 
 #: How many of the newest completed tasks per topic count as "recent".
 RECENT_TASKS = 10
@@ -142,7 +150,7 @@ def topic_records(
         correct, total = recent.get(topic_id, (0, 0))
         out[topic_id] = TopicRecord(
             n_tasks=int(n),
-            last_completed_at=_aware(last),
+            last_completed_at=as_utc(last),
             recent_correct=correct,
             recent_total=total,
         )
@@ -178,15 +186,3 @@ def seconds_completed_since(
         )
     )
     return float(total or 0.0)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """A timestamp from an aggregate (which skips the column type's conversion) as aware
-    UTC, whatever the driver hands back for it."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
