@@ -148,3 +148,21 @@ def topic(client: TestClient, admin: dict) -> dict:
     )
     assert t.status_code == 201, t.text
     return t.json()
+
+
+@pytest.fixture
+def failing_client(context: AppContext) -> Iterator[TestClient]:
+    """The app with a bug at /boom (a page) and /v1/boom (the API), answered as a server
+    would answer it (no exception raised into the test)."""
+    app = create_app(context=context)
+
+    @app.get("/boom", include_in_schema=False)
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @app.get("/v1/boom", include_in_schema=False)
+    def api_boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c

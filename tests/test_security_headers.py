@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from smartstudy.api.app import create_app
 from smartstudy.api.security_headers import DOCS_CSP, PAGE_CSP, STRICT_CSP
-from smartstudy.services.context import AppContext
 from tests.conftest import register
 
 COMMON = {
@@ -113,18 +110,6 @@ def test_docs_are_served_from_this_server_with_no_inline_script(client: TestClie
     script_src = re.search(r"script-src ([^;]*)", DOCS_CSP)
     assert script_src and script_src.group(1).strip() == "'self'"
     assert "http" not in DOCS_CSP
-
-
-@pytest.fixture
-def failing_client(context: AppContext):
-    app = create_app(context=context)
-
-    @app.get("/boom", include_in_schema=False)
-    def boom() -> None:
-        raise RuntimeError("a bug")
-
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
 
 
 def test_unhandled_errors_carry_the_headers_too(failing_client: TestClient):

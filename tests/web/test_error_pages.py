@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
-
-from smartstudy.api.app import create_app
-from smartstudy.services.context import AppContext
 
 
 def test_an_address_with_no_page_answers_the_sites_404_page(client: TestClient):
@@ -32,22 +28,6 @@ def test_a_method_a_page_does_not_take_is_a_page_too(client: TestClient):
     assert r.headers["content-type"].startswith("text/html")
     assert "Not possible here" in r.text
     assert "GET" in r.headers["allow"]
-
-
-@pytest.fixture
-def failing_client(context: AppContext):
-    app = create_app(context=context)
-
-    @app.get("/boom", include_in_schema=False)
-    def boom() -> None:
-        raise RuntimeError("a bug")
-
-    @app.get("/v1/boom", include_in_schema=False)
-    def api_boom() -> None:
-        raise RuntimeError("a bug")
-
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
 
 
 def test_a_bug_is_a_500_page_on_the_web_and_json_in_the_api(failing_client: TestClient):

@@ -481,6 +481,19 @@ LEGEND_BELOW = {
 }
 
 
+def _target_line(start: Any, end: Any, target: float) -> dict[str, Any]:
+    """The dashed line of the readiness target, from ``start`` to ``end`` on the x axis."""
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": f"target {target:.0%}",
+        "x": [start, end],
+        "y": [target, target],
+        "line": {"color": "#0f172a", "dash": "dash", "width": 1.5},
+        "hoverinfo": "skip",
+    }
+
+
 def readiness_over_days(plan: Plan) -> Figure:
     """Projected readiness per topic (the chance of solving a task at the exam's difficulty)
     from now to the exam date, with the target as a dashed line. Each day's value is drawn
@@ -503,17 +516,7 @@ def readiness_over_days(plan: Plan) -> Figure:
             }
         )
     if x:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"target {plan.target:.0%}",
-                "x": [x[0], x[-1]],
-                "y": [plan.target, plan.target],
-                "line": {"color": "#0f172a", "dash": "dash", "width": 1.5},
-                "hoverinfo": "skip",
-            }
-        )
+        data.append(_target_line(x[0], x[-1], plan.target))
     return figure(
         data,
         xaxis={"type": "date"},
@@ -550,17 +553,7 @@ def workload_curve(plan: Plan) -> Figure:
         }
     ]
     if x:
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"target {plan.target:.0%}",
-                "x": [x[0], x[-1]],
-                "y": [plan.target, plan.target],
-                "line": {"color": "#0f172a", "dash": "dash", "width": 1.5},
-                "hoverinfo": "skip",
-            }
-        )
+        data.append(_target_line(x[0], x[-1], plan.target))
     chosen = [w for w in points if w.daily_minutes == plan.daily_minutes]
     if chosen:
         data.append(
