@@ -9,6 +9,7 @@ setup:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e ".[dev]"
+	npm ci --no-audit --no-fund
 
 serve:
 	$(BIN)/smartstudy serve --demo

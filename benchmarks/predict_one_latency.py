@@ -22,7 +22,7 @@ import numpy as np
 from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.models.base import LearnerModel
 from smartstudy.models.baseline import Baseline
-from smartstudy.services.app_models import TopicLNIRT
+from smartstudy.models.lnirt import TopicLNIRT
 
 KEYS = ("p_correct", "time_median_s", "time_p10_s", "time_p90_s")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 import numpy as np
@@ -242,26 +243,35 @@ def test_recompute_fits_versions_and_activates(client, admin, topic, concepts, c
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["algo"] == {"key": "bkt", "version": "v1"}
+    # Both concepts have enough data: both fits must succeed, not merely be accounted for.
     assert body["summary"]["concepts_processed"] == 2
-    fitted_or_failed = body["summary"]["params_fitted"] + len(body["summary"]["errors"])
-    assert fitted_or_failed == 2
+    assert body["summary"]["errors"] == {}
+    assert body["summary"]["params_fitted"] == 2
     with context.sessions() as session:
         run = session.get(AlgoRun, uuid.UUID(body["run_id"]))
-        assert run.status in ("succeeded", "failed") and run.duration_seconds is not None
+        assert run.status == "succeeded" and run.error is None
+        assert run.duration_seconds is not None
         active = session.scalars(select(BKTSkillParams).where(BKTSkillParams.is_active)).all()
-        assert all(p.is_valid for p in active)
-        assert len(active) == body["summary"]["params_fitted"]
+        assert {str(p.concept_id) for p in active} == {c["id"] for c in concepts}
+        for p in active:
+            assert p.is_valid and p.problems == [] and p.version == 1
+            assert p.run_id == run.id and p.n_attempts >= 10 and p.n_users >= 3
+            assert math.isfinite(p.metrics["log_likelihood"]) and p.metrics["log_likelihood"] < 0
+            assert all(math.isfinite(p.metrics["cv"][m]) for m in ("rmse", "log_loss"))
     # A second recompute makes version 2 active and retires version 1.
-    client.post(
+    r = client.post(
         "/v1/learning/bkt/recompute",
         json={"activate_new_params": True, "n_restarts": 2},
         headers=admin,
     )
+    assert r.status_code == 200, r.text
+    assert r.json()["summary"]["params_fitted"] == 2
     with context.sessions() as session:
         rows = session.scalars(select(BKTSkillParams).order_by(BKTSkillParams.version)).all()
-        for concept in {r.concept_id for r in rows if r.is_valid}:
+        assert {r.concept_id for r in rows if r.is_valid} == {p.concept_id for p in active}
+        for concept in {r.concept_id for r in rows}:
             mine = [r for r in rows if r.concept_id == concept]
-            assert [r.is_active for r in mine] == [False, True]
+            assert [(r.version, r.is_active) for r in mine] == [(1, False), (2, True)]
 
 
 def test_invalid_params_are_never_activated_and_one_active_per_concept(context, concepts):

@@ -14,8 +14,6 @@ from scipy.stats import norm
 from smartstudy.data.schema import validate_interactions
 from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.models import base as base_module
-from smartstudy.models import lnirt as lnirt_module
-from smartstudy.models import lnirt_fit
 from smartstudy.models.base import (
     PREDICTION_COLUMNS,
     ArtifactError,
@@ -29,6 +27,8 @@ from smartstudy.models.lnirt import (
     check_lnirt_parameters,
     time_update,
 )
+from smartstudy.models.lnirt import fit as lnirt_fit
+from smartstudy.models.lnirt import model as lnirt_module
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:

@@ -15,9 +15,8 @@ from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.jobs import SyncRunner
 from smartstudy.models import base as base_module
 from smartstudy.models.base import PREDICTION_COLUMNS, LearnerModel
-from smartstudy.models.lnirt import LNIRT
+from smartstudy.models.lnirt import LNIRT, TopicLNIRT
 from smartstudy.services import accounts, catalogue, tasks
-from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.errors import CannotPredictError
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.simulation import simulate_bulk_user

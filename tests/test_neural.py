@@ -15,7 +15,7 @@ from smartstudy.data.simulate import simulate_app_learners, simulate_lnirt
 from smartstudy.eval.metrics import auc, interval_coverage, rmse_log_time
 from smartstudy.models import Baseline, NeuralPredictor
 from smartstudy.models.neural import STRATEGIES
-from smartstudy.models.neural_features import (
+from smartstudy.models.neural.features import (
     RECENT,
     HistoryStore,
     grouped_ema,
@@ -224,7 +224,7 @@ def test_update_leaves_the_users_own_reference_alone() -> None:
 
 
 def _own(model: NeuralPredictor, user: str, skill: str, item: str) -> tuple[np.ndarray, ...]:
-    from smartstudy.models.neural_features import own_stats
+    from smartstudy.models.neural.features import own_stats
 
     u, s, i = model.history_.single(user, skill, item)[:3]
     return own_stats(u), own_stats(s), own_stats(i)

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from smartstudy.jobs import SyncRunner
 from smartstudy.models.baseline import Baseline
+from smartstudy.models.lnirt import TopicLNIRT
 from smartstudy.services import accounts, catalogue, tasks
-from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.training import run_training
 from smartstudy.store.db import UnitOfWork, session_scope

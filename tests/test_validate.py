@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from smartstudy.cli import app
 from smartstudy.config import Settings
 from smartstudy.models.baseline import Baseline as RealBaseline
+from smartstudy.models.lnirt import TopicLNIRT
 from smartstudy.services import mastery, validation
-from smartstudy.services.app_models import TopicLNIRT
 from smartstudy.services.context import AppContext
 from smartstudy.services.demo import seed_demo
 from smartstudy.services.predictor import PredictionService

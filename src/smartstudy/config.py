@@ -176,7 +176,3 @@ class Settings(BaseSettings):
         key = secrets.token_urlsafe(48)
         write_private_file(path, key)
         return key
-
-
-def get_settings() -> Settings:
-    return Settings()

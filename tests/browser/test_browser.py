@@ -232,6 +232,13 @@ def test_demo_student_sees_populated_pages(new_page, server, screenshots):
     phone.goto("/analytics")
     wait_for_charts(phone, 5)
     shot(phone, screenshots, "25-phone-analytics")
+    # The task history as cards: every column's value beside its name, nothing off-screen.
+    phone.goto("/tasks")
+    first = phone.locator("#tasks-table tbody tr").first
+    assert first.locator("td[data-label='Result']").is_visible()
+    box = first.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    shot(phone, screenshots, "phone-tasks")
 
 
 def test_admin_sees_models_and_a_student_is_refused(new_page, server, screenshots):

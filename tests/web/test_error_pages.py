@@ -39,3 +39,14 @@ def test_a_bug_is_a_500_page_on_the_web_and_json_in_the_api(failing_client: Test
     api = failing_client.get("/v1/boom")
     assert api.status_code == 500
     assert api.json() == {"detail": "Internal server error"}
+
+
+def test_a_404_keeps_the_student_signed_in(web):
+    """The error page runs no page dependency; it must still keep the browser's session
+    (it once answered with a new anonymous cookie, which logged the student out)."""
+    web.signup("lost@example.com")
+    assert web.get("/dashboard", follow_redirects=False).status_code == 200
+    missing = web.get("/no-such-page")
+    assert missing.status_code == 404
+    assert "set-cookie" not in missing.headers
+    assert web.get("/dashboard", follow_redirects=False).status_code == 200

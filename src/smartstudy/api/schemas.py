@@ -20,11 +20,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from smartstudy.services import rules
+from smartstudy.services import localtime, rules
+from smartstudy.services.errors import InvalidInputError
 
 # The values come from services.rules (stated once); Literal keeps them in the OpenAPI enum.
 Difficulty = Literal[rules.DIFFICULTIES]  # type: ignore[valid-type]
 Role = Literal[rules.ROLES]  # type: ignore[valid-type]
+LocaleTag = Literal[localtime.SUPPORTED_LOCALES]  # type: ignore[valid-type]
 
 
 def _text(max_length: int, *, min_length: int = 0, multiline: bool = False) -> Any:
@@ -105,10 +107,38 @@ def validation_error_out(error: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_time_zone(value: str) -> str:
+    try:
+        return localtime.check_time_zone(value)
+    except InvalidInputError as exc:
+        raise PydanticCustomError("time_zone", exc.message) from exc
+
+
+TimeZone = Annotated[
+    str,
+    Field(
+        max_length=localtime.MAX_TIME_ZONE,
+        description="An IANA time zone name: dates and 'today' follow this clock.",
+        examples=["Europe/Berlin", "Asia/Tokyo", "UTC"],
+    ),
+    AfterValidator(_check_time_zone),
+]
+UserLocale = Annotated[LocaleTag, Field(description="How dates and times are written.")]
+
+
 class RegisterIn(Strict):
     email: Email
     password: Annotated[Password, Field(min_length=rules.MIN_PASSWORD)]
     display_name: DisplayName = ""
+    time_zone: TimeZone = localtime.DEFAULT_TIME_ZONE
+    locale: UserLocale = localtime.DEFAULT_LOCALE
+
+
+class PreferencesIn(Strict):
+    """Either or both; a field left out stays as it is."""
+
+    time_zone: TimeZone | None = None
+    locale: UserLocale | None = None
 
 
 class LoginIn(Strict):
@@ -130,6 +160,8 @@ class UserOut(BaseModel):
     display_name: str
     role: Role
     created_at: datetime
+    time_zone: str
+    locale: str
 
 
 class NameIn(Strict):
@@ -231,10 +263,6 @@ class TaskPageOut(BaseModel):
     total: int
     limit: int
     offset: int
-
-
-class HealthOut(BaseModel):
-    status: str
 
 
 class QuestionIn(Strict):

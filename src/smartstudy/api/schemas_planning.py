@@ -73,7 +73,9 @@ class ExamOut(BaseModel):
     subject_id: uuid.UUID | None
     topics: list[ExamTopicOut]
     exam_date: date
-    days_left: int = Field(description="Days from today (UTC) to the exam; negative once past.")
+    days_left: int = Field(
+        description="Days from today (in your time zone) to the exam; negative once past."
+    )
     daily_minutes: int
     days_off: list[date]
     weekdays_off: list[int]

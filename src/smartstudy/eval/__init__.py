@@ -1,5 +1,6 @@
 """Metrics, splitting protocols and evaluation reports for learner models."""
 
+from smartstudy.eval.crossval import crossvalidate
 from smartstudy.eval.metrics import (
     accuracy,
     auc,
@@ -28,6 +29,7 @@ __all__ = [
     "accuracy",
     "auc",
     "correctness_metrics",
+    "crossvalidate",
     "evaluate_model",
     "expected_calibration_error",
     "interval_coverage",

@@ -2,6 +2,7 @@
 
 from smartstudy.models.base import (
     ArtifactError,
+    CannotPredictError,
     LearnerModel,
     NotFittedError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "MODEL_CLASSES",
     "ArtifactError",
     "Baseline",
+    "CannotPredictError",
     "DegenerateFitError",
     "LearnerModel",
     "NeuralPredictor",

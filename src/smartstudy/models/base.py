@@ -39,6 +39,14 @@ class ArtifactError(ValueError):
     """Raised when a saved model file is missing, corrupt or of another model."""
 
 
+class CannotPredictError(LookupError):
+    """A model has nothing to say about this request (e.g. a topic it was not fitted on).
+
+    Not a failure of the model: a caller that chains models (the service's prediction chain)
+    moves on to the next one. ``smartstudy.services.errors`` re-exports this class.
+    """
+
+
 class LearnerModel(ABC):
     """Base class of every learner model.
 

@@ -58,6 +58,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
+from smartstudy.models._arrays import grouped_sums, logit, lookup, sigmoid, with_capacity
 from smartstudy.models.base import (
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
@@ -203,9 +204,9 @@ class Baseline(LearnerModel):
 
         # Per-row contributions; bincount adds them in row order, exactly as update() would.
         contrib = _population_contributions(y, pop_w, has_t, lt)
-        item_stats = _grouped_sums(item_codes, contrib, n_items)
-        skill_stats = _grouped_sums(skill_codes[has_skill], contrib[has_skill], n_skills)
-        global_stats = _grouped_sums(np.zeros(len(y), dtype=np.int64), contrib, 1)[0]
+        item_stats = grouped_sums(item_codes, contrib, n_items)
+        skill_stats = grouped_sums(skill_codes[has_skill], contrib[has_skill], n_skills)
+        global_stats = grouped_sums(np.zeros(len(y), dtype=np.int64), contrib, 1)[0]
 
         # An item's skill is the last one named for it (update() overwrites the same way).
         item_skill = (
@@ -220,9 +221,9 @@ class Baseline(LearnerModel):
         self.item_index_ = {str(v): i for i, v in enumerate(item_ids)}
         self.skill_index_ = {str(v): i for i, v in enumerate(skill_ids)}
         self.user_index_ = {str(v): i for i, v in enumerate(user_ids)}
-        self.item_stats_ = _with_capacity(item_stats, n_items)
-        self.item_skill_ = _with_capacity(item_skill, n_items, fill=-1)
-        self.skill_stats_ = _with_capacity(skill_stats, n_skills)
+        self.item_stats_ = with_capacity(item_stats, n_items)
+        self.item_skill_ = with_capacity(item_skill, n_items, fill=-1)
+        self.skill_stats_ = with_capacity(skill_stats, n_skills)
         self.global_stats_ = np.asarray(global_stats, dtype=float)
         self.pair_timed_ = _pair_counts(user_codes, item_codes, has_t)
 
@@ -243,7 +244,7 @@ class Baseline(LearnerModel):
             before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
         user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo)
-        self.user_stats_ = _with_capacity(_grouped_sums(user_codes, user_contrib, n_users), n_users)
+        self.user_stats_ = with_capacity(grouped_sums(user_codes, user_contrib, n_users), n_users)
         self.user_precision_ = self.user_prior_precision
         self.user_time_k_ = self.k_user_time
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
@@ -271,11 +272,11 @@ class Baseline(LearnerModel):
         codes = pd.factorize(data["user_id"].to_numpy(dtype=object)[pos])[0]
         running = pd.DataFrame(contrib[pos]).groupby(codes, sort=False).cumsum()
         earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
-        y, base = y[pos], _logit(p_item[pos])
+        y, base = y[pos], logit(p_item[pos])
         if self.user_prior_precision is not None:
             log_post = []
             for precision in PRIOR_GRID:
-                p = _sigmoid(base + earlier[:, _U_RES] / (earlier[:, _U_INFO] + precision))
+                p = sigmoid(base + earlier[:, _U_RES] / (earlier[:, _U_INFO] + precision))
                 p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
                 log_lik = float(np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
                 # A hyperprior centred on the starting value (sd: one doubling) keeps the
@@ -419,8 +420,8 @@ class Baseline(LearnerModel):
     def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
         pos = sort_for_sequences(data)
         users = data["user_id"].to_numpy(dtype=object)[pos]
-        item_idx = _lookup(self.item_index_, data["item_id"].to_numpy(dtype=object)[pos])
-        skill_idx = _lookup(self.skill_index_, data["skill_id"].to_numpy(dtype=object)[pos])
+        item_idx = lookup(self.item_index_, data["item_id"].to_numpy(dtype=object)[pos])
+        skill_idx = lookup(self.skill_index_, data["skill_id"].to_numpy(dtype=object)[pos])
         y = data["correct"].to_numpy(dtype=float)[pos]
         lt, has_t = _log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
 
@@ -434,7 +435,7 @@ class Baseline(LearnerModel):
         codes = pd.factorize(users)[0]
         running = pd.DataFrame(contrib).groupby(codes, sort=False).cumsum()
         earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
-        user_idx = _lookup(self.user_index_, users)
+        user_idx = lookup(self.user_index_, users)
         fitted = np.where((user_idx >= 0)[:, None], self.user_stats_[np.maximum(user_idx, 0)], 0.0)
         p, mu, sigma = self._personalise(p_item, mu_item, var, fitted + earlier)
         return log_normal_predictions(p, mu, sigma, pos, data.index)
@@ -448,7 +449,7 @@ class Baseline(LearnerModel):
         precision, time_k = self._user_priors()
         if precision is not None:
             delta = state[:, _U_RES] / (state[:, _U_INFO] + precision)
-            p = _sigmoid(_logit(p_item) + delta)
+            p = sigmoid(logit(p_item) + delta)
         p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
         mu = mu_item
         if time_k is not None and precision is not None:
@@ -609,10 +610,10 @@ class Baseline(LearnerModel):
         self.item_index_ = {v: i for i, v in enumerate(tables["item"][0])}
         self.skill_index_ = {v: i for i, v in enumerate(tables["skill"][0])}
         self.user_index_ = {v: i for i, v in enumerate(tables["user"][0])}
-        self.item_stats_ = _with_capacity(tables["item"][1], n_items)
-        self.item_skill_ = _with_capacity(item_skill, n_items, fill=-1)
-        self.skill_stats_ = _with_capacity(tables["skill"][1], n_skills)
-        self.user_stats_ = _with_capacity(tables["user"][1], len(tables["user"][0]))
+        self.item_stats_ = with_capacity(tables["item"][1], n_items)
+        self.item_skill_ = with_capacity(item_skill, n_items, fill=-1)
+        self.skill_stats_ = with_capacity(tables["skill"][1], n_skills)
+        self.user_stats_ = with_capacity(tables["user"][1], len(tables["user"][0]))
         self.global_stats_ = global_stats
         keys = np.asarray(state.get("pair_keys", np.zeros(0)), dtype=np.int64)
         counts = np.asarray(state.get("pair_counts", np.zeros(0)), dtype=np.int64)
@@ -743,45 +744,6 @@ def _user_contributions(
             timed.astype(float),
         ]
     )
-
-
-def _grouped_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Column-wise sums of ``values`` per group code (codes 0..n_groups-1), in row order."""
-    return (
-        np.column_stack(
-            [
-                np.bincount(codes, weights=values[:, j], minlength=n_groups)
-                for j in range(values.shape[1])
-            ]
-        )
-        .reshape(n_groups, values.shape[1])
-        .astype(float)  # bincount of an empty input is int64
-    )
-
-
-def _with_capacity(values: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
-    """A copy of ``values[:n]`` in an array with spare rows, so update() appends in O(1)."""
-    capacity = max(8, 2 * n)
-    out = np.full((capacity, *values.shape[1:]), fill, dtype=values.dtype)
-    out[:n] = values[:n]
-    return out
-
-
-def _lookup(index: dict[str, int], ids: np.ndarray) -> np.ndarray:
-    """Table positions of ``ids`` (-1 for unknown or missing ids)."""
-    return np.fromiter(
-        (index.get(v, -1) if isinstance(v, str) else -1 for v in ids),
-        dtype=np.int64,
-        count=len(ids),
-    )
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _is_positive_number(value: Any) -> bool:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smartstudy.services import rules, throttle
+from smartstudy.services import localtime, rules, throttle
 from smartstudy.services.errors import (
     AuthenticationError,
     ConflictError,
@@ -43,12 +43,19 @@ def create_user(
     password: str,
     display_name: str = "",
     role: str = "student",
+    *,
+    time_zone: str = localtime.DEFAULT_TIME_ZONE,
+    locale: str = localtime.DEFAULT_LOCALE,
 ) -> User:
-    """A new account; ``ConflictError`` if the e-mail is taken."""
+    """A new account; ``ConflictError`` if the e-mail is taken. ``time_zone`` and ``locale``
+    must be valid (``services.localtime``); a caller that takes them from a browser falls
+    back to the defaults itself."""
     check_password_rules(password)
     rules.check_text(display_name, "display_name", rules.MAX_DISPLAY_NAME)
     if role not in ("student", "admin"):
         raise InvalidInputError("role", "must be student or admin")
+    time_zone = localtime.check_time_zone(time_zone)
+    locale = localtime.check_locale(locale)
     email = normalise_email(email)
     if get_user_by_email(session, email) is not None:
         raise ConflictError(f"an account with e-mail {email} already exists")
@@ -57,6 +64,8 @@ def create_user(
         password_hash=hash_password(password),
         display_name=display_name.strip() or email.split("@")[0],
         role=role,
+        time_zone=time_zone,
+        locale=locale,
     )
     # Two registrations of one e-mail can both pass the check above; the unique index
     # decides, and the loser gets the same 409 instead of a database error. The savepoint
@@ -107,6 +116,21 @@ def _count_failure(session: Session, keys: throttle.Keys) -> None:
     throttle.record_failure(session, keys)
     # The caller's transaction rolls back with the error that follows; the count must stay.
     session.commit()
+
+
+def set_time_zone_and_locale(
+    session: Session, user: User, time_zone: str | None = None, locale: str | None = None
+) -> User:
+    """Change the user's time zone and/or locale (None leaves one as it is); an unknown
+    value is ``InvalidInputError`` on its field and nothing is changed."""
+    checked_zone = None if time_zone is None else localtime.check_time_zone(time_zone)
+    checked_locale = None if locale is None else localtime.check_locale(locale)
+    if checked_zone is not None:
+        user.time_zone = checked_zone
+    if checked_locale is not None:
+        user.locale = checked_locale
+    session.flush()
+    return user
 
 
 def check_current_password(session: Session, user: User, password: str, client: str | None) -> None:

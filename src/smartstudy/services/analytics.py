@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from smartstudy.models.bkt.core import DEFAULT_PARAMS
+from smartstudy.services import localtime
 from smartstudy.services.errors import InvalidInputError, NotFoundError
 from smartstudy.store.orm import (
     DIFFICULTIES,
@@ -36,6 +37,7 @@ from smartstudy.store.orm import (
     StudySession,
     Subject,
     Topic,
+    User,
     utcnow,
 )
 
@@ -45,7 +47,7 @@ _DIFFICULTY_RANK = case({d: i for i, d in enumerate(DIFFICULTIES)}, value=Practi
 # -- dashboard -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DayStat:
-    """Completed tasks of one UTC day."""
+    """Completed tasks of one day of the user's calendar (their time zone)."""
 
     day: date
     tasks: int
@@ -81,17 +83,35 @@ class Dashboard:
     mastery_low: list[MasteryItem]
 
 
-def start_of_day(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def start_of_day(now: datetime, time_zone: str = localtime.DEFAULT_TIME_ZONE) -> datetime:
+    """The UTC instant at which the user's day containing ``now`` began (local midnight)."""
+    return localtime.start_of_local_day(localtime.local_date(now, time_zone), time_zone)
+
+
+def user_time_zone(session: Session, user_id: uuid.UUID) -> str:
+    """The user's stored time zone (UTC for an unknown user)."""
+    stored = session.scalar(select(User.time_zone).where(User.id == user_id))
+    return stored or localtime.DEFAULT_TIME_ZONE
 
 
 def dashboard(
-    session: Session, user_id: uuid.UUID, *, now: datetime | None = None, days: int = 30
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    days: int = 30,
+    time_zone: str | None = None,
 ) -> Dashboard:
-    """Today's tasks, this week's study time, a daily accuracy trend and mastery highlights."""
+    """Today's tasks, this week's study time, a daily accuracy trend and mastery highlights.
+
+    Days are the user's: "today", the week (from Monday) and each day of the trend begin at
+    midnight in ``time_zone`` (by default the zone stored for the user)."""
     now = now or utcnow()
-    today = start_of_day(now)
-    week_start = today - timedelta(days=today.weekday())
+    time_zone = time_zone or user_time_zone(session, user_id)
+    local_today = localtime.local_date(now, time_zone)
+    today = localtime.start_of_local_day(local_today, time_zone)
+    week_first_day = local_today - timedelta(days=local_today.weekday())
+    week_start = localtime.start_of_local_day(week_first_day, time_zone)
     mine = PracticeTask.user_id == user_id
     with_topic = selectinload(PracticeTask.topic).selectinload(Topic.subject)
     todays = session.scalars(
@@ -120,17 +140,19 @@ def dashboard(
             func.coalesce(func.sum(PracticeTask.actual_time_seconds), 0.0),
         ).where(mine, PracticeTask.completed_at >= week_start)
     ).one()
-    first_day = today - timedelta(days=days - 1)
+    first_day = local_today - timedelta(days=days - 1)
     recent = session.execute(
         select(
             PracticeTask.completed_at, PracticeTask.is_correct, PracticeTask.actual_time_seconds
-        ).where(mine, PracticeTask.completed_at >= first_day)
+        ).where(
+            mine, PracticeTask.completed_at >= localtime.start_of_local_day(first_day, time_zone)
+        )
     ).all()
     buckets: dict[date, list[float]] = {
-        (first_day + timedelta(days=i)).date(): [0, 0, 0.0] for i in range(days)
+        first_day + timedelta(days=i): [0, 0, 0.0] for i in range(days)
     }
     for at, correct, seconds in recent:
-        b = buckets.get(at.astimezone(UTC).date())
+        b = buckets.get(localtime.local_date(at, time_zone))
         if b is not None:
             b[0] += 1
             b[1] += 1 if correct else 0
@@ -141,7 +163,7 @@ def dashboard(
     return Dashboard(
         today=list(todays),
         open_tasks=list(open_tasks),
-        week_start=week_start.date(),
+        week_start=week_first_day,
         week_seconds=float(week[2]),
         week_tasks=int(week[0]),
         week_correct=int(week[1]),
@@ -209,8 +231,11 @@ def task_history(
     descending: bool = True,
     page: int = 1,
     per_page: int = 25,
+    time_zone: str | None = None,
 ) -> HistoryPage:
-    """One page of the user's tasks, filtered and sorted; a page past the end is clamped."""
+    """One page of the user's tasks, filtered and sorted; a page past the end is clamped.
+    The dates of ``filters`` are days of the user's calendar (``time_zone``, by default the
+    user's stored zone)."""
     if sort not in SORTS:
         raise InvalidInputError("sort", f"must be one of {', '.join(SORTS)}")
     if not 1 <= per_page <= 200:
@@ -233,12 +258,14 @@ def task_history(
         conditions.append(PracticeTask.completed_at.is_(None))
     if f.result in RESULTS:
         conditions.append(PracticeTask.is_correct.is_(f.result == "correct"))
-    if f.date_from is not None:
-        start = datetime(f.date_from.year, f.date_from.month, f.date_from.day, tzinfo=UTC)
-        conditions.append(PracticeTask.created_at >= start)
-    if f.date_to is not None:
-        end = datetime(f.date_to.year, f.date_to.month, f.date_to.day, tzinfo=UTC)
-        conditions.append(PracticeTask.created_at < end + timedelta(days=1))
+    if f.date_from is not None or f.date_to is not None:
+        zone = time_zone or user_time_zone(session, user_id)
+        if f.date_from is not None:
+            start = localtime.start_of_local_day(f.date_from, zone)
+            conditions.append(PracticeTask.created_at >= start)
+        if f.date_to is not None:
+            end = localtime.start_of_local_day(f.date_to + timedelta(days=1), zone)
+            conditions.append(PracticeTask.created_at < end)
     total = session.scalar(select(func.count()).select_from(PracticeTask).where(*conditions)) or 0
     page = max(1, min(page, max(1, math.ceil(total / per_page))))
     key = {
@@ -338,8 +365,13 @@ class CompletedRow:
     model_name: str | None
 
 
-def completed_rows(session: Session, user_id: uuid.UUID) -> list[CompletedRow]:
-    """The user's completed tasks, oldest first (columns only, no ORM objects)."""
+def completed_rows(
+    session: Session, user_id: uuid.UUID, time_zone: str | None = None
+) -> list[CompletedRow]:
+    """The user's completed tasks, oldest first (columns only, no ORM objects), with
+    ``completed_at`` on the user's clock (``time_zone``, by default the user's stored zone),
+    so the weeks and chart axes built from them are the user's."""
+    zone = time_zone or user_time_zone(session, user_id)
     rows = session.execute(
         select(
             PracticeTask.completed_at,
@@ -358,7 +390,18 @@ def completed_rows(session: Session, user_id: uuid.UUID) -> list[CompletedRow]:
         .order_by(PracticeTask.completed_at, PracticeTask.id)
     ).all()
     return [
-        CompletedRow(at, topic, d, bool(c), float(sec or 0.0), p, med, p10, p90, model)
+        CompletedRow(
+            localtime.to_local(at, zone),
+            topic,
+            d,
+            bool(c),
+            float(sec or 0.0),
+            p,
+            med,
+            p10,
+            p90,
+            model,
+        )
         for at, topic, d, c, sec, p, med, p10, p90, model in rows
     ]
 
@@ -444,7 +487,7 @@ def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
 
 @dataclass(frozen=True)
 class PeriodStat:
-    """Completed tasks of one week (starting Monday, UTC)."""
+    """Completed tasks of one week (starting Monday, on the user's calendar)."""
 
     start: date
     tasks: int
@@ -458,12 +501,14 @@ class PeriodStat:
 
 
 def progress_by_week(rows: list[CompletedRow]) -> list[PeriodStat]:
-    """Tasks, accuracy, study time and mean predicted chance per week, with empty weeks."""
+    """Tasks, accuracy, study time and mean predicted chance per week, with empty weeks.
+    A task's day is the date of ``completed_at`` in the zone it is given in (``completed_rows``
+    gives the user's; a naive time counts as UTC)."""
     if not rows:
         return []
     weeks: dict[date, list[float]] = {}
     for r in rows:
-        day = r.completed_at.astimezone(UTC).date()
+        day = r.completed_at.date()
         start = day - timedelta(days=day.weekday())
         b = weeks.setdefault(start, [0, 0, 0.0, 0.0, 0])
         b[0] += 1

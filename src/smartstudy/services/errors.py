@@ -1,6 +1,24 @@
-"""Domain errors raised by services; the API maps each to one HTTP status."""
+"""Domain errors raised by services; the API maps each to one HTTP status.
+
+``CannotPredictError`` is the models' own class (``smartstudy.models.base``), re-exported so
+that the models and the services raise and catch one class. It is not a ``ServiceError``: it
+never reaches the API, because the prediction chain catches it and moves on.
+"""
 
 from __future__ import annotations
+
+from smartstudy.models.base import CannotPredictError
+
+__all__ = [
+    "AuthenticationError",
+    "CannotPredictError",
+    "ConflictError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "TooManyAttemptsError",
+]
 
 
 class ServiceError(Exception):
@@ -30,11 +48,6 @@ class InvalidInputError(ServiceError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class CannotPredictError(ServiceError):
-    """A model has nothing to say about this request (e.g. a topic it was not fitted on);
-    the prediction chain moves on to the next model without treating it as a failure."""
 
 
 class TooManyAttemptsError(ServiceError):

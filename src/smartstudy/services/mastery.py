@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from smartstudy.eval.crossval import crossvalidate
 from smartstudy.models.bkt.core import (
     DEFAULT_PARAMS,
     BKTParams,
@@ -417,13 +418,18 @@ def _fit_one(
     n_users = frame["user_id"].nunique()
     if n_users >= 2:
         folds = min(5, n_users)
-        cv = BKT(
-            n_restarts=options.n_restarts,
-            forgets=options.forgets,
-            bounds=options.bounds or None,
+        cv = crossvalidate(
+            BKT(
+                n_restarts=options.n_restarts,
+                forgets=options.forgets,
+                bounds=options.bounds or None,
+                seed=options.seed,
+                min_attempts=1,
+            ),
+            frame,
+            k=folds,
             seed=options.seed,
-            min_attempts=1,
-        ).crossvalidate(frame, k=folds, seed=options.seed)
+        )
         # JSON has no NaN (PostgreSQL refuses it): an undefined metric is stored as null.
         metrics["cv"] = {
             k: (round(v, 4) if math.isfinite(v) else None)

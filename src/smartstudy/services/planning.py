@@ -10,7 +10,8 @@ missed day.
 Exams are personal: a student sees, plans and deletes only their own; another's exam
 answers "not found" (admins included), so ids reveal nothing.
 
-"Today" is the UTC date.
+"Today" is the date on the user's clock (their time zone, ``services.localtime``); a caller
+may pass ``today`` to plan for another day (tests, simulations).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -32,15 +33,16 @@ from smartstudy.planning import (
     build_plan,
     recommend,
 )
-from smartstudy.services import rules
+from smartstudy.services import localtime, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.services.predictor import PredictionService
 from smartstudy.store.orm import Exam, Topic, User, utcnow
 from smartstudy.store.repositories import exams as repo
 
 
-def utc_today() -> date:
-    return utcnow().date()
+def user_today(user: User, now: datetime | None = None) -> date:
+    """The date on ``user``'s clock at ``now`` (default: the present)."""
+    return localtime.local_date(now or utcnow(), user.time_zone)
 
 
 # -- recommendations -----------------------------------------------------------------------
@@ -75,7 +77,7 @@ def recommendations(
         topics = repo.all_topics(session)
     if not topics:
         return []
-    exam = repo.next_exam(session, user.id, utc_today())
+    exam = repo.next_exam(session, user.id, user_today(user))
     weights = _recommendation_weights(session, exam, [t.id for t in topics])
     states = topic_states(session, user, [(t, weights[t.id]) for t in topics])
     return recommend(states, forecasts(session, predictor, user, topics), settings)
@@ -258,7 +260,7 @@ def create_exam(
 ) -> Exam:
     """Add an exam for ``user``: a subject (all its topics, weight 1) or a list of
     ``(topic_id, weight)``, not both; every rule broken names its field."""
-    today = today or utc_today()
+    today = today or user_today(user)
     cleaned = _clean_name(name)
     if subject_id is not None and topics is not None:
         raise InvalidInputError("topics", "give either subject_id or topics, not both")
@@ -321,7 +323,7 @@ def create_exam(
 def list_exams(session: Session, user: User, *, today: date | None = None) -> list[Exam]:
     """The user's own exams: upcoming (today's included) soonest first, then past ones,
     latest first."""
-    today = today or utc_today()
+    today = today or user_today(user)
     exams = repo.user_exams(session, user.id)
     upcoming = [e for e in exams if e.exam_date >= today]
     past = [e for e in exams if e.exam_date < today]
@@ -369,7 +371,7 @@ def exam_plan(
     the minutes already spent today on the exam's topics (``planning.build_plan``)."""
     if exam.user_id != user.id:
         raise NotFoundError("exam not found")
-    today = today or utc_today()
+    today = today or user_today(user)
     if exam.exam_date <= today:
         raise ConflictError(
             f"the exam date ({exam.exam_date.isoformat()}) is not after today: there are no "
@@ -387,7 +389,8 @@ def exam_plan(
         target=exam.target,
         exam_difficulty=exam.exam_difficulty,
     )
-    start = datetime.combine(today, time.min, tzinfo=UTC)
+    # The minutes done "today" count from the user's local midnight.
+    start = localtime.start_of_local_day(today, user.time_zone)
     done_s = repo.seconds_completed_since(session, user.id, [t.id for t in topics], start)
     return build_plan(
         topic_states(session, user, weighted),

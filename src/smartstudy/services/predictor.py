@@ -37,9 +37,10 @@ from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
 from smartstudy.models.baseline import Baseline
+from smartstudy.models.lnirt import TopicLNIRT
 from smartstudy.observability import metrics
 from smartstudy.services import registry
-from smartstudy.services.app_models import TopicLNIRT, app_neural
+from smartstudy.services.app_models import app_neural
 from smartstudy.services.errors import CannotPredictError, ServiceError
 from smartstudy.store.orm import ModelVersion, PracticeTask, TrainingCounter, utcnow
 

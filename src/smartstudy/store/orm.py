@@ -101,6 +101,10 @@ class User(Base):
     #: Bumped when the password changes (or the account is locked out by an admin): every
     #: API token carries the version it was issued under, and an older one is refused.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: IANA time zone name ("Asia/Tokyo"): dates and "today" are shown on this clock.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    #: BCP 47 tag ("en-GB", "en-US", "de-DE"): how dates and times are written.
+    locale: Mapped[str] = mapped_column(String(16), default="en-GB", server_default="en-GB")
 
 
 class AuthSession(Base):

@@ -3,12 +3,19 @@
 Plain dicts rather than ``plotly.graph_objects``: the figures are small and fixed, and
 skipping the validation layer keeps page rendering fast. ``static/charts.js`` draws each one
 with ``Plotly.newPlot``.
+
+Every figure also carries its text alternative under ``"alt"`` (issue 16), built from its own
+traces: ``{"headers": [...], "rows": [[...]]}`` for a data table (``figure_table``), or
+``{"summary": "..."}`` where a table would be huge (the scatter of predicted against actual
+time). The ``chart`` macro shows it under the chart; Plotly never sees it.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 from itertools import pairwise
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from smartstudy.services.analytics import (
@@ -71,6 +78,117 @@ def figure(data: list[dict[str, Any]], **layout: Any) -> Figure:
     return {"data": data, "layout": _layout(**layout), "config": CONFIG}
 
 
+# -- text alternatives -----------------------------------------------------------------
+#: A data table: column headers, then rows of cells (the first cell of a row is its header).
+Table = tuple[list[str], list[list[str]]]
+#: An extra column from a trace attribute: trace name -> (attribute, column header), e.g.
+#: ``{"easy": ("customdata", "easy: tasks")}`` for the counts behind a bar.
+Extra = Mapping[str, tuple[str, str]]
+MISSING = "—"
+
+
+def is_data(trace: dict[str, Any]) -> bool:
+    """Whether a trace shows data; reference lines (a target, the diagonal) skip the hover
+    and are left out of the tables."""
+    return trace.get("hoverinfo") != "skip"
+
+
+def _axis_of(layout: dict[str, Any], trace: dict[str, Any], letter: str) -> dict[str, Any]:
+    """The layout axis a trace is drawn on: ``yaxis`` for "y", ``yaxis2`` for "y2"."""
+    ref = str(trace.get(f"{letter}axis", letter))
+    return layout.get(f"{letter}axis{ref[1:]}", {})
+
+
+def _axis_title(axis: dict[str, Any]) -> str:
+    title = axis.get("title")
+    return str(title.get("text", "")) if isinstance(title, dict) else str(title or "")
+
+
+def format_cell(value: Any, axis: dict[str, Any]) -> str:
+    """A value as its axis shows it: a share as "62%", a date as "30 Nov 2026", a number
+    with at most two decimals; None as a dash."""
+    if value is None:
+        return MISSING
+    if "%" in str(axis.get("tickformat", "")):
+        return f"{100 * value:.0f}%"
+    if axis.get("type") == "date":
+        return date.fromisoformat(str(value)[:10]).strftime("%d %b %Y")
+    if isinstance(value, float):
+        return f"{round(value, 2):g}"
+    return str(value)
+
+
+def _columns_by_x(
+    traces: list[dict[str, Any]],
+) -> tuple[list[Any], list[list[int | None]]]:
+    """The x values of the table (in order of first appearance) and, per trace, its index
+    of each (None where it has no point there)."""
+    if all(t.get("x") == traces[0].get("x") for t in traces):
+        xs = list(traces[0].get("x") or [])
+        return xs, [list(range(len(xs))) for _ in traces]
+    xs = list(dict.fromkeys(x for t in traces for x in t.get("x") or []))
+    where = [{x: i for i, x in enumerate(t.get("x") or [])} for t in traces]
+    return xs, [[w.get(x) for x in xs] for w in where]
+
+
+def figure_table(
+    fig: Figure,
+    *,
+    x_header: str | None = None,
+    names: Mapping[str, str] | None = None,
+    extra: Extra | None = None,
+    x_text: Callable[[Any], str] | None = None,
+) -> Table:
+    """The data of a figure as a table: one row per x value, one column per data trace (its
+    y values, formatted as its axis shows them), plus ``extra`` columns from the traces'
+    other attributes. ``names`` renames a trace's column (a legend entry is not always a
+    good column header); ``x_text`` writes the x values (default: as the x axis shows them).
+    """
+    layout = fig["layout"]
+    traces = [t for t in fig["data"] if is_data(t) and "x" in t and "y" in t]
+    if not traces:
+        return [x_header or _axis_title(layout.get("xaxis", {}))], []
+    names, extra = names or {}, extra or {}
+    x_axis = layout.get("xaxis", {})
+    headers = [x_header or _axis_title(x_axis)]
+    columns: list[Callable[[int], str]] = []
+    xs, positions = _columns_by_x(traces)
+    for trace, index in zip(traces, positions, strict=True):
+        name = str(trace.get("name", ""))
+        axis = _axis_of(layout, trace, "y")
+        ys = trace["y"]
+        headers.append(names.get(name, name))
+        columns.append(_column(index, lambda i, ys=ys, axis=axis: format_cell(ys[i], axis)))
+        if name in extra:
+            key, header = extra[name]
+            values = trace.get(key) or []
+            headers.append(header)
+            columns.append(
+                _column(index, lambda i, v=values: MISSING if v[i] is None else str(v[i]))
+            )
+    write_x = x_text or (lambda x: format_cell(x, x_axis))
+    rows = [[write_x(x)] + [column(row) for column in columns] for row, x in enumerate(xs)]
+    return headers, rows
+
+
+def _column(index: list[int | None], cell: Callable[[int], str]) -> Callable[[int], str]:
+    """A column's cell for table row ``row``: the trace's point at that x, or a dash."""
+    return lambda row: MISSING if index[row] is None else cell(index[row])
+
+
+def with_table(fig: Figure, **options: Any) -> Figure:
+    """``fig`` with its data table (``figure_table``'s options) as its text alternative."""
+    headers, rows = figure_table(fig, **options)
+    fig["alt"] = {"headers": headers, "rows": rows}
+    return fig
+
+
+def with_summary(fig: Figure, summary: str) -> Figure:
+    """``fig`` with a sentence of its key numbers as its text alternative."""
+    fig["alt"] = {"summary": summary}
+    return fig
+
+
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
@@ -123,7 +241,7 @@ SHARE_AXIS = {
 def daily_trend(days: list[DayStat]) -> Figure:
     """Tasks per day (bars) and the 7-day accuracy (line) over the last weeks."""
     x = [_iso(d.day) for d in days]
-    return figure(
+    fig = figure(
         [
             {
                 "type": "bar",
@@ -152,6 +270,7 @@ def daily_trend(days: list[DayStat]) -> Figure:
         margin={"r": 56},
         height=280,
     )
+    return with_table(fig, x_header="day")
 
 
 def _topics(stats: list[GroupStat]) -> list[str]:
@@ -176,11 +295,17 @@ def accuracy_by_topic(stats: list[GroupStat]) -> Figure:
                 "hovertemplate": "%{x}, " + d + ": %{y:.0%} of %{customdata} tasks<extra></extra>",
             }
         )
-    return figure(
+    fig = figure(
         data,
         barmode="group",
         yaxis={"title": {"text": "accuracy"}, "tickformat": ".0%", "range": [0, 1.05]},
         height=320,
+    )
+    return with_table(
+        fig,
+        x_header="topic",
+        names={d: f"{d}: solved" for d in DIFFICULTIES},
+        extra={d: ("customdata", f"{d}: tasks") for d in DIFFICULTIES},
     )
 
 
@@ -231,13 +356,16 @@ def time_by_topic(stats: list[GroupStat]) -> Figure:
                 "hovertemplate": "%{x}, " + d + ": predicted %{y:.1f} min<extra></extra>",
             }
         )
-    return figure(
+    fig = figure(
         data,
         barmode="group",
         scattermode="group",
         yaxis={"title": {"text": "minutes (◆ predicted median)"}, "rangemode": "tozero"},
         height=320,
     )
+    names = {d: f"{d}: mean minutes" for d in DIFFICULTIES}
+    names.update({f"{d} predicted": f"{d}: predicted median, minutes" for d in DIFFICULTIES})
+    return with_table(fig, x_header="topic", names=names)
 
 
 def predicted_vs_actual(rows: list[CompletedRow]) -> Figure:
@@ -274,11 +402,31 @@ def predicted_vs_actual(rows: list[CompletedRow]) -> Figure:
     )
     ticks = [t for t in _LOG_TICKS if lo / 1.5 <= t <= hi * 1.5] or _LOG_TICKS
     axis = {"type": "log", "tickvals": ticks, "ticktext": [_minutes_label(t) for t in ticks]}
-    return figure(
+    fig = figure(
         data,
         xaxis={**axis, "title": {"text": "predicted median time"}},
         yaxis={**axis, "title": {"text": "actual time"}},
         height=360,
+    )
+    return with_summary(fig, scatter_summary(fig))
+
+
+def scatter_summary(fig: Figure) -> str:
+    """The key numbers of the predicted-against-actual scatter, from its points (one per
+    task, in minutes): how many, how many took longer than predicted, the median ratio."""
+    groups = {t["name"]: list(zip(t["x"], t["y"], strict=True)) for t in fig["data"] if is_data(t)}
+    points = [(x, y) for part in groups.values() for x, y in part if x > 0]
+    if not points:
+        return "No completed task has a predicted time yet."
+    n = len(points)
+    longer = sum(y > x for x, y in points)
+    parts = ", ".join(f"{len(v)} {k}" for k, v in groups.items())
+    return (
+        f"{n} task{'' if n == 1 else 's'} with a predicted time ({parts}). "
+        f"{longer} of them ({longer / n:.0%}) took longer than their predicted median. "
+        f"At the median a task took {median(y / x for x, y in points):.2g} times its "
+        f"predicted time (median predicted {_minutes_label(median(x for x, _ in points))}, "
+        f"median taken {_minutes_label(median(y for _, y in points))})."
     )
 
 
@@ -289,14 +437,17 @@ def _minutes_label(minutes: float) -> str:
     if minutes < 1:
         return f"{round(minutes * 60)} s"
     if minutes < 60:
-        return f"{minutes:g} min"
-    return f"{minutes / 60:g} h"
+        return f"{round(minutes, 1):g} min"
+    return f"{round(minutes / 60, 1):g} h"
+
+
+CALIBRATION_TRACE = "your tasks (label: tasks in the group)"
 
 
 def calibration_chart(bins: list[CalibrationBin]) -> Figure:
     """Reliability diagram: mean predicted chance against how often it came true, each point
     labelled with the number of tasks in its group."""
-    return figure(
+    fig = figure(
         [
             {
                 "type": "scatter",
@@ -311,7 +462,7 @@ def calibration_chart(bins: list[CalibrationBin]) -> Figure:
                 "type": "scatter",
                 # Each point is labelled with its task count: a bin of 2 tasks says little.
                 "mode": "lines+markers+text",
-                "name": "your tasks (label: tasks in the group)",
+                "name": CALIBRATION_TRACE,
                 "x": [round(b.mean_predicted, 4) for b in bins],
                 "y": [round(b.observed, 4) for b in bins],
                 "text": [f"n={b.n}" for b in bins],
@@ -335,13 +486,18 @@ def calibration_chart(bins: list[CalibrationBin]) -> Figure:
         yaxis={"title": {"text": "observed success"}, "tickformat": ".0%", "range": [0, 1.02]},
         height=360,
     )
+    return with_table(
+        fig,
+        names={CALIBRATION_TRACE: "observed success"},
+        extra={CALIBRATION_TRACE: ("customdata", "tasks")},
+    )
 
 
 def weekly_progress(weeks: list[PeriodStat]) -> Figure:
     """Per week: minutes studied (bars), accuracy and mean predicted chance (lines)."""
     # Category labels: a date axis zooms to hours when there is only one week.
     x = [w.start.strftime("%d %b") for w in weeks]
-    return figure(
+    fig = figure(
         [
             {
                 "type": "bar",
@@ -378,6 +534,7 @@ def weekly_progress(weeks: list[PeriodStat]) -> Figure:
         margin={"r": 56},
         height=320,
     )
+    return with_table(fig)
 
 
 def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
@@ -388,7 +545,7 @@ def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
     when = ["before the first answer"] + [
         s.created_at.strftime("%d %b %Y, %H:%M") for s in snapshots
     ]
-    return figure(
+    fig = figure(
         [
             {
                 "type": "scatter",
@@ -415,43 +572,86 @@ def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
         | ({"dtick": 1} if x[-1] <= 12 else {}),
         height=300,
     )
+    return with_table(fig, extra={"mastery": ("text", "when")})
+
+
+MODEL_COLOURS = {"neural": "#7c3aed", "lnirt": ACCENT, "baseline": "#0d9488"}
 
 
 def prediction_histogram(distributions: list[dict[str, Any]]) -> Figure:
-    """Predicted chance of success per model: where its predictions fall."""
-    palette = {"neural": "#7c3aed", "lnirt": ACCENT, "baseline": "#0d9488"}
-    data = []
+    """Where each model family's predicted chances of success fall: one small histogram per
+    family (small multiples), stacked on one x axis and one y scale, each row labelled with
+    the family and its number of predictions. Overlaid translucent histograms hid each other
+    (issue 16)."""
+    shown = []
     for dist in distributions:
         hist = dist.get("histogram") or {}
         edges, counts = hist.get("edges") or [], hist.get("counts") or []
-        if len(edges) != len(counts) + 1 or not counts:
-            continue
+        if len(edges) == len(counts) + 1 and counts:
+            shown.append((dist["model_name"], edges, counts))
+    top = max((c / (sum(n) or 1) for _, _, n in shown for c in n), default=1.0)
+    data: list[dict[str, Any]] = []
+    axes: dict[str, Any] = {}
+    labels: list[dict[str, Any]] = []
+    bins: dict[float, str] = {}
+    for i, (name, edges, counts) in enumerate(shown):
+        ref = "" if i == 0 else str(i + 1)
         total = sum(counts) or 1
+        centres = [round((a + b) / 2, 4) for a, b in pairwise(edges)]
+        bins.update(
+            (c, f"{a:.0%}–{b:.0%}") for c, (a, b) in zip(centres, pairwise(edges), strict=True)
+        )
         data.append(
             {
                 "type": "bar",
-                "name": dist["model_name"],
-                "x": [round((a + b) / 2, 4) for a, b in pairwise(edges)],
+                "name": name,
+                "xaxis": "x",
+                "yaxis": f"y{ref}",
+                "x": centres,
                 "y": [round(c / total, 4) for c in counts],
                 "width": [round(b - a, 4) for a, b in pairwise(edges)],
                 "customdata": counts,
-                "opacity": 0.7,
-                "marker": {"color": palette.get(dist["model_name"], MUTED)},
-                "hovertemplate": dist["model_name"]
-                + ": %{customdata} predictions around %{x:.0%}<extra></extra>",
+                "marker": {"color": MODEL_COLOURS.get(name, MUTED)},
+                "hovertemplate": name + ": %{customdata} predictions around %{x:.0%}"
+                " (%{y:.0%})<extra></extra>",
             }
         )
-    return figure(
+        axes[f"yaxis{ref}"] = {
+            "tickformat": ".0%",
+            "range": [0, round(top * 1.15, 4)],
+            "nticks": 3,
+            "gridcolor": "#e2e8f0",
+            "automargin": True,
+        }
+        labels.append(
+            {
+                "text": f"<b>{name}</b> · {sum(counts)} predictions",
+                "xref": "paper",
+                "yref": f"y{ref} domain",
+                "x": 0,
+                "y": 1,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+            }
+        )
+    fig = figure(
         data,
-        barmode="overlay",
+        grid={"rows": max(1, len(shown)), "columns": 1, "pattern": "coupled", "ygap": 0.45},
+        showlegend=False,
+        annotations=labels,
         xaxis={
             "title": {"text": "predicted chance of success"},
             "tickformat": ".0%",
             "range": [0, 1],
         },
-        yaxis={"title": {"text": "share of predictions"}, "tickformat": ".0%"},
-        height=320,
+        margin={"t": 28},
+        height=160 + 120 * len(shown),
+        **axes,
     )
+    names = {name: f"{name}: share" for name, _, _ in shown}
+    extra = {name: ("customdata", f"{name}: predictions") for name, _, _ in shown}
+    return with_table(fig, names=names, extra=extra, x_text=lambda x: bins.get(x, f"{x:.0%}"))
 
 
 # Exam preparation (issue 13): the plan's readiness per topic and the workload curve.
@@ -517,7 +717,7 @@ def readiness_over_days(plan: Plan) -> Figure:
         )
     if x:
         data.append(_target_line(x[0], x[-1], plan.target))
-    return figure(
+    fig = figure(
         data,
         xaxis={"type": "date"},
         yaxis={
@@ -529,6 +729,7 @@ def readiness_over_days(plan: Plan) -> Figure:
         margin={"t": 16, "b": 40},
         height=360,
     )
+    return with_table(fig, x_header="start of day")
 
 
 def workload_curve(plan: Plan) -> Figure:
@@ -585,15 +786,19 @@ def workload_curve(plan: Plan) -> Figure:
                 "hovertemplate": "every topic at target from %{x} min/day<extra></extra>",
             }
         )
-    return figure(
+    fig = figure(
         data,
         xaxis={"title": {"text": "daily minutes"}, "rangemode": "tozero"},
         yaxis={
-            "title": {"text": "readiness on the exam date"},
+            "title": {"text": "readiness at the exam"},
             "tickformat": ".0%",
             "range": [0, 1.02],
         },
         legend=LEGEND_BELOW,
         margin={"t": 16, "b": 40},
         height=340,
+    )
+    return with_table(
+        fig,
+        extra={"predicted readiness": ("customdata", f"topics at target (of {n_topics})")},
     )

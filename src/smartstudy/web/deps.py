@@ -68,12 +68,7 @@ DB = Annotated[Session, Depends(get_db)]
 
 def web_session(request: Request) -> sessions.WebSession:
     """This request's session, from the cookie, or a new anonymous one (cached per request)."""
-    ws = getattr(request.state, "web_session", None)
-    if ws is None:
-        cookie = request.cookies.get(sessions.COOKIE_NAME)
-        ws = sessions.decode(cookie, secret_of(request)) or sessions.anonymous()
-        request.state.web_session = ws
-    return ws
+    return sessions.of_request(request, secret_of(request))
 
 
 def client_address(request: Request) -> str | None:

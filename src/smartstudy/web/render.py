@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from smartstudy import __version__
+from smartstudy.services import localtime
 from smartstudy.web import sessions
 
 #: Messages shown after a redirect, chosen by a key in the URL (never text from the URL).
@@ -31,7 +33,7 @@ NOTICES = {
     "profile": "Profile saved.",
     "password": "Password changed. Other devices were logged out.",
     "activated": "Model version activated.",
-    "training": "Training started in the background; refresh to see the run.",
+    "training": "Training queued: the run below updates by itself until it ends.",
     "nothing-new": (
         "No task has been completed since the last training, so a new one would learn "
         "nothing: no training was started and no version was stored."
@@ -61,12 +63,49 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def when(value: datetime | date | None) -> str:
+def user_clock(context: Mapping[str, Any]) -> tuple[str, str]:
+    """The time zone and locale of the page's signed-in ``user`` (UTC, en-GB for none)."""
+    user = context.get("user")
+    return (
+        getattr(user, "time_zone", None) or localtime.DEFAULT_TIME_ZONE,
+        getattr(user, "locale", None) or localtime.DEFAULT_LOCALE,
+    )
+
+
+@pass_context
+def when(context: Mapping[str, Any], value: datetime | date | None) -> str:
+    """A datetime on the user's clock, written their way ("29 Nov 2026, 08:00" in en-GB);
+    a date alone ("29 Nov 2026")."""
     if value is None:
         return "—"
+    zone, locale = user_clock(context)
     if isinstance(value, datetime):
-        return value.strftime("%d %b %Y, %H:%M")
-    return value.strftime("%d %b %Y")
+        return localtime.format_datetime(value, zone, locale)
+    return localtime.format_date(value, zone, locale)
+
+
+@pass_context
+def clock(context: Mapping[str, Any], value: datetime | None) -> str:
+    """The time of day on the user's clock: "08:00" (en-GB), "8:00 AM" (en-US)."""
+    if value is None:
+        return "—"
+    return localtime.format_time(value, *user_clock(context))
+
+
+@pass_context
+def day(context: Mapping[str, Any], value: datetime | date | None) -> str:
+    """A short day with its weekday: "Sun 29 Nov" (en-GB), "Sun, Nov 29" (en-US)."""
+    if value is None:
+        return "—"
+    return localtime.format_day(value, *user_clock(context))
+
+
+@pass_context
+def weekday(context: Mapping[str, Any], value: datetime | date | None) -> str:
+    """The weekday's name in the user's language: "Sunday", "Sonntag"."""
+    if value is None:
+        return "—"
+    return localtime.format_weekday(value, *user_clock(context))
 
 
 def signed(value: float | None, digits: int = 1, unit: str = "") -> str:
@@ -127,6 +166,9 @@ def environment() -> Environment:
         pct=pct,
         duration=duration,
         when=when,
+        clock=clock,
+        day=day,
+        weekday=weekday,
         signed=signed,
         combine_query=combine_query,
         counted=counted,
@@ -150,8 +192,8 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render ``template`` for this request (user, CSRF token, notice)."""
-    ws = getattr(request.state, "web_session", None) or sessions.anonymous()
-    request.state.web_session = ws
+    secret = request.app.state.context.settings.resolved_secret_key
+    ws = sessions.of_request(request, secret)
     values: dict[str, Any] = {
         "request": request,
         "user": getattr(request.state, "user", None),
@@ -166,9 +208,7 @@ def render(
     html = environment().get_template(template).render(values)
     response = HTMLResponse(html, status_code=status_code)
     if ws.fresh:
-        sessions.set_cookie(
-            response, request, ws, request.app.state.context.settings.resolved_secret_key
-        )
+        sessions.set_cookie(response, request, ws, secret)
     return response
 
 

@@ -79,6 +79,18 @@ def decode(value: str | None, secret: str) -> WebSession | None:
     return WebSession(csrf=claims["csrf"], user_id=user_id, session_id=session_id)
 
 
+def of_request(request: Request, secret: str) -> WebSession:
+    """This request's session, from its cookie, or a new anonymous one; decoded once and
+    kept on ``request.state``. Every page, error pages included, goes through here, so a
+    page that runs no dependency (a 404) keeps the browser's session instead of replacing
+    it with an anonymous one."""
+    ws = getattr(request.state, "web_session", None)
+    if ws is None:
+        ws = decode(request.cookies.get(COOKIE_NAME), secret) or anonymous()
+        request.state.web_session = ws
+    return ws
+
+
 def encode(session: WebSession, secret: str) -> str:
     now = int(time.time())
     claims: dict = {"typ": _TYPE, "csrf": session.csrf, "iat": now, "exp": now + LIFETIME_SECONDS}

@@ -1,4 +1,4 @@
-"""/v1/auth: register, log in, who am I, change one's password."""
+"""/v1/auth: register, log in, who am I, one's time zone and locale, change one's password."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from smartstudy.api.deps import DB, ClientAddress, Context, CurrentUser
-from smartstudy.api.schemas import LoginIn, PasswordChangeIn, RegisterIn, TokenOut, UserOut
+from smartstudy.api.schemas import (
+    LoginIn,
+    PasswordChangeIn,
+    PreferencesIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
 from smartstudy.services import accounts
 from smartstudy.services.security import create_access_token
 from smartstudy.store.orm import User
@@ -33,8 +40,15 @@ def _token(context: Context, user: User) -> TokenOut:
 
 @router.post("/register", response_model=UserOut, status_code=status.HTTP_201_CREATED)
 def register(body: RegisterIn, session: DB) -> User:
-    """Create a student account."""
-    user = accounts.create_user(session, body.email, body.password, body.display_name)
+    """Create a student account, with its time zone and locale (UTC and en-GB if left out)."""
+    user = accounts.create_user(
+        session,
+        body.email,
+        body.password,
+        body.display_name,
+        time_zone=body.time_zone,
+        locale=body.locale,
+    )
     return user
 
 
@@ -58,6 +72,14 @@ def token(
 @router.get("/me", response_model=UserOut)
 def me(user: CurrentUser) -> User:
     return user
+
+
+@router.patch("/me", response_model=UserOut)
+def update_preferences(body: PreferencesIn, user: CurrentUser, session: DB) -> User:
+    """Change one's time zone and/or locale; a field left out stays as it is."""
+    return accounts.set_time_zone_and_locale(
+        session, user, time_zone=body.time_zone, locale=body.locale
+    )
 
 
 @router.post("/password", response_model=TokenOut, responses=_THROTTLED)

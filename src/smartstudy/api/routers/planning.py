@@ -153,7 +153,7 @@ def recommendations(
 )
 def create_exam(body: ExamIn, session: DB, user: CurrentUser) -> ExamOut:
     """Add an exam: a subject, or topics with weights; the date; daily study minutes."""
-    today = planning.utc_today()
+    today = planning.user_today(user)
     exam = planning.create_exam(
         session,
         user,
@@ -174,7 +174,7 @@ def create_exam(body: ExamIn, session: DB, user: CurrentUser) -> ExamOut:
 @router.get("/v1/exams", response_model=ExamListOut, tags=["exams"])
 def list_exams(session: DB, user: CurrentUser) -> ExamListOut:
     """Your exams: upcoming ones soonest first, then past ones."""
-    today = planning.utc_today()
+    today = planning.user_today(user)
     return ExamListOut(
         items=[exam_out(session, e, today) for e in planning.list_exams(session, user, today=today)]
     )
@@ -182,7 +182,7 @@ def list_exams(session: DB, user: CurrentUser) -> ExamListOut:
 
 @router.get("/v1/exams/{exam_id}", response_model=ExamOut, tags=["exams"])
 def get_exam(exam_id: uuid.UUID, session: DB, user: CurrentUser) -> ExamOut:
-    return exam_out(session, planning.get_exam(session, user, exam_id), planning.utc_today())
+    return exam_out(session, planning.get_exam(session, user, exam_id), planning.user_today(user))
 
 
 @router.get("/v1/exams/{exam_id}/plan", response_model=PlanOut, responses=_PAST_409, tags=["exams"])

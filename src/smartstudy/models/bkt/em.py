@@ -557,21 +557,7 @@ def fit_em_batch(
     y = np.asarray(y, dtype=float)
     lengths = np.asarray(lengths, dtype=np.int64)
     seq_skill = np.asarray(seq_skill, dtype=np.int64)
-    if int(n_restarts) != n_restarts or n_restarts < 1:
-        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not tol >= 0.0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
-    if len(lengths) != len(seq_skill):
-        raise ValueError("lengths and seq_skill must have one entry per sequence")
-    if len(lengths) and (lengths.min() < 1 or int(lengths.sum()) != len(y)):
-        raise ValueError("every sequence needs >= 1 attempt and lengths must add up to len(y)")
-    if len(seq_skill) and (seq_skill.min() < 0 or seq_skill.max() >= n_skills):
-        raise ValueError(f"seq_skill must lie in 0..{n_skills - 1}")
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("y must hold 0/1 answers")
-
+    _check_batch_inputs(y, lengths, seq_skill, n_skills, n_restarts, max_iter, tol)
     full_bounds = resolve_bounds(bounds, forgets=forgets)
     lo, hi = _bounds_arrays(full_bounds)
     rng = np.random.default_rng(seed)
@@ -587,57 +573,21 @@ def fit_em_batch(
         np.arange(n_restarts).repeat(n_seq) * n_skills + np.tile(seq_skill, n_restarts),
     )
     counts = _model_counts(*batch_data, n_models)
-    n_obs_model = counts[0].astype(np.int64)
+    run = _OverRelaxedEM(params, counts[0].astype(np.int64))
     work = _workspace(len(batch_data[0]), forgets)
     batch = _make_batch(*batch_data, counts, work)
-    batch_obs = int(n_obs_model.sum())
-
-    active = n_obs_model > 0
-    # Adaptive over-relaxed EM (Salakhutdinov & Roweis 2003): the next point is
-    # accepted + omega (M(accepted) - accepted), omega growing while the likelihood rises. A
-    # point that lowers the likelihood is rejected for the plain EM step from the last
-    # accepted point, which cannot lower it, and omega restarts at 1. Where EM crawls (as
-    # BKT's often does near a bound) this saves many E-steps at no cost per step.
-    accepted = params.copy()
-    em_point = params.copy()
-    omega = np.ones(n_models)
-    loglik = np.full(n_models, -np.inf)
-    n_iter = np.zeros(n_models, dtype=np.int64)
-    converged = np.zeros(n_models, dtype=bool)
+    batch_obs = int(run.n_obs.sum())
     for it in range(1, max_iter + 1):
-        ll, stats = _e_step(batch, params, forgets)
-        live = np.zeros(n_models, dtype=bool)
-        live[batch.models] = True
-        live &= active
-        n_iter[live] = it
-        # A drop beyond rounding noise rejects the step; a smaller one means a flat
-        # likelihood (e.g. a ridge of equally good parameters), which counts as converged.
-        with np.errstate(invalid="ignore"):
-            rejected = live & (ll < loglik - _NOISE * np.abs(loglik))
-        gain = (ll - loglik) / np.maximum(n_obs_model, 1)
-        done = live & ~rejected & (it >= 3) & (gain < tol)
-        ok = live & ~rejected & (ll >= loglik)
-        loglik[ok] = ll[ok]
-        accepted[ok] = params[ok]
-        converged |= done
-        active &= ~done
-        # Before the third E-step a small drop is treated like a rejection.
-        rejected |= live & ~done & ~ok
-        if it == max_iter or not active.any():
+        ll, stats = _e_step(batch, run.params, forgets)
+        ok, rejected = run.judge(it, ll, batch.models, tol)
+        if it == max_iter or not run.active.any():
             break
-        step = ok & active
-        em_point[step] = _m_step(params, stats, batch, lo, hi, forgets)[step]
-        omega[step] = np.minimum(omega[step] * _OMEGA_GROWTH, _OMEGA_MAX)
-        omega[rejected] = 1.0
-        params[step] = np.clip(
-            accepted[step] + omega[step, None] * (em_point[step] - accepted[step]), lo, hi
-        )
-        params[rejected] = em_point[rejected]
-        active_obs = int(n_obs_model[active].sum())
+        run.step(ok, rejected, _m_step(run.params, stats, batch, lo, hi, forgets), lo, hi)
+        active_obs = int(run.n_obs[run.active].sum())
         if active_obs < (1.0 - _REPACK_SHARE) * batch_obs:
             # Drop converged models' sequences: the passes then cover fewer attempts (and
             # fewer steps once the skills with the longest sequences are done).
-            keep = active[batch_data[2]]
+            keep = run.active[batch_data[2]]
             batch_data = (
                 batch_data[0][np.repeat(keep, batch_data[1])],
                 batch_data[1][keep],
@@ -645,29 +595,126 @@ def fit_em_batch(
             )
             batch = _make_batch(*batch_data, counts, work)
             batch_obs = active_obs
+    return run.best_per_skill(seq_skill, n_skills, n_restarts)
 
-    results: list[EMResult | None] = []
-    seq_per_skill = np.bincount(seq_skill, minlength=n_skills)
-    for k in range(n_skills):
-        if seq_per_skill[k] == 0:
-            results.append(None)
-            continue
-        ids = np.arange(n_restarts) * n_skills + k
-        best = int(np.argmax(loglik[ids]))
-        m = int(ids[best])
-        results.append(
-            EMResult(
-                params=BKTParams(*(float(v) for v in accepted[m])),
-                log_likelihood=float(loglik[m]),
-                n_iter=int(n_iter[m]),
-                converged=bool(converged[m]),
-                n_obs=int(n_obs_model[m]),
-                n_sequences=int(seq_per_skill[k]),
-                best_restart=best,
-                restart_log_likelihoods=tuple(float(v) for v in loglik[ids]),
-            )
+
+def _check_batch_inputs(
+    y: np.ndarray,
+    lengths: np.ndarray,
+    seq_skill: np.ndarray,
+    n_skills: int,
+    n_restarts: int,
+    max_iter: int,
+    tol: float,
+) -> None:
+    """Raise ``ValueError`` naming the first bad argument of ``fit_em_batch``."""
+    if int(n_restarts) != n_restarts or n_restarts < 1:
+        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+    if int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not tol >= 0.0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if len(lengths) != len(seq_skill):
+        raise ValueError("lengths and seq_skill must have one entry per sequence")
+    if len(lengths) and (lengths.min() < 1 or int(lengths.sum()) != len(y)):
+        raise ValueError("every sequence needs >= 1 attempt and lengths must add up to len(y)")
+    if len(seq_skill) and (seq_skill.min() < 0 or seq_skill.max() >= n_skills):
+        raise ValueError(f"seq_skill must lie in 0..{n_skills - 1}")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y must hold 0/1 answers")
+
+
+class _OverRelaxedEM:
+    """The state of every model's adaptive over-relaxed EM (Salakhutdinov & Roweis 2003).
+
+    The next point is accepted + omega (M(accepted) - accepted), omega growing while the
+    likelihood rises. A point that lowers the likelihood is rejected for the plain EM step
+    from the last accepted point, which cannot lower it, and omega restarts at 1. Where EM
+    crawls (as BKT's often does near a bound) this saves many E-steps at no cost per step.
+    """
+
+    def __init__(self, params: np.ndarray, n_obs: np.ndarray) -> None:
+        n_models = len(params)
+        self.params = params
+        self.n_obs = n_obs
+        self.active = n_obs > 0
+        self.accepted = params.copy()
+        self.em_point = params.copy()
+        self.omega = np.ones(n_models)
+        self.loglik = np.full(n_models, -np.inf)
+        self.n_iter = np.zeros(n_models, dtype=np.int64)
+        self.converged = np.zeros(n_models, dtype=bool)
+
+    def judge(
+        self, it: int, ll: np.ndarray, models: np.ndarray, tol: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Accept or reject E-step ``it``'s log-likelihoods ``ll`` of the live models (those
+        with sequences in the batch) and mark the converged ones; returns (ok, rejected)."""
+        live = np.zeros(len(self.params), dtype=bool)
+        live[models] = True
+        live &= self.active
+        self.n_iter[live] = it
+        # A drop beyond rounding noise rejects the step; a smaller one means a flat
+        # likelihood (e.g. a ridge of equally good parameters), which counts as converged.
+        with np.errstate(invalid="ignore"):
+            rejected = live & (ll < self.loglik - _NOISE * np.abs(self.loglik))
+        gain = (ll - self.loglik) / np.maximum(self.n_obs, 1)
+        done = live & ~rejected & (it >= 3) & (gain < tol)
+        ok = live & ~rejected & (ll >= self.loglik)
+        self.loglik[ok] = ll[ok]
+        self.accepted[ok] = self.params[ok]
+        self.converged |= done
+        self.active &= ~done
+        # Before the third E-step a small drop is treated like a rejection.
+        rejected |= live & ~done & ~ok
+        return ok, rejected
+
+    def step(
+        self,
+        ok: np.ndarray,
+        rejected: np.ndarray,
+        m_step: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> None:
+        """Move the still active models: over-relaxed from an accepted point, plain EM from
+        a rejected one."""
+        step = ok & self.active
+        self.em_point[step] = m_step[step]
+        self.omega[step] = np.minimum(self.omega[step] * _OMEGA_GROWTH, _OMEGA_MAX)
+        self.omega[rejected] = 1.0
+        accepted, em_point = self.accepted, self.em_point
+        self.params[step] = np.clip(
+            accepted[step] + self.omega[step, None] * (em_point[step] - accepted[step]), lo, hi
         )
-    return results
+        self.params[rejected] = em_point[rejected]
+
+    def best_per_skill(
+        self, seq_skill: np.ndarray, n_skills: int, n_restarts: int
+    ) -> list[EMResult | None]:
+        """Each skill's best restart by log-likelihood (None for a skill without sequences)."""
+        results: list[EMResult | None] = []
+        seq_per_skill = np.bincount(seq_skill, minlength=n_skills)
+        for k in range(n_skills):
+            if seq_per_skill[k] == 0:
+                results.append(None)
+                continue
+            ids = np.arange(n_restarts) * n_skills + k
+            best = int(np.argmax(self.loglik[ids]))
+            m = int(ids[best])
+            results.append(
+                EMResult(
+                    params=BKTParams(*(float(v) for v in self.accepted[m])),
+                    log_likelihood=float(self.loglik[m]),
+                    n_iter=int(self.n_iter[m]),
+                    converged=bool(self.converged[m]),
+                    n_obs=int(self.n_obs[m]),
+                    n_sequences=int(seq_per_skill[k]),
+                    best_restart=best,
+                    restart_log_likelihoods=tuple(float(v) for v in self.loglik[ids]),
+                )
+            )
+        return results
 
 
 def fit_em(

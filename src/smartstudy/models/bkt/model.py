@@ -4,8 +4,8 @@ Bayesian Knowledge Tracing (Corbett & Anderson 1995, "Knowledge tracing: Modelin
 acquisition of procedural knowledge", User Modeling and User-Adapted Interaction 4, 253-278)
 with one parameter set per skill, fitted by Baum-Welch EM (Baum et al. 1970; see
 ``smartstudy.models.bkt.em``) with random restarts and bounds, and optional forgetting as in
-pyBKT (Badrinath, Wang & Pardos 2021, EDM 2021), whose ``fit`` / ``predict`` /
-``crossvalidate`` API this follows.
+pyBKT (Badrinath, Wang & Pardos 2021, EDM 2021), whose ``fit`` / ``predict`` API this
+follows (its ``crossvalidate`` is ``smartstudy.eval.crossval.crossvalidate``).
 
 - The skill is the row's ``skill_id`` (the concept); a row without one uses its ``item_id``
   as its skill. Each (user, skill) pair is one sequence, in ``order``.
@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
-from smartstudy.eval.metrics import auc, log_loss, rmse
 from smartstudy.models.base import LearnerModel
 from smartstudy.models.bkt.core import (
     DEFAULT_PARAMS,
@@ -285,48 +284,6 @@ class BKT(LearnerModel):
         if p is not None:
             return p
         return self.params_.get(skill, self._defaults()).l0
-
-    # -- evaluation ------------------------------------------------------------------
-    def crossvalidate(self, df: pd.DataFrame, k: int = 5, seed: int = 0) -> dict[str, Any]:
-        """``k``-fold cross-validation split by student (each user in exactly one fold).
-
-        Each fold is predicted one step ahead by a model with these hyperparameters fitted on
-        the other folds. Returns the mean ``auc``, ``rmse`` and ``log_loss`` over folds, their
-        standard deviations (``*_sd``), the per-fold numbers in ``folds`` and ``k``. Does not
-        change this model.
-        """
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
-            raise ValueError(f"k must be an integer >= 2, got {k!r}")
-        data = validate_interactions(df)
-        users = np.array(sorted(set(data["user_id"])), dtype=object)
-        if len(users) < k:
-            raise ValueError(f"crossvalidate needs at least k={k} users, got {len(users)}")
-        rng = np.random.default_rng(seed)
-        fold_of_user = dict(
-            zip(users[rng.permutation(len(users))], np.arange(len(users)) % k, strict=True)
-        )
-        fold = data["user_id"].map(fold_of_user).to_numpy()
-        folds = []
-        for j in range(k):
-            test = df.loc[fold == j]
-            model = type(self)(**self.get_params()).fit(df.loc[fold != j])
-            p = model.predict(test)["p_correct"].to_numpy()
-            y = data.loc[fold == j, "correct"].to_numpy()
-            folds.append(
-                {
-                    "auc": auc(y, p) if 0 < y.sum() < len(y) else float("nan"),
-                    "rmse": rmse(y, p),
-                    "log_loss": log_loss(y, p),
-                    "n": len(y),
-                }
-            )
-        out: dict[str, Any] = {"k": k, "folds": folds}
-        for metric in ("auc", "rmse", "log_loss"):
-            values = np.array([f[metric] for f in folds], dtype=float)
-            values = values[~np.isnan(values)]  # a fold of one outcome class has no AUC
-            out[metric] = float(values.mean()) if len(values) else float("nan")
-            out[f"{metric}_sd"] = float(values.std()) if len(values) else float("nan")
-        return out
 
     # -- persistence -----------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

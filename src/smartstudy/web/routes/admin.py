@@ -1,30 +1,37 @@
 """The admin models page: versions and metrics, training runs, the training counter, the
 prediction distribution per model with its saturation warning, and the admin actions
-(activate a version, train now, recompute BKT)."""
+(activate a version, train now, recompute BKT). The runs table updates itself while a run is
+queued or running: ``static/admin.js`` polls ``/admin/models/runs.json``, which gives the
+same rows as the page (``run_view``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from jinja2 import Template
+from starlette.responses import JSONResponse, Response
 
 from smartstudy.services import analytics, audit, mastery, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.services.training import nothing_new_since, queue_training, schedule_training
-from smartstudy.store.orm import utcnow
+from smartstudy.store.orm import Job, User, utcnow
 from smartstudy.store.repositories import models as model_rows
 from smartstudy.web import charts
 from smartstudy.web.deps import DB, AdminUser, Context, Form, PageRoute, UoW, parse_id
-from smartstudy.web.render import redirect, render
+from smartstudy.web.render import duration, environment, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 VERSIONS_SHOWN = 12
 AUDIT_SHOWN = 20
+RUNS_SHOWN = 10
+#: Run states that will still change: the page polls while a run is in one of them.
+ACTIVE_STATES = ("queued", "running")
 #: The prediction distribution covers tasks created this recently (what the models do now).
 MONITOR_WINDOW = timedelta(days=30)
 #: Metrics worth a column, in this order, looked up in a version's metrics (nested too).
@@ -46,6 +53,82 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def run_summary(job: Job, chain: Sequence[str]) -> str:
+    """What a run did, in one line: "120 rows; neural: v3 active; lnirt: skipped"."""
+    summary = job.summary or {}
+    if not summary:
+        return ""
+    parts = [f"{summary.get('rows', '?')} rows"]
+    for name in chain:
+        family = summary.get(name)
+        if not family:
+            continue
+        if family.get("error"):
+            parts.append(f"{name}: error")
+        elif family.get("skipped"):
+            parts.append(f"{name}: skipped")
+        else:
+            parts.append(f"{name}: v{family.get('version')} {family.get('status', '')}".rstrip())
+    return "; ".join(parts)
+
+
+def versions_stored(job: Job, chain: Sequence[str]) -> int:
+    """How many families of the chain stored a new version in this run."""
+    summary = job.summary or {}
+    return sum(1 for name in chain if "version" in (summary.get(name) or {}))
+
+
+def run_outcome(job: Job, chain: Sequence[str]) -> str | None:
+    """The sentence announced when a run ends ("Training finished: 3 versions stored"),
+    None while it is queued or running."""
+    stored = versions_stored(job, chain)
+    versions = f"{stored} version{'' if stored == 1 else 's'} stored"
+    if job.status == "succeeded":
+        return f"Training finished: {versions}."
+    if job.status == "failed":
+        reason = (job.error or "no reason was recorded").strip().splitlines()[0]
+        return f"Training failed: {reason}" + (f" ({versions})." if stored else ".")
+    return None
+
+
+@cache
+def _when_template() -> Template:
+    """The pages' ``when`` filter (the viewer's clock), for the rows sent as JSON."""
+    return environment().from_string("{{ value|when }}")
+
+
+def run_view(job: Job, chain: Sequence[str], viewer: User | None) -> dict[str, Any]:
+    """One row of the runs table, as the page shows it and as ``runs.json`` sends it."""
+    took = (
+        (job.finished_at - job.started_at).total_seconds()
+        if job.finished_at and job.started_at
+        else None
+    )
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "active": job.status in ACTIVE_STATES,
+        "badge": {"succeeded": "good", "failed": "bad"}.get(job.status, "open"),
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "started": _when_template().render(value=job.started_at or job.created_at, user=viewer),
+        "duration_seconds": took,
+        "took": duration(took) if took is not None else "—",
+        "attempts": job.attempts or 1,
+        "error": job.error,
+        "summary": run_summary(job, chain),
+        "versions_stored": versions_stored(job, chain),
+        "outcome": run_outcome(job, chain),
+    }
+
+
+def run_views(db: DB, context: Context, viewer: User) -> list[dict[str, Any]]:
+    """The rows of the runs table: the newest training runs."""
+    chain = list(context.predictor.chain)
+    return [run_view(job, chain, viewer) for job in registry.training_runs(db, limit=RUNS_SHOWN)]
 
 
 def _page(
@@ -74,7 +157,7 @@ def _page(
             "version_counts": counts,
             "monitor_days": MONITOR_WINDOW.days,
             "metric_summary": metric_summary,
-            "runs": registry.training_runs(db, limit=10),
+            "runs": run_views(db, context, request.state.user),
             "counter": registry.training_counter(db),
             "retrain_every": context.settings.retrain_every,
             "distribution": distribution,
@@ -103,6 +186,17 @@ def admin_home(_admin: AdminUser) -> Response:
 @router.get("/admin/models")
 def models_page(request: Request, db: DB, context: Context, _admin: AdminUser) -> Response:
     return _page(request, db, context)
+
+
+@router.get("/admin/models/runs.json")
+def runs_json(db: DB, context: Context, admin: AdminUser) -> Response:
+    """The runs table's rows for its live updates (``static/admin.js``); admins only, like
+    the page (a student gets the 403 page, a visitor the log-in redirect)."""
+    runs = run_views(db, context, admin)
+    return JSONResponse(
+        {"runs": runs, "active": any(r["active"] for r in runs)},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.post("/admin/models/versions/{version_id}/activate")

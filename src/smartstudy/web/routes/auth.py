@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from smartstudy.services import accounts, rules
+from smartstudy.services import accounts, localtime, rules
 from smartstudy.services.errors import (
     AuthenticationError,
     ConflictError,
@@ -112,7 +112,8 @@ def login(request: Request, db: DB, form: Form) -> Response:
 def signup_page(request: Request, user: MaybeUser) -> Response:
     if user is not None:
         return redirect(start_page(user))
-    return render(request, "signup.html", {"values": {"email": "", "display_name": ""}})
+    values = {"email": "", "display_name": "", "time_zone": "", "locale": ""}
+    return render(request, "signup.html", {"values": values})
 
 
 @router.post("/signup")
@@ -120,6 +121,10 @@ def signup(request: Request, uow: UoW, db: DB, form: Form) -> Response:
     values = {
         "email": forms.text(form, "email", rules.MAX_EMAIL),
         "display_name": forms.typed(form, "display_name"),
+        # What the browser reported (locale.js); anything unusable means UTC / en-GB, as
+        # sign-up must never fail over it. Settings can change both later.
+        "time_zone": localtime.time_zone_or_default(forms.text(form, "time_zone", 100)),
+        "locale": localtime.locale_or_default(forms.text(form, "locale", 100)),
     }
     password = forms.text(form, "password", rules.MAX_PASSWORD)
     confirm = forms.text(form, "password_confirm", rules.MAX_PASSWORD)
@@ -139,7 +144,14 @@ def signup(request: Request, uow: UoW, db: DB, form: Form) -> Response:
         errors["password_confirm"] = "The two passwords are not the same."
     if not errors:
         try:
-            user = accounts.create_user(db, address, password, values["display_name"])
+            user = accounts.create_user(
+                db,
+                address,
+                password,
+                values["display_name"],
+                time_zone=values["time_zone"],
+                locale=values["locale"],
+            )
         except ConflictError:
             uow.rollback()
             errors["email"] = "There is already an account with this e-mail. Log in instead?"

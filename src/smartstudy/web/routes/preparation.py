@@ -1,8 +1,9 @@
 """Exam preparation: the student's exams, and for each a day-by-day plan to the exam date.
 
 The plan is not stored: ``services.planning.exam_plan`` recomputes it on every request from
-today's (UTC) date and the current predictions, so completing a planned task (from the plan's
-Start button, which goes through the study timer like any task) changes the plan at once.
+today's date on the student's clock and the current predictions, so completing a planned task
+(from the plan's Start button, which goes through the study timer like any task) changes the
+plan at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -60,11 +61,6 @@ def _service_error(exc: InvalidInputError) -> tuple[str, str]:
     return field, as_sentence(exc.message)
 
 
-def today() -> date:
-    """The planning day: the UTC date (per-user time zones come later)."""
-    return datetime.now(UTC).date()
-
-
 def _empty_values() -> dict[str, Any]:
     return {
         "name": "",
@@ -85,7 +81,7 @@ def _list_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    day = today()
+    day = planning.user_today(user)
     exams = planning.list_exams(db, user, today=day)
     rows = [
         {
@@ -190,7 +186,7 @@ def create_exam(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) 
         errors["exam_date"] = (
             "Enter the exam date." if not values["exam_date"] else "That is not a date."
         )
-    elif exam_date <= today():
+    elif exam_date <= planning.user_today(user):
         errors["exam_date"] = "The exam date must be after today."
     daily_minutes = 0
     raw_minutes = values["daily_minutes"].strip()
@@ -226,7 +222,7 @@ def create_exam(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) 
                 topics=topics or None,
                 days_off=days_off,
                 weekdays_off=weekdays_off,
-                today=today(),
+                today=planning.user_today(user),
             )
         except InvalidInputError as exc:
             uow.rollback()
@@ -258,7 +254,7 @@ def _minutes_sentence(plan: Plan) -> str:
 @router.get("/preparation/exams/{exam_id}")
 def exam_page(request: Request, exam_id: str, db: DB, context: Context, user: PageUser) -> Response:
     exam = planning.get_exam(db, user, parse_id(exam_id))
-    day = today()
+    day = planning.user_today(user)
     ctx: dict[str, Any] = {
         "active": "preparation",
         "exam": exam,
@@ -339,7 +335,7 @@ def _file_name(name: str) -> str:
 def exam_calendar(exam_id: str, db: DB, context: Context, user: PageUser) -> Response:
     """The plan as an iCalendar file: one event per study day, listing its tasks."""
     exam = planning.get_exam(db, user, parse_id(exam_id))
-    day = today()
+    day = planning.user_today(user)
     try:
         # The calendar lists the days only: no workload curve to compute.
         plan = planning.exam_plan(db, context.predictor, user, exam, today=day, workload=False)

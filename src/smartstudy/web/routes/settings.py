@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import accounts, analytics, profile, rules
+from smartstudy.services import accounts, analytics, localtime, profile, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.store.orm import User
 from smartstudy.web import forms
@@ -27,6 +29,17 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _MESSAGES = {
     ("current_password", "is wrong"): "Your current password is wrong.",
 }
+#: The moment each locale's example is written for in the locale select.
+_EXAMPLE_MOMENT = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+def _locale_choices() -> list[tuple[str, str, str]]:
+    """(tag, name, example) for each supported locale, e.g. ("de-DE", "Deutsch
+    (Deutschland)", "29.11.2026, 08:00")."""
+    return [
+        (tag, localtime.locale_label(tag), localtime.format_datetime(_EXAMPLE_MOMENT, "UTC", tag))
+        for tag in localtime.SUPPORTED_LOCALES
+    ]
 
 
 def _settings_page(
@@ -42,6 +55,8 @@ def _settings_page(
         "display_name": user.display_name,
         "email": user.email,
         "confirm_email": "",
+        "time_zone": user.time_zone,
+        "locale": user.locale,
     }
     shown.update(values or {})
     return render(
@@ -52,6 +67,8 @@ def _settings_page(
             "values": shown,
             "errors": errors or {},
             "owned": analytics.count_owned(db, user.id),
+            "time_zones": localtime.time_zone_names(),
+            "locales": _locale_choices(),
         },
         status_code=status,
     )
@@ -67,6 +84,9 @@ def save_profile(request: Request, uow: UoW, db: DB, user: PageUser, form: Form)
     values = {
         "display_name": forms.typed(form, "display_name"),
         "email": forms.text(form, "email", rules.MAX_EMAIL),
+        # A form without these (an older page) keeps the stored ones.
+        "time_zone": forms.text(form, "time_zone", 100) or user.time_zone,
+        "locale": forms.text(form, "locale", 100) or user.locale,
     }
     errors: dict[str, str] = {}
     if not values["display_name"].strip():
@@ -75,9 +95,22 @@ def save_profile(request: Request, uow: UoW, db: DB, user: PageUser, form: Form)
         address = forms.email(values["email"])
     except forms.FieldError as exc:
         errors["email"] = str(exc)
+    try:
+        localtime.check_time_zone(values["time_zone"])
+    except InvalidInputError:
+        errors["time_zone"] = (
+            f"“{values['time_zone']}” is not a time zone we know. Choose one from the list."
+        )
+        values["time_zone"] = user.time_zone  # the select shows the stored one again
+    try:
+        localtime.check_locale(values["locale"])
+    except InvalidInputError:
+        errors["locale"] = "Choose one of the date formats in the list."
+        values["locale"] = user.locale
     if not errors:
         try:
             profile.update_profile(db, user, values["display_name"], address)
+            accounts.set_time_zone_and_locale(db, user, values["time_zone"], values["locale"])
         except ConflictError:
             uow.rollback()
             errors["email"] = "Another account already uses this e-mail."

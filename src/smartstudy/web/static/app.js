@@ -2,7 +2,10 @@
 //  - a subject <select data-filters="TOPIC-SELECT-ID"> narrows the topic list;
 //  - the study timer (Start / Pause / Resume) fills in the time fields of the form;
 //  - forms with data-confirm ask before they are sent;
-//  - an error summary takes the focus, so keyboard and screen-reader users land on it.
+//  - an error summary takes the focus, so keyboard and screen-reader users land on it;
+//  - a table wider than its box becomes a labelled, focusable scroll region with a hint, and
+//    the cells of a table.cards get their column's name (shown as a card on a phone);
+//  - on a task: S starts, pauses and resumes the timer, C marks correct, W marks wrong.
 (function () {
   "use strict";
 
@@ -108,7 +111,12 @@
       say("Timer running.");
     });
     [minutes, seconds].forEach(function (input) {
-      if (input) { input.addEventListener("input", function () { typed = true; }); }
+      // Typed values win over the clock; emptying both fields hands them back to it.
+      if (input) {
+        input.addEventListener("input", function () {
+          typed = Boolean((minutes && minutes.value) || (seconds && seconds.value));
+        });
+      }
     });
     if (form) {
       form.addEventListener("submit", function () {
@@ -120,6 +128,99 @@
     }
     show();
     window.setInterval(function () { if (state.since) { show(); } }, 250);
+  }
+
+  function labelOf(cell) {
+    var copy = cell.cloneNode(true);
+    var hidden = copy.querySelectorAll("[aria-hidden=true]");
+    for (var i = 0; i < hidden.length; i++) { hidden[i].parentNode.removeChild(hidden[i]); }
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+
+  function cardLabels(table) {
+    var heads = table.querySelectorAll("thead th");
+    var rows = table.querySelectorAll("tbody tr");
+    for (var r = 0; r < rows.length; r++) {
+      var cells = rows[r].children;
+      for (var c = 0; c < cells.length && c < heads.length; c++) {
+        cells[c].setAttribute("data-label", labelOf(heads[c]));
+      }
+    }
+  }
+
+  function tableName(wrap) {
+    var caption = wrap.querySelector("caption");
+    var section = wrap.closest("section, details");
+    var heading = section && section.querySelector("h2, h3, summary");
+    var text = caption || heading;
+    return text ? text.textContent.replace(/\s+/g, " ").trim() : "Table";
+  }
+
+  function markScrolling(wrap) {
+    var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+    var hint = wrap.previousElementSibling;
+    var hasHint = hint && hint.classList.contains("scroll-hint");
+    wrap.classList.toggle("scrolls", scrolls);
+    if (scrolls) {
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", tableName(wrap) + " (scrolls sideways)");
+      if (!hasHint) {
+        hint = document.createElement("p");
+        hint.className = "scroll-hint";
+        hint.setAttribute("aria-hidden", "true");
+        hint.textContent = "More columns to the right: scroll sideways \u2192";
+        wrap.parentNode.insertBefore(hint, wrap);
+      }
+    } else {
+      wrap.removeAttribute("tabindex");
+      wrap.removeAttribute("role");
+      wrap.removeAttribute("aria-label");
+      if (hasHint) { hint.parentNode.removeChild(hint); }
+    }
+  }
+
+  function setUpTables() {
+    var cards = document.querySelectorAll("table.cards");
+    for (var i = 0; i < cards.length; i++) { cardLabels(cards[i]); }
+    var wraps = document.querySelectorAll(".table-wrap");
+    function markAll() {
+      for (var j = 0; j < wraps.length; j++) { markScrolling(wraps[j]); }
+    }
+    markAll();
+    window.addEventListener("resize", markAll);
+    // Tables inside a closed <details> have no width until it is opened.
+    var details = document.querySelectorAll("details");
+    for (var k = 0; k < details.length; k++) { details[k].addEventListener("toggle", markAll); }
+  }
+
+  function typing(target) {
+    var tag = target && target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
+  }
+
+  function setUpShortcuts() {
+    var start = document.getElementById("timer-start");
+    if (!start) { return; }
+    var keys = {
+      s: function () {
+        var buttons = ["timer-start", "timer-pause", "timer-resume"];
+        for (var i = 0; i < buttons.length; i++) {
+          var b = document.getElementById(buttons[i]);
+          if (b && !b.hidden) { b.click(); return; }
+        }
+      },
+      c: function () { document.getElementById("mark-correct").click(); },
+      w: function () { document.getElementById("mark-wrong").click(); }
+    };
+    document.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) { return; }
+      var action = keys[(event.key || "").toLowerCase()];
+      if (action) {
+        event.preventDefault();
+        action();
+      }
+    });
   }
 
   function setUpConfirm() {
@@ -143,6 +244,8 @@
     setUpFilters();
     setUpTimer();
     setUpConfirm();
+    setUpTables();
+    setUpShortcuts();
     focusErrors();
   }
   if (document.readyState === "loading") {

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from smartstudy.models._arrays import grouped_sums, lookup, with_capacity
+
 REF_K_ITEM = 8.0
 REF_K_SKILL = 10.0
 DEFAULT_TIME_MEDIAN_S = 60.0
@@ -83,8 +85,8 @@ class PopulationRefs:
         scode, all_skills = pd.factorize(skills, use_na_sentinel=True)
         refs.item_index = {str(v): k for k, v in enumerate(all_items.tolist())}
         refs.skill_index = {str(v): k for k, v in enumerate(all_skills.tolist())}
-        refs.item_stats = _capacity(_sums(icode, stats, len(all_items)))
-        refs.skill_stats = _capacity(_sums(scode, stats, len(all_skills)))
+        refs.item_stats = with_capacity(grouped_sums(icode, stats, len(all_items)))
+        refs.skill_stats = with_capacity(grouped_sums(scode, stats, len(all_skills)))
         refs.global_stats = stats.sum(axis=0)
         return refs
 
@@ -109,8 +111,8 @@ class PopulationRefs:
         own_item: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Leave-user-out (p_ref, mu_ref): the statistics minus the user's own ``own_*``."""
-        ii = _lookup(self.item_index, items)
-        ss = _lookup(self.skill_index, skills)
+        ii = lookup(self.item_index, items)
+        ss = lookup(self.skill_index, skills)
         has_it, has_sk = ii >= 0, ss >= 0
         it = np.where(has_it[:, None], self.item_stats[np.maximum(ii, 0)], 0.0) - own_item
         sk = np.where(has_sk[:, None], self.skill_stats[np.maximum(ss, 0)], 0.0) - own_skill
@@ -160,31 +162,9 @@ class PopulationRefs:
             if not np.isfinite(stats).all():
                 raise ValueError(f"non-finite reference {level} statistics")
             setattr(refs, f"{level}_index", {v: k for k, v in enumerate(ids)})
-            setattr(refs, f"{level}_stats", _capacity(stats))
+            setattr(refs, f"{level}_stats", with_capacity(stats))
         g = np.asarray(state["ref_global_stats"], dtype=float)
         if g.shape != (N_STATS,) or not np.isfinite(g).all():
             raise ValueError("invalid reference global statistics")
         refs.global_stats = g
         return refs
-
-
-def _sums(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    ok = codes >= 0
-    if n == 0:
-        return np.zeros((0, values.shape[1]))
-    return np.column_stack(
-        [np.bincount(codes[ok], weights=values[ok, j], minlength=n) for j in range(values.shape[1])]
-    )
-
-
-def _capacity(values: np.ndarray) -> np.ndarray:
-    out = np.zeros((max(8, 2 * len(values)), N_STATS))
-    out[: len(values)] = values
-    return out
-
-
-def _lookup(index: dict[str, int], ids: np.ndarray) -> np.ndarray:
-    get = index.get
-    return np.fromiter(
-        (get(v, -1) if v is not None else -1 for v in ids), dtype=np.int64, count=len(ids)
-    )

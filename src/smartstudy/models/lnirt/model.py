@@ -21,7 +21,7 @@ R package LNIRT (Fox, Klotzke & Klein Entink; see also Fox, Klein Entink & van d
   ``Var(theta) = 1``; ``Cov(theta, tau)`` and ``Var(tau)`` are learned, so is their correlation
   ``rho_``.
 
-Fitting (``lnirt_fit``) is marginal MAP by EM by default, or Gibbs sampling with
+Fitting (``fit``) is marginal MAP by EM by default, or Gibbs sampling with
 ``method="gibbs"``. Every fitted parameter is validated; a degenerate fit raises
 :class:`DegenerateFitError`.
 
@@ -68,7 +68,7 @@ from smartstudy.models.baseline import (
     one_row_ids,
     one_row_predictions,
 )
-from smartstudy.models.lnirt_fit import (
+from smartstudy.models.lnirt.fit import (
     DegenerateFitError,
     LNIRTEstimate,
     LNIRTPriors,

@@ -3,7 +3,7 @@
 What it is
     A small feed-forward network over (a) embeddings of the user, the item and the skill (in
     the app: user, "topic:difficulty" and topic) and (b) history features kept incrementally
-    per user (``neural_features``): overall / per-skill / per-item counts of correct and wrong
+    per user (``features``): overall / per-skill / per-item counts of correct and wrong
     answers (log-scaled and capped), smoothed success rates, difficulty-weighted "surprise"
     counts, the smoothed last-5 success rate, moving averages of the outcomes per user and per
     skill, and, for the time head only, mean log-time residuals overall / per skill / per item /
@@ -12,7 +12,7 @@ What it is
     - correctness: sigmoid output trained with binary cross-entropy. The history features enter
       with non-negative weights (a shared slope plus a per-skill offset, through a softplus)
       and through monotone units, and embeddings only shift biases and scale positive gains
-      (``neural_net``), so the probability never goes down after a correct answer and never up
+      (``net``), so the probability never goes down after a correct answer and never up
       after a wrong one, whatever the weights learned;
     - time: mean and log-variance of the log response time around the item's population mean,
       trained with the Gaussian negative log-likelihood; the median is ``exp(mu)`` and the 80 %
@@ -26,7 +26,7 @@ Why these features
     ("Best-LR") matches deep sequence models on ASSISTments-sized data. Our features contain
     those counts, with per-skill slopes like Best-LR's per-skill coefficients; the network adds
     smoothed rates and recency, interactions with the embeddings, and the item's shrunk
-    population success rate as an offset (``p_ref``, ``neural_refs``). ``p_ref`` leaves the
+    population success rate as an offset (``p_ref``, ``refs``). ``p_ref`` leaves the
     user's own attempts out, so a training row never sees its own outcome and a heavy user's
     record is not counted twice (once as "the item is easy", once as their history). Item
     embeddings are L2-penalised per use: unpenalised, they memorise training answers on this
@@ -34,11 +34,12 @@ Why these features
 
 The dominant-user problem (seed 002)
     One user with 92 % of the rows saturated the original model. ``strategy`` selects the
-    remedy: ``"inverse_frequency"`` (default; per-row weights ∝ 1 / rows_of_user ** power,
-    normalised to mean 1), ``"l2"`` (10× stronger L2 on embeddings, half-size user embedding,
-    counts capped at 50), ``"balanced"`` (each epoch samples at most ``max_per_user`` rows per
-    user), ``"progressive"`` (pre-train on each user's ``max_per_user`` most recent rows, then
-    fine-tune on all rows at ``finetune_lr_factor`` × the learning rate), ``"per_user_heads"``
+    remedy, one small object each in ``strategies``: ``"inverse_frequency"`` (default; per-row
+    weights ∝ 1 / rows_of_user ** power, normalised to mean 1), ``"l2"`` (10× stronger L2 on
+    embeddings, half-size user embedding, counts capped at 50), ``"balanced"`` (each epoch
+    samples at most ``max_per_user`` rows per user), ``"progressive"`` (pre-train on each
+    user's ``max_per_user`` most recent rows, then fine-tune on all rows at
+    ``finetune_lr_factor`` × the learning rate), ``"per_user_heads"``
     (a shared network without user embedding, then a per-user logit gain and bias and a time
     offset, fitted by penalised Newton steps that shrink towards the shared head; unknown users
     use the shared head), and ``"none"`` (plain training, for comparison).
@@ -76,7 +77,8 @@ import numbers
 import os
 import time as _time
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
@@ -87,6 +89,7 @@ from smartstudy.data.schema import (
     sort_for_sequences,
     validate_interactions,
 )
+from smartstudy.models._arrays import logit, lookup, row_group_totals, sigmoid
 from smartstudy.models.base import (
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
@@ -99,7 +102,7 @@ from smartstudy.models.base import (
     shared_time_rows,
     winsorise,
 )
-from smartstudy.models.neural_features import (
+from smartstudy.models.neural.features import (
     EMA_SKILL,
     EMA_USER,
     N_CORR,
@@ -115,27 +118,25 @@ from smartstudy.models.neural_features import (
     row_contributions,
     time_features,
 )
-from smartstudy.models.neural_net import NetShape, NumpyNet, param_names
-from smartstudy.models.neural_refs import PopulationRefs, row_stats
-
-STRATEGIES: tuple[str, ...] = (
-    "inverse_frequency",
-    "l2",
-    "balanced",
-    "progressive",
-    "per_user_heads",
-    "none",
+from smartstudy.models.neural.net import NetShape, NumpyNet, param_names
+from smartstudy.models.neural.refs import PopulationRefs, row_stats
+from smartstudy.models.neural.strategies import (
+    Effective,
+    Stage,
+    Strategy,
+    TrainingRows,
+    strategy,
 )
+
 # Time prediction without usable training times: log-sd 1 around the shrunk mean log time
-# (whose prior is one minute, see neural_refs), as Baseline does.
+# (whose prior is one minute, see refs), as Baseline does.
 DEFAULT_LOG_TIME_SD = 1.0
-# "l2" strategy: embedding L2 multiplier and count cap.
-L2_STRONG_FACTOR = 10.0
-L2_COUNT_CAP = 50.0
 # Small data: batches shrink (to no fewer than MIN_BATCH rows) so that an epoch still makes
 # MIN_STEPS_PER_EPOCH optimiser steps; otherwise a few hundred rows would get one step an epoch.
 MIN_STEPS_PER_EPOCH = 20
 MIN_BATCH = 16
+# Population references are clipped to [P_CLIP, 1 - P_CLIP] before their logit enters the net.
+P_CLIP = 1e-6
 # Bounds of the interval recalibration factor, and the fewest held-out rows for calibrating.
 CALIBRATION_BOUNDS = (0.5, 3.0)
 MIN_CALIBRATION_ROWS = 20
@@ -242,10 +243,7 @@ class NeuralPredictor(LearnerModel):
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
-            )
+        strategy(self.strategy)  # raises on an unknown name
         for name in ("d_item", "d_skill", "hidden", "time_hidden", "epochs", "batch_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
@@ -271,17 +269,6 @@ class NeuralPredictor(LearnerModel):
             if not _is_real(value) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
 
-    def _effective(self) -> dict[str, Any]:
-        """Hyperparameters after the strategy's adjustments."""
-        d_user, l2, cap = self.d_user, self.l2_embedding, float(self.count_cap)
-        if self.strategy == "l2":
-            d_user = max(1, d_user // 2) if d_user else 0
-            l2 = max(l2, 1e-3) * L2_STRONG_FACTOR
-            cap = min(cap, L2_COUNT_CAP)
-        elif self.strategy == "per_user_heads":
-            d_user = 0
-        return {"d_user": d_user, "l2": l2, "count_cap": cap}
-
     # -- fitting ---------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> Self:
         """Train on ``df`` (replacing any earlier state); return ``self``."""
@@ -290,91 +277,114 @@ class NeuralPredictor(LearnerModel):
         if len(data) == 0:
             raise ValueError("cannot fit NeuralPredictor on an empty frame")
         started = _time.perf_counter()
-        eff = self._effective()
-        pos = sort_for_sequences(data)
-        users = data["user_id"].to_numpy(dtype=object)[pos]
-        items = data["item_id"].to_numpy(dtype=object)[pos]
-        raw_skills = data["skill_id"].to_numpy(dtype=object)[pos]
-        y = data["correct"].to_numpy(dtype=float)[pos]
-        # Plausible times, winsorised against their item's robust band (models.base), so that
-        # absurd times neither train the time head nor move the population references.
-        robust = robust_seconds(data)[pos]
-        has_t = ~np.isnan(robust)
-        lt = np.log(np.where(has_t, robust, 1.0))
-        n = len(y)
+        strat = strategy(self.strategy)
+        eff = strat.adjust(self.d_user, self.l2_embedding, float(self.count_cap))
+        rows = _training_rows(data)
+        ucodes = pd.factorize(rows.users)[0]
+        val = self._validation_mask(rows.users, ucodes)
+        fit_rows = ~val
+        idx = self._fit_vocabularies(rows, fit_rows, eff)
+        seq, timed_res = self._fit_history(rows, ucodes, eff)
+        n_timed = int(rows.has_t.sum())
+        with_time = n_timed >= max(self.min_time_rows, 2)
+        net_in = self._network_inputs(rows, seq, fit_rows, idx, eff, with_time)
+        weights = self._row_weights(ucodes, fit_rows)
+        train_data = TrainDataArrays(
+            *idx,
+            net_in["xcn"],
+            net_in["z"],
+            net_in["logit_ref"],
+            rows.y,
+            net_in["t_norm"],
+            _time_loss_weights(weights, rows.users, rows.items, rows.has_t),
+            weights,
+        )
+        params, info = self._train(strat, train_data, ucodes, fit_rows, val, eff.l2)
+        self.net_ = NumpyNet(self.shape_, params)
+        self.net_params_ = params
+        self._fit_user_heads(strat, rows, idx, net_in, fit_rows, with_time)
+        self.with_time_ = with_time
+        self._calibrate_intervals(rows, idx, net_in, val, timed_res)
+        self.train_info_ = {
+            **info,
+            "n_rows": len(rows.y),
+            "n_validation_rows": int(val.sum()),
+            "n_timed_rows": n_timed,
+            "fit_seconds": _time.perf_counter() - started,
+        }
+        self.fitted_ = True
+        return self
 
-        # An item's skill is the last one named for it (update() overwrites the same way).
-        item_skill: dict[str, str] = {}
-        for it, sk in zip(items, raw_skills, strict=True):
-            if sk is not None:
-                item_skill[it] = sk
-        skills = np.array(
-            [
-                sk if sk is not None else item_skill.get(it)
-                for it, sk in zip(items, raw_skills, strict=True)
-            ],
-            dtype=object,
+    def _fit_vocabularies(
+        self, rows: _TrainingRows, fit_rows: np.ndarray, eff: Effective
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embedding vocabularies (row 0 = cold start) from the rows the network trains on;
+        returns the rows' (user, item, skill) embedding rows."""
+        users, items, skills = rows.users, rows.items, rows.skills
+        self.user_vocab_ = _vocab(users[fit_rows]) if eff.d_user else {}
+        self.item_vocab_ = _vocab(items[fit_rows])
+        self.skill_vocab_ = _vocab(
+            np.array([s for s in skills[fit_rows] if s is not None], dtype=object)
+        )
+        return (
+            lookup(self.user_vocab_, users, missing=0),
+            lookup(self.item_vocab_, items, missing=0),
+            lookup(self.skill_vocab_, skills, missing=0),
         )
 
-        ucodes = pd.factorize(users)[0]
-        val = self._validation_mask(users, ucodes)
-        fit_rows = ~val
+    def _fit_history(
+        self, rows: _TrainingRows, ucodes: np.ndarray, eff: Effective
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Population references, history features and the time unit of the training rows.
 
-        # Embedding vocabularies (row 0 = cold start) from the rows the network trains on.
-        user_vocab = _vocab(users[fit_rows]) if eff["d_user"] else {}
-        item_vocab = _vocab(items[fit_rows])
-        skill_vocab = _vocab(np.array([s for s in skills[fit_rows] if s is not None], dtype=object))
-        uidx = _lookup(user_vocab, users)
-        iidx = _lookup(item_vocab, items)
-        sidx = _lookup(skill_vocab, skills)
-
-        # Population references, leave-user-out: every training row sees the statistics minus
-        # its user's whole training record (see neural_refs).
-        # Only a user's first timed attempts at an item count in the shared time statistics.
+        References are leave-user-out: every training row sees the statistics minus its
+        user's whole training record (see ``refs``). Only a user's first timed attempts at an
+        item count in the shared time statistics. Returns the sequence features and the
+        residuals of the rows that set the time unit.
+        """
+        users, items, skills, y, lt, has_t = rows.columns()
         stats = row_stats(y, has_t & (population_weights(users, items, has_t) > 0), lt)
         self.refs_ = PopulationRefs.from_rows(items, skills, stats)
         self.p_global_ = self.refs_.p_global
         self.mu_global_ = self.refs_.mu_global
-        own = tuple(_group_totals(codes, stats) for codes in _user_groups(ucodes, skills, items))
-        self.smoothing_ = Smoothing(prior_rate=self.p_global_, count_cap=eff["count_cap"])
+        own = tuple(row_group_totals(codes, stats) for codes in _user_groups(ucodes, skills, items))
+        self.smoothing_ = Smoothing(prior_rate=self.p_global_, count_cap=eff.count_cap)
         seq = self._sequence_features(
             users, skills, items, y, has_t, lt, HistoryStore(self.p_global_), own
         )
-        xc, xt, p_ref, mu_ref, res_t, contrib = (
-            seq["xc"],
-            seq["xt"],
-            seq["p_ref"],
-            seq["mu_ref"],
-            seq["res_t"],
-            seq["contrib"],
-        )
         # The time unit comes from the rows that may shape shared parameters, so one user's
         # many repeated (even winsorised) times cannot stretch everyone's scale.
-        timed_res = res_t[shared_time_rows(users, items, has_t)]
+        timed_res = seq["res_t"][shared_time_rows(users, items, has_t)]
         self.time_scale_ = (
             float(max(np.sqrt(np.mean(timed_res**2)), 0.05)) if len(timed_res) > 1 else 1.0
         )
-        n_timed = int(has_t.sum())
-        with_time = n_timed >= max(self.min_time_rows, 2)
         self.history_ = HistoryStore.from_batch(
-            users, skills, items, contrib, y, res_t, self.p_global_
+            users, skills, items, seq["contrib"], y, seq["res_t"], self.p_global_
         )
-        self.item_skill_ = item_skill
-        self.user_vocab_, self.item_vocab_, self.skill_vocab_ = user_vocab, item_vocab, skill_vocab
+        self.item_skill_ = rows.item_skill
+        return seq, timed_res
 
-        # Standardisation (positive scales keep the monotone features monotone).
+    def _network_inputs(
+        self,
+        rows: _TrainingRows,
+        seq: dict[str, np.ndarray],
+        fit_rows: np.ndarray,
+        idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+        eff: Effective,
+        with_time: bool,
+    ) -> dict[str, np.ndarray]:
+        """Standardised features (positive scales keep the monotone features monotone), the
+        time head's inputs and targets, and the network's shape."""
+        xc, xt = seq["xc"], seq["xt"]
         self.corr_mean_, self.corr_sd_ = _standardiser(xc[fit_rows])
         self.time_mean_, self.time_sd_ = _standardiser(xt[fit_rows])
         xcn = (xc - self.corr_mean_) / self.corr_sd_
-        z = self._time_inputs(xcn, xt, mu_ref)
-        logit_ref = _logit(p_ref)
-        t_norm = np.where(has_t, res_t / self.time_scale_, 0.0)
-
+        z = self._time_inputs(xcn, xt, seq["mu_ref"])
         self.shape_ = NetShape(
-            n_users=len(user_vocab) + 1,
-            n_items=len(item_vocab) + 1,
-            n_skills=len(skill_vocab) + 1,
-            d_user=eff["d_user"],
+            n_users=len(self.user_vocab_) + 1,
+            n_items=len(self.item_vocab_) + 1,
+            n_skills=len(self.skill_vocab_) + 1,
+            d_user=eff.d_user,
             d_item=self.d_item,
             d_skill=self.d_skill,
             n_corr=N_CORR,
@@ -383,82 +393,84 @@ class NeuralPredictor(LearnerModel):
             time_hidden=self.time_hidden,
             with_time=with_time,
         )
-        weights = self._row_weights(ucodes, fit_rows)
-        params, info = self._train(
-            uidx,
-            iidx,
-            sidx,
-            xcn,
-            z,
-            logit_ref,
-            y,
-            t_norm,
-            _time_loss_weights(weights, users, items, has_t),
-            weights,
-            ucodes,
-            fit_rows,
-            val,
-            eff["l2"],
-        )
-        self.net_ = NumpyNet(self.shape_, params)
-        self.net_params_ = params
+        return {
+            "xcn": xcn,
+            "z": z,
+            "logit_ref": logit(seq["p_ref"], clip=P_CLIP),
+            "t_norm": np.where(rows.has_t, seq["res_t"] / self.time_scale_, 0.0),
+        }
 
-        # Per-user heads (strategy "per_user_heads"): shrunk towards the shared head (0).
+    def _fit_user_heads(
+        self,
+        strat: Strategy,
+        rows: _TrainingRows,
+        idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+        net_in: dict[str, np.ndarray],
+        fit_rows: np.ndarray,
+        with_time: bool,
+    ) -> None:
+        """Per-user heads (strategy "per_user_heads"), shrunk towards the shared head (0);
+        empty for the other strategies."""
         self.head_b_ = np.zeros(0)
         self.head_g_ = np.zeros(0)
         self.head_t_ = np.zeros(0)
         self.head_users_ = {}
-        if self.strategy == "per_user_heads":
-            self.head_users_ = _vocab(users[fit_rows])
-            n_users_vocab = len(self.head_users_) + 1
-            hidx = _lookup(self.head_users_, users)
-            base_logit = self.net_.correctness(uidx, iidx, sidx, xcn, logit_ref)
-            self.head_b_, self.head_g_ = _fit_affine_logits(
-                hidx[fit_rows],
-                base_logit[fit_rows],
-                y[fit_rows],
-                np.ones(int(fit_rows.sum())),
-                n_users_vocab,
-                self.head_shrinkage,
-                keep_zero=True,
-            )
-            if with_time:
-                mu_n, _ = self.net_.time(uidx, iidx, sidx, z)
-                tr = fit_rows & has_t
-                sums = np.bincount(hidx[tr], weights=t_norm[tr] - mu_n[tr], minlength=n_users_vocab)
-                cnt = np.bincount(hidx[tr], minlength=n_users_vocab)
-                self.head_t_ = sums / (cnt + self.head_shrinkage)
-                self.head_t_[0] = 0.0
-            else:
-                self.head_t_ = np.zeros(n_users_vocab)
+        if not strat.user_heads:
+            return
+        uidx, iidx, sidx = idx
+        self.head_users_ = _vocab(rows.users[fit_rows])
+        n_users_vocab = len(self.head_users_) + 1
+        hidx = lookup(self.head_users_, rows.users, missing=0)
+        base_logit = self.net_.correctness(uidx, iidx, sidx, net_in["xcn"], net_in["logit_ref"])
+        self.head_b_, self.head_g_ = _fit_affine_logits(
+            hidx[fit_rows],
+            base_logit[fit_rows],
+            rows.y[fit_rows],
+            np.ones(int(fit_rows.sum())),
+            n_users_vocab,
+            self.head_shrinkage,
+            keep_zero=True,
+        )
+        if not with_time:
+            self.head_t_ = np.zeros(n_users_vocab)
+            return
+        t_norm = net_in["t_norm"]
+        mu_n, _ = self.net_.time(uidx, iidx, sidx, net_in["z"])
+        tr = fit_rows & rows.has_t
+        sums = np.bincount(hidx[tr], weights=t_norm[tr] - mu_n[tr], minlength=n_users_vocab)
+        cnt = np.bincount(hidx[tr], minlength=n_users_vocab)
+        self.head_t_ = sums / (cnt + self.head_shrinkage)
+        self.head_t_[0] = 0.0
 
-        # Interval calibration on held-out times, and the no-time-head fallback spread.
+    def _calibrate_intervals(
+        self,
+        rows: _TrainingRows,
+        idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+        net_in: dict[str, np.ndarray],
+        val: np.ndarray,
+        timed_res: np.ndarray,
+    ) -> None:
+        """Interval calibration on held-out times, and the no-time-head fallback spread."""
         self.time_calibration_ = 1.0
-        self.with_time_ = with_time
         # Without a time head: the residual spread, shrunk towards DEFAULT_LOG_TIME_SD by one
         # pseudo-attempt (exactly the default when training had no times, as in Baseline).
         self.fallback_sigma_ = float(
             np.sqrt((np.sum(timed_res**2) + DEFAULT_LOG_TIME_SD**2) / (len(timed_res) + 1.0))
         )
-        if with_time:
-            cal = val & has_t
-            if cal.sum() >= MIN_CALIBRATION_ROWS:
-                mu_n, logvar = self.net_.time(uidx[cal], iidx[cal], sidx[cal], z[cal])
-                if len(self.head_t_):
-                    mu_n = mu_n + self.head_t_[_lookup(self.head_users_, users[cal])]
-                zabs = np.abs(t_norm[cal] - mu_n) / np.exp(0.5 * logvar)
-                factor = float(np.quantile(zabs, 0.8)) / Z80
-                self.time_calibration_ = float(np.clip(factor, *CALIBRATION_BOUNDS))
+        cal = val & rows.has_t
+        if not self.with_time_ or cal.sum() < MIN_CALIBRATION_ROWS:
+            return
+        uidx, iidx, sidx = (k[cal] for k in idx)
+        mu_n, logvar = self.net_.time(uidx, iidx, sidx, net_in["z"][cal])
+        if len(self.head_t_):
+            mu_n = mu_n + self.head_t_[lookup(self.head_users_, rows.users[cal], missing=0)]
+        zabs = np.abs(net_in["t_norm"][cal] - mu_n) / np.exp(0.5 * logvar)
+        factor = float(np.quantile(zabs, 0.8)) / Z80
+        self.time_calibration_ = float(np.clip(factor, *CALIBRATION_BOUNDS))
 
-        self.train_info_ = {
-            **info,
-            "n_rows": n,
-            "n_validation_rows": int(val.sum()),
-            "n_timed_rows": n_timed,
-            "fit_seconds": _time.perf_counter() - started,
-        }
-        self.fitted_ = True
-        return self
+    def _row_weights(self, ucodes: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+        """Per-row training weights of the strategy (mean 1 over the fit rows)."""
+        return strategy(self.strategy).row_weights(ucodes, fit_rows, self.frequency_power)
 
     def _validation_mask(self, users: np.ndarray, ucodes: np.ndarray) -> np.ndarray:
         """Held-out rows: whole users when there are enough of them, else each user's latest."""
@@ -478,17 +490,6 @@ class NeuralPredictor(LearnerModel):
         )
         n_hold = np.floor(self.val_fraction * counts).astype(np.int64)
         return from_end < n_hold[ucodes]
-
-    def _row_weights(self, ucodes: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
-        w = np.ones(len(ucodes))
-        if self.strategy == "inverse_frequency":
-            counts = np.bincount(ucodes[fit_rows], minlength=int(ucodes.max()) + 1).astype(float)
-            counts_all = np.bincount(ucodes).astype(float)
-            # Validation rows use their user's total (they are not in the fit counts).
-            per_user = np.where(counts > 0, counts, counts_all)
-            w = per_user[ucodes] ** (-float(self.frequency_power))
-            w = w / w[fit_rows].mean()
-        return w
 
     # -- features --------------------------------------------------------------------
     def _sequence_features(
@@ -576,62 +577,25 @@ class NeuralPredictor(LearnerModel):
     # -- training --------------------------------------------------------------------
     def _train(
         self,
-        uidx: np.ndarray,
-        iidx: np.ndarray,
-        sidx: np.ndarray,
-        xcn: np.ndarray,
-        z: np.ndarray,
-        logit_ref: np.ndarray,
-        y: np.ndarray,
-        t_norm: np.ndarray,
-        has_t: np.ndarray,
-        weights: np.ndarray,
+        strat: Strategy,
+        arrays: TrainDataArrays,
         ucodes: np.ndarray,
         fit_rows: np.ndarray,
         val: np.ndarray,
         l2: float,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Train the network through the strategy's stages (torch on ``n_threads`` threads,
+        its global RNG forked, so a fit is deterministic); returns its weights and a summary."""
         import torch
 
-        from smartstudy.models.neural_net import build_module, export_params
-        from smartstudy.models.neural_train import TrainConfig, TrainData, train_stage
+        from smartstudy.models.neural.net import build_module, export_params
+        from smartstudy.models.neural.train import TrainData, train_stage
 
-        data = TrainData(
-            u=uidx,
-            i=iidx,
-            s=sidx,
-            xc=xcn,
-            z=z,
-            logit_ref=logit_ref,
-            y=y,
-            t=t_norm,
-            timed=has_t,
-            w=weights,
-        )
-        train_rows = np.flatnonzero(fit_rows)
+        data = TrainData(*arrays)
         val_rows = np.flatnonzero(val)
-        cap = self.max_per_user
-        # Position of each row among its user's fit rows, counted from the most recent.
-        from_end = np.full(len(ucodes), -1)
-        from_end[train_rows] = (
-            pd.Series(train_rows).groupby(ucodes[train_rows]).cumcount(ascending=False).to_numpy()
+        stages = strat.stages(
+            TrainingRows(ucodes, fit_rows, self.max_per_user), self.finetune_lr_factor
         )
-
-        def all_rows(_epoch: int, _gen: Any) -> np.ndarray:
-            return train_rows
-
-        def balanced_rows(_epoch: int, gen: Any) -> np.ndarray:
-            keys = torch.rand(len(train_rows), generator=gen).numpy()
-            order = np.lexsort((keys, ucodes[train_rows]))
-            sorted_codes = ucodes[train_rows][order]
-            rank = pd.Series(sorted_codes).groupby(sorted_codes).cumcount().to_numpy()
-            return np.sort(train_rows[order][rank < cap])
-
-        recent_rows = train_rows[from_end[train_rows] < cap]
-
-        def recent(_epoch: int, _gen: Any) -> np.ndarray:
-            return recent_rows
-
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(max(1, min(int(self.n_threads), os.cpu_count() or 1)))
         info: dict[str, Any] = {"strategy": self.strategy}
@@ -640,60 +604,13 @@ class NeuralPredictor(LearnerModel):
                 torch.manual_seed(int(self.seed))
                 gen = torch.Generator().manual_seed(int(self.seed))
                 module = build_module(self.shape_)
-
-                def config(lr: float, rows: Any, epochs: int) -> TrainConfig:
-                    n_rows = len(rows(0, torch.Generator().manual_seed(0)))
-                    batch = min(
-                        int(self.batch_size),
-                        max(MIN_BATCH, math.ceil(n_rows / MIN_STEPS_PER_EPOCH)),
-                    )
-                    info.setdefault("batch_sizes", []).append(batch)
-                    return TrainConfig(
-                        lr=lr,
-                        epochs=epochs,
-                        patience=self.patience if len(val_rows) else epochs,
-                        batch_size=batch,
-                        l2=l2,
-                        cold_user_rate=self.cold_user_rate,
-                        cold_item_rate=self.cold_item_rate,
-                        rows=rows,
-                        with_time=self.shape_.with_time,
-                    )
-
-                n_users, n_items = self.shape_.n_users, self.shape_.n_items
-                if self.strategy == "progressive":
-                    pre = train_stage(
-                        module,
-                        data,
-                        val_rows,
-                        config(self.lr, recent, self.epochs),
-                        gen,
-                        n_users,
-                        n_items,
-                    )
-                    fine = train_stage(
-                        module,
-                        data,
-                        val_rows,
-                        config(self.lr * self.finetune_lr_factor, all_rows, self.epochs),
-                        gen,
-                        n_users,
-                        n_items,
-                    )
-                    info["pretrain_epochs"] = pre.epochs_run
-                    info["finetune_epochs"] = fine.epochs_run
-                    result = fine
-                else:
-                    rows = balanced_rows if self.strategy == "balanced" else all_rows
+                for stage in stages:
+                    cfg = self._stage_config(stage, len(val_rows), l2, info)
                     result = train_stage(
-                        module,
-                        data,
-                        val_rows,
-                        config(self.lr, rows, self.epochs),
-                        gen,
-                        n_users,
-                        n_items,
+                        module, data, val_rows, cfg, gen, self.shape_.n_users, self.shape_.n_items
                     )
+                    if len(stages) > 1:
+                        info[f"{stage.name}_epochs"] = result.epochs_run
                 params = export_params(module)
         finally:
             torch.set_num_threads(previous_threads)
@@ -705,6 +622,28 @@ class NeuralPredictor(LearnerModel):
             best_val_time=_finite_or_none(result.best_val_time),
         )
         return params, info
+
+    def _stage_config(self, stage: Stage, n_val: int, l2: float, info: dict[str, Any]) -> Any:
+        """The ``TrainConfig`` of one stage; its batch size goes into ``info``. Batches
+        shrink on small data so that an epoch still makes ``MIN_STEPS_PER_EPOCH`` steps."""
+        import torch
+
+        from smartstudy.models.neural.train import TrainConfig
+
+        n_rows = len(stage.rows(0, torch.Generator().manual_seed(0)))
+        batch = min(int(self.batch_size), max(MIN_BATCH, math.ceil(n_rows / MIN_STEPS_PER_EPOCH)))
+        info.setdefault("batch_sizes", []).append(batch)
+        return TrainConfig(
+            lr=self.lr * stage.lr_factor,
+            epochs=self.epochs,
+            patience=self.patience if n_val else self.epochs,
+            batch_size=batch,
+            l2=l2,
+            cold_user_rate=self.cold_user_rate,
+            cold_item_rate=self.cold_item_rate,
+            rows=stage.rows,
+            with_time=self.shape_.with_time,
+        )
 
     # -- prediction ------------------------------------------------------------------
     def _logits(
@@ -719,7 +658,7 @@ class NeuralPredictor(LearnerModel):
         """The network's logit, through the user's head when the strategy has them."""
         logit = self.net_.correctness(uidx, iidx, sidx, xcn, logit_ref)
         if len(self.head_b_):
-            hidx = _lookup(self.head_users_, users)
+            hidx = lookup(self.head_users_, users, missing=0)
             logit = np.exp(self.head_g_[hidx]) * logit + self.head_b_[hidx]
         return logit
 
@@ -743,16 +682,16 @@ class NeuralPredictor(LearnerModel):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p, mu, sigma) of the log time for rows with their features."""
         uidx = (
-            _lookup(self.user_vocab_, users)
+            lookup(self.user_vocab_, users, missing=0)
             if self.shape_.d_user
             else np.zeros(len(users), dtype=np.int64)
         )
-        iidx = _lookup(self.item_vocab_, items)
-        sidx = _lookup(self.skill_vocab_, skills)
+        iidx = lookup(self.item_vocab_, items, missing=0)
+        sidx = lookup(self.skill_vocab_, skills, missing=0)
         xcn = (xc - self.corr_mean_) / self.corr_sd_
-        logit = self._logits(users, uidx, iidx, sidx, xcn, _logit(p_ref))
-        hidx = _lookup(self.head_users_, users) if len(self.head_b_) else None
-        p = _sigmoid(logit)
+        z_logit = self._logits(users, uidx, iidx, sidx, xcn, logit(p_ref, clip=P_CLIP))
+        hidx = lookup(self.head_users_, users, missing=0) if len(self.head_b_) else None
+        p = sigmoid(z_logit)
         if self.with_time_:
             z = self._time_inputs(xcn, xt, mu_ref)
             mu_n, logvar = self.net_.time(uidx, iidx, sidx, z)
@@ -956,6 +895,71 @@ class NeuralPredictor(LearnerModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+class TrainDataArrays(NamedTuple):
+    """Row-aligned training arrays, in the field order of ``train.TrainData``."""
+
+    u: np.ndarray
+    i: np.ndarray
+    s: np.ndarray
+    xc: np.ndarray
+    z: np.ndarray
+    logit_ref: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
+    timed: np.ndarray
+    w: np.ndarray
+
+
+@dataclass(frozen=True)
+class _TrainingRows:
+    """Training rows sorted by user, then order, with robust log times (``lt``, 0 where
+    ``has_t`` is False) and each item's skill (the last one named for it)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    skills: np.ndarray
+    y: np.ndarray
+    lt: np.ndarray
+    has_t: np.ndarray
+    item_skill: dict[str, str]
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """(users, items, skills, y, lt, has_t)."""
+        return self.users, self.items, self.skills, self.y, self.lt, self.has_t
+
+
+def _training_rows(data: pd.DataFrame) -> _TrainingRows:
+    """The validated frame's rows in sequence order, with plausible times winsorised against
+    their item's robust band (``models.base``), so that absurd times neither train the time
+    head nor move the population references."""
+    pos = sort_for_sequences(data)
+    items = data["item_id"].to_numpy(dtype=object)[pos]
+    raw_skills = data["skill_id"].to_numpy(dtype=object)[pos]
+    robust = robust_seconds(data)[pos]
+    has_t = ~np.isnan(robust)
+    # An item's skill is the last one named for it (update() overwrites the same way).
+    item_skill: dict[str, str] = {}
+    for it, sk in zip(items, raw_skills, strict=True):
+        if sk is not None:
+            item_skill[it] = sk
+    skills = np.array(
+        [
+            sk if sk is not None else item_skill.get(it)
+            for it, sk in zip(items, raw_skills, strict=True)
+        ],
+        dtype=object,
+    )
+    return _TrainingRows(
+        users=data["user_id"].to_numpy(dtype=object)[pos],
+        items=items,
+        skills=skills,
+        y=data["correct"].to_numpy(dtype=float)[pos],
+        lt=np.log(np.where(has_t, robust, 1.0)),
+        has_t=has_t,
+        item_skill=item_skill,
+    )
+
+
 def _time_loss_weights(
     weights: np.ndarray, users: np.ndarray, items: np.ndarray, has_t: np.ndarray
 ) -> np.ndarray:
@@ -990,17 +994,6 @@ def _user_groups(
     return out[0], out[1], out[2]
 
 
-def _group_totals(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each row's group total of ``values`` (zeros where the code is -1)."""
-    out = np.zeros_like(values)
-    ok = codes >= 0
-    if ok.any():
-        out[ok] = (
-            pd.DataFrame(values[ok]).groupby(codes[ok], sort=False).transform("sum").to_numpy()
-        )
-    return out
-
-
 def _vocab(ids: np.ndarray) -> dict[str, int]:
     """Index 1.. of each distinct id in order of first appearance (0 is the cold-start row)."""
     return {str(v): k + 1 for k, v in enumerate(pd.unique(np.asarray(ids, dtype=object)))}
@@ -1011,14 +1004,6 @@ def _ids_to_index(ids: list[Any], offset: int) -> dict[str, int]:
     if len(out) != len(ids):
         raise ValueError("duplicate ids in a vocabulary")
     return out
-
-
-def _lookup(index: dict[str, int], ids: np.ndarray) -> np.ndarray:
-    """Embedding row of each id (0 = cold start for unknown or missing ids)."""
-    get = index.get
-    return np.fromiter(
-        (get(v, 0) if v is not None else 0 for v in ids), dtype=np.int64, count=len(ids)
-    )
 
 
 def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1046,7 +1031,7 @@ def _fit_affine_logits(
     g = np.zeros(n_groups)
     for _ in range(25):
         x = np.exp(g[groups]) * base
-        q = _sigmoid(x + b[groups])
+        q = sigmoid(x + b[groups])
         r = weights * (q - y)
         h = weights * q * (1.0 - q)
         gb = np.bincount(groups, weights=r, minlength=n_groups) + shrinkage * b
@@ -1063,15 +1048,6 @@ def _fit_affine_logits(
         b[0] = 0.0
         g[0] = 0.0
     return b, g
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1.0 - 1e-6)
-    return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _finite_or_none(value: float) -> float | None:

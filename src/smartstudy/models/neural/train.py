@@ -124,81 +124,133 @@ def train_stage(
     import torch
 
     tensors = _tensors(data)
-    # One optimiser per head, so each head's learning rate is halved on its own plateaus.
-    named = list(module.named_parameters())
-    opt_c = torch.optim.Adam([p for n, p in named if n.startswith("c_")], lr=cfg.lr)
-    t_params = [p for n, p in named if n.startswith("t_")]
-    opt_t = torch.optim.Adam(t_params, lr=cfg.lr) if t_params else None
+    optimisers = _HeadOptimisers(module, cfg.lr)
     val_idx = torch.as_tensor(val_rows, dtype=torch.long)
-    result = TrainResult()
-    best_c: dict[str, Any] | None = None
-    best_t: dict[str, Any] | None = None
-    stale_c = stale_t = 0
-
-    def snapshot(prefix: str) -> dict[str, Any]:
-        return {
-            k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(prefix)
-        }
-
+    stopping = _EarlyStopping(module, cfg)
     for epoch in range(cfg.epochs):
         module.train()
-        rows = torch.as_tensor(cfg.rows(epoch, generator), dtype=torch.long)
-        perm = rows[torch.randperm(len(rows), generator=generator)]
-        cold_u = torch.rand(n_users, generator=generator) < cfg.cold_user_rate
-        cold_u[0] = True
-        cold_i = torch.rand(n_items, generator=generator) < cfg.cold_item_rate
-        cold_i[0] = True
-        train_loss = 0.0
-        for start in range(0, len(perm), cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            b = {k: v[idx] for k, v in tensors.items()}
-            u = torch.where(cold_u[b["u"]], 0, b["u"])
-            i = torch.where(cold_i[b["i"]], 0, b["i"])
-            bce, nll, pen = _losses(module, b, u, i, cfg.with_time, cfg.l2)
-            loss = bce + nll + pen
-            opt_c.zero_grad(set_to_none=True)
-            if opt_t is not None:
-                opt_t.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_c.step()
-            if opt_t is not None:
-                opt_t.step()
-            train_loss += float(loss.detach()) * len(idx)
-        result.epochs_run = epoch + 1
-        entry = {"epoch": float(epoch), "train_loss": train_loss / max(len(perm), 1)}
-
+        train_loss, n_rows = _train_epoch(
+            module, tensors, cfg, generator, optimisers, n_users, n_items, epoch
+        )
+        stopping.result.epochs_run = epoch + 1
+        entry = {"epoch": float(epoch), "train_loss": train_loss / max(n_rows, 1)}
         if len(val_rows) == 0:
-            result.history.append(entry)
+            stopping.result.history.append(entry)
             continue
         module.eval()
         with torch.no_grad():
             b = {k: v[val_idx] for k, v in tensors.items()}
             bce, nll, _ = _losses(module, b, b["u"], b["i"], cfg.with_time, 0.0)
-        vc, vt = float(bce), float(nll)
-        entry.update(val_correct=vc, val_time=vt)
-        result.history.append(entry)
+        entry.update(val_correct=float(bce), val_time=float(nll))
+        stopping.result.history.append(entry)
+        if stopping.after_epoch(epoch, float(bce), float(nll), optimisers):
+            break
+    stopping.restore_best()
+    return stopping.result
+
+
+class _HeadOptimisers:
+    """One Adam optimiser per head, so each head's learning rate is halved on its own
+    plateaus (the time head has none when the network has no time head)."""
+
+    def __init__(self, module: Any, lr: float) -> None:
+        import torch
+
+        named = list(module.named_parameters())
+        self.correct = torch.optim.Adam([p for n, p in named if n.startswith("c_")], lr=lr)
+        t_params = [p for n, p in named if n.startswith("t_")]
+        self.time = torch.optim.Adam(t_params, lr=lr) if t_params else None
+
+    def step(self, loss: Any) -> None:
+        """Back-propagate ``loss`` and step both heads."""
+        self.correct.zero_grad(set_to_none=True)
+        if self.time is not None:
+            self.time.zero_grad(set_to_none=True)
+        loss.backward()
+        self.correct.step()
+        if self.time is not None:
+            self.time.step()
+
+
+def _train_epoch(
+    module: Any,
+    tensors: dict[str, Any],
+    cfg: TrainConfig,
+    generator: Any,
+    optimisers: _HeadOptimisers,
+    n_users: int,
+    n_items: int,
+    epoch: int,
+) -> tuple[float, int]:
+    """One pass over the epoch's rows in shuffled batches, with this epoch's cold-start
+    masks (user 0 and item 0 are always the cold-start rows). Returns (summed loss, rows)."""
+    import torch
+
+    rows = torch.as_tensor(cfg.rows(epoch, generator), dtype=torch.long)
+    perm = rows[torch.randperm(len(rows), generator=generator)]
+    cold_u = torch.rand(n_users, generator=generator) < cfg.cold_user_rate
+    cold_u[0] = True
+    cold_i = torch.rand(n_items, generator=generator) < cfg.cold_item_rate
+    cold_i[0] = True
+    train_loss = 0.0
+    for start in range(0, len(perm), cfg.batch_size):
+        idx = perm[start : start + cfg.batch_size]
+        b = {k: v[idx] for k, v in tensors.items()}
+        u = torch.where(cold_u[b["u"]], 0, b["u"])
+        i = torch.where(cold_i[b["i"]], 0, b["i"])
+        bce, nll, pen = _losses(module, b, u, i, cfg.with_time, cfg.l2)
+        loss = bce + nll + pen
+        optimisers.step(loss)
+        train_loss += float(loss.detach()) * len(idx)
+    return train_loss, len(perm)
+
+
+class _EarlyStopping:
+    """Keeps each head's best weights on the validation rows, halves a head's learning rate
+    after an epoch without improvement, and says when both heads have stalled ``patience``
+    epochs."""
+
+    def __init__(self, module: Any, cfg: TrainConfig) -> None:
+        self.module = module
+        self.cfg = cfg
+        self.result = TrainResult()
+        self.best_c: dict[str, Any] | None = None
+        self.best_t: dict[str, Any] | None = None
+        self.stale_c = 0
+        self.stale_t = 0
+
+    def _snapshot(self, prefix: str) -> dict[str, Any]:
+        return {
+            k: v.detach().clone()
+            for k, v in self.module.state_dict().items()
+            if k.startswith(prefix)
+        }
+
+    def after_epoch(self, epoch: int, vc: float, vt: float, optimisers: _HeadOptimisers) -> bool:
+        """Record the epoch's validation losses; True when training should stop."""
+        result, cfg = self.result, self.cfg
         if vc < result.best_val_correct - 1e-5:
             result.best_val_correct, result.best_epoch_correct = vc, epoch
-            best_c, stale_c = snapshot("c_"), 0
+            self.best_c, self.stale_c = self._snapshot("c_"), 0
         else:
-            stale_c += 1
-            _halve_lr(opt_c)
+            self.stale_c += 1
+            _halve_lr(optimisers.correct)
         if cfg.with_time and vt < result.best_val_time - 1e-5:
             result.best_val_time, result.best_epoch_time = vt, epoch
-            best_t, stale_t = snapshot("t_"), 0
+            self.best_t, self.stale_t = self._snapshot("t_"), 0
         else:
-            stale_t += 1
-            if opt_t is not None:
-                _halve_lr(opt_t)
-        if stale_c >= cfg.patience and (not cfg.with_time or stale_t >= cfg.patience):
-            break
+            self.stale_t += 1
+            if optimisers.time is not None:
+                _halve_lr(optimisers.time)
+        return self.stale_c >= cfg.patience and (not cfg.with_time or self.stale_t >= cfg.patience)
 
-    state = module.state_dict()
-    for best in (best_c, best_t):
-        if best:
-            state.update(best)
-    module.load_state_dict(state)
-    return result
+    def restore_best(self) -> None:
+        """Load each head's best weights (the last ones where a head never improved)."""
+        state = self.module.state_dict()
+        for best in (self.best_c, self.best_t):
+            if best:
+                state.update(best)
+        self.module.load_state_dict(state)
 
 
 def _halve_lr(opt: Any) -> None:

@@ -21,7 +21,7 @@ Counters (``C, W, WC, WW, TN, TRES, TSUM, PTN``)
     ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item, see ``models.base``) and
     ``TSUM`` sums their (plausible, winsorised) log times: with ``C`` and ``W`` they are the
     user's own share of the population statistics, which the leave-user-out references
-    (``neural_refs``) subtract.
+    (``refs``) subtract.
 
 Recency
     Besides the last-5 window, exponential moving averages of the outcomes per user and per
@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from smartstudy.models._arrays import compensated_grouped_sums, with_capacity
 
 # Counter columns.
 C, W, WC, WW, TN, TRES, TSUM, PTN = range(8)
@@ -124,7 +126,7 @@ def row_contributions(
 
 def own_stats(counters: np.ndarray) -> np.ndarray:
     """A user's own share of the population statistics ``[n, successes, timed n, sum log t]``
-    (the layout of ``neural_refs``) from their counters."""
+    (the layout of ``refs``) from their counters."""
     return np.column_stack(
         [counters[:, C] + counters[:, W], counters[:, C], counters[:, PTN], counters[:, TSUM]]
     )
@@ -365,9 +367,9 @@ class HistoryStore:
         ucodes, uniq = pd.factorize(users)
         n_u = len(uniq)
         store.user_index = {str(u): k for k, u in enumerate(uniq)}
-        store.user_cnt = _grouped_sum(ucodes, contrib, n_u)
+        store.user_cnt = with_capacity(compensated_grouped_sums(ucodes, contrib, n_u))
         _, final = grouped_ema(ucodes, y, np.full((n_u, len(EMA_USER)), store.prior), EMA_USER)
-        store.user_ema = _capacity(final)
+        store.user_ema = with_capacity(final)
         known = ~np.isnan(y)
         timed = known & ~np.isnan(res_t)
         store.recent_y, store.recent_yn = last_values(ucodes, known, np.nan_to_num(y), n_u)
@@ -379,11 +381,15 @@ class HistoryStore:
             setattr(
                 store, f"{attr}_index", {(int(a), str(b)): k for k, (a, b) in enumerate(uniq_pairs)}
             )
-            setattr(store, f"{attr}_cnt", _grouped_sum(codes, contrib[has], len(uniq_pairs)))
+            setattr(
+                store,
+                f"{attr}_cnt",
+                with_capacity(compensated_grouped_sums(codes, contrib[has], len(uniq_pairs))),
+            )
             if attr == "skill":
                 start = np.full((len(uniq_pairs), len(EMA_SKILL)), store.prior)
                 _, final = grouped_ema(codes, y[has], start, EMA_SKILL)
-                store.skill_ema = _capacity(final)
+                store.skill_ema = with_capacity(final)
         return store
 
     # -- look-ups ---------------------------------------------------------------------
@@ -559,12 +565,12 @@ class HistoryStore:
             if arr.shape != shape or not np.isfinite(arr).all():
                 raise ValueError(f"{key} has shape {arr.shape}, expected {shape}")
             arrays[key] = arr
-        store.user_cnt = _capacity(arrays["hist_user_cnt"].astype(float))
-        store.recent_y = _capacity(arrays["hist_recent_y"].astype(float))
-        store.recent_yn = _capacity(arrays["hist_recent_yn"].astype(np.int64))
-        store.recent_t = _capacity(arrays["hist_recent_t"].astype(float))
-        store.recent_tn = _capacity(arrays["hist_recent_tn"].astype(np.int64))
-        store.user_ema = _capacity(arrays["hist_user_ema"].astype(float))
+        store.user_cnt = with_capacity(arrays["hist_user_cnt"].astype(float))
+        store.recent_y = with_capacity(arrays["hist_recent_y"].astype(float))
+        store.recent_yn = with_capacity(arrays["hist_recent_yn"].astype(np.int64))
+        store.recent_t = with_capacity(arrays["hist_recent_t"].astype(float))
+        store.recent_tn = with_capacity(arrays["hist_recent_tn"].astype(np.int64))
+        store.user_ema = with_capacity(arrays["hist_user_ema"].astype(float))
         if ((store.recent_yn < 0) | (store.recent_yn > RECENT)).any():
             raise ValueError("recent buffer counts out of range")
         for level in ("skill", "item"):
@@ -580,11 +586,11 @@ class HistoryStore:
             if len(index) != len(u):
                 raise ValueError(f"duplicate {level} pairs in the history state")
             setattr(store, f"{level}_index", index)
-            setattr(store, f"{level}_cnt", _capacity(cnt))
+            setattr(store, f"{level}_cnt", with_capacity(cnt))
         ema = np.asarray(state["hist_skill_ema"], dtype=float)
         if ema.shape != (len(store.skill_index), len(EMA_SKILL)) or not np.isfinite(ema).all():
             raise ValueError(f"hist_skill_ema has shape {ema.shape}")
-        store.skill_ema = _capacity(ema)
+        store.skill_ema = with_capacity(ema)
         return store
 
 
@@ -604,18 +610,3 @@ def _push(buffers: np.ndarray, counts: np.ndarray, row: int, value: float) -> No
     buffers[row, :-1] = buffers[row, 1:]
     buffers[row, -1] = value
     counts[row] = min(int(counts[row]) + 1, RECENT)
-
-
-def _grouped_sum(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    out = np.zeros((max(n_groups, 1) * 2, values.shape[1]))
-    if n_groups:
-        sums = pd.DataFrame(values).groupby(codes, sort=False).sum()
-        out[sums.index.to_numpy()] = sums.to_numpy()
-    return out
-
-
-def _capacity(values: np.ndarray) -> np.ndarray:
-    cap = max(8, 2 * len(values))
-    out = np.zeros((cap, *values.shape[1:]), dtype=values.dtype)
-    out[: len(values)] = values
-    return out

@@ -66,46 +66,10 @@ def build_module(shape: NetShape) -> Any:
         def __init__(self, sh: NetShape) -> None:
             super().__init__()
             self.sh = sh
-            ctx = sh.d_user + sh.d_item + sh.d_skill
-            h = sh.hidden
-
-            def emb(n: int, d: int, sd: float) -> nn.Embedding:
-                e = nn.Embedding(n, d)
-                nn.init.normal_(e.weight, 0.0, sd)
-                return e
-
-            # correctness
-            self.c_user = emb(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
-            self.c_item = emb(sh.n_items, sh.d_item, 0.05)
-            self.c_skill = emb(sh.n_skills, sh.d_skill, 0.05)
-            self.c_bias_user = emb(sh.n_users, 1, 0.0) if sh.d_user else None
-            self.c_bias_item = emb(sh.n_items, 1, 0.0)
-            self.c_bias_skill = emb(sh.n_skills, 1, 0.0)
-            self.c_A1 = nn.Linear(ctx, h)
-            self.c_a2 = nn.Linear(h, 1, bias=False)
-            nn.init.zeros_(self.c_a2.weight)
-            self.c_C = nn.Linear(ctx, h)
-            self.c_G = nn.Linear(ctx, h, bias=False)
-            nn.init.zeros_(self.c_G.weight)
-            self.c_Wm = nn.Parameter(torch.randn(sh.n_corr, h) * 0.3 - 2.5)
-            self.c_vm = nn.Parameter(torch.full((h,), -4.0))
-            self.c_lm = nn.Parameter(torch.full((sh.n_corr,), -2.25))
-            self.c_slope_skill = emb(sh.n_skills, sh.n_corr, 0.0)
-            self.c_alpha = nn.Parameter(torch.ones(()))
-            self.c_b0 = nn.Parameter(torch.zeros(()))
-            # time
+            # Layers are created in a fixed order: it fixes the initial weights for a seed.
+            _add_correctness_layers(self, sh)
             if sh.with_time:
-                th = sh.time_hidden
-                self.t_user = emb(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
-                self.t_item = emb(sh.n_items, sh.d_item, 0.05)
-                self.t_skill = emb(sh.n_skills, sh.d_skill, 0.05)
-                self.t_bias_user = emb(sh.n_users, 1, 0.0) if sh.d_user else None
-                self.t_bias_item = emb(sh.n_items, 1, 0.0)
-                self.t_B1 = nn.Linear(ctx + sh.n_time_in, th)
-                self.t_B2 = nn.Linear(th, th)
-                self.t_B3 = nn.Linear(th, 2)
-                nn.init.zeros_(self.t_B3.weight)
-                nn.init.zeros_(self.t_B3.bias)
+                _add_time_layers(self, sh)
 
         def _ctx(self, prefix: str, u: Any, i: Any, s: Any) -> Any:
             parts = []
@@ -145,24 +109,65 @@ def build_module(shape: NetShape) -> Any:
     return MonotoneNet(shape)
 
 
+def _embedding(n: int, d: int, sd: float) -> Any:
+    from torch import nn
+
+    e = nn.Embedding(n, d)
+    nn.init.normal_(e.weight, 0.0, sd)
+    return e
+
+
+def _add_correctness_layers(net: Any, sh: NetShape) -> None:
+    """The correctness head's embeddings, context MLP and monotone units, on ``net``."""
+    import torch
+    from torch import nn
+
+    ctx = sh.d_user + sh.d_item + sh.d_skill
+    h = sh.hidden
+    net.c_user = _embedding(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
+    net.c_item = _embedding(sh.n_items, sh.d_item, 0.05)
+    net.c_skill = _embedding(sh.n_skills, sh.d_skill, 0.05)
+    net.c_bias_user = _embedding(sh.n_users, 1, 0.0) if sh.d_user else None
+    net.c_bias_item = _embedding(sh.n_items, 1, 0.0)
+    net.c_bias_skill = _embedding(sh.n_skills, 1, 0.0)
+    net.c_A1 = nn.Linear(ctx, h)
+    net.c_a2 = nn.Linear(h, 1, bias=False)
+    nn.init.zeros_(net.c_a2.weight)
+    net.c_C = nn.Linear(ctx, h)
+    net.c_G = nn.Linear(ctx, h, bias=False)
+    nn.init.zeros_(net.c_G.weight)
+    net.c_Wm = nn.Parameter(torch.randn(sh.n_corr, h) * 0.3 - 2.5)
+    net.c_vm = nn.Parameter(torch.full((h,), -4.0))
+    net.c_lm = nn.Parameter(torch.full((sh.n_corr,), -2.25))
+    net.c_slope_skill = _embedding(sh.n_skills, sh.n_corr, 0.0)
+    net.c_alpha = nn.Parameter(torch.ones(()))
+    net.c_b0 = nn.Parameter(torch.zeros(()))
+
+
+def _add_time_layers(net: Any, sh: NetShape) -> None:
+    """The time head's embeddings and MLP (mean and log-variance, starting at 0), on ``net``."""
+    from torch import nn
+
+    ctx = sh.d_user + sh.d_item + sh.d_skill
+    th = sh.time_hidden
+    net.t_user = _embedding(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
+    net.t_item = _embedding(sh.n_items, sh.d_item, 0.05)
+    net.t_skill = _embedding(sh.n_skills, sh.d_skill, 0.05)
+    net.t_bias_user = _embedding(sh.n_users, 1, 0.0) if sh.d_user else None
+    net.t_bias_item = _embedding(sh.n_items, 1, 0.0)
+    net.t_B1 = nn.Linear(ctx + sh.n_time_in, th)
+    net.t_B2 = nn.Linear(th, th)
+    net.t_B3 = nn.Linear(th, 2)
+    nn.init.zeros_(net.t_B3.weight)
+    nn.init.zeros_(net.t_B3.bias)
+
+
 def export_params(module: Any) -> dict[str, np.ndarray]:
     """The module's weights as float64 NumPy arrays, named ``net_<parameter>``."""
     out = {}
     for name, tensor in module.state_dict().items():
         out["net_" + name.replace(".", "__")] = tensor.detach().cpu().numpy().astype(np.float64)
     return out
-
-
-def load_into_module(module: Any, params: dict[str, np.ndarray]) -> None:
-    """Copy ``export_params`` arrays back into a module (used to continue training)."""
-    import torch
-
-    state = {
-        k[len("net_") :].replace("__", "."): torch.as_tensor(v, dtype=torch.float32)
-        for k, v in params.items()
-        if k.startswith("net_")
-    }
-    module.load_state_dict(state)
 
 
 def param_names(shape: NetShape) -> list[str]:

@@ -1,4 +1,4 @@
-"""Estimators for the hierarchical speed-accuracy model (LNIRT) used by ``lnirt.py``.
+"""Estimators for the hierarchical speed-accuracy model (LNIRT) used by ``model.py``.
 
 The model is that of van der Linden (2007), "A hierarchical framework for modeling speed and
 accuracy on test items", Psychometrika 72(3), 287-308, as implemented in the R package LNIRT
@@ -522,134 +522,221 @@ def fit_gibbs(
     if n_samples < 10 or burn_in < 0:
         raise ValueError(f"need n_samples >= 10 and burn_in >= 0, got {n_samples}, {burn_in}")
     rng = np.random.default_rng(seed)
-    n_p, n_i = packed.n_users, packed.n_items
-    acc = np.isfinite(packed.correct)
-    ua, ia = packed.user[acc], packed.item[acc]
-    positive = packed.correct[acc] > 0.5
-    tim = np.isfinite(packed.log_time)
-    ut, it, lt = packed.user[tim], packed.item[tim], packed.log_time[tim]
-    n_acc_i = np.bincount(ia, minlength=n_i).astype(float)
-    n_t_i = np.bincount(it, minlength=n_i).astype(float)
-
-    d_design = _Design(packed)
-    log_a0, b0, log_alpha0, beta = _start_values(d_design)
-    a = np.exp(log_a0)
-    b = b0
-    b_centre, beta_centre = float(b.mean()), float(beta.mean())
-    alpha2 = np.exp(2.0 * log_alpha0)
-    theta = np.zeros(n_p)
-    tau = np.zeros(n_p)
-    sigma = np.array([[1.0, 0.0], [0.0, priors.speed_sd**2]])
-    prec_a = 1.0 / (2.0 * priors.log_a_sd) ** 2
-    prec_b = 1.0 / priors.b_sd**2
-    prec_beta = 1.0 / priors.beta_sd**2
-    iw_df, iw_scale = 4.0, np.eye(2)
-    gamma_shape, gamma_rate = 1.0, 1.0
-
-    keep = np.zeros((4, n_i))
-    keep_sq = np.zeros((4, n_i))
-    p_sum = np.zeros((n_p, 2))
-    p_cross = np.zeros((n_p, 3))
-    sig_sum = np.zeros((2, 2))
-    n_kept = 0
+    data = _GibbsData(packed)
+    state = _GibbsState.start(packed, data, priors)
+    sums = _GibbsSums(packed.n_users, packed.n_items)
     for sweep in range(burn_in + n_samples):
         # 1. latent responses of the probit (Albert 1992)
-        z = _truncated_latent(rng, a[ia] * (theta[ua] - b[ia]), positive)
-        # 2. persons: bivariate normal given the latent responses and the log times
-        sig_inv = np.linalg.inv(sigma)
-        h_theta = np.bincount(ua, weights=a[ia] * (z + a[ia] * b[ia]), minlength=n_p)
-        p_theta = np.bincount(ua, weights=a[ia] ** 2, minlength=n_p)
-        h_tau = np.bincount(ut, weights=alpha2[it] * (beta[it] - lt), minlength=n_p)
-        p_tau = np.bincount(ut, weights=alpha2[it], minlength=n_p)
-        q11, q12, q22 = sig_inv[0, 0] + p_theta, sig_inv[0, 1], sig_inv[1, 1] + p_tau
-        det = q11 * q22 - q12 * q12
-        c11, c12, c22 = q22 / det, -q12 / det, q11 / det
-        m_theta = c11 * h_theta + c12 * h_tau
-        m_tau = c12 * h_theta + c22 * h_tau
-        l11 = np.sqrt(c11)
-        l21 = c12 / l11
-        l22 = np.sqrt(np.maximum(c22 - l21 * l21, 0.0))
-        e1, e2 = rng.standard_normal(n_p), rng.standard_normal(n_p)
-        theta = m_theta + l11 * e1
-        tau = m_tau + l21 * e1 + l22 * e2
-        # 3. accuracy items, Z = a (theta - b) + eps: a | b (truncated to a > 0), then b | a
-        th = theta[ua]
-        x = th - b[ia]
-        s_xx = np.bincount(ia, weights=x * x, minlength=n_i) + prec_a
-        s_xz = np.bincount(ia, weights=x * z, minlength=n_i) + prec_a * 1.0
-        a = _sample_positive_normal(rng, s_xz / s_xx, 1.0 / np.sqrt(s_xx))
-        # a b = a theta - Z + eps: b has precision n a^2 + 1/b_sd^2 around the centre b_centre.
-        pb_ = a * a * n_acc_i + prec_b
-        s_b = a * np.bincount(ia, weights=a[ia] * th - z, minlength=n_i)
-        b = (s_b + prec_b * b_centre) / pb_ + rng.standard_normal(n_i) / np.sqrt(pb_)
-        b_centre = b.mean() + rng.standard_normal() * priors.b_sd / np.sqrt(n_i)
-        # 4. time items: beta | alpha, then alpha^2 | beta (Gamma)
-        s_lt = np.bincount(it, weights=lt + tau[ut], minlength=n_i)
-        pb = alpha2 * n_t_i + prec_beta
-        beta = (alpha2 * s_lt + prec_beta * beta_centre) / pb + rng.standard_normal(n_i) / np.sqrt(
-            pb
+        z = _truncated_latent(
+            rng, state.a[data.ia] * (state.theta[data.ua] - state.b[data.ia]), data.positive
         )
-        beta_centre = beta.mean() + rng.standard_normal() * priors.beta_sd / np.sqrt(n_i)
-        res = lt - beta[it] + tau[ut]
-        ss = np.bincount(it, weights=res * res, minlength=n_i)
-        alpha2 = rng.gamma(gamma_shape + 0.5 * n_t_i, 1.0 / (gamma_rate + 0.5 * ss))
-        # 5. identification: theta mean 0 / sd 1 and tau mean 0, likelihood unchanged
-        mt, st = theta.mean(), theta.std()
-        b = (b - mt) / st
-        b_centre = (b_centre - mt) / st
-        a = a * st
-        theta = (theta - mt) / st
-        mtau = tau.mean()
-        tau = tau - mtau
-        beta = beta - mtau
-        beta_centre -= mtau
+        _sample_persons(rng, data, state, z)
+        _sample_accuracy_items(rng, data, state, z, priors)
+        _sample_time_items(rng, data, state, priors)
+        state.identify()
         # 6. person covariance
-        xs = np.column_stack([theta, tau])
-        sigma = np.atleast_2d(
-            stats.invwishart.rvs(df=iw_df + n_p, scale=iw_scale + xs.T @ xs, random_state=rng)
+        xs = np.column_stack([state.theta, state.tau])
+        state.sigma = np.atleast_2d(
+            stats.invwishart.rvs(
+                df=_IW_DF + data.n_p, scale=np.eye(2) + xs.T @ xs, random_state=rng
+            )
         )
         if sweep >= burn_in:
-            alpha = np.sqrt(alpha2)
-            for k, v in enumerate((a, b, alpha, beta)):
-                keep[k] += v
-                keep_sq[k] += v * v
-            p_sum += xs
-            p_cross += np.column_stack([theta * theta, theta * tau, tau * tau])
-            # Report the covariance on the identified scale Var(theta) = 1: theta is divided
-            # by its sd, tau keeps its scale.
-            sd_theta = np.sqrt(sigma[0, 0])
-            sig_sum += np.array([[1.0, sigma[0, 1] / sd_theta], [0.0, sigma[1, 1]]])
-            n_kept += 1
-    mean = keep / n_kept
-    sd_items = np.sqrt(np.maximum(keep_sq / n_kept - mean * mean, 0.0))
-    person_mean = p_sum / n_kept
-    cross = p_cross / n_kept
-    person_cov = np.empty((n_p, 2, 2))
-    person_cov[:, 0, 0] = cross[:, 0] - person_mean[:, 0] ** 2
-    person_cov[:, 0, 1] = person_cov[:, 1, 0] = cross[:, 1] - person_mean[:, 0] * person_mean[:, 1]
-    person_cov[:, 1, 1] = cross[:, 2] - person_mean[:, 1] ** 2
-    sig = sig_sum / n_kept
-    sigma_p = np.array([[1.0, sig[0, 1]], [sig[0, 1], sig[1, 1]]])
-    a_hat, b_hat, alpha_hat, beta_hat = mean
-    log_a, log_alpha = np.log(a_hat), np.log(alpha_hat)
-    return LNIRTEstimate(
-        item_ids=packed.item_ids,
-        user_ids=packed.user_ids,
-        a=a_hat,
-        b=b_hat,
-        alpha=alpha_hat,
-        beta=beta_hat,
-        a_sd=sd_items[0],
-        b_sd=sd_items[1],
-        alpha_sd=sd_items[2],
-        beta_sd=sd_items[3],
-        sigma_P=sigma_p,
-        person_mean=person_mean,
-        person_cov=person_cov,
-        person_n=_informative_counts(packed),
-        item_prior_mean=np.array([log_a.mean(), b_hat.mean(), log_alpha.mean(), beta_hat.mean()]),
-        item_prior_sd=_item_spread(log_a, b_hat, log_alpha, beta_hat, priors),
-        objective=float("nan"),
-        n_iter=burn_in + n_samples,
-        converged=True,
-    )
+            sums.add(state)
+    return sums.estimate(packed, priors, n_iter=burn_in + n_samples)
+
+
+# Conjugate hyperparameters of the Gibbs sampler: inverse-Wishart(_IW_DF, I) for Sigma_P and
+# Gamma(_GAMMA_SHAPE, _GAMMA_RATE) for alpha^2.
+_IW_DF = 4.0
+_GAMMA_SHAPE, _GAMMA_RATE = 1.0, 1.0
+
+
+class _GibbsData:
+    """The responses and log times of a Gibbs fit as flat (user, item, value) arrays."""
+
+    def __init__(self, packed: PackedResponses) -> None:
+        self.n_p, self.n_i = packed.n_users, packed.n_items
+        acc = np.isfinite(packed.correct)
+        self.ua, self.ia = packed.user[acc], packed.item[acc]
+        self.positive = packed.correct[acc] > 0.5
+        tim = np.isfinite(packed.log_time)
+        self.ut, self.it, self.lt = packed.user[tim], packed.item[tim], packed.log_time[tim]
+        self.n_acc_i = np.bincount(self.ia, minlength=self.n_i).astype(float)
+        self.n_t_i = np.bincount(self.it, minlength=self.n_i).astype(float)
+
+
+@dataclass
+class _GibbsState:
+    """The current draw of every parameter."""
+
+    a: np.ndarray
+    b: np.ndarray
+    b_centre: float
+    alpha2: np.ndarray
+    beta: np.ndarray
+    beta_centre: float
+    theta: np.ndarray
+    tau: np.ndarray
+    sigma: np.ndarray
+
+    @classmethod
+    def start(cls, packed: PackedResponses, data: _GibbsData, priors: LNIRTPriors) -> _GibbsState:
+        """The EM's start values for the items, persons at 0, Sigma_P at the prior."""
+        log_a0, b0, log_alpha0, beta = _start_values(_Design(packed))
+        return cls(
+            a=np.exp(log_a0),
+            b=b0,
+            b_centre=float(b0.mean()),
+            alpha2=np.exp(2.0 * log_alpha0),
+            beta=beta,
+            beta_centre=float(beta.mean()),
+            theta=np.zeros(data.n_p),
+            tau=np.zeros(data.n_p),
+            sigma=np.array([[1.0, 0.0], [0.0, priors.speed_sd**2]]),
+        )
+
+    def identify(self) -> None:
+        """5. identification: theta mean 0 / sd 1 and tau mean 0, likelihood unchanged."""
+        mt, st = self.theta.mean(), self.theta.std()
+        self.b = (self.b - mt) / st
+        self.b_centre = (self.b_centre - mt) / st
+        self.a = self.a * st
+        self.theta = (self.theta - mt) / st
+        mtau = self.tau.mean()
+        self.tau = self.tau - mtau
+        self.beta = self.beta - mtau
+        self.beta_centre -= mtau
+
+
+def _sample_persons(
+    rng: np.random.Generator, data: _GibbsData, state: _GibbsState, z: np.ndarray
+) -> None:
+    """2. persons: bivariate normal given the latent responses and the log times."""
+    a, b, n_p = state.a, state.b, data.n_p
+    ua, ia, ut, it = data.ua, data.ia, data.ut, data.it
+    sig_inv = np.linalg.inv(state.sigma)
+    h_theta = np.bincount(ua, weights=a[ia] * (z + a[ia] * b[ia]), minlength=n_p)
+    p_theta = np.bincount(ua, weights=a[ia] ** 2, minlength=n_p)
+    h_tau = np.bincount(ut, weights=state.alpha2[it] * (state.beta[it] - data.lt), minlength=n_p)
+    p_tau = np.bincount(ut, weights=state.alpha2[it], minlength=n_p)
+    q11, q12, q22 = sig_inv[0, 0] + p_theta, sig_inv[0, 1], sig_inv[1, 1] + p_tau
+    det = q11 * q22 - q12 * q12
+    c11, c12, c22 = q22 / det, -q12 / det, q11 / det
+    m_theta = c11 * h_theta + c12 * h_tau
+    m_tau = c12 * h_theta + c22 * h_tau
+    l11 = np.sqrt(c11)
+    l21 = c12 / l11
+    l22 = np.sqrt(np.maximum(c22 - l21 * l21, 0.0))
+    e1, e2 = rng.standard_normal(n_p), rng.standard_normal(n_p)
+    state.theta = m_theta + l11 * e1
+    state.tau = m_tau + l21 * e1 + l22 * e2
+
+
+def _sample_accuracy_items(
+    rng: np.random.Generator,
+    data: _GibbsData,
+    state: _GibbsState,
+    z: np.ndarray,
+    priors: LNIRTPriors,
+) -> None:
+    """3. accuracy items, Z = a (theta - b) + eps: a | b (truncated to a > 0), then b | a."""
+    ia, n_i = data.ia, data.n_i
+    prec_a = 1.0 / (2.0 * priors.log_a_sd) ** 2
+    prec_b = 1.0 / priors.b_sd**2
+    th = state.theta[data.ua]
+    x = th - state.b[ia]
+    s_xx = np.bincount(ia, weights=x * x, minlength=n_i) + prec_a
+    s_xz = np.bincount(ia, weights=x * z, minlength=n_i) + prec_a * 1.0
+    a = _sample_positive_normal(rng, s_xz / s_xx, 1.0 / np.sqrt(s_xx))
+    # a b = a theta - Z + eps: b has precision n a^2 + 1/b_sd^2 around the centre b_centre.
+    pb_ = a * a * data.n_acc_i + prec_b
+    s_b = a * np.bincount(ia, weights=a[ia] * th - z, minlength=n_i)
+    state.a = a
+    state.b = (s_b + prec_b * state.b_centre) / pb_ + rng.standard_normal(n_i) / np.sqrt(pb_)
+    state.b_centre = state.b.mean() + rng.standard_normal() * priors.b_sd / np.sqrt(n_i)
+
+
+def _sample_time_items(
+    rng: np.random.Generator, data: _GibbsData, state: _GibbsState, priors: LNIRTPriors
+) -> None:
+    """4. time items: beta | alpha, then alpha^2 | beta (Gamma)."""
+    it, ut, lt, n_i = data.it, data.ut, data.lt, data.n_i
+    prec_beta = 1.0 / priors.beta_sd**2
+    alpha2 = state.alpha2
+    s_lt = np.bincount(it, weights=lt + state.tau[ut], minlength=n_i)
+    pb = alpha2 * data.n_t_i + prec_beta
+    beta = (alpha2 * s_lt + prec_beta * state.beta_centre) / pb + rng.standard_normal(
+        n_i
+    ) / np.sqrt(pb)
+    state.beta = beta
+    state.beta_centre = beta.mean() + rng.standard_normal() * priors.beta_sd / np.sqrt(n_i)
+    res = lt - beta[it] + state.tau[ut]
+    ss = np.bincount(it, weights=res * res, minlength=n_i)
+    state.alpha2 = rng.gamma(_GAMMA_SHAPE + 0.5 * data.n_t_i, 1.0 / (_GAMMA_RATE + 0.5 * ss))
+
+
+class _GibbsSums:
+    """Running sums of the kept draws, turned into posterior means and sds at the end."""
+
+    def __init__(self, n_p: int, n_i: int) -> None:
+        self.keep = np.zeros((4, n_i))
+        self.keep_sq = np.zeros((4, n_i))
+        self.p_sum = np.zeros((n_p, 2))
+        self.p_cross = np.zeros((n_p, 3))
+        self.sig_sum = np.zeros((2, 2))
+        self.n_kept = 0
+
+    def add(self, state: _GibbsState) -> None:
+        alpha = np.sqrt(state.alpha2)
+        for k, v in enumerate((state.a, state.b, alpha, state.beta)):
+            self.keep[k] += v
+            self.keep_sq[k] += v * v
+        theta, tau, sigma = state.theta, state.tau, state.sigma
+        self.p_sum += np.column_stack([theta, tau])
+        self.p_cross += np.column_stack([theta * theta, theta * tau, tau * tau])
+        # Report the covariance on the identified scale Var(theta) = 1: theta is divided
+        # by its sd, tau keeps its scale.
+        sd_theta = np.sqrt(sigma[0, 0])
+        self.sig_sum += np.array([[1.0, sigma[0, 1] / sd_theta], [0.0, sigma[1, 1]]])
+        self.n_kept += 1
+
+    def estimate(self, packed: PackedResponses, priors: LNIRTPriors, n_iter: int) -> LNIRTEstimate:
+        n_kept = self.n_kept
+        mean = self.keep / n_kept
+        sd_items = np.sqrt(np.maximum(self.keep_sq / n_kept - mean * mean, 0.0))
+        person_mean = self.p_sum / n_kept
+        cross = self.p_cross / n_kept
+        person_cov = np.empty((len(person_mean), 2, 2))
+        person_cov[:, 0, 0] = cross[:, 0] - person_mean[:, 0] ** 2
+        person_cov[:, 0, 1] = person_cov[:, 1, 0] = (
+            cross[:, 1] - person_mean[:, 0] * person_mean[:, 1]
+        )
+        person_cov[:, 1, 1] = cross[:, 2] - person_mean[:, 1] ** 2
+        sig = self.sig_sum / n_kept
+        sigma_p = np.array([[1.0, sig[0, 1]], [sig[0, 1], sig[1, 1]]])
+        a_hat, b_hat, alpha_hat, beta_hat = mean
+        log_a, log_alpha = np.log(a_hat), np.log(alpha_hat)
+        return LNIRTEstimate(
+            item_ids=packed.item_ids,
+            user_ids=packed.user_ids,
+            a=a_hat,
+            b=b_hat,
+            alpha=alpha_hat,
+            beta=beta_hat,
+            a_sd=sd_items[0],
+            b_sd=sd_items[1],
+            alpha_sd=sd_items[2],
+            beta_sd=sd_items[3],
+            sigma_P=sigma_p,
+            person_mean=person_mean,
+            person_cov=person_cov,
+            person_n=_informative_counts(packed),
+            item_prior_mean=np.array(
+                [log_a.mean(), b_hat.mean(), log_alpha.mean(), beta_hat.mean()]
+            ),
+            item_prior_sd=_item_spread(log_a, b_hat, log_alpha, beta_hat, priors),
+            objective=float("nan"),
+            n_iter=n_iter,
+            converged=True,
+        )
