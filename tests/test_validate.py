@@ -18,13 +18,20 @@ from smartstudy.cli import app
 from smartstudy.config import Settings
 from smartstudy.models.baseline import Baseline as RealBaseline
 from smartstudy.models.lnirt import TopicLNIRT
-from smartstudy.services import mastery, validation
+from smartstudy.services import mastery, training, validation
 from smartstudy.services.context import AppContext
 from smartstudy.services.demo import seed_demo
 from smartstudy.services.predictor import PredictionService
 from smartstudy.store.db import make_engine, make_session_factory, session_scope, unit_of_work
 from smartstudy.store.migrate import head_revision, upgrade
-from smartstudy.store.orm import BKTSkillParams, Concept, ModelVersion, PracticeTask
+from smartstudy.store.orm import (
+    BKTSkillParams,
+    Concept,
+    Job,
+    ModelVersion,
+    PracticeTask,
+    TrainingCounter,
+)
 
 from .conftest import _postgres_database
 
@@ -93,6 +100,26 @@ def test_validate_passes_on_the_demo_database(demo, monkeypatch):
     table = runner.invoke(app, ["validate"])
     assert table.exit_code == 0 and "FAIL" not in table.output
     assert "one active version per model family" in table.output
+
+
+def test_the_demo_records_its_training_as_a_run(demo):
+    """The demo trains every family on its history: the admin sees that run (not "no training
+    has run yet" beside trained versions), the counter is back at zero, and a "Train now"
+    right after it would learn nothing new."""
+    with session_scope(demo.sessions) as session:
+        runs = session.scalars(select(Job).where(Job.kind == training.TRAINING_JOB)).all()
+        assert [(r.status, r.summary["rows"]) for r in runs] == [("succeeded", 80)]
+        active = dict(
+            session.execute(
+                select(ModelVersion.model_name, ModelVersion.version).where(ModelVersion.is_active)
+            ).all()
+        )
+        assert {name: runs[0].summary[name]["version"] for name in demo.predictor.chain} == active
+        counted, last_trained = session.execute(
+            select(TrainingCounter.count, TrainingCounter.last_trained_at)
+        ).one()
+        assert counted == 0 and last_trained is not None
+        assert training.nothing_new_since(session) is not None
 
 
 @contextmanager

@@ -65,6 +65,16 @@ def claim_training(session: Session, every: int) -> bool:
     return result.rowcount == 1
 
 
+def mark_trained(session: Session) -> None:
+    """Every completion so far has been trained on (outside a training job: the demo): the
+    counter goes back to zero and the time of the last training is now."""
+    session.execute(
+        update(TrainingCounter)
+        .where(TrainingCounter.name == tasks.TRAINING_COUNTER)
+        .values(count=0, last_trained_at=utcnow())
+    )
+
+
 def queue_training(session: Session) -> Job:
     """The queued training job that will include what ``session`` stores: the one waiting
     already (it has not read any data yet), or a new one. Added to ``session``, not committed.
