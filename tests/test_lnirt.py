@@ -13,16 +13,19 @@ from scipy.stats import norm
 
 from smartstudy.data.schema import validate_interactions
 from smartstudy.data.simulate import simulate_lnirt
+from smartstudy.eval.metrics import auc
 from smartstudy.models import base as base_module
 from smartstudy.models.base import (
     PREDICTION_COLUMNS,
     ArtifactError,
+    CannotPredictError,
     LearnerModel,
     NotFittedError,
 )
 from smartstudy.models.lnirt import (
     LNIRT,
     DegenerateFitError,
+    TopicLNIRT,
     accuracy_update,
     check_lnirt_parameters,
     time_update,
@@ -191,8 +194,8 @@ def test_degenerate_fit_raises_and_leaves_the_model_unfitted(
 
 def test_fit_rejects_unusable_input() -> None:
     df, _ = simulate_lnirt(20, 5, seed=0)
-    with pytest.raises(ValueError, match="response time"):
-        LNIRT().fit(df.drop(columns="rt_seconds"))
+    with pytest.raises(ValueError, match="no row has a known `correct`"):
+        LNIRT().fit(df.assign(correct=np.nan))
     with pytest.raises(ValueError, match="method"):
         LNIRT(method="bogus").fit(df)
     with pytest.raises(ValueError, match="prior_b_sd"):
@@ -589,3 +592,99 @@ def test_predict_one_builds_no_data_frame(model: LNIRT, monkeypatch: pytest.Monk
     monkeypatch.setattr(LNIRT, "_item_arrays", no_frames)
     for probe in LNIRT_PROBES:
         assert model.predict_one(*probe) == expected[probe]
+
+
+# -- accuracy-only (2PL) mode: data without response times ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def without_times() -> tuple[LNIRT, LNIRT, pd.DataFrame, pd.DataFrame, dict]:
+    """The full model and the accuracy-only model fitted on the same training users."""
+    df, truth = simulate_lnirt(800, 30, rho=-0.4, seed=5)
+    test_users = df["user_id"].unique()[::4]
+    is_test = df["user_id"].isin(test_users)
+    train, test = df[~is_test], df[is_test]
+    full = LNIRT().fit(train)
+    accuracy_only = LNIRT().fit(train.drop(columns="rt_seconds"))
+    return full, accuracy_only, train, test, truth
+
+
+def test_fit_without_times_fits_the_response_part_only(without_times) -> None:
+    full, acc, train, _, truth = without_times
+    assert full.times_fitted_ and not acc.times_fitted_
+    # The 2PL items are the full model's: accuracy never depended on times.
+    assert _corr(acc.b_, full.b_) > 0.99
+    assert _corr(acc.a_, full.a_) > 0.95
+    assert _corr(acc.b_, truth["b"]) > 0.95
+    # An all-NaN time column is the same as no column.
+    nan_times = LNIRT().fit(train.assign(rt_seconds=np.nan))
+    assert not nan_times.times_fitted_
+    np.testing.assert_allclose(nan_times.b_, acc.b_)
+
+
+def test_accuracy_only_predictions_match_the_full_model(without_times) -> None:
+    full, acc, _, test, _ = without_times
+    pred_full, pred_acc = full.predict(test), acc.predict(test)
+    assert list(pred_acc.columns) == list(PREDICTION_COLUMNS)
+    assert pred_acc[list(PREDICTION_COLUMNS[1:])].isna().all().all()
+    p = pred_acc["p_correct"].to_numpy()
+    assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+    auc_full = auc(test["correct"], pred_full["p_correct"])
+    auc_acc = auc(test["correct"], pred_acc["p_correct"])
+    assert auc_acc > 0.7
+    assert abs(auc_acc - auc_full) < 0.01
+    one = acc.predict_one(test["user_id"].iloc[0], test["item_id"].iloc[0])
+    assert math.isfinite(one["p_correct"]) and math.isnan(one["time_median_s"])
+
+
+def test_accuracy_only_model_ignores_later_times(without_times) -> None:
+    _, acc, _, test, _ = without_times
+    # Times in the data predicted or learned from do not move an accuracy-only model.
+    np.testing.assert_allclose(
+        acc.predict(test)["p_correct"],
+        acc.predict(test.drop(columns="rt_seconds"))["p_correct"],
+    )
+    a = LNIRT.from_bytes(acc.to_bytes())
+    b = LNIRT.from_bytes(acc.to_bytes())
+    a.update({"user_id": "u", "item_id": test["item_id"].iloc[0], "correct": 1, "rt_seconds": 2.0})
+    b.update({"user_id": "u", "item_id": test["item_id"].iloc[0], "correct": 1})
+    np.testing.assert_allclose(a.person_state("u")["mean"], b.person_state("u")["mean"])
+
+
+def test_accuracy_only_save_load_round_trip(without_times, tmp_path) -> None:
+    _, acc, _, test, _ = without_times
+    path = tmp_path / "lnirt_2pl.zip"
+    acc.save(path)
+    loaded = LNIRT.load(path)
+    assert loaded.times_fitted_ is False
+    pd.testing.assert_frame_equal(loaded.predict(test), acc.predict(test))
+
+
+def test_accuracy_only_gibbs_fit_works() -> None:
+    df, truth = simulate_lnirt(300, 15, seed=2)
+    m = LNIRT(method="gibbs", n_samples=150, burn_in=100).fit(df.drop(columns="rt_seconds"))
+    assert not m.times_fitted_
+    assert _corr(m.b_, truth["b"]) > 0.9
+    assert m.predict(df)["time_median_s"].isna().all()
+
+
+def test_topic_without_times_scores_answers_but_serves_no_predictions() -> None:
+    df, _ = simulate_lnirt(300, 20, seed=8, n_skills=2)
+    df.loc[df["skill_id"] == "s1", "rt_seconds"] = np.nan
+    model = TopicLNIRT().fit(df)
+    assert model.accuracy_only_ == ["s1"]
+    assert model.models_["s0"].times_fitted_
+    timed, untimed = df[df["skill_id"] == "s0"], df[df["skill_id"] == "s1"]
+    assert np.isfinite(model.predict(timed).to_numpy()).all()
+    with pytest.raises(CannotPredictError, match="without response times"):
+        model.predict(untimed)
+    row = untimed.iloc[0]
+    with pytest.raises(CannotPredictError, match="without response times"):
+        model.predict_one(row["user_id"], row["item_id"], row["skill_id"])
+    # The untimed topic still scores the answers; its time statistics are missing.
+    fit = model.person_fit(df, by_topic=True)
+    assert fit.loc[fit["skill_id"] == "s1", "lz_time"].isna().all()
+    assert fit.loc[fit["skill_id"] == "s1", "lz_resp"].notna().all()
+    assert fit.loc[fit["skill_id"] == "s0", "lz_time"].notna().all()
+    restored = TopicLNIRT.from_bytes(model.to_bytes())
+    assert restored.accuracy_only_ == ["s1"]

@@ -16,9 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from smartstudy.services import accounts, analytics, catalogue, localtime, planning
+from smartstudy.services import accounts, catalogue, localtime, planning
 from smartstudy.services.context import AppContext
 from smartstudy.services.errors import InvalidInputError
+from smartstudy.services.reports import dashboard as dashboard_report
+from smartstudy.services.reports import prediction_quality as quality_report
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import PracticeTask, User
 from tests.web.conftest import PASSWORD, Web
@@ -162,20 +164,20 @@ def test_the_dashboard_counts_today_on_the_user_s_clock(context: AppContext, top
     tokyo = _user_with_task(context, "tokyo@example.com", "Asia/Tokyo", topic_id)
     london = _user_with_task(context, "utc@example.com", "UTC", topic_id)
     with session_scope(context.sessions) as session:
-        seen = analytics.dashboard(session, tokyo, now=NOW)
+        seen = dashboard_report.dashboard(session, tokyo, now=NOW)
         assert [t.completed_at for t in seen.today] == [COMPLETED]
         assert localtime.format_time(seen.today[0].completed_at, "Asia/Tokyo", "en-GB") == "08:00"
         assert seen.week_tasks == 1 and seen.week_start == date(2026, 11, 23)
         assert seen.days[-1].day == DAY and seen.days[-1].tasks == 1
         assert seen.days[-2].tasks == 0
 
-        utc = analytics.dashboard(session, london, now=NOW)
+        utc = dashboard_report.dashboard(session, london, now=NOW)
         assert utc.today == []
         assert utc.days[-1].day == DAY and utc.days[-1].tasks == 0
         assert utc.days[-2].day == DAY - timedelta(days=1) and utc.days[-2].tasks == 1
 
         # The zone can also be given: the Tokyo user's data on a UTC clock.
-        assert analytics.dashboard(session, tokyo, now=NOW, time_zone="UTC").today == []
+        assert dashboard_report.dashboard(session, tokyo, now=NOW, time_zone="UTC").today == []
 
 
 def test_the_dashboard_page_shows_the_local_time_and_today(
@@ -183,7 +185,7 @@ def test_the_dashboard_page_shows_the_local_time_and_today(
 ):
     _user_with_task(context, "tokyo@example.com", "Asia/Tokyo", topic_id)
     _user_with_task(context, "utc@example.com", "UTC", topic_id)
-    monkeypatch.setattr(analytics, "utcnow", lambda: NOW)
+    monkeypatch.setattr(dashboard_report, "utcnow", lambda: NOW)
 
     web.login("tokyo@example.com")
     page = web.get("/dashboard").text
@@ -232,9 +234,9 @@ def test_analytics_weeks_are_the_user_s(context: AppContext, topic_id: uuid.UUID
                 )
             )
             session.flush()
-            rows = analytics.completed_rows(session, user.id)
+            rows = quality_report.completed_rows(session, user.id)
             assert rows[0].completed_at == sunday_evening  # the same instant, on their clock
-            weeks = analytics.progress_by_week(rows)
+            weeks = quality_report.progress_by_week(rows)
             expected = date(2026, 11, 30) if zone == "Asia/Tokyo" else date(2026, 11, 23)
             assert [w.start for w in weeks] == [expected]
 

@@ -11,7 +11,7 @@ import uuid
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -36,6 +36,9 @@ from smartstudy.store.db import (
     session_scope,
     sqlite_file,
 )
+
+if TYPE_CHECKING:
+    from smartstudy.services.mastery import FitOptions, FitOutcome
 
 
 class _Commands(TyperGroup):
@@ -719,12 +722,7 @@ def fit_bkt(
 
     Example: `smartstudy fit-bkt --all --activate --G-max 0.3`. Exits 1 if any concept failed.
     """
-    from rich.progress import Progress
-    from rich.table import Table
-
-    from smartstudy.models.bkt.em import DEFAULT_BOUNDS
-    from smartstudy.services import audit
-    from smartstudy.services.mastery import FitOptions, fit_concepts
+    from smartstudy.services.mastery import FitOptions
 
     if bool(concept_id) == all_concepts:
         raise fail("give --concept-id (one or more) or --all")
@@ -732,16 +730,7 @@ def fit_bkt(
         ids = None if all_concepts else [uuid.UUID(c) for c in concept_id or []]
     except ValueError:
         raise fail("--concept-id must be a concept UUID") from None
-    bounds = {}
-    for name, lo, hi in (
-        ("l0", l0_min, l0_max),
-        ("t", t_min, t_max),
-        ("s", s_min, s_max),
-        ("g", g_min, g_max),
-    ):
-        if lo is not None or hi is not None:
-            default_lo, default_hi = DEFAULT_BOUNDS[name]
-            bounds[name] = (default_lo if lo is None else lo, default_hi if hi is None else hi)
+    bounds = _bkt_bounds(l0=(l0_min, l0_max), t=(t_min, t_max), s=(s_min, s_max), g=(g_min, g_max))
     options = FitOptions(
         from_date=_parse_date(from_date, "--from-date"),
         to_date=_parse_date(to_date, "--to-date"),
@@ -752,6 +741,35 @@ def fit_bkt(
         n_restarts=restarts,
         activate=activate,
     )
+    outcome = _fit_and_store_bkt(ids, options)
+    _print_bkt_fit(outcome)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _bkt_bounds(
+    **given: tuple[float | None, float | None],
+) -> dict[str, tuple[float, float]]:
+    """The EM bounds of each parameter given a limit on the command line; a missing end of a
+    pair keeps the default bound (``models.bkt.em.DEFAULT_BOUNDS``)."""
+    from smartstudy.models.bkt.em import DEFAULT_BOUNDS
+
+    bounds = {}
+    for name, (lo, hi) in given.items():
+        if lo is not None or hi is not None:
+            default_lo, default_hi = DEFAULT_BOUNDS[name]
+            bounds[name] = (default_lo if lo is None else lo, default_hi if hi is None else hi)
+    return bounds
+
+
+def _fit_and_store_bkt(ids: list[uuid.UUID] | None, options: FitOptions) -> FitOutcome:
+    """Fit the concepts (all with answers when ``ids`` is None) with a progress bar, record
+    an audit entry when served parameters changed, and commit; one clear line on failure."""
+    from rich.progress import Progress
+
+    from smartstudy.services import audit
+    from smartstudy.services.mastery import fit_concepts
+
     context = _context()
     session = context.sessions()
     try:
@@ -771,6 +789,13 @@ def fit_bkt(
         raise fail(str(exc)) from None
     finally:
         session.close()
+    return outcome
+
+
+def _print_bkt_fit(outcome: FitOutcome) -> None:
+    """A table of every concept's result (fitted, skipped or failed) and the totals."""
+    from rich.table import Table
+
     table = Table(title=f"BKT fit, run {outcome.run.id}")
     for col in ("concept", "result", "L0", "T", "S", "G", "F", "detail"):
         table.add_column(col)
@@ -793,72 +818,84 @@ def fit_bkt(
         f"{len(outcome.failed)} failed",
         highlight=False,
     )
-    if outcome.failed:
-        raise typer.Exit(1)
+
+
+# The options of `evaluate`, declared once here so that the command reads as what it does.
+_DatasetOption = Annotated[
+    str | None,
+    typer.Option(
+        help="assistments09, assistments09_dkt, cognitive_tutor, credential_form1 or mars_ib."
+    ),
+]
+_ModelOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Model name (repeat for several), e.g. --model baseline."),
+]
+_ScenarioOption = Annotated[
+    str | None,
+    typer.Option(
+        help="dominant-user: train every neural strategy on the simulated dominant-user "
+        "history of seed 002 and compare them (instead of --dataset). planner: the exam "
+        "planner's simulation study (simulated learners fitted on cognitive_tutor, 5 "
+        "policies; --learners per seed, default 200; --seeds seeds from --seed on; "
+        "--days to the exam)."
+    ),
+]
+_SeedsOption = Annotated[
+    int, typer.Option(help="--scenario planner: number of seeds, from --seed on (5).")
+]
+_DaysOption = Annotated[
+    int, typer.Option(help="--scenario planner: days to the exam (14), e.g. --days 28.")
+]
+_SplitOption = Annotated[
+    str, typer.Option(help="auto (the data set's own split if any), own, or student.")
+]
+_ReplayOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Stream this data set (cognitive_tutor, credential_form1 or mars_ib) through "
+        "the service path on scratch databases and score the stored predictions."
+    ),
+]
+_LearnersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="--replay: learners sampled (with --seed; 100); --scenario planner: simulated "
+        "learners per seed (200)."
+    ),
+]
+_MaxAttemptsOption = Annotated[
+    int | None, typer.Option(help="--replay: at most this many attempts per learner (30).")
+]
+_RetrainEveryOption = Annotated[
+    int | None,
+    typer.Option(help="--replay: completions between trainings (default 100)."),
+]
+_ReplayDatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        help="--replay: a PostgreSQL server URL for the scratch databases "
+        "(default: temporary SQLite files)."
+    ),
+]
 
 
 @app.command()
 def evaluate(
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            help="assistments09, assistments09_dkt, cognitive_tutor, credential_form1 or mars_ib."
-        ),
-    ] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(help="Model name (repeat for several), e.g. --model baseline."),
-    ] = None,
-    scenario: Annotated[
-        str | None,
-        typer.Option(
-            help="dominant-user: train every neural strategy on the simulated dominant-user "
-            "history of seed 002 and compare them (instead of --dataset). planner: the exam "
-            "planner's simulation study (simulated learners fitted on cognitive_tutor, 5 "
-            "policies; --learners per seed, default 200; --seeds seeds from --seed on; "
-            "--days to the exam)."
-        ),
-    ] = None,
-    seeds: Annotated[
-        int, typer.Option(help="--scenario planner: number of seeds, from --seed on (5).")
-    ] = 5,
-    days: Annotated[
-        int, typer.Option(help="--scenario planner: days to the exam (14), e.g. --days 28.")
-    ] = 14,
-    split: Annotated[
-        str, typer.Option(help="auto (the data set's own split if any), own, or student.")
-    ] = "auto",
+    dataset: _DatasetOption = None,
+    model: _ModelOption = None,
+    scenario: _ScenarioOption = None,
+    seeds: _SeedsOption = 5,
+    days: _DaysOption = 14,
+    split: _SplitOption = "auto",
     test_fraction: Annotated[float, typer.Option(help="Share of students held out.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split by student.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    replay: Annotated[
-        str | None,
-        typer.Option(
-            help="Stream this data set (cognitive_tutor, credential_form1 or mars_ib) through "
-            "the service path on scratch databases and score the stored predictions."
-        ),
-    ] = None,
-    learners: Annotated[
-        int | None,
-        typer.Option(
-            help="--replay: learners sampled (with --seed; 100); --scenario planner: simulated "
-            "learners per seed (200)."
-        ),
-    ] = None,
-    max_attempts: Annotated[
-        int | None, typer.Option(help="--replay: at most this many attempts per learner (30).")
-    ] = None,
-    retrain_every: Annotated[
-        int | None,
-        typer.Option(help="--replay: completions between trainings (default 100)."),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            help="--replay: a PostgreSQL server URL for the scratch databases "
-            "(default: temporary SQLite files)."
-        ),
-    ] = None,
+    replay: _ReplayOption = None,
+    learners: _LearnersOption = None,
+    max_attempts: _MaxAttemptsOption = None,
+    retrain_every: _RetrainEveryOption = None,
+    database_url: _ReplayDatabaseOption = None,
 ) -> None:
     """Fit on training students, predict held-out students one step ahead, print metrics.
 
@@ -877,8 +914,7 @@ def evaluate(
             database_url,
             as_json,
         )
-        return
-    if scenario is not None:
+    elif scenario is not None:
         if dataset is not None or model:
             raise fail("--scenario replaces --dataset and --model; give one or the other")
         _evaluate_scenario(
@@ -889,7 +925,20 @@ def evaluate(
             seeds=seeds,
             days=days,
         )
-        return
+    else:
+        _evaluate_dataset(dataset, model or [], split, test_fraction, seed, as_json)
+
+
+def _evaluate_dataset(
+    dataset: str | None,
+    model: list[str],
+    split: str,
+    test_fraction: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Fit the named models on the data set's training students and print the metrics of
+    their one-step-ahead predictions for the held-out students (a table, or JSON)."""
     from smartstudy.data.loaders import DATASETS, DatasetNotFoundError
     from smartstudy.eval import run_evaluation
     from smartstudy.models import MODEL_CLASSES

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from smartstudy.services.analytics import (
+from smartstudy.services.reports.dashboard import DayStat
+from smartstudy.services.reports.prediction_quality import (
     CalibrationBin,
     CompletedRow,
-    DayStat,
     GroupStat,
     PeriodStat,
 )

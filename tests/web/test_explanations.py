@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from smartstudy.services import accounts, analytics, explain
+from smartstudy.services import accounts, explain
+from smartstudy.services.reports import prediction_quality as quality_report
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import PracticeTask, utcnow
 from tests.web.conftest import Web, complete_task, create_task, make_admin, take_quiz
@@ -140,7 +141,7 @@ def test_analytics_waits_for_enough_tasks_then_labels_bin_counts(web: Web, conte
     me = _user_id(context, "new@example.com")
     _add_done(context, me, maths.topic_id, [True, False, True])
     page = web.get("/analytics").text
-    need = analytics.CALIBRATION_MIN_TASKS
+    need = quality_report.CALIBRATION_MIN_TASKS
     assert 'id="calibration-not-enough"' in page and 'id="ece-not-enough"' in page
     assert f"you have 3. Complete {need - 3} more" in page
     assert 'id="chart-calibration"' not in page and 'id="chart-accuracy"' in page

@@ -9,7 +9,8 @@ import uuid
 import pytest
 from sqlalchemy import func, inspect, select
 
-from smartstudy.services import analytics
+from smartstudy.services.reports import admin as admin_report
+from smartstudy.services.reports import history as history_report
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import (
     AlgoRun,
@@ -203,13 +204,13 @@ def test_history_filters_sorts_and_pages(web: Web, context, busy_student, maths)
     with session_scope(context.sessions) as session:
         user = session.scalar(select(User).where(User.email == "robin@example.com"))
         for descending in (True, False):
-            items = analytics.task_history(
+            items = history_report.task_history(
                 session, user.id, sort="time", descending=descending
             ).items
             times = [t.actual_time_seconds for t in items if t.actual_time_seconds is not None]
             assert times == sorted(times, reverse=descending)
             assert items[-1].actual_time_seconds is None
-        by_difficulty = analytics.task_history(
+        by_difficulty = history_report.task_history(
             session, user.id, sort="difficulty", descending=False
         )
         ranks = ["easy", "medium", "hard"]
@@ -287,7 +288,7 @@ def test_admin_models_page_and_actions(web: Web, context, busy_student, monkeypa
         first = versions[0]
         assert f"/admin/models/versions/{first.id}/activate" not in page.text or not first.is_active
     with session_scope(context.sessions) as session:
-        shown, counts = analytics.recent_versions(session, ["neural", "lnirt", "baseline"], 2)
+        shown, counts = admin_report.recent_versions(session, ["neural", "lnirt", "baseline"], 2)
         assert set(shown) >= {"neural", "lnirt", "baseline"} and sum(counts.values()) >= 2
         for rows in shown.values():
             assert len(rows) <= 2

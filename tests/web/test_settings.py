@@ -10,8 +10,10 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from smartstudy.services import analytics, planning, profile
+from smartstudy.services import planning, profile
 from smartstudy.services.errors import ConflictError
+from smartstudy.services.reports import account as account_report
+from smartstudy.services.reports import history as history_report
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import (
     BKTUserSkillState,
@@ -77,7 +79,7 @@ def test_csv_export_holds_every_own_task(web: Web, maths):
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"] == 'attachment; filename="smartstudy-tasks.csv"'
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert list(rows[0]) == list(analytics.EXPORT_COLUMNS)
+    assert list(rows[0]) == list(history_report.EXPORT_COLUMNS)
     by_id = {row["task_id"]: row for row in rows}
     assert set(by_id) == {done, open_task}
     first = by_id[done]
@@ -92,7 +94,7 @@ def test_csv_export_holds_every_own_task(web: Web, maths):
 
 def _owned(context, user_id: uuid.UUID) -> dict[str, int]:
     with session_scope(context.sessions) as session:
-        counts = analytics.count_owned(session, user_id)
+        counts = account_report.count_owned(session, user_id)
         quiz_ids = select(StudySession.id).where(StudySession.user_id == user_id)
         counts["answers"] = session.scalar(
             select(func.count())

@@ -21,6 +21,7 @@ from smartstudy.api.routers import (
     health,
     learning,
     models,
+    person_fit,
     planning,
     quiz,
     tasks,
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(quiz.router)
     app.include_router(learning.router)
     app.include_router(models.router)
+    app.include_router(person_fit.router)
     app.include_router(users.router)
     app.include_router(planning.router)
     openapi.install_docs(app)  # before install_web: its assets live under /static

@@ -53,6 +53,17 @@ def validate_interactions(
     """
     if not isinstance(df, pd.DataFrame):
         raise InteractionsError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    _check_columns(df, require_time)
+    out = pd.DataFrame(index=df.index)
+    _copy_ids(df, out)
+    out["correct"] = _outcomes(df, allow_missing_outcome)
+    out["rt_seconds"] = _response_times(df) if "rt_seconds" in df.columns else np.nan
+    out["order"] = _order(df)
+    return out
+
+
+def _check_columns(df: pd.DataFrame, require_time: bool) -> None:
+    """Raise if a required column (or ``rt_seconds`` when ``require_time``) is missing."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if require_time and "rt_seconds" not in df.columns:
         missing.append("rt_seconds")
@@ -61,7 +72,11 @@ def validate_interactions(
             f"missing column(s) {', '.join(f'`{c}`' for c in missing)}; "
             f"expected {', '.join(INTERACTION_COLUMNS)}"
         )
-    out = pd.DataFrame(index=df.index)
+
+
+def _copy_ids(df: pd.DataFrame, out: pd.DataFrame) -> None:
+    """``user_id`` and ``item_id`` (never missing) and ``skill_id`` (None where missing or
+    absent) into ``out`` as strings."""
     for col in ("user_id", "item_id"):
         values = df[col]
         bad = values.isna().to_numpy()
@@ -75,6 +90,9 @@ def validate_interactions(
     else:
         out["skill_id"] = None
 
+
+def _outcomes(df: pd.DataFrame, allow_missing_outcome: bool) -> pd.Series:
+    """``correct`` as 0.0 / 1.0 (NaN where missing, if ``allow_missing_outcome``)."""
     correct = pd.to_numeric(df["correct"], errors="coerce")
     raw_missing = df["correct"].isna().to_numpy()
     not_numeric = correct.isna().to_numpy() & ~raw_missing
@@ -93,35 +111,37 @@ def validate_interactions(
         raise InteractionsError(
             f"column `correct` has a missing outcome: {_first_bad(df, raw_missing, 'correct')}"
         )
-    out["correct"] = correct.astype(float)
+    return correct.astype(float)
 
-    if "rt_seconds" in df.columns:
-        rt = pd.to_numeric(df["rt_seconds"], errors="coerce")
-        not_numeric = rt.isna().to_numpy() & ~df["rt_seconds"].isna().to_numpy()
-        if not_numeric.any():
-            raise InteractionsError(
-                "expected column `rt_seconds` with positive numbers, got "
-                + _first_bad(df, not_numeric, "rt_seconds")
-            )
-        arr = rt.to_numpy(dtype=float)
-        bad = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
-        if bad.any():
-            raise InteractionsError(
-                "expected column `rt_seconds` with positive finite seconds (NaN = missing), got "
-                + _first_bad(df, bad, "rt_seconds")
-            )
-        out["rt_seconds"] = arr
-    else:
-        out["rt_seconds"] = np.nan
 
+def _response_times(df: pd.DataFrame) -> np.ndarray:
+    """``rt_seconds`` as positive finite floats, NaN where missing."""
+    rt = pd.to_numeric(df["rt_seconds"], errors="coerce")
+    not_numeric = rt.isna().to_numpy() & ~df["rt_seconds"].isna().to_numpy()
+    if not_numeric.any():
+        raise InteractionsError(
+            "expected column `rt_seconds` with positive numbers, got "
+            + _first_bad(df, not_numeric, "rt_seconds")
+        )
+    arr = rt.to_numpy(dtype=float)
+    bad = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        raise InteractionsError(
+            "expected column `rt_seconds` with positive finite seconds (NaN = missing), got "
+            + _first_bad(df, bad, "rt_seconds")
+        )
+    return arr
+
+
+def _order(df: pd.DataFrame) -> pd.Series:
+    """``order`` as finite floats."""
     order = pd.to_numeric(df["order"], errors="coerce")
     bad = ~np.isfinite(order.to_numpy(dtype=float))
     if bad.any():
         raise InteractionsError(
             f"expected column `order` with finite numbers, got {_first_bad(df, bad, 'order')}"
         )
-    out["order"] = order.astype(float)
-    return out
+    return order.astype(float)
 
 
 def id_string(value: object) -> str:

@@ -7,7 +7,7 @@ so an estimator can be checked against it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,34 +72,12 @@ def simulate_lnirt(
     ``b``, ``alpha``, ``beta`` (per item, in ``item_ids`` order), ``sigma_P``, ``rho``,
     ``sigma_tau``, ``user_ids`` and ``item_ids``.
     """
-    if n_persons < 1 or n_items < 1:
-        raise ValueError(f"need n_persons >= 1 and n_items >= 1, got {n_persons}, {n_items}")
-    if not -1.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (-1, 1), got {rho!r}")
-    if not sigma_tau > 0:
-        raise ValueError(f"sigma_tau must be > 0, got {sigma_tau!r}")
-    if not 0.0 < p_administered <= 1.0:
-        raise ValueError(f"p_administered must lie in (0, 1], got {p_administered!r}")
-    if n_skills < 1:
-        raise ValueError(f"n_skills must be >= 1, got {n_skills!r}")
+    _check_lnirt_args(n_persons, n_items, rho, sigma_tau, p_administered, n_skills)
     rng = np.random.default_rng(seed)
     items = _lnirt_items(rng, n_items, a_range, b_sd, alpha_range, beta_mean, beta_sd)
     theta, tau, sigma_p = _lnirt_persons(rng, n_persons, rho, sigma_tau)
-
-    given = rng.uniform(size=(n_persons, n_items)) < p_administered
-    # Everyone answers at least one item, so every simulated person is in the data.
-    empty = ~given.any(axis=1)
-    given[np.flatnonzero(empty), rng.integers(0, n_items, size=int(empty.sum()))] = True
-    person, item = np.nonzero(given)
-
-    eta = items["a"][item] * (theta[person] - items["b"][item])
-    correct = (rng.standard_normal(len(person)) < eta).astype(np.int64)
-    log_t = (
-        items["beta"][item] - tau[person] + rng.standard_normal(len(person)) / items["alpha"][item]
-    )
-    # A random presentation order per person: rank of a uniform key within the person.
-    key = rng.uniform(size=len(person))
-    order = pd.Series(key).groupby(person).rank(method="first").to_numpy(dtype=np.int64)
+    person, item = _administered(rng, n_persons, n_items, p_administered)
+    correct, log_t, order = _lnirt_responses(rng, items, theta, tau, person, item)
 
     width_p, width_i = len(str(n_persons - 1)), len(str(n_items - 1))
     user_ids = np.array([f"p{k:0{width_p}d}" for k in range(n_persons)])
@@ -126,6 +104,58 @@ def simulate_lnirt(
         "item_ids": item_ids,
     }
     return frame, truth
+
+
+def _check_lnirt_args(
+    n_persons: int,
+    n_items: int,
+    rho: float,
+    sigma_tau: float,
+    p_administered: float,
+    n_skills: int,
+) -> None:
+    if n_persons < 1 or n_items < 1:
+        raise ValueError(f"need n_persons >= 1 and n_items >= 1, got {n_persons}, {n_items}")
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (-1, 1), got {rho!r}")
+    if not sigma_tau > 0:
+        raise ValueError(f"sigma_tau must be > 0, got {sigma_tau!r}")
+    if not 0.0 < p_administered <= 1.0:
+        raise ValueError(f"p_administered must lie in (0, 1], got {p_administered!r}")
+    if n_skills < 1:
+        raise ValueError(f"n_skills must be >= 1, got {n_skills!r}")
+
+
+def _administered(
+    rng: np.random.Generator, n_persons: int, n_items: int, p_administered: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(person, item) index pairs of the answered items: each with ``p_administered``."""
+    given = rng.uniform(size=(n_persons, n_items)) < p_administered
+    # Everyone answers at least one item, so every simulated person is in the data.
+    empty = ~given.any(axis=1)
+    given[np.flatnonzero(empty), rng.integers(0, n_items, size=int(empty.sum()))] = True
+    person, item = np.nonzero(given)
+    return person, item
+
+
+def _lnirt_responses(
+    rng: np.random.Generator,
+    items: dict[str, np.ndarray],
+    theta: np.ndarray,
+    tau: np.ndarray,
+    person: np.ndarray,
+    item: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outcomes (normal ogive), log times (lognormal) and a random order within each person."""
+    eta = items["a"][item] * (theta[person] - items["b"][item])
+    correct = (rng.standard_normal(len(person)) < eta).astype(np.int64)
+    log_t = (
+        items["beta"][item] - tau[person] + rng.standard_normal(len(person)) / items["alpha"][item]
+    )
+    # A random presentation order per person: rank of a uniform key within the person.
+    key = rng.uniform(size=len(person))
+    order = pd.Series(key).groupby(person).rank(method="first").to_numpy(dtype=np.int64)
+    return correct, log_t, order
 
 
 _BKT_KEYS = ("l0", "t", "s", "g", "f")
@@ -264,6 +294,52 @@ def simulate_app_learners(
     user, ``topic_difficulty`` per topic and ``p_correct`` per row of the frame.
     """
     counts = [int(c) for c in task_counts]
+    user_ids = _check_app_args(counts, task_counts, topics, user_ids)
+    rng = np.random.default_rng(seed)
+    n_users, n_topics = len(counts), len(topics)
+    population = _AppPopulation(
+        theta=rng.normal(0.0, 0.8, n_users),
+        tau=rng.normal(0.0, 0.3, n_users),
+        offset=rng.normal(0.0, 0.5, (n_users, n_topics)),
+        b=rng.normal(0.0, 0.3, n_topics),
+        base=rng.uniform(50.0, 90.0, n_topics),
+    )
+    rows = []
+    for u, n_tasks in enumerate(counts):
+        rows += _app_learner_tasks(
+            rng, population, u, str(user_ids[u]), n_tasks, topics, learning_rate, time_log_sd
+        )
+    frame = pd.DataFrame(rows)
+    frame["rt_seconds"] = frame["rt_seconds"].clip(lower=0.1)
+    frame = frame.sort_values(["user_id", "order"], kind="stable", ignore_index=True)
+    truth: dict[str, Any] = {
+        "theta": population.theta,
+        "tau": population.tau,
+        "user_ids": np.asarray(user_ids, dtype=object),
+        "topic_difficulty": dict(zip(topics, population.b.tolist(), strict=True)),
+        "p_correct": frame.pop("_p").to_numpy(),
+    }
+    return frame, truth
+
+
+class _AppPopulation(NamedTuple):
+    """The true parameters of ``simulate_app_learners``: per user ``theta``, ``tau`` and
+    ``offset`` (per topic), per topic ``b`` and ``base`` (seconds)."""
+
+    theta: np.ndarray
+    tau: np.ndarray
+    offset: np.ndarray
+    b: np.ndarray
+    base: np.ndarray
+
+
+def _check_app_args(
+    counts: list[int],
+    task_counts: Sequence[int],
+    topics: Sequence[str],
+    user_ids: Sequence[str] | None,
+) -> Sequence[str]:
+    """The user ids (``learner0``, ... by default) after checking the arguments."""
     if not counts or min(counts) < 1:
         raise ValueError(f"task_counts must be positive integers, got {list(task_counts)!r}")
     if not topics:
@@ -272,55 +348,56 @@ def simulate_app_learners(
         user_ids = [f"learner{k}" for k in range(len(counts))]
     if len(user_ids) != len(counts) or len(set(user_ids)) != len(user_ids):
         raise ValueError("user_ids must be distinct, one per entry of task_counts")
-    rng = np.random.default_rng(seed)
-    n_users, n_topics = len(counts), len(topics)
-    theta = rng.normal(0.0, 0.8, n_users)
-    tau = rng.normal(0.0, 0.3, n_users)
-    offset = rng.normal(0.0, 0.5, (n_users, n_topics))
-    b = rng.normal(0.0, 0.3, n_topics)
-    base = rng.uniform(50.0, 90.0, n_topics)
+    return user_ids
+
+
+def _app_learner_tasks(
+    rng: np.random.Generator,
+    population: _AppPopulation,
+    u: int,
+    user_id: str,
+    n_tasks: int,
+    topics: Sequence[str],
+    learning_rate: float,
+    time_log_sd: float,
+) -> list[dict[str, Any]]:
+    """User ``u``'s tasks in order, each with its true chance ``_p`` (see
+    ``simulate_app_learners`` for the model)."""
+    n_topics = len(topics)
+    topic_pref = rng.dirichlet(np.full(n_topics, 0.8))
+    diff_pref = rng.dirichlet(np.full(len(APP_DIFFICULTIES), 2.0))
+    practised = np.zeros(n_topics)
     rows = []
-    for u, n_tasks in enumerate(counts):
-        topic_pref = rng.dirichlet(np.full(n_topics, 0.8))
-        diff_pref = rng.dirichlet(np.full(len(APP_DIFFICULTIES), 2.0))
-        practised = np.zeros(n_topics)
-        for step in range(n_tasks):
-            t = int(rng.choice(n_topics, p=topic_pref))
-            d = APP_DIFFICULTIES[int(rng.choice(len(APP_DIFFICULTIES), p=diff_pref))]
-            eta = (
-                theta[u]
-                + offset[u, t]
-                - b[t]
-                + _APP_DIFFICULTY_LOGIT[d]
-                + learning_rate * np.log1p(practised[t])
-            )
-            p = 1.0 / (1.0 + np.exp(-eta))
-            median = (
-                base[t] * _APP_DIFFICULTY_TIME[d] * np.exp(-tau[u]) * (1.0 + practised[t]) ** -0.05
-            )
-            rows.append(
-                {
-                    "user_id": str(user_ids[u]),
-                    "item_id": f"{topics[t]}:{d}",
-                    "skill_id": str(topics[t]),
-                    "correct": int(rng.random() < p),
-                    "rt_seconds": round(float(median * np.exp(rng.normal(0.0, time_log_sd))), 1),
-                    "order": step,
-                    "_p": p,
-                }
-            )
-            practised[t] += 1
-    frame = pd.DataFrame(rows)
-    frame["rt_seconds"] = frame["rt_seconds"].clip(lower=0.1)
-    frame = frame.sort_values(["user_id", "order"], kind="stable", ignore_index=True)
-    truth: dict[str, Any] = {
-        "theta": theta,
-        "tau": tau,
-        "user_ids": np.asarray(user_ids, dtype=object),
-        "topic_difficulty": dict(zip(topics, b.tolist(), strict=True)),
-        "p_correct": frame.pop("_p").to_numpy(),
-    }
-    return frame, truth
+    for step in range(n_tasks):
+        t = int(rng.choice(n_topics, p=topic_pref))
+        d = APP_DIFFICULTIES[int(rng.choice(len(APP_DIFFICULTIES), p=diff_pref))]
+        eta = (
+            population.theta[u]
+            + population.offset[u, t]
+            - population.b[t]
+            + _APP_DIFFICULTY_LOGIT[d]
+            + learning_rate * np.log1p(practised[t])
+        )
+        p = 1.0 / (1.0 + np.exp(-eta))
+        median = (
+            population.base[t]
+            * _APP_DIFFICULTY_TIME[d]
+            * np.exp(-population.tau[u])
+            * (1.0 + practised[t]) ** -0.05
+        )
+        rows.append(
+            {
+                "user_id": user_id,
+                "item_id": f"{topics[t]}:{d}",
+                "skill_id": str(topics[t]),
+                "correct": int(rng.random() < p),
+                "rt_seconds": round(float(median * np.exp(rng.normal(0.0, time_log_sd))), 1),
+                "order": step,
+                "_p": p,
+            }
+        )
+        practised[t] += 1
+    return rows
 
 
 __all__ = ["simulate_app_learners", "simulate_bkt", "simulate_lnirt"]

@@ -144,7 +144,26 @@ def simulate_cohort(
     accounts.check_password_rules(password)
     password_hash = hash_password(password)  # once, shared: each Argon2 hash is slow
     now = utcnow()
+    topic_ids, first, history = _catalogue_and_history(context)
+    # Simulated and predicted outside any transaction: a SQLite server stays writable.
+    user_ids = [uuid.uuid4() for _ in range(students)]
+    frame = _simulate(user_ids, topic_ids, tasks_per_student, days, now, seed, first)
+    predicted = _predict(history, frame, batch_rows)
+    _insert_accounts(context, user_ids, first, password_hash, frame)
+    total = _insert_tasks(context, frame, predicted, batch_rows, progress)
+    return CohortResult(
+        students=students,
+        tasks=total,
+        first_email=cohort_email(first),
+        last_email=cohort_email(first + students - 1),
+        password=None if chosen else password,
+        seconds=time.perf_counter() - started,
+    )
 
+
+def _catalogue_and_history(context: AppContext) -> tuple[list[uuid.UUID], int, pd.DataFrame]:
+    """The demo catalogue's topic ids (seeded if absent), the number of the first new cohort
+    account, and every completed task so far (what the predictions start from)."""
     with session_scope(context.sessions) as session:
         seed_catalogue(session)
         topic_ids = [
@@ -154,10 +173,18 @@ def simulate_cohort(
         ]
         first = last_cohort_number(session) + 1
         history = completed_interactions(session)[list(_COLUMNS)]
-    # Simulated and predicted outside any transaction: a SQLite server stays writable.
-    user_ids = [uuid.uuid4() for _ in range(students)]
-    frame = _simulate(user_ids, topic_ids, tasks_per_student, days, now, seed, first)
-    predicted = _predict(history, frame, batch_rows)
+    return topic_ids, first, history
+
+
+def _insert_accounts(
+    context: AppContext,
+    user_ids: list[uuid.UUID],
+    first: int,
+    password_hash: str,
+    frame: pd.DataFrame,
+) -> None:
+    """Create the students' accounts (one transaction), each an hour before its first task;
+    ``ConflictError`` if another run took the same numbers meanwhile."""
     first_task = frame.groupby("user_id", sort=False)["created_at"].min()
     users = [
         {
@@ -177,10 +204,20 @@ def simulate_cohort(
             session.execute(User.__table__.insert(), users)
     except IntegrityError:
         raise ConflictError(
-            f"accounts {cohort_email(first)} .. {cohort_email(first + students - 1)} were "
+            f"accounts {cohort_email(first)} .. {cohort_email(first + len(user_ids) - 1)} were "
             "created meanwhile (another cohort run?): nothing was added, run again"
         ) from None
 
+
+def _insert_tasks(
+    context: AppContext,
+    frame: pd.DataFrame,
+    predicted: pd.DataFrame,
+    batch_rows: int,
+    progress: Progress | None,
+) -> int:
+    """Insert the tasks in batches of ``batch_rows``, one transaction each that also counts
+    them for training; the last settles the counter. Returns how many were inserted."""
     total = len(frame)
     done = 0
     for start in range(0, total, batch_rows):
@@ -195,14 +232,7 @@ def simulate_cohort(
         done += len(rows)
         if progress is not None:
             progress(done, total)
-    return CohortResult(
-        students=students,
-        tasks=total,
-        first_email=cohort_email(first),
-        last_email=cohort_email(first + students - 1),
-        password=None if chosen else password,
-        seconds=time.perf_counter() - started,
-    )
+    return total
 
 
 def _simulate(

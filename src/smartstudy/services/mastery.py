@@ -334,31 +334,9 @@ def fit_concepts(
     targets = list(data) if concept_ids is None else list(concept_ids)
     _lock_concepts(session, targets)
     for concept_id in targets:
-        key = str(concept_id)
-        if session.get(Concept, concept_id) is None:
-            outcome.failed[key] = "concept not found"
-        else:
-            frame = data.get(concept_id)
-            n = 0 if frame is None else len(frame)
-            users = 0 if frame is None else frame["user_id"].nunique()
-            if n < options.min_attempts or users < options.min_users:
-                outcome.skipped[key] = (
-                    f"{n} attempts by {users} users; needs {options.min_attempts} attempts "
-                    f"and {options.min_users} users"
-                )
-            else:
-                try:
-                    row = _fit_one(session, concept_id, frame, options, version, run)
-                except Exception as exc:
-                    log.exception("BKT fit of concept %s failed", concept_id)
-                    outcome.failed[key] = f"{type(exc).__name__}: {exc}"
-                else:
-                    if row.is_valid:
-                        outcome.fitted[key] = row
-                    else:
-                        outcome.failed[key] = "degenerate or invalid: " + "; ".join(row.problems)
+        _fit_target(session, concept_id, data.get(concept_id), options, version, run, outcome)
         if progress:
-            progress(concept_id, "fitted" if key in outcome.fitted else "done")
+            progress(concept_id, "fitted" if str(concept_id) in outcome.fitted else "done")
     run.status = "failed" if outcome.failed else "succeeded"
     run.finished_at = utcnow()
     run.duration_seconds = round(time.perf_counter() - started, 4)
@@ -371,6 +349,41 @@ def fit_concepts(
     run.error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
     session.flush()
     return outcome
+
+
+def _fit_target(
+    session: Session,
+    concept_id: uuid.UUID,
+    frame: pd.DataFrame | None,
+    options: FitOptions,
+    version: AlgoVersion,
+    run: AlgoRun,
+    outcome: FitOutcome,
+) -> None:
+    """Fit one concept of a run and file it in ``outcome``: fitted, skipped (too little
+    data) or failed (no such concept, an error, or a degenerate or invalid fit)."""
+    key = str(concept_id)
+    if session.get(Concept, concept_id) is None:
+        outcome.failed[key] = "concept not found"
+        return
+    n = 0 if frame is None else len(frame)
+    users = 0 if frame is None else frame["user_id"].nunique()
+    if frame is None or n < options.min_attempts or users < options.min_users:
+        outcome.skipped[key] = (
+            f"{n} attempts by {users} users; needs {options.min_attempts} attempts "
+            f"and {options.min_users} users"
+        )
+        return
+    try:
+        row = _fit_one(session, concept_id, frame, options, version, run)
+    except Exception as exc:
+        log.exception("BKT fit of concept %s failed", concept_id)
+        outcome.failed[key] = f"{type(exc).__name__}: {exc}"
+        return
+    if row.is_valid:
+        outcome.fitted[key] = row
+    else:
+        outcome.failed[key] = "degenerate or invalid: " + "; ".join(row.problems)
 
 
 def _lock_concepts(session: Session, concept_ids: list[uuid.UUID]) -> None:

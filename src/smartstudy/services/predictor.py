@@ -480,27 +480,38 @@ class PredictionService:
             # model or count whose own catch-up ended before this read's window (just
             # loaded) catches up by itself instead, after the lock is released.
             counts = self._counts
-            counts_behind = False
-            with counts.lock:
-                if counts.loaded:
-                    if counts.watermark is not None and counts.watermark >= since:
-                        for rec in fresh:
-                            counts.learn(
-                                rec["task_id"], rec["user_id"], rec["skill_id"], rec["completed_at"]
-                            )
-                    else:
-                        counts_behind = True
+            counts_behind = not self._counts_learn(counts, fresh, since)
             for served in list(self._served.values()):
-                if served.watermark is not None and served.watermark >= since:
-                    with served.lock:
-                        for rec in fresh:
-                            served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
-                else:
+                if not self._served_learn(served, fresh, since):
                     behind.append(served)
         if counts_behind:
             counts.catch_up(session)
         for served in behind:
             self._catch_up(session, served)
+
+    @staticmethod
+    def _counts_learn(counts: _TopicCounts, fresh: list[dict], since: datetime) -> bool:
+        """Hand the fresh completions to the topic counts; False when the counts are loaded
+        but their catch-up ended before ``since`` (they must catch up by themselves)."""
+        with counts.lock:
+            if not counts.loaded:
+                return True
+            if counts.watermark is None or counts.watermark < since:
+                return False
+            for rec in fresh:
+                counts.learn(rec["task_id"], rec["user_id"], rec["skill_id"], rec["completed_at"])
+        return True
+
+    @staticmethod
+    def _served_learn(served: _Served, fresh: list[dict], since: datetime) -> bool:
+        """Hand the fresh completions to one served model; False when its catch-up ended
+        before ``since`` (it must catch up by itself)."""
+        if served.watermark is None or served.watermark < since:
+            return False
+        with served.lock:
+            for rec in fresh:
+                served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
+        return True
 
     def observe(self, task: PracticeTask) -> None:
         """Learn online from a task whose completion has been committed."""

@@ -208,17 +208,11 @@ def run_training(
             scored: dict[str, registry.HeldOutPredictions] = {}
             for name in context.predictor.chain:
                 durable.check_stop()
-                try:
-                    summary[name], served = _train_family(
-                        context, name, train, holdout, held, report, refit_all
-                    )
-                    if served is not None:
-                        scored[name] = served
-                except Exception as exc:
-                    log.exception("training %s failed; the active version stays", name)
-                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                    summary[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                    _score_kept_version(context, name, holdout, scored)
+                summary[name], error = _train_or_keep(
+                    context, name, (train, holdout, held), report, refit_all, scored
+                )
+                if error:
+                    errors.append(error)
                 shown(name, "done")
             report("serving", "validating")
             summary["serving"] = _evaluate_serving(context, holdout, scored, str(job_id))
@@ -239,6 +233,30 @@ def run_training(
         job = session.get(Job, job_id)
         assert job is not None
     return job
+
+
+def _train_or_keep(
+    context: AppContext,
+    name: str,
+    data: tuple[pd.DataFrame, pd.DataFrame, set[str]],
+    report: Callable[[str, str], None],
+    refit_all: bool,
+    scored: dict[str, registry.HeldOutPredictions],
+) -> tuple[dict, str | None]:
+    """Train one family (``_train_family``; ``data`` is train, holdout, held-out users) and
+    add its held-out predictions to ``scored``. Returns its summary and None, or, if it
+    failed, the error as its summary and as a line for the job, with the version kept
+    scored instead."""
+    train, holdout, held = data
+    try:
+        entry, served = _train_family(context, name, train, holdout, held, report, refit_all)
+    except Exception as exc:
+        log.exception("training %s failed; the active version stays", name)
+        _score_kept_version(context, name, holdout, scored)
+        return {"error": f"{type(exc).__name__}: {exc}"}, f"{name}: {type(exc).__name__}: {exc}"
+    if served is not None:
+        scored[name] = served
+    return entry, None
 
 
 def _train_family(

@@ -18,10 +18,10 @@ from itertools import pairwise
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from smartstudy.services.analytics import (
+from smartstudy.services.reports.dashboard import DayStat
+from smartstudy.services.reports.prediction_quality import (
     CalibrationBin,
     CompletedRow,
-    DayStat,
     GroupStat,
     PeriodStat,
 )

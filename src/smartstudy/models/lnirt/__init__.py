@@ -2,7 +2,9 @@
 
 ``model`` holds the :class:`LNIRT` learner model (online posterior updates, predictive
 distributions, parameter validation), ``fit`` the estimators (marginal MAP by EM, Gibbs
-sampling) and ``topic`` the per-topic wrapper :class:`TopicLNIRT` that the app serves.
+sampling), ``topic`` the per-topic wrapper :class:`TopicLNIRT` that the app serves and
+``personfit`` the person-fit statistics (lZ of response times, lz of responses) behind
+``LNIRT.person_fit`` and ``TopicLNIRT.person_fit``.
 """
 
 from smartstudy.models.lnirt.fit import DegenerateFitError
@@ -13,10 +15,13 @@ from smartstudy.models.lnirt.model import (
     predictive_moments,
     time_update,
 )
+from smartstudy.models.lnirt.personfit import PERSON_FIT_COLUMNS, PERSON_FIT_KINDS
 from smartstudy.models.lnirt.topic import TopicLNIRT
 
 __all__ = [
     "LNIRT",
+    "PERSON_FIT_COLUMNS",
+    "PERSON_FIT_KINDS",
     "DegenerateFitError",
     "TopicLNIRT",
     "accuracy_update",

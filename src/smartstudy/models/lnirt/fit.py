@@ -119,11 +119,20 @@ class PackedResponses:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def has_times(self) -> bool:
+        """Whether any row has a response time (False: an accuracy-only, 2PL fit)."""
+        return bool(np.isfinite(self.log_time).any())
+
 
 def pack_responses(data: pd.DataFrame) -> PackedResponses:
     """Integer-code users and items of a validated interactions frame.
 
-    Raises ``ValueError`` when there is nothing to learn accuracy or time from.
+    Raises ``ValueError`` when there is nothing to learn accuracy from. A frame without any
+    response time is accepted: both estimators then fit the accuracy part alone (the
+    two-parameter normal ogive), because every time term of their likelihoods is a sum over
+    timed responses and vanishes; the time parameters stay at their starting values and
+    carry no information (see ``PackedResponses.has_times``).
     """
     if len(data) == 0:
         raise ValueError("cannot fit LNIRT on an empty interactions frame")
@@ -135,11 +144,6 @@ def pack_responses(data: pd.DataFrame) -> PackedResponses:
         log_time = np.log(rt)
     if not np.isfinite(correct).any():
         raise ValueError("cannot fit LNIRT: no row has a known `correct` outcome")
-    if not np.isfinite(log_time).any():
-        raise ValueError(
-            "cannot fit LNIRT: no row has a response time (`rt_seconds`); the model needs "
-            "times to learn the speed part"
-        )
     return PackedResponses(
         user_ids=np.asarray(user_ids, dtype=str),
         item_ids=np.asarray(item_ids, dtype=str),
@@ -469,11 +473,13 @@ def _item_spread(
     beta: np.ndarray,
     priors: LNIRTPriors,
 ) -> np.ndarray:
-    """Spread of the item population: the sd of the fitted items, or the prior sd if < 3."""
+    """Spread of the item population: the sd of the fitted items, or the prior sd if < 3
+    items or where the items do not vary (the time parameters of an accuracy-only fit)."""
     prior = np.array([priors.log_a_sd, priors.b_sd, priors.log_alpha_sd, priors.beta_sd])
     if len(b) < 3:
         return prior
-    return np.array([np.std(v, ddof=1) for v in (log_a, b, log_alpha, beta)])
+    spread = np.array([np.std(v, ddof=1) for v in (log_a, b, log_alpha, beta)])
+    return np.where(spread > 0, spread, prior)
 
 
 # ---------------------------------------------------------------------------------------

@@ -43,6 +43,18 @@ Times follow the plausibility rule of ``models.base`` everywhere (below 1 s coun
 item's median and MAD, and only each user's first timed attempt at an item (unless too few
 users have timed it), so one student's absurd times cannot drag an item's time intensity.
 The online ``update`` moves only the user's own posterior, so it cannot affect others.
+
+Accuracy-only (2PL) mode: fitted on a frame where no row has a response time, ``fit`` learns
+the response part alone (the two-parameter normal ogive; the estimators' time terms vanish)
+instead of failing. Such a model has ``times_fitted_ = False``: it predicts ``p_correct`` as
+usual and NaN for the three time columns, and it ignores the times of later rows (``update``,
+``predict``), since it has no time parameters to judge them by. The class attribute
+``predicts_time`` stays True (the class predicts times when it was given some): a caller
+that needs times checks ``times_fitted_`` of the instance.
+
+Person fit: ``person_fit(df)`` scores every user's rows against the fitted items with the lZ
+statistic of response times (Fox & Marianti 2017) and the lz statistic of responses
+(Drasgow, Levine & Williams 1985); see ``personfit``.
 """
 
 from __future__ import annotations
@@ -75,6 +87,13 @@ from smartstudy.models.lnirt.fit import (
     fit_em,
     fit_gibbs,
     pack_responses,
+)
+from smartstudy.models.lnirt.personfit import (
+    NothingToScoreError,
+    PersonFitParts,
+    check_level,
+    person_fit_parts,
+    summarise_person_fit,
 )
 
 __all__ = [
@@ -243,6 +262,12 @@ def check_lnirt_parameters(
 # ---------------------------------------------------------------------------------------
 
 
+def _user_groups(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by user: the mask of each user's first row and the user's number."""
+    first = np.r_[True, users[1:] != users[:-1]][: len(users)]
+    return first, np.cumsum(first) - 1
+
+
 def _row_value(row: Mapping[str, Any], key: str) -> float:
     value = row.get(key)
     if value is None:
@@ -274,7 +299,9 @@ class LNIRT(LearnerModel):
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
     ``person_cov_``, ``person_n_``, ``item_prior_mean_``/``item_prior_sd_`` (on
-    ``log a, b, log alpha, beta``), ``n_iter_``, ``converged_``, ``objective_``.
+    ``log a, b, log alpha, beta``), ``n_iter_``, ``converged_``, ``objective_`` and
+    ``times_fitted_`` (False for an accuracy-only fit on data without times: time columns of
+    its predictions are NaN, see the module docstring).
     """
 
     name: ClassVar[str] = "lnirt"
@@ -338,7 +365,9 @@ class LNIRT(LearnerModel):
         """Fit items and the person population on ``df``; every training user keeps a posterior.
 
         Rows with a missing ``correct`` teach only time, rows with a missing ``rt_seconds`` only
-        accuracy. Raises :class:`DegenerateFitError` when the fitted parameters are unusable.
+        accuracy; when no row has a time, only the response part (2PL) is fitted and
+        ``times_fitted_`` is False. Raises :class:`DegenerateFitError` when the fitted
+        parameters are unusable.
         """
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
@@ -370,6 +399,7 @@ class LNIRT(LearnerModel):
             est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
         )
         self._adopt(est)
+        self.times_fitted_ = packed.has_times
         # The times left out of the item fit still belong to their user: absorbed into the
         # user's posterior as online updates would (items stay fixed).
         held_back = np.isnan(data["rt_seconds"].to_numpy()) & ~np.isnan(robust)
@@ -386,18 +416,34 @@ class LNIRT(LearnerModel):
         users = rows["user_id"].to_numpy()[pos]
         items = self._item_arrays(rows["item_id"].to_numpy()[pos])
         log_t = np.log(rows["rt_seconds"].to_numpy(dtype=float)[pos])
-        first = np.r_[True, users[1:] != users[:-1]]
-        group = np.cumsum(first) - 1
-        rank = np.arange(len(users)) - np.flatnonzero(first)[group]
+        first, group = _user_groups(users)
         stored = pd.Index(self._user_ids, dtype=object).get_indexer(users[first])
         mean, cov = self._pmean[stored].copy(), self._pcov[stored].copy()
         nan = np.full(len(users), np.nan)
+        self._learn_in_order(mean, cov, group, nan, log_t, items)
+        self._pmean[stored], self._pcov[stored] = mean, cov
+
+    def _learn_in_order(
+        self,
+        mean: np.ndarray,
+        cov: np.ndarray,
+        group: np.ndarray,
+        correct: np.ndarray,
+        log_t: np.ndarray,
+        items: tuple[np.ndarray, ...],
+    ) -> None:
+        """Update ``mean``/``cov`` of every user in place with all their rows, in row order.
+
+        Rows must be sorted by user and order; ``group`` numbers the users from 0. All users
+        advance one step at a time, so each step is one vectorised update.
+        """
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        rank = np.arange(len(group)) - starts[group]
         by_rank = np.argsort(rank, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(rank))]
         for k in range(len(bounds) - 1):
             step = by_rank[bounds[k] : bounds[k + 1]]
-            self._learn(mean, cov, group[step], step, nan, log_t, *items)
-        self._pmean[stored], self._pcov[stored] = mean, cov
+            self._learn(mean, cov, group[step], step, correct, log_t, *items)
 
     def _adopt(self, est: LNIRTEstimate) -> None:
         self.a_, self.b_ = est.a.copy(), est.b.copy()
@@ -515,6 +561,61 @@ class LNIRT(LearnerModel):
             "is_personalized": True,
         }
 
+    # -- person fit ------------------------------------------------------------------
+    def person_fit(self, df: pd.DataFrame, level: float = 0.05) -> pd.DataFrame:
+        """Person-fit statistics of every user in ``df`` (see ``personfit``).
+
+        Each user's (theta, tau) is estimated afresh from their rows of ``df``, starting from
+        the population and learning every row as ``update`` does (the fitted items stay
+        fixed); times count as given (only the 1 s plausibility floor applies, no
+        winsorising, since outlying times are what is looked for). Rows of items the model
+        was not fitted on are left out. One row per user, sorted by ``user_id``, with the
+        columns ``user_id`` and ``personfit.PERSON_FIT_COLUMNS``: ``lz_time``/``p_time`` (lZ
+        of the times, chi-square with ``df_time`` degrees of freedom), ``mean_resid`` (mean
+        standardised log-time residual against the user's median speed: < 0 faster, > 0
+        slower), ``lz_resp``/``p_resp`` (lz of the answers), ``flag_time`` (``p_time <
+        level``), ``flag_resp`` (``p_resp < level``) and ``kind``: "rapid" or "slow" for a
+        flagged time pattern, else "erratic responses" for flagged answers, else "". The time
+        columns are NaN for an accuracy-only model. Raises ``personfit.NothingToScoreError`` (a
+        ``ValueError``) when ``df`` has no row of a fitted item.
+        """
+        level = check_level(level)
+        parts = self.person_fit_parts(df)
+        if len(parts.ids) == 0:
+            raise NothingToScoreError(
+                "person_fit found no row of an item this LNIRT was fitted on "
+                f"({len(df)} rows given)"
+            )
+        return summarise_person_fit(parts.frame(), ["user_id"], level)
+
+    def person_fit_parts(self, df: pd.DataFrame) -> PersonFitParts:
+        """The additive sums behind ``person_fit`` (no users when no row has a fitted item),
+        so that a wrapper holding one LNIRT per topic can combine a user's topics exactly."""
+        self._check_fitted()
+        data = validate_interactions(df, allow_missing_outcome=True)
+        data = data[self._item_lookup.get_indexer(data["item_id"]) >= 0]
+        pos = sort_for_sequences(data)
+        users = data["user_id"].to_numpy()[pos]
+        a, b, var_b, alpha, beta, var_beta = self._item_arrays(data["item_id"].to_numpy()[pos])
+        correct = data["correct"].to_numpy(dtype=float)[pos]
+        log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
+        log_t[~has_t | (not self.times_fitted_)] = np.nan
+        first, group = _user_groups(users)
+        n_users = int(first.sum())
+        mean = np.tile(self.mu_P_, (n_users, 1))
+        cov = np.tile(self.sigma_P_, (n_users, 1, 1))
+        items = (a, b, var_b, alpha, beta, var_beta)
+        self._learn_in_order(mean, cov, group, correct, log_t, items)
+        return person_fit_parts(
+            pd.DataFrame({"user_id": users[first]}),
+            group,
+            correct,
+            log_t,
+            (a, b, alpha, beta),
+            mean[:, 0],
+            mean[:, 1],
+        )
+
     # -- prediction ------------------------------------------------------------------
     def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
         n = len(data)
@@ -528,8 +629,8 @@ class LNIRT(LearnerModel):
         log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
         log_t[~has_t] = np.nan
         # The contract: a row whose outcome is unknown (not attempted yet) teaches nothing,
-        # whatever else it carries.
-        log_t[np.isnan(correct)] = np.nan
+        # whatever else it carries. An accuracy-only model has nothing to judge a time by.
+        log_t[np.isnan(correct) | (not self.times_fitted_)] = np.nan
 
         # Rows of one user are contiguous after sorting; `rank` is the step within the user.
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
@@ -571,6 +672,8 @@ class LNIRT(LearnerModel):
         result[pos, 1] = np.exp(mu_out)
         result[pos, 2] = np.exp(mu_out - Z80 * sd_out)
         result[pos, 3] = np.exp(mu_out + Z80 * sd_out)
+        if not self.times_fitted_:
+            result[:, 1:] = np.nan
         return pd.DataFrame(
             result,
             columns=["p_correct", "time_median_s", "time_p10_s", "time_p90_s"],
@@ -599,7 +702,10 @@ class LNIRT(LearnerModel):
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
         a, b, var_b, alpha, beta, var_beta = self._item_one(item)
         p, mu, sd = predictive_moments(mean, cov, a, b, alpha, beta, var_b, var_beta)
-        return one_row_predictions(p, mu, sd)
+        out = one_row_predictions(p, mu, sd)
+        if not self.times_fitted_:
+            out.update(time_median_s=math.nan, time_p10_s=math.nan, time_p90_s=math.nan)
+        return out
 
     @staticmethod
     def _learn(
@@ -661,7 +767,9 @@ class LNIRT(LearnerModel):
             np.zeros(1, dtype=np.int64),
             np.zeros(1, dtype=np.int64),
             np.array([y]),
-            plausible_log_times(np.array([rt]))[0] if rt > 0 else np.array([math.nan]),
+            plausible_log_times(np.array([rt]))[0]
+            if rt > 0 and self.times_fitted_
+            else np.array([math.nan]),
             *items,
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]
@@ -706,6 +814,7 @@ class LNIRT(LearnerModel):
         state["person_n_"] = self.person_n_.copy()
         state["n_iter_"] = self.n_iter_
         state["converged_"] = self.converged_
+        state["times_fitted_"] = self.times_fitted_
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -752,5 +861,7 @@ class LNIRT(LearnerModel):
         self._set_persons(user_ids, mean, cov, n)
         self.n_iter_ = int(state["n_iter_"])
         self.converged_ = bool(state["converged_"])
+        # Artifacts written before the accuracy-only mode always had times.
+        self.times_fitted_ = bool(state.get("times_fitted_", True))
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)

@@ -5,6 +5,17 @@ system kept one LNIRT per topic with shared difficulty-level parameters trained 
 and a personal (theta, tau) per user (seed 000); ``TopicLNIRT`` does the same on top of the
 contract-tested ``LNIRT``. A topic with too little data, or whose fit is degenerate, has no
 LNIRT: predictions for it raise ``CannotPredictError`` and a prediction chain falls back.
+A topic whose rows have no response time gets an accuracy-only LNIRT (``times_fitted_`` is
+False, listed in ``accuracy_only_``): it learns and scores person fit, but predictions for the
+topic raise ``CannotPredictError`` like a topic without an LNIRT, because the app serves times
+with every prediction and a chain then falls back to a model that has them.
+
+Person fit (``person_fit``) scores every (user, topic) person with its topic's LNIRT and, by
+default, combines a user's topics exactly: the lZ statistics of the times and their degrees of
+freedom add over topics (independent chi-squares under the model), the response lz is
+recomputed from the summed ``l0 - E l0`` and ``Var l0``, the mean time residual is over all
+the user's timed rows; ``theta``/``tau`` are the mean over the user's topics (a summary only:
+each topic has its own scale).
 """
 
 from __future__ import annotations
@@ -21,6 +32,12 @@ from smartstudy.models.base import PREDICTION_COLUMNS, CannotPredictError, Learn
 from smartstudy.models.baseline import fast_path_applies, one_row_ids
 from smartstudy.models.lnirt.fit import DegenerateFitError
 from smartstudy.models.lnirt.model import LNIRT
+from smartstudy.models.lnirt.personfit import (
+    PERSON_FIT_SUMS,
+    NothingToScoreError,
+    check_level,
+    summarise_person_fit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +80,23 @@ class TopicLNIRT(LearnerModel):
         self.fitted_ = True
         return self
 
+    @property
+    def accuracy_only_(self) -> list[str]:
+        """Topics whose LNIRT was fitted without any response time (no predictions served)."""
+        return sorted(k for k, m in self.models_.items() if not m.times_fitted_)
+
+    def _serving(self, topic: str) -> LNIRT:
+        """The topic's LNIRT, or ``CannotPredictError`` when it has none or no times."""
+        model = self.models_.get(topic)
+        if model is None:
+            raise CannotPredictError(f"no LNIRT fitted for topic(s) {topic}")
+        if not model.times_fitted_:
+            raise CannotPredictError(
+                f"the LNIRT of topic {topic} was fitted without response times: it predicts "
+                "no times"
+            )
+        return model
+
     def _predict_validated(self, data: pd.DataFrame) -> pd.DataFrame:
         skills = data["skill_id"].fillna(data["item_id"])
         unknown = sorted(set(skills) - set(self.models_))
@@ -70,7 +104,7 @@ class TopicLNIRT(LearnerModel):
             raise CannotPredictError(f"no LNIRT fitted for topic(s) {', '.join(unknown)}")
         out = pd.DataFrame(index=data.index, columns=list(PREDICTION_COLUMNS)).astype(float)
         for skill, rows in data.groupby(skills, sort=False):
-            out.loc[rows.index] = self.models_[skill]._predict_validated(rows).to_numpy()
+            out.loc[rows.index] = self._serving(skill)._predict_validated(rows).to_numpy()
         return out
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
@@ -84,10 +118,7 @@ class TopicLNIRT(LearnerModel):
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
         topic = item if skill is None else skill
-        model = self.models_.get(topic)
-        if model is None:
-            raise CannotPredictError(f"no LNIRT fitted for topic(s) {topic}")
-        return model.predict_one(user, item)
+        return self._serving(topic).predict_one(user, item)
 
     def update(self, row: Mapping[str, Any]) -> None:
         """The topic's ``LNIRT.update``; a row is checked even when its topic has no LNIRT."""
@@ -104,6 +135,42 @@ class TopicLNIRT(LearnerModel):
         if model is None:
             raise CannotPredictError(f"no LNIRT fitted for topic {skill_id}")
         return model.person_state(user_id)
+
+    def person_fit(
+        self, df: pd.DataFrame, level: float = 0.05, by_topic: bool = False
+    ) -> pd.DataFrame:
+        """Person-fit statistics (see ``LNIRT.person_fit``) of every user in ``df``.
+
+        Each row is scored by its topic's LNIRT (rows of topics without one, or of items it
+        was not fitted on, are left out). ``by_topic=True`` returns one row per (user, topic)
+        with columns ``user_id``, ``skill_id`` and the statistics; the default returns one row
+        per user with the topics combined as the module docstring says. Raises
+        ``personfit.NothingToScoreError`` (a ``ValueError``) when no row can be scored.
+        """
+        self._check_fitted()
+        level = check_level(level)
+        data = validate_interactions(df, allow_missing_outcome=True)
+        skills = data["skill_id"].fillna(data["item_id"])
+        frames = []
+        for skill, rows in data.groupby(skills, sort=True):
+            model = self.models_.get(str(skill))
+            if model is None:
+                continue
+            frame = model.person_fit_parts(rows).frame()
+            frame.insert(1, "skill_id", str(skill))
+            frames.append(frame)
+        if not frames or sum(len(f) for f in frames) == 0:
+            raise NothingToScoreError(
+                f"person_fit found no row of a topic and item with a fitted LNIRT "
+                f"({len(df)} rows given; topics fitted: {len(self.models_)})"
+            )
+        parts = pd.concat(frames, ignore_index=True)
+        if by_topic:
+            return summarise_person_fit(parts, ["user_id", "skill_id"], level)
+        grouped = parts.groupby("user_id", sort=True)
+        per_user = grouped[list(PERSON_FIT_SUMS)].sum()
+        per_user[["theta", "tau"]] = grouped[["theta", "tau"]].mean()
+        return summarise_person_fit(per_user.reset_index(), ["user_id"], level)
 
     def _get_state(self) -> dict[str, Any]:
         skills = sorted(self.models_)

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from jinja2 import Template
 from starlette.responses import JSONResponse, Response
 
-from smartstudy.services import analytics, audit, mastery, registry
+from smartstudy.services import audit, mastery, person_fit, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
+from smartstudy.services.reports import admin as admin_report
 from smartstudy.services.training import nothing_new_since, queue_training, schedule_training
 from smartstudy.store.orm import Job, User, utcnow
 from smartstudy.store.repositories import models as model_rows
@@ -30,6 +31,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 VERSIONS_SHOWN = 12
 AUDIT_SHOWN = 20
 RUNS_SHOWN = 10
+PERSON_FIT_SHOWN = 50
 #: Run states that will still change: the page polls while a run is in one of them.
 ACTIVE_STATES = ("queued", "running")
 #: The prediction distribution covers tasks created this recently (what the models do now).
@@ -139,7 +141,7 @@ def _page(
     status: int = 200,
 ) -> Response:
     chain = list(context.predictor.chain)
-    versions, counts = analytics.recent_versions(db, chain, VERSIONS_SHOWN)
+    versions, counts = admin_report.recent_versions(db, chain, VERSIONS_SHOWN)
     distribution = registry.prediction_distribution(db, since=utcnow() - MONITOR_WINDOW)
     bkt_runs = model_rows.recent_bkt_runs(db, 5)
     bkt_active = model_rows.count_active_bkt_params(db)
@@ -186,6 +188,26 @@ def admin_home(_admin: AdminUser) -> Response:
 @router.get("/admin/models")
 def models_page(request: Request, db: DB, context: Context, _admin: AdminUser) -> Response:
     return _page(request, db, context)
+
+
+#: The flag levels offered on the person-fit page (a p-value below it flags a student).
+PERSON_FIT_LEVELS = (0.05, 0.01, 0.001)
+
+
+@router.get("/admin/person-fit")
+def person_fit_page(
+    request: Request, db: DB, context: Context, _admin: AdminUser, level: float = 0.05
+) -> Response:
+    """Students whose response times or answers the served LNIRT does not explain (rapid
+    guessing, times far from their own speed, erratic answers): ``GET /v1/admin/person-fit``
+    as a page, computed when asked for, not on every visit of the models page."""
+    level = level if level in PERSON_FIT_LEVELS else PERSON_FIT_LEVELS[0]
+    report = person_fit.person_fit_report(context, db, level=level, limit=PERSON_FIT_SHOWN)
+    return render(
+        request,
+        "admin_person_fit.html",
+        {"active": "admin", "report": report, "levels": PERSON_FIT_LEVELS},
+    )
 
 
 @router.get("/admin/models/runs.json")

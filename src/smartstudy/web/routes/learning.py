@@ -7,8 +7,9 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import analytics, catalogue, quiz
+from smartstudy.services import catalogue, quiz
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
+from smartstudy.services.reports import mastery as mastery_report
 from smartstudy.store.orm import StudySession
 from smartstudy.web import charts, forms
 from smartstudy.web.deps import DB, Form, PageRoute, PageUser, UoW, parse_id
@@ -22,15 +23,15 @@ QUIZ_SIZES = (3, 5, 10)
 def _subjects_page(
     request: Request, db: DB, user, error: str | None = None, status: int = 200
 ) -> Response:
-    quizzes = analytics.recent_quizzes(db, user.id)
+    quizzes = mastery_report.recent_quizzes(db, user.id)
     return render(
         request,
         "subjects.html",
         {
             "active": "subjects",
-            "overview": analytics.catalogue_overview(db, user.id),
+            "overview": mastery_report.catalogue_overview(db, user.id),
             "quizzes": quizzes,
-            "quiz_topics": analytics.quiz_topic_names(db, quizzes),
+            "quiz_topics": mastery_report.quiz_topic_names(db, quizzes),
             "quiz_sizes": QUIZ_SIZES,
             "quiz_error": error,
         },
@@ -45,7 +46,7 @@ def subjects(request: Request, db: DB, user: PageUser) -> Response:
 
 @router.get("/concepts/{concept_id}")
 def concept(request: Request, concept_id: str, db: DB, user: PageUser) -> Response:
-    detail = analytics.concept_detail(db, user.id, parse_id(concept_id))
+    detail = mastery_report.concept_detail(db, user.id, parse_id(concept_id))
     figure = charts.mastery_history(detail.history, detail.prior) if detail.history else None
     return render(
         request,
@@ -115,7 +116,7 @@ def _quiz_page(
             "chosen": chosen,
             "error": error,
             "short": short,
-            "changes": analytics.quiz_mastery_changes(db, s),
+            "changes": mastery_report.quiz_mastery_changes(db, s),
         },
         status_code=status,
     )

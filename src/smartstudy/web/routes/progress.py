@@ -5,7 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import analytics, rules
+from smartstudy.services import rules
+from smartstudy.services.reports import dashboard as dashboard_report
+from smartstudy.services.reports import history as history_report
+from smartstudy.services.reports import prediction_quality as quality_report
 from smartstudy.store.orm import utcnow
 from smartstudy.store.repositories import catalogue as catalogue_rows
 from smartstudy.web import charts, forms
@@ -28,7 +31,7 @@ SORT_LABELS = {
 
 @router.get("/dashboard")
 def dashboard(request: Request, db: DB, user: PageUser) -> Response:
-    summary = analytics.dashboard(db, user.id)
+    summary = dashboard_report.dashboard(db, user.id)
     return render(
         request,
         "dashboard.html",
@@ -44,18 +47,18 @@ def dashboard(request: Request, db: DB, user: PageUser) -> Response:
 @router.get("/tasks")
 def history(request: Request, db: DB, user: PageUser) -> Response:
     q = request.query_params
-    filters = analytics.HistoryFilters(
+    filters = history_report.HistoryFilters(
         subject_id=forms.optional_uuid(q.get("subject")),
         topic_id=forms.optional_uuid(q.get("topic")),
         difficulty=q.get("difficulty") if q.get("difficulty") in rules.DIFFICULTIES else None,
-        status=q.get("status") if q.get("status") in analytics.STATUSES else None,
-        result=q.get("result") if q.get("result") in analytics.RESULTS else None,
+        status=q.get("status") if q.get("status") in history_report.STATUSES else None,
+        result=q.get("result") if q.get("result") in history_report.RESULTS else None,
         date_from=forms.optional_date(q.get("from")),
         date_to=forms.optional_date(q.get("to")),
     )
-    sort = q.get("sort") if q.get("sort") in analytics.SORTS else "date"
+    sort = q.get("sort") if q.get("sort") in history_report.SORTS else "date"
     descending = q.get("dir") != "asc"
-    page = analytics.task_history(
+    page = history_report.task_history(
         db,
         user.id,
         filters,
@@ -99,12 +102,12 @@ def history(request: Request, db: DB, user: PageUser) -> Response:
 
 @router.get("/analytics")
 def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
-    rows = analytics.completed_rows(db, user.id)
-    stats = analytics.by_topic_and_difficulty(db, user.id)
-    bins = analytics.calibration(rows)
-    weeks = analytics.progress_by_week(rows)
+    rows = quality_report.completed_rows(db, user.id)
+    stats = quality_report.by_topic_and_difficulty(db, user.id)
+    bins = quality_report.calibration(rows)
+    weeks = quality_report.progress_by_week(rows)
     # A calibration curve or ECE from a handful of tasks is noise: say how many more are needed.
-    shortfall = analytics.calibration_shortfall(rows)
+    shortfall = quality_report.calibration_shortfall(rows)
     figures = {}
     if rows:
         figures = {
@@ -124,9 +127,9 @@ def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
             "figures": figures,
             "stats": stats,
             "bins": bins,
-            "quality": analytics.prediction_quality(rows),
+            "quality": quality_report.prediction_quality(rows),
             "shortfall": shortfall,
-            "calibration_min": analytics.CALIBRATION_MIN_TASKS,
+            "calibration_min": quality_report.CALIBRATION_MIN_TASKS,
             "n_weeks": len(weeks),
             "now": utcnow(),
         },

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import accounts, analytics, localtime, profile, rules
+from smartstudy.services import accounts, localtime, profile, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError
+from smartstudy.services.reports import account as account_report
+from smartstudy.services.reports import history as history_report
 from smartstudy.store.orm import User
 from smartstudy.web import forms
 from smartstudy.web.deps import (
@@ -66,7 +68,7 @@ def _settings_page(
             "active": "settings",
             "values": shown,
             "errors": errors or {},
-            "owned": analytics.count_owned(db, user.id),
+            "owned": account_report.count_owned(db, user.id),
             "time_zones": localtime.time_zone_names(),
             "locales": _locale_choices(),
         },
@@ -153,7 +155,7 @@ def change_password(request: Request, uow: UoW, db: DB, user: PageUser, form: Fo
 
 @router.get("/settings/export.csv")
 def export(db: DB, user: PageUser) -> Response:
-    body = analytics.export_tasks_csv(db, user.id)
+    body = history_report.export_tasks_csv(db, user.id)
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
