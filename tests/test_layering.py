@@ -4,6 +4,14 @@ Routes hold no SQL and never commit: the layering the repositories and the unit 
 (issue 11). ``models`` and ``data`` import nothing above them (docs/ARCHITECTURE.md, "Layers"),
 so a researcher can use the models on a DataFrame without any server; ``testing`` (the contract
 battery) needs nothing more than the models do (issue 14).
+
+Every layer (issue 14): each module of ``src/smartstudy`` belongs to the layer named by its first
+path part (``services/tasks.py`` to ``services``, ``cli.py`` to ``cli``), and imports from
+``smartstudy`` only its own layer and the layers below it (``ALLOWED``, from the edges in
+``DEPENDS_ON``). Every import counts: at module level, inside functions (lazy imports), relative
+ones (resolved), and those under ``if TYPE_CHECKING:``, since a type names a dependency as much
+as a call does. The one deliberate exception is ``TYPE_ONLY_EXCEPTIONS``, which holds for
+``TYPE_CHECKING`` imports only.
 """
 
 from __future__ import annotations
@@ -178,3 +186,230 @@ def test_the_check_allows_imports_within_the_lower_layers():
         "import numpy as np\n"
     )
     assert upward_imports(ok) == []
+
+
+# -- every layer imports only itself and the layers below it -----------------------------------
+#: The layers each layer may import directly (docs/ARCHITECTURE.md, "Layers"). ``api`` builds the
+#: whole ASGI app, so it mounts ``web``'s pages and renders its error pages; ``cli`` serves it.
+#: ``planning`` is pure functions, like ``models``; ``eval`` simulates the planner with it.
+DEPENDS_ON: dict[str, frozenset[str]] = {
+    "cli": frozenset({"api", "services"}),
+    "api": frozenset({"web", "services"}),
+    "web": frozenset({"services"}),
+    "services": frozenset(
+        {"store", "jobs", "observability", "models", "data", "eval", "planning", "config"}
+    ),
+    "jobs": frozenset({"store", "config"}),
+    "observability": frozenset({"store", "config"}),
+    "store": frozenset({"config"}),
+    "eval": frozenset({"models", "data", "planning"}),
+    "testing": frozenset({"models", "data"}),
+    "models": frozenset({"data"}),
+    "planning": frozenset(),
+    "data": frozenset(),
+    "config": frozenset(),
+}
+
+
+def _closure(layer: str) -> frozenset[str]:
+    seen = {layer}
+    todo = [layer]
+    while todo:
+        for below in DEPENDS_ON[todo.pop()]:
+            if below not in seen:
+                seen.add(below)
+                todo.append(below)
+    return frozenset(seen)
+
+
+#: What a module of each layer may import from ``smartstudy``: itself and everything below it.
+ALLOWED = {layer: _closure(layer) for layer in DEPENDS_ON}
+
+#: Deliberate exceptions, for imports under ``if TYPE_CHECKING:`` only: (layer, module).
+TYPE_ONLY_EXCEPTIONS = {
+    # The job registry, the runners and the durable queue are handed the ``AppContext`` and
+    # pass it on to the job functions (which live in ``services``); they name it in
+    # annotations but use nothing of ``services`` at run time. A Protocol restating its fields
+    # would only copy it.
+    ("jobs", "smartstudy.services.context"),
+}
+
+
+def layer_of(relative: str) -> str:
+    """The layer of a module by its path below the package, e.g. 'services/tasks.py' ->
+    'services'; the package's own ``__init__.py`` is the root, ''."""
+    first = relative.split("/")[0]
+    return "" if first == "__init__.py" else first.removesuffix(".py")
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """The ids of the nodes under an ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in {
+            "TYPE_CHECKING",
+            "typing.TYPE_CHECKING",
+        }:
+            inside.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return inside
+
+
+def _imported_modules(node: ast.Import | ast.ImportFrom, relative: str) -> list[str]:
+    """The absolute names ``node`` imports; relative imports resolved against ``relative``
+    (the importing module's path below the package)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    module = node.module or ""
+    if node.level:
+        package = ["smartstudy", *relative.split("/")[:-1]]
+        base = package[: len(package) - node.level + 1]
+        module = ".".join([*base, module] if module else base)
+    if module == "smartstudy" or not node.module:  # from smartstudy import web; from . import x
+        return [f"{module}.{alias.name}" for alias in node.names]
+    return [module]
+
+
+def _target_layer(module: str) -> str | None:
+    """The layer of an imported ``smartstudy`` module ('' for the root package's own names,
+    e.g. ``__version__``); None for a module outside ``smartstudy``."""
+    parts = module.split(".")
+    if parts[0] != "smartstudy":
+        return None
+    return "" if len(parts) == 1 or parts[1].startswith("__") else parts[1]
+
+
+def layer_violations(source: str, relative: str) -> list[str]:
+    """Each import in ``source`` (the module at ``relative`` below the package) of a
+    ``smartstudy`` layer its layer may not import, as 'path:line: <layer> imports <module>'."""
+    layer = layer_of(relative)
+    allowed = ALLOWED.get(layer, frozenset()) | {""}
+    tree = ast.parse(source)
+    type_only = _type_checking_nodes(tree)
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        for module in _imported_modules(node, relative):
+            target = _target_layer(module)
+            if target is None or target in allowed:
+                continue
+            excepted = id(node) in type_only and any(
+                layer == ex_layer and (module == ex_module or module.startswith(ex_module + "."))
+                for ex_layer, ex_module in TYPE_ONLY_EXCEPTIONS
+            )
+            if not excepted:
+                problems.append(
+                    f"{relative}:{node.lineno}: {layer or 'smartstudy'} imports {module}"
+                )
+    return problems
+
+
+def _all_modules() -> list[Path]:
+    exempt = PACKAGE / "store" / "migrations"
+    return sorted(p for p in PACKAGE.rglob("*.py") if not p.is_relative_to(exempt))
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new package or top-level module must be placed in ``DEPENDS_ON`` before it lands."""
+    tops = {layer_of(p.relative_to(PACKAGE).as_posix()) for p in _all_modules()} - {""}
+    assert tops - set(DEPENDS_ON) == set()
+    assert {"api", "web", "cli", "services", "store", "jobs", "models", "data", "eval"} <= tops
+
+
+def test_the_layers_form_no_cycle():
+    for layer, below in DEPENDS_ON.items():
+        for other in below:
+            assert layer not in ALLOWED[other], f"{layer} and {other} may import each other"
+
+
+@pytest.mark.parametrize("path", _all_modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_every_module_imports_only_its_layer_and_below(path: Path):
+    relative = path.relative_to(PACKAGE).as_posix()
+    assert layer_violations(path.read_text(encoding="utf-8"), relative) == []
+
+
+@pytest.mark.parametrize(
+    ("snippet", "relative", "found"),
+    [
+        # upwards
+        (
+            "from smartstudy.services.tasks import x\n",
+            "store/db.py",
+            "store imports smartstudy.services.tasks",
+        ),
+        ("import smartstudy.api.app\n", "services/tasks.py", "services imports smartstudy.api.app"),
+        ("from smartstudy import web\n", "services/tasks.py", "services imports smartstudy.web"),
+        (
+            "from smartstudy.config import Settings\n",
+            "models/base.py",
+            "models imports smartstudy.config",
+        ),
+        # sideways: beside, not below
+        (
+            "from smartstudy.store.orm import Job\n",
+            "eval/metrics.py",
+            "eval imports smartstudy.store.orm",
+        ),
+        ("from smartstudy.api.deps import DB\n", "web/deps.py", "web imports smartstudy.api.deps"),
+        (
+            "from smartstudy.services import x\n",
+            "observability/metrics.py",
+            "observability imports",
+        ),
+        # lazy, relative and type-only imports count
+        ("def f():\n    from smartstudy.services import audit\n", "jobs/runner.py", "jobs imports"),
+        (
+            "from ..services import tasks\n",
+            "store/repositories.py",
+            "store imports smartstudy.services",
+        ),
+        (
+            "from ...services.tasks import x\n",
+            "store/repositories/reports.py",
+            "imports smartstudy.services.tasks",
+        ),
+        (
+            "if typing.TYPE_CHECKING:\n    from smartstudy.web import charts\n",
+            "services/tasks.py",
+            "services imports smartstudy.web",
+        ),
+        # the jobs exception holds for TYPE_CHECKING imports only
+        ("from smartstudy.services.context import AppContext\n", "jobs/runner.py", "jobs imports"),
+        (
+            "if TYPE_CHECKING:\n    from smartstudy.services.tasks import complete_task\n",
+            "jobs/runner.py",
+            "jobs imports smartstudy.services.tasks",
+        ),
+        ("from smartstudy.nowhere import x\n", "services/tasks.py", "imports smartstudy.nowhere"),
+    ],
+)
+def test_the_check_catches_an_import_against_the_layers(snippet: str, relative: str, found: str):
+    problems = layer_violations(snippet, relative)
+    assert any(found in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("snippet", "relative"),
+    [
+        (
+            "from smartstudy.store.orm import Job\nfrom smartstudy.models import Baseline\n",
+            "web/routes/study.py",
+        ),
+        ("from smartstudy import __version__\nfrom smartstudy.web import render\n", "api/app.py"),
+        ("from smartstudy.api.app import create_app\n", "cli.py"),
+        (
+            "from smartstudy.planning import core\nfrom smartstudy.data import schema\n",
+            "eval/planner_sim.py",
+        ),
+        ("from smartstudy.store.orm import Job\n", "observability/metrics.py"),
+        ("from . import durable\nfrom .runner import SyncRunner\n", "jobs/registry.py"),
+        ("from smartstudy.models.base import LearnerModel\n", "testing.py"),
+        (
+            "if TYPE_CHECKING:\n    from smartstudy.services.context import AppContext\n",
+            "jobs/durable.py",
+        ),
+        ("import numpy as np\nfrom sqlalchemy import select\n", "models/base.py"),
+    ],
+)
+def test_the_check_allows_imports_of_the_layer_and_below(snippet: str, relative: str):
+    assert layer_violations(snippet, relative) == []

@@ -367,3 +367,30 @@ def test_a_profile_form_without_the_new_fields_keeps_them(context: AppContext, w
     assert _profile(web, time_zone="Asia/Tokyo").status_code == 303
     assert _profile(web, display_name="Kimberly").status_code == 303
     assert _stored(context, "kim@example.com") == ("Asia/Tokyo", "en-GB")
+
+
+def test_charts_write_dates_on_the_users_clock():
+    """The charts' labels, hover texts and data tables use the user's zone and locale too."""
+    from smartstudy.services.reports.dashboard import DayStat
+    from smartstudy.services.reports.prediction_quality import PeriodStat
+    from smartstudy.store.orm import MasterySnapshot
+    from smartstudy.web import charts
+
+    us = ("America/New_York", "en-US")
+    week = PeriodStat(
+        start=date(2026, 11, 23), tasks=2, correct=1, seconds=300.0, mean_predicted=0.5
+    )
+    assert charts.weekly_progress([week], us)["data"][0]["x"] == ["Nov 23"]
+    assert charts.weekly_progress([week])["data"][0]["x"] == ["23 Nov"]
+
+    trend = charts.daily_trend(
+        [DayStat(day=date(2026, 11, 29), tasks=1, correct=1, seconds=60.0)], ("UTC", "de-DE")
+    )
+    assert trend["alt"]["rows"][0][0] == "29.11.2026"
+
+    # 23:00 UTC on the 29th is 08:00 on the 30th in Tokyo.
+    snapshot = MasterySnapshot(
+        p_mastery=0.4, n_attempts=1, created_at=datetime(2026, 11, 29, 23, 0, tzinfo=UTC)
+    )
+    hover = charts.mastery_history([snapshot], 0.1, ("Asia/Tokyo", "en-GB"))["data"][0]["text"]
+    assert hover[1] == "30 Nov 2026, 08:00"

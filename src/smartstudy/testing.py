@@ -10,8 +10,13 @@ tested exactly like the built-in ones, with pytest or without::
 
 ``factory`` builds a fresh, unfitted model each time it is called. Each check is a function of a
 :class:`ContractCase` (the factory, the data and the tolerances; it fits the model once and
-shares it between the read-only checks). ``CHECKS`` lists them by name; ``run_check`` runs one,
-which is how a pytest module parametrises over them (see tests/test_model_contract.py).
+shares it between the read-only checks). ``CHECKS`` lists them by name; ``run_check`` runs one.
+In a pytest module, ``parametrize_with_checks`` makes one test of each (model, check) pair, as
+scikit-learn's decorator of that name does (see tests/test_model_contract.py)::
+
+    @parametrize_with_checks({"mine": lambda: MyModel(alpha=0.1)})
+    def test_contract(case, check):
+        check(case)
 
 What is checked: the API shape (``fit`` returns ``self``, ``__init__`` only stores
 hyperparameters, learned attributes end in ``_``), predictions aligned with the input's index,
@@ -35,7 +40,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,7 @@ __all__ = [
     "ContractError",
     "check_learner_model",
     "contract_data",
+    "parametrize_with_checks",
     "run_check",
 ]
 
@@ -791,3 +797,55 @@ def check_learner_model(
     if failures:
         raise ContractError(failures)
     return ran
+
+
+def parametrize_with_checks(
+    factories: Mapping[str, ModelFactory | ContractCase] | Sequence[ModelFactory | ContractCase],
+    *,
+    data: ContractData | None = None,
+    skip: tuple[str, ...] = (),
+    other_classes: tuple[type[LearnerModel], ...] = (),
+) -> Any:
+    """A ``pytest.mark.parametrize`` over every (model, check) pair, for a test taking
+    ``case`` (a :class:`ContractCase`) and ``check`` (a function of ``CHECKS``) that calls
+    ``check(case)``; each pair's id is ``"<name>-<check>"``, e.g. ``"bkt-no_peeking"``.
+
+    ``factories`` maps a name to a model factory, or is a sequence of factories named by the
+    class of the model each builds. A :class:`ContractCase` may stand for a factory, to give
+    that model data or tolerances of its own; a factory gets a case on ``data`` (default
+    :func:`contract_data`) with ``other_classes``. All checks of one model share its case,
+    so the model is fitted once. ``skip`` names checks of ``CHECKS`` to leave out.
+
+    pytest is imported here, not with this module, so ``check_learner_model`` works without it.
+    """
+    import pytest
+
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise KeyError(f"unknown contract check(s) to skip: {', '.join(unknown)}")
+    named = (
+        dict(factories)
+        if isinstance(factories, Mapping)
+        else {_model_name(f): f for f in factories}
+    )
+    shared = data if data is not None else contract_data()
+    pairs, ids = [], []
+    for name, given in named.items():
+        case = (
+            given
+            if isinstance(given, ContractCase)
+            else ContractCase(given, shared, other_classes=other_classes)
+        )
+        for check_name, check in CHECKS.items():
+            if check_name not in skip:
+                pairs.append((case, check))
+                ids.append(f"{name}-{check_name}")
+    return pytest.mark.parametrize(("case", "check"), pairs, ids=ids)
+
+
+def _model_name(factory: ModelFactory | ContractCase) -> str:
+    """The class name of the model ``factory`` builds (``__init__`` only stores
+    hyperparameters, so building one to ask is cheap); a second model of one class gets
+    its position in the sequence appended."""
+    model = factory.new() if isinstance(factory, ContractCase) else factory()
+    return type(model).__name__

@@ -119,7 +119,7 @@ def test_tables_name_their_columns_and_units():
     figs = _builders()
     trend = figs["daily_trend"]["alt"]
     assert trend["headers"] == ["day", "tasks per day", "accuracy, last 7 days"]
-    assert trend["rows"][1] == ["03 Nov 2026", "1", "100%"]
+    assert trend["rows"][1] == ["3 Nov 2026", "1", "100%"]
     accuracy = figs["accuracy_by_topic"]["alt"]
     assert accuracy["headers"][0] == "topic"
     row = accuracy["rows"][

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smartstudy.api.security_headers import HTTPMiddleware
 from smartstudy.observability import logs, metrics
 from smartstudy.services.context import AppContext
 
@@ -64,16 +65,10 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-class RequestObservabilityMiddleware:
+class RequestObservabilityMiddleware(HTTPMiddleware):
     """Latency metrics, a request id and an access-log line for every HTTP request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _request_id(scope)
         root_path = str(scope.get("root_path", ""))
         token = logs.REQUEST_ID.set(request_id)

@@ -378,7 +378,9 @@ class MasteryUpdateIn(Strict):
     snapshot_mastery: StrictBool = False
 
 
-class MasteryUpdateOut(BaseModel):
+class _MasteryFields(BaseModel):
+    """The mastery fields shared by the update answer and the mastery list."""
+
     user_id: uuid.UUID
     concept_id: uuid.UUID
     p_mastery: float
@@ -387,22 +389,17 @@ class MasteryUpdateOut(BaseModel):
         "never raised by a wrong answer nor lowered by a correct one. Show this number; "
         "p_mastery is the BKT state at the next attempt (learning from practice included)."
     )
+
+
+class MasteryUpdateOut(_MasteryFields):
     n_attempts: int
     algo_version_id: uuid.UUID | None
     params_id: uuid.UUID | None
 
 
-class MasteryOut(BaseModel):
+class MasteryOut(_MasteryFields):
     model_config = ConfigDict(from_attributes=True)
 
-    user_id: uuid.UUID
-    concept_id: uuid.UUID
-    p_mastery: float
-    mastery: float = Field(
-        description="Chance that you have mastered this concept, from your answers so far: "
-        "never raised by a wrong answer nor lowered by a correct one. Show this number; "
-        "p_mastery is the BKT state at the next attempt (learning from practice included)."
-    )
     n_attempts: int
     last_attempt_at: datetime | None
     updated_at: datetime

@@ -10,6 +10,7 @@ the headers.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from itertools import product
 
 from fastapi import FastAPI
@@ -72,8 +73,9 @@ _BY_KIND: dict[tuple[bool, bool, bool], Headers] = {
 }
 
 
-class SecurityHeadersMiddleware:
-    """Add the security headers to every HTTP response that lacks them."""
+class HTTPMiddleware(ABC):
+    """A pure ASGI middleware for HTTP requests: ``handle`` sees each HTTP request; any other
+    scope (lifespan, websocket) goes straight to the wrapped app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -82,6 +84,17 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    @abstractmethod
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request through ``self.app``."""
+
+
+class SecurityHeadersMiddleware(HTTPMiddleware):
+    """Add the security headers to every HTTP response that lacks them."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):

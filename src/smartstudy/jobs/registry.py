@@ -23,7 +23,7 @@ JobFunction = Callable[..., object]
 #: Every job: its name and the ``module:function`` that runs it (or the function itself).
 JOBS: dict[str, str | JobFunction] = {
     "training": "smartstudy.services.training:run_queued_trainings",
-    "fit_bkt": "smartstudy.jobs.bkt:fit_bkt",
+    "fit_bkt": "smartstudy.services.bkt_job:fit_bkt",
 }
 
 

@@ -474,8 +474,8 @@ class Baseline(LearnerModel):
         so does a subclass that changes ``predict`` (``fast_path_applies``).
         """
         self._check_fitted()
-        ids = one_row_ids(user_id, item_id, skill_id)
-        if ids is None or not fast_path_applies(self, Baseline):
+        ids = fast_path_ids(self, Baseline, user_id, item_id, skill_id)
+        if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
         item_idx = np.array([self.item_index_.get(item, -1)])
@@ -647,6 +647,15 @@ def fast_path_applies(model: LearnerModel, cls: type[LearnerModel]) -> bool:
     return kind.predict is LearnerModel.predict and (
         kind._predict_validated is cls._predict_validated
     )
+
+
+def fast_path_ids(
+    model: LearnerModel, cls: type[LearnerModel], user_id: Any, item_id: Any, skill_id: Any
+) -> tuple[str, str, str | None] | None:
+    """``one_row_ids`` when ``cls.predict_one``'s fast path may serve ``model``
+    (``fast_path_applies``), else None: the caller then takes the DataFrame path."""
+    ids = one_row_ids(user_id, item_id, skill_id)
+    return ids if ids is not None and fast_path_applies(model, cls) else None
 
 
 def one_row_ids(user_id: Any, item_id: Any, skill_id: Any) -> tuple[str, str, str | None] | None:

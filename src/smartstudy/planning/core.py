@@ -56,6 +56,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, Self
 
 import numpy as np
 
@@ -128,7 +129,10 @@ class RecommendationSettings:
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class _PredictedTask:
+    """A (topic, difficulty) task with its predicted success and time: what a
+    recommendation and a planned task both show."""
+
     topic_id: str
     topic_name: str
     difficulty: str
@@ -136,6 +140,28 @@ class Recommendation:
     time_median_s: float
     time_p10_s: float
     time_p90_s: float
+
+    @classmethod
+    def from_forecast(
+        cls, cell: CellForecast, topic_name: str, p_correct: float, **rest: Any
+    ) -> Self:
+        """The task of ``cell``'s topic and difficulty, with its forecast times and the chance
+        ``p_correct`` (a plan may expect another than the forecast); ``rest``: the fields of
+        the subclass."""
+        return cls(
+            topic_id=cell.topic_id,
+            topic_name=topic_name,
+            difficulty=cell.difficulty,
+            p_correct=p_correct,
+            time_median_s=cell.time_median_s,
+            time_p10_s=cell.time_p10_s,
+            time_p90_s=cell.time_p90_s,
+            **rest,
+        )
+
+
+@dataclass(frozen=True)
+class Recommendation(_PredictedTask):
     score: float
     reason: str
     components: dict[str, float] = field(default_factory=dict)
@@ -155,14 +181,7 @@ class ExamSpec:
 
 
 @dataclass(frozen=True)
-class PlannedTask:
-    topic_id: str
-    topic_name: str
-    difficulty: str
-    p_correct: float
-    time_median_s: float
-    time_p10_s: float
-    time_p90_s: float
+class PlannedTask(_PredictedTask):
     reason: str
 
 
@@ -355,14 +374,10 @@ def recommend(
             if when:
                 facts.append(when)
             reason = "; ".join(facts)
-            rec = Recommendation(
-                topic_id=topic.topic_id,
-                topic_name=topic.name,
-                difficulty=difficulty,
-                p_correct=cell.p_correct,
-                time_median_s=cell.time_median_s,
-                time_p10_s=cell.time_p10_s,
-                time_p90_s=cell.time_p90_s,
+            rec = Recommendation.from_forecast(
+                cell,
+                topic.name,
+                cell.p_correct,
                 score=round(score, 4),
                 reason=reason[0].upper() + reason[1:] + ".",
                 components={
@@ -720,14 +735,10 @@ def _plan_days(
         tasks = []
         for c in choices:
             cell = cells[(c.topic.state.topic_id, c.difficulty)]
-            task = PlannedTask(
-                topic_id=c.topic.state.topic_id,
-                topic_name=c.topic.state.name,
-                difficulty=c.difficulty,
-                p_correct=c.p,
-                time_median_s=cell.time_median_s,
-                time_p10_s=cell.time_p10_s,
-                time_p90_s=cell.time_p90_s,
+            task = PlannedTask.from_forecast(
+                cell,
+                c.topic.state.name,
+                c.p,
                 reason=_reason(c, exam, i == 0),
             )
             tasks.extend([task] * c.count)

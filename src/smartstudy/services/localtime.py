@@ -151,6 +151,14 @@ def _babel_locale(tag: str) -> Locale:
         return Locale.parse(DEFAULT_LOCALE, sep="-")
 
 
+def clock_of(user: object) -> tuple[str, str]:
+    """A user's (time zone, locale); the defaults for what they lack, or for no user."""
+    return (
+        getattr(user, "time_zone", None) or DEFAULT_TIME_ZONE,
+        getattr(user, "locale", None) or DEFAULT_LOCALE,
+    )
+
+
 def format_datetime(moment: datetime, time_zone: str, locale: str) -> str:
     """Date and time of day in the user's zone: "29 Nov 2026, 08:00" (en-GB),
     "Nov 29, 2026, 8:00 AM" (en-US), "29.11.2026, 08:00" (de-DE)."""
@@ -182,6 +190,13 @@ def format_day(value: date | datetime, time_zone: str, locale: str) -> str:
     """A short day with its weekday: "Sun 29 Nov" (en-GB), "Sun, Nov 29" (en-US)."""
     return babel_dates.format_skeleton(
         "MMMEd", _as_date(value, time_zone), locale=_babel_locale(locale)
+    )
+
+
+def format_short_date(value: date | datetime, time_zone: str, locale: str) -> str:
+    """Day and month only, for chart labels: "29 Nov" (en-GB), "Nov 29" (en-US)."""
+    return babel_dates.format_skeleton(
+        "MMMd", _as_date(value, time_zone), locale=_babel_locale(locale)
     )
 
 

@@ -69,6 +69,7 @@ from smartstudy.services.predictor import PredictionService
 from smartstudy.store.db import make_engine, make_session_factory, session_scope, unit_of_work
 from smartstudy.store.migrate import upgrade
 from smartstudy.store.orm import Job, PracticeTask, User
+from smartstudy.store.repositories.reports import STORED_PREDICTION
 
 #: The shared data sets with response times.
 REPLAY_DATASETS: tuple[str, ...] = ("cognitive_tutor", "credential_form1", "mars_ib")
@@ -322,16 +323,7 @@ def _attempt(context: AppContext, user_id: uuid.UUID, topic_id: uuid.UUID, rec: 
 
 def _stored_predictions(context: AppContext, task_ids: list[uuid.UUID]) -> pd.DataFrame:
     with session_scope(context.sessions) as session:
-        rows = session.execute(
-            select(
-                PracticeTask.id,
-                PracticeTask.predicted_correct,
-                PracticeTask.predicted_time_median_s,
-                PracticeTask.predicted_time_p10_s,
-                PracticeTask.predicted_time_p90_s,
-                PracticeTask.model_name,
-            )
-        ).all()
+        rows = session.execute(select(PracticeTask.id, *STORED_PREDICTION)).all()
     by_id = {r[0]: r[1:] for r in rows}
     return pd.DataFrame([by_id[t] for t in task_ids], columns=_PREDICTION_COLUMNS)
 

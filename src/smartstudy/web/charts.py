@@ -12,12 +12,13 @@ time). The ``chart`` macro shows it under the chart; Plotly never sees it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from itertools import pairwise
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+from smartstudy.services import localtime
 from smartstudy.services.reports.dashboard import DayStat
 from smartstudy.services.reports.prediction_quality import (
     CalibrationBin,
@@ -29,6 +30,10 @@ from smartstudy.store.orm import DIFFICULTIES, MasterySnapshot
 
 if TYPE_CHECKING:
     from smartstudy.planning import Plan
+
+#: Whose clock dates are written on: (IANA time zone, locale), e.g. ("Asia/Tokyo", "en-US").
+Clock = tuple[str, str]
+UTC_CLOCK: Clock = (localtime.DEFAULT_TIME_ZONE, localtime.DEFAULT_LOCALE)
 
 Figure = dict[str, Any]
 
@@ -104,15 +109,15 @@ def _axis_title(axis: dict[str, Any]) -> str:
     return str(title.get("text", "")) if isinstance(title, dict) else str(title or "")
 
 
-def format_cell(value: Any, axis: dict[str, Any]) -> str:
-    """A value as its axis shows it: a share as "62%", a date as "30 Nov 2026", a number
-    with at most two decimals; None as a dash."""
+def format_cell(value: Any, axis: dict[str, Any], clock: Clock = UTC_CLOCK) -> str:
+    """A value as its axis shows it: a share as "62%", a date as the user writes it ("30 Nov
+    2026" in en-GB), a number with at most two decimals; None as a dash."""
     if value is None:
         return MISSING
     if "%" in str(axis.get("tickformat", "")):
         return f"{100 * value:.0f}%"
     if axis.get("type") == "date":
-        return date.fromisoformat(str(value)[:10]).strftime("%d %b %Y")
+        return localtime.format_date(date.fromisoformat(str(value)[:10]), *clock)
     if isinstance(value, float):
         return f"{round(value, 2):g}"
     return str(value)
@@ -138,6 +143,7 @@ def figure_table(
     names: Mapping[str, str] | None = None,
     extra: Extra | None = None,
     x_text: Callable[[Any], str] | None = None,
+    clock: Clock = UTC_CLOCK,
 ) -> Table:
     """The data of a figure as a table: one row per x value, one column per data trace (its
     y values, formatted as its axis shows them), plus ``extra`` columns from the traces'
@@ -158,7 +164,7 @@ def figure_table(
         axis = _axis_of(layout, trace, "y")
         ys = trace["y"]
         headers.append(names.get(name, name))
-        columns.append(_column(index, lambda i, ys=ys, axis=axis: format_cell(ys[i], axis)))
+        columns.append(_column(index, lambda i, ys=ys, axis=axis: format_cell(ys[i], axis, clock)))
         if name in extra:
             key, header = extra[name]
             values = trace.get(key) or []
@@ -166,7 +172,7 @@ def figure_table(
             columns.append(
                 _column(index, lambda i, v=values: MISSING if v[i] is None else str(v[i]))
             )
-    write_x = x_text or (lambda x: format_cell(x, x_axis))
+    write_x = x_text or (lambda x: format_cell(x, x_axis, clock))
     rows = [[write_x(x)] + [column(row) for column in columns] for row, x in enumerate(xs)]
     return headers, rows
 
@@ -238,7 +244,7 @@ SHARE_AXIS = {
 }
 
 
-def daily_trend(days: list[DayStat]) -> Figure:
+def daily_trend(days: list[DayStat], clock: Clock = UTC_CLOCK) -> Figure:
     """Tasks per day (bars) and the 7-day accuracy (line) over the last weeks."""
     x = [_iso(d.day) for d in days]
     fig = figure(
@@ -270,31 +276,35 @@ def daily_trend(days: list[DayStat]) -> Figure:
         margin={"r": 56},
         height=280,
     )
-    return with_table(fig, x_header="day")
+    return with_table(fig, x_header="day", clock=clock)
 
 
 def _topics(stats: list[GroupStat]) -> list[str]:
     return list(dict.fromkeys(g.topic for g in stats))
 
 
-def accuracy_by_topic(stats: list[GroupStat]) -> Figure:
-    topics = _topics(stats)
-    data = []
+def _by_difficulty(stats: list[GroupStat]) -> Iterator[tuple[str, dict[str, GroupStat]]]:
+    """Each difficulty with stats, in ``DIFFICULTIES`` order, and its stats by topic."""
     for d in DIFFICULTIES:
         by_topic = {g.topic: g for g in stats if g.difficulty == d}
-        if not by_topic:
-            continue
-        data.append(
-            {
-                "type": "bar",
-                "name": d,
-                "x": topics,
-                "y": [_round(by_topic[t].accuracy) if t in by_topic else None for t in topics],
-                "customdata": [by_topic[t].n if t in by_topic else 0 for t in topics],
-                "marker": {"color": COLOURS[d]},
-                "hovertemplate": "%{x}, " + d + ": %{y:.0%} of %{customdata} tasks<extra></extra>",
-            }
-        )
+        if by_topic:
+            yield d, by_topic
+
+
+def accuracy_by_topic(stats: list[GroupStat]) -> Figure:
+    topics = _topics(stats)
+    data = [
+        {
+            "type": "bar",
+            "name": d,
+            "x": topics,
+            "y": [_round(by_topic[t].accuracy) if t in by_topic else None for t in topics],
+            "customdata": [by_topic[t].n if t in by_topic else 0 for t in topics],
+            "marker": {"color": COLOURS[d]},
+            "hovertemplate": "%{x}, " + d + ": %{y:.0%} of %{customdata} tasks<extra></extra>",
+        }
+        for d, by_topic in _by_difficulty(stats)
+    ]
     fig = figure(
         data,
         barmode="group",
@@ -313,10 +323,7 @@ def time_by_topic(stats: list[GroupStat]) -> Figure:
     """Mean actual minutes (bars) with the mean predicted median (diamonds)."""
     topics = _topics(stats)
     data = []
-    for d in DIFFICULTIES:
-        by_topic = {g.topic: g for g in stats if g.difficulty == d}
-        if not by_topic:
-            continue
+    for d, by_topic in _by_difficulty(stats):
         data.append(
             {
                 "type": "bar",
@@ -493,10 +500,10 @@ def calibration_chart(bins: list[CalibrationBin]) -> Figure:
     )
 
 
-def weekly_progress(weeks: list[PeriodStat]) -> Figure:
+def weekly_progress(weeks: list[PeriodStat], clock: Clock = UTC_CLOCK) -> Figure:
     """Per week: minutes studied (bars), accuracy and mean predicted chance (lines)."""
     # Category labels: a date axis zooms to hours when there is only one week.
-    x = [w.start.strftime("%d %b") for w in weeks]
+    x = [localtime.format_short_date(w.start, *clock) for w in weeks]
     fig = figure(
         [
             {
@@ -537,13 +544,15 @@ def weekly_progress(weeks: list[PeriodStat]) -> Figure:
     return with_table(fig)
 
 
-def mastery_history(snapshots: list[MasterySnapshot], prior: float) -> Figure:
+def mastery_history(
+    snapshots: list[MasterySnapshot], prior: float, clock: Clock = UTC_CLOCK
+) -> Figure:
     """The shown mastery after each answer (P(mastered | answers so far), never moved against
     an answer), starting from the prior before the first one."""
     x = [0] + [s.n_attempts for s in snapshots]
     y = [round(prior, 4)] + [round(s.p_mastery, 4) for s in snapshots]
     when = ["before the first answer"] + [
-        s.created_at.strftime("%d %b %Y, %H:%M") for s in snapshots
+        localtime.format_datetime(s.created_at, *clock) for s in snapshots
     ]
     fig = figure(
         [
@@ -694,7 +703,7 @@ def _target_line(start: Any, end: Any, target: float) -> dict[str, Any]:
     }
 
 
-def readiness_over_days(plan: Plan) -> Figure:
+def readiness_over_days(plan: Plan, clock: Clock = UTC_CLOCK) -> Figure:
     """Projected readiness per topic (the chance of solving a task at the exam's difficulty)
     from now to the exam date, with the target as a dashed line. Each day's value is drawn
     at the start of the next day, so the last point is the readiness on the exam date."""
@@ -729,7 +738,7 @@ def readiness_over_days(plan: Plan) -> Figure:
         margin={"t": 16, "b": 40},
         height=360,
     )
-    return with_table(fig, x_header="start of day")
+    return with_table(fig, x_header="start of day", clock=clock)
 
 
 def workload_curve(plan: Plan) -> Figure:

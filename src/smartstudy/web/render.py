@@ -65,11 +65,7 @@ def duration(seconds: float | None) -> str:
 
 def user_clock(context: Mapping[str, Any]) -> tuple[str, str]:
     """The time zone and locale of the page's signed-in ``user`` (UTC, en-GB for none)."""
-    user = context.get("user")
-    return (
-        getattr(user, "time_zone", None) or localtime.DEFAULT_TIME_ZONE,
-        getattr(user, "locale", None) or localtime.DEFAULT_LOCALE,
-    )
+    return localtime.clock_of(context.get("user"))
 
 
 @pass_context

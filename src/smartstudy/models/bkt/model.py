@@ -205,11 +205,7 @@ class BKT(LearnerModel):
         if len(seqs.lengths) == 0:
             return {}
         table = self._param_table(seqs.skill_ids)
-        layout = time_major_batch(seqs.lengths)
-        skill_slot = np.empty(len(seqs.y), dtype=np.int64)
-        skill_slot[layout.position] = np.repeat(seqs.seq_skill, seqs.lengths)
-        y = np.empty(len(seqs.y))
-        y[layout.position] = seqs.y
+        layout, skill_slot, y = seqs.time_major()
         p0 = table[seqs.seq_skill[layout.seq_order], 0]
         fwd = _filter(layout, table, skill_slot, y, p0)
         last = layout.position[np.cumsum(seqs.lengths) - 1]
@@ -237,11 +233,7 @@ class BKT(LearnerModel):
             return pd.DataFrame({"p_correct": out}, index=data.index)
         seqs = _sequences(data)
         table = self._param_table(seqs.skill_ids)
-        layout = time_major_batch(seqs.lengths)
-        skill_slot = np.empty(len(seqs.y), dtype=np.int64)
-        skill_slot[layout.position] = np.repeat(seqs.seq_skill, seqs.lengths)
-        y = np.empty(len(seqs.y))
-        y[layout.position] = seqs.y
+        layout, skill_slot, y = seqs.time_major()
         # Each sequence starts from the mastery training left, or from its skill's prior.
         start = np.array(
             [
@@ -358,6 +350,16 @@ class _Sequences:
         self.seq_skill = seq_skill  # index into skill_ids per sequence
         self.seq_user = seq_user
         self.skill_ids = skill_ids
+
+    def time_major(self) -> tuple[TimeMajorBatch, np.ndarray, np.ndarray]:
+        """The time-major layout of the sequences, with each batch slot's skill (an index into
+        ``skill_ids``) and outcome."""
+        layout = time_major_batch(self.lengths)
+        skill_slot = np.empty(len(self.y), dtype=np.int64)
+        skill_slot[layout.position] = np.repeat(self.seq_skill, self.lengths)
+        y = np.empty(len(self.y))
+        y[layout.position] = self.y
+        return layout, skill_slot, y
 
 
 def _sequences(data: pd.DataFrame) -> _Sequences:

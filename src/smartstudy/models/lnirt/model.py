@@ -75,11 +75,7 @@ from smartstudy.models.base import (
     population_seconds,
     robust_seconds,
 )
-from smartstudy.models.baseline import (
-    fast_path_applies,
-    one_row_ids,
-    one_row_predictions,
-)
+from smartstudy.models.baseline import fast_path_ids, one_row_predictions
 from smartstudy.models.lnirt.fit import (
     DegenerateFitError,
     LNIRTEstimate,
@@ -684,15 +680,12 @@ class LNIRT(LearnerModel):
         """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
         on the one-row frame, i.e. the posterior-predictive moments of the user's current
         (theta, tau) state (the population prior for a user not seen yet) at the item's
-        parameters (the item population for an unknown item). ``skill_id`` is not used.
-
-        Ids the fast path cannot read exactly as ``validate_interactions`` does (a missing user
-        or item id, bytes, ...) go through the DataFrame path, which also raises its errors;
-        so does a subclass that changes ``predict`` (``fast_path_applies``).
+        parameters (the item population for an unknown item). ``skill_id`` is not used. Like
+        ``Baseline.predict_one``, it takes the DataFrame path where ``fast_path_ids`` says so.
         """
         self._check_fitted()
-        ids = one_row_ids(user_id, item_id, skill_id)
-        if ids is None or not fast_path_applies(self, LNIRT):
+        ids = fast_path_ids(self, LNIRT, user_id, item_id, skill_id)
+        if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
         user, item, _ = ids
         i = self.user_index_.get(user)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from smartstudy.data.schema import id_string, parse_attempt, validate_interactions
 from smartstudy.models.base import PREDICTION_COLUMNS, CannotPredictError, LearnerModel
-from smartstudy.models.baseline import fast_path_applies, one_row_ids
+from smartstudy.models.baseline import fast_path_ids
 from smartstudy.models.lnirt.fit import DegenerateFitError
 from smartstudy.models.lnirt.model import LNIRT
 from smartstudy.models.lnirt.personfit import (
@@ -113,8 +113,8 @@ class TopicLNIRT(LearnerModel):
         (ids it cannot read as ``validate_interactions`` does, and subclasses that change
         ``predict``, go through the DataFrame path)."""
         self._check_fitted()
-        ids = one_row_ids(user_id, item_id, skill_id)
-        if ids is None or not fast_path_applies(self, TopicLNIRT):
+        ids = fast_path_ids(self, TopicLNIRT, user_id, item_id, skill_id)
+        if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
         topic = item if skill is None else skill

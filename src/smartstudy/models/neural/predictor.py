@@ -78,7 +78,7 @@ import os
 import time as _time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -127,6 +127,7 @@ from smartstudy.models.neural.strategies import (
     TrainingRows,
     strategy,
 )
+from smartstudy.models.neural.train import TrainData
 
 # Time prediction without usable training times: log-sd 1 around the shrunk mean log time
 # (whose prior is one minute, see refs), as Baseline does.
@@ -289,7 +290,7 @@ class NeuralPredictor(LearnerModel):
         with_time = n_timed >= max(self.min_time_rows, 2)
         net_in = self._network_inputs(rows, seq, fit_rows, idx, eff, with_time)
         weights = self._row_weights(ucodes, fit_rows)
-        train_data = TrainDataArrays(
+        train_data = TrainData(
             *idx,
             net_in["xcn"],
             net_in["z"],
@@ -578,7 +579,7 @@ class NeuralPredictor(LearnerModel):
     def _train(
         self,
         strat: Strategy,
-        arrays: TrainDataArrays,
+        data: TrainData,
         ucodes: np.ndarray,
         fit_rows: np.ndarray,
         val: np.ndarray,
@@ -589,9 +590,8 @@ class NeuralPredictor(LearnerModel):
         import torch
 
         from smartstudy.models.neural.net import build_module, export_params
-        from smartstudy.models.neural.train import TrainData, train_stage
+        from smartstudy.models.neural.train import train_stage
 
-        data = TrainData(*arrays)
         val_rows = np.flatnonzero(val)
         stages = strat.stages(
             TrainingRows(ucodes, fit_rows, self.max_per_user), self.finetune_lr_factor
@@ -895,21 +895,6 @@ class NeuralPredictor(LearnerModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-class TrainDataArrays(NamedTuple):
-    """Row-aligned training arrays, in the field order of ``train.TrainData``."""
-
-    u: np.ndarray
-    i: np.ndarray
-    s: np.ndarray
-    xc: np.ndarray
-    z: np.ndarray
-    logit_ref: np.ndarray
-    y: np.ndarray
-    t: np.ndarray
-    timed: np.ndarray
-    w: np.ndarray
-
-
 @dataclass(frozen=True)
 class _TrainingRows:
     """Training rows sorted by user, then order, with robust log times (``lt``, 0 where

@@ -34,6 +34,14 @@ from smartstudy.store.orm import (
 
 _CORRECT_AS_INT = case((PracticeTask.is_correct.is_(True), 1), else_=0)
 _COMPLETED = PracticeTask.completed_at.is_not(None)
+#: The prediction a task stored when it was made: chance, median, p10 and p90, and the model.
+STORED_PREDICTION = (
+    PracticeTask.predicted_correct,
+    PracticeTask.predicted_time_median_s,
+    PracticeTask.predicted_time_p10_s,
+    PracticeTask.predicted_time_p90_s,
+    PracticeTask.model_name,
+)
 
 
 # -- the user and their tasks ----------------------------------------------------------------
@@ -118,11 +126,7 @@ def completed_task_columns(session: Session, user_id: uuid.UUID) -> list[Row[Any
                 PracticeTask.difficulty,
                 PracticeTask.is_correct,
                 PracticeTask.actual_time_seconds,
-                PracticeTask.predicted_correct,
-                PracticeTask.predicted_time_median_s,
-                PracticeTask.predicted_time_p10_s,
-                PracticeTask.predicted_time_p90_s,
-                PracticeTask.model_name,
+                *STORED_PREDICTION,
             )
             .join(Topic, Topic.id == PracticeTask.topic_id)
             .where(PracticeTask.user_id == user_id, _COMPLETED)
@@ -248,11 +252,7 @@ def export_rows(session: Session, user_id: uuid.UUID) -> list[Row[Any]]:
                 PracticeTask.completed_at,
                 PracticeTask.is_correct,
                 PracticeTask.actual_time_seconds,
-                PracticeTask.predicted_correct,
-                PracticeTask.predicted_time_median_s,
-                PracticeTask.predicted_time_p10_s,
-                PracticeTask.predicted_time_p90_s,
-                PracticeTask.model_name,
+                *STORED_PREDICTION,
                 PracticeTask.model_version,
             )
             .join(Topic, Topic.id == PracticeTask.topic_id)

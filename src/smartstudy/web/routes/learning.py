@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import catalogue, quiz
+from smartstudy.services import catalogue, localtime, quiz
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.services.reports import mastery as mastery_report
 from smartstudy.store.orm import StudySession
@@ -47,7 +47,8 @@ def subjects(request: Request, db: DB, user: PageUser) -> Response:
 @router.get("/concepts/{concept_id}")
 def concept(request: Request, concept_id: str, db: DB, user: PageUser) -> Response:
     detail = mastery_report.concept_detail(db, user.id, parse_id(concept_id))
-    figure = charts.mastery_history(detail.history, detail.prior) if detail.history else None
+    clock = localtime.clock_of(user)
+    figure = charts.mastery_history(detail.history, detail.prior, clock) if detail.history else None
     return render(
         request,
         "concept.html",

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from smartstudy.planning import Plan, PlannedTask
 from smartstudy.planning.ics import plan_to_ics
-from smartstudy.services import planning, rules
+from smartstudy.services import localtime, planning, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.store.repositories import catalogue as catalogue_rows
 from smartstudy.web import charts, forms
@@ -280,7 +280,7 @@ def exam_page(request: Request, exam_id: str, db: DB, context: Context, user: Pa
             groups={d.day: grouped(d.tasks) for d in plan.days},
             charts=True,
             figures={
-                "readiness": charts.readiness_over_days(plan),
+                "readiness": charts.readiness_over_days(plan, localtime.clock_of(user)),
                 "workload": charts.workload_curve(plan),
             },
         )

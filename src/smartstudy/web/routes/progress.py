@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import rules
+from smartstudy.services import localtime, rules
 from smartstudy.services.reports import dashboard as dashboard_report
 from smartstudy.services.reports import history as history_report
 from smartstudy.services.reports import prediction_quality as quality_report
@@ -32,6 +32,7 @@ SORT_LABELS = {
 @router.get("/dashboard")
 def dashboard(request: Request, db: DB, user: PageUser) -> Response:
     summary = dashboard_report.dashboard(db, user.id)
+    clock = localtime.clock_of(user)
     return render(
         request,
         "dashboard.html",
@@ -39,7 +40,7 @@ def dashboard(request: Request, db: DB, user: PageUser) -> Response:
             "active": "dashboard",
             "d": summary,
             "charts": True,
-            "trend": charts.daily_trend(summary.days) if summary.total_completed else None,
+            "trend": charts.daily_trend(summary.days, clock) if summary.total_completed else None,
         },
     )
 
@@ -114,7 +115,7 @@ def analytics_page(request: Request, db: DB, user: PageUser) -> Response:
             "accuracy": charts.accuracy_by_topic(stats),
             "time": charts.time_by_topic(stats),
             "scatter": charts.predicted_vs_actual(rows),
-            "progress": charts.weekly_progress(weeks),
+            "progress": charts.weekly_progress(weeks, localtime.clock_of(user)),
         }
         if not shortfall:
             figures["calibration"] = charts.calibration_chart(bins)

@@ -2,7 +2,9 @@
 
 The CLI (``smartstudy fit-bkt``) and the admin endpoints fit at once and show the result; this
 job is the same fit (``services.mastery.fit_concepts``) for work handed to a runner, e.g. a
-``smartstudy worker``. Its arguments are plain JSON: dates as ISO 8601 strings, ids as
+``smartstudy worker``. Like the training job, it lives with the use cases it runs: ``jobs``
+holds only the machinery (registry, runners, the durable queue) and imports nothing from
+``services``. Its arguments are plain JSON: dates as ISO 8601 strings, ids as
 strings, bounds as ``{"g": [0.0, 0.3]}``.
 """
 
@@ -10,14 +12,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smartstudy.jobs import durable
+from smartstudy.services import audit
+from smartstudy.services.context import AppContext
+from smartstudy.services.mastery import FitOptions, fit_concepts
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import Job
-
-if TYPE_CHECKING:
-    from smartstudy.services.context import AppContext
 
 FIT_BKT_JOB = "fit_bkt"
 
@@ -67,9 +69,6 @@ def _date(value: str | None, name: str) -> datetime | None:
 
 
 def _fit(context: AppContext, args: dict[str, Any]) -> dict[str, Any]:
-    from smartstudy.services import audit
-    from smartstudy.services.mastery import FitOptions, fit_concepts
-
     ids = args.get("concept_ids")
     options = FitOptions(
         from_date=_date(args.get("from_date"), "from_date"),
