@@ -1,7 +1,8 @@
 """The model contract (docs/ARCHITECTURE.md), checked against every learner model family.
 
 The battery itself is the library ``smartstudy.testing`` (``check_learner_model``); this module
-runs each of its checks on each family as one parametrised test: every model of
+runs each of its checks on each family as one parametrised test (``parametrize_with_checks``):
+every model of
 ``smartstudy.models.MODEL_CLASSES`` and the per-topic ``TopicLNIRT`` the app serves. A new
 model joins the registry and gets every check for free. ``FAST_PARAMS`` holds per-model
 hyperparameters that keep these tests quick (few epochs, few restarts, ...).
@@ -9,6 +10,8 @@ hyperparameters that keep these tests quick (few epochs, few restarts, ...).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +27,7 @@ from smartstudy.testing import (
     ContractError,
     check_learner_model,
     contract_data,
+    parametrize_with_checks,
     run_check,
 )
 
@@ -59,10 +63,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("check", list(CHECKS))
-@pytest.mark.parametrize("family", list(FACTORIES))
-def test_contract(family: str, check: str) -> None:
-    run_check(CASES[family], check)
+@parametrize_with_checks(CASES)
+def test_contract(case: ContractCase, check: Callable[[ContractCase], None]) -> None:
+    check(case)
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
@@ -159,3 +162,61 @@ def test_unknown_check_names_are_refused() -> None:
         check_learner_model(_Peeking, DATA, skip=("no_such_check",))
     with pytest.raises(KeyError, match="no_such_check"):
         run_check(CASES["baseline"], "no_such_check")
+
+
+# -- parametrize_with_checks -------------------------------------------------------------------
+def _parametrize_args(mark: Any) -> tuple[Any, list[tuple[ContractCase, Any]], list[str]]:
+    (names, pairs), kwargs = mark.args, mark.kwargs
+    return names, list(pairs), list(kwargs["ids"])
+
+
+def test_parametrize_with_checks_pairs_every_model_with_every_check() -> None:
+    names, pairs, ids = _parametrize_args(parametrize_with_checks(CASES))
+    assert names == ("case", "check")
+    assert len(pairs) == len(CASES) * len(CHECKS) == len(ids)
+    assert ids[0] == f"{next(iter(CASES))}-{next(iter(CHECKS))}"
+    assert "bkt-no_peeking" in ids and "topic_lnirt-save_load_round_trip" in ids
+    assert len(set(ids)) == len(ids)
+    for (case, check), pair_id in zip(pairs, ids, strict=True):
+        family, check_name = pair_id.split("-")
+        assert case is CASES[family]  # given cases are used as they are, shared by the checks
+        assert check is CHECKS[check_name]
+
+
+def test_parametrize_with_checks_builds_one_shared_case_per_factory() -> None:
+    _, pairs, ids = _parametrize_args(
+        parametrize_with_checks(
+            [_Peeking, lambda: _Peeking(prior=0.2), _Sticky],
+            data=DATA,
+            skip=("no_peeking",),
+            other_classes=(TopicLNIRT,),
+        )
+    )
+    per_model = len(CHECKS) - 1
+    assert len(pairs) == 3 * per_model
+    assert "_Peeking0-fit_returns_self" in ids and "_Peeking1-fit_returns_self" in ids
+    assert "_Sticky-fit_returns_self" in ids
+    assert not any(i.endswith("-no_peeking") for i in ids)
+    cases = [case for case, _ in pairs]
+    assert len({id(c) for c in cases}) == 3  # one case per model, shared by its checks
+    assert all(c.data is DATA and c.other_classes == (TopicLNIRT,) for c in cases)
+    assert cases[per_model].new().prior == 0.2
+    with pytest.raises(KeyError, match="no_such_check"):
+        parametrize_with_checks([_Peeking], skip=("no_such_check",))
+
+
+def test_testing_imports_without_pytest() -> None:
+    """pytest is a development dependency only: the library must import without it."""
+    code = (
+        "import sys\n"
+        "sys.modules['pytest'] = None\n"  # makes `import pytest` fail
+        "import smartstudy.testing as t\n"
+        "assert 'pytest' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "try:\n"
+        "    t.parametrize_with_checks({})\n"
+        "except ImportError:\n"
+        "    print('no pytest')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no pytest"

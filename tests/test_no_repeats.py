@@ -4,7 +4,8 @@ source so a new module is covered the day it lands.
 Each line of every ``.py`` file is normalised: surrounding white space stripped, blank lines and
 comment-only lines dropped (so a copy that differs only in indentation or comments still counts).
 A window of six consecutive normalised lines that stands in two places (two files, or two places
-in one file that do not overlap) is a repeat, listed as ``file:line ~ file:line``.
+in one file that do not overlap) is a repeat. Overlapping windows of one copied run are merged,
+so each copy is listed once, as ``file:first-last ~ file:first-last`` (source line numbers).
 
 Exempt, narrowly:
 

@@ -504,13 +504,18 @@ def check_update_changes_prediction_with_constant_state(case: ContractCase) -> N
     assert np.isfinite(list(model.predict_one(user, item, skill).values())).all()
 
 
-def _expect_value_error(update: Callable[[], None], field_name: str) -> None:
+def _expect_error(call: Callable[[], object], error: type[Exception], name: str, what: str) -> None:
+    """``call`` raises ``error`` naming ``name`` (``what`` is the call, for the message)."""
     try:
-        update()
-    except ValueError as exc:
-        assert field_name in str(exc), f"the error does not name `{field_name}`: {exc}"
+        call()
+    except error as exc:
+        assert name in str(exc), f"{what}: the error does not name `{name}`: {exc}"
     else:
-        raise AssertionError(f"update accepted a row with a bad `{field_name}`")
+        raise AssertionError(f"{what} accepted a bad `{name}`")
+
+
+def _expect_value_error(update: Callable[[], None], field_name: str) -> None:
+    _expect_error(update, ValueError, field_name, "update of a row")
 
 
 def check_update_rejects_bad_rows(case: ContractCase) -> None:
@@ -650,12 +655,7 @@ def check_bad_input_names_the_column(case: ContractCase) -> None:
             ("fit", lambda corrupt=corrupt: case.new().fit(corrupt(case.train))),
             ("predict", lambda corrupt=corrupt: case.fitted().predict(corrupt(case.test))),
         ):
-            try:
-                call()
-            except InteractionsError as exc:
-                assert column in str(exc), f"{what}: the error does not name `{column}`: {exc}"
-            else:
-                raise AssertionError(f"{what} accepted a bad `{column}` column")
+            _expect_error(call, InteractionsError, column, f"{what} of a frame")
 
 
 # -- robust learning (issue 10) ---------------------------------------------------------------
@@ -752,6 +752,12 @@ def run_check(case: ContractCase, name: str) -> None:
     CHECKS[name](case)
 
 
+def _refuse_unknown_checks(skip: tuple[str, ...]) -> None:
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise KeyError(f"unknown contract check(s) to skip: {', '.join(unknown)}")
+
+
 def check_learner_model(
     factory: ModelFactory,
     data: ContractData | None = None,
@@ -772,9 +778,7 @@ def check_learner_model(
     Returns the names of the checks run; raises :class:`ContractError` naming every failed
     check with its message.
     """
-    unknown = sorted(set(skip) - set(CHECKS))
-    if unknown:
-        raise KeyError(f"unknown contract check(s) to skip: {', '.join(unknown)}")
+    _refuse_unknown_checks(skip)
     case = ContractCase(
         factory,
         data if data is not None else contract_data(),
@@ -811,26 +815,21 @@ def parametrize_with_checks(
     ``check(case)``; each pair's id is ``"<name>-<check>"``, e.g. ``"bkt-no_peeking"``.
 
     ``factories`` maps a name to a model factory, or is a sequence of factories named by the
-    class of the model each builds. A :class:`ContractCase` may stand for a factory, to give
-    that model data or tolerances of its own; a factory gets a case on ``data`` (default
-    :func:`contract_data`) with ``other_classes``. All checks of one model share its case,
-    so the model is fitted once. ``skip`` names checks of ``CHECKS`` to leave out.
+    class of the model each builds (with its position appended where two build one class).
+    A :class:`ContractCase` may stand for a factory, to give that model data or tolerances of
+    its own; a factory gets a case on ``data`` (default :func:`contract_data`) with
+    ``other_classes``. All checks of one model share its case, so the model is fitted once.
+    ``skip`` names checks of ``CHECKS`` to leave out.
 
     pytest is imported here, not with this module, so ``check_learner_model`` works without it.
     """
     import pytest
 
-    unknown = sorted(set(skip) - set(CHECKS))
-    if unknown:
-        raise KeyError(f"unknown contract check(s) to skip: {', '.join(unknown)}")
-    named = (
-        dict(factories)
-        if isinstance(factories, Mapping)
-        else {_model_name(f): f for f in factories}
-    )
+    _refuse_unknown_checks(skip)
+    named = list(factories.items()) if isinstance(factories, Mapping) else _named(factories)
     shared = data if data is not None else contract_data()
     pairs, ids = [], []
-    for name, given in named.items():
+    for name, given in named:
         case = (
             given
             if isinstance(given, ContractCase)
@@ -843,9 +842,14 @@ def parametrize_with_checks(
     return pytest.mark.parametrize(("case", "check"), pairs, ids=ids)
 
 
-def _model_name(factory: ModelFactory | ContractCase) -> str:
-    """The class name of the model ``factory`` builds (``__init__`` only stores
-    hyperparameters, so building one to ask is cheap); a second model of one class gets
-    its position in the sequence appended."""
-    model = factory.new() if isinstance(factory, ContractCase) else factory()
-    return type(model).__name__
+def _named(
+    factories: Sequence[ModelFactory | ContractCase],
+) -> list[tuple[str, ModelFactory | ContractCase]]:
+    """Each factory named by the class of the model it builds (``__init__`` only stores
+    hyperparameters, so building one to ask is cheap), with its position in ``factories``
+    appended where two build the same class."""
+    names = [type(f.new() if isinstance(f, ContractCase) else f()).__name__ for f in factories]
+    return [
+        (f"{name}{i}" if names.count(name) > 1 else name, factory)
+        for i, (name, factory) in enumerate(zip(names, factories, strict=True))
+    ]

@@ -429,12 +429,11 @@ def fit_em(
         + _normal_logprior(log_alpha, centres[2], priors.log_alpha_sd)
         + _normal_logprior(beta, centres[3], priors.beta_sd)
     )
-    var_theta = np.maximum(e.mean_theta2 - e.mean_theta**2, 0.0)
-    var_tau = np.maximum(e.mean_tau2 - e.mean_tau**2, 0.0)
-    cov_tt = e.mean_theta_tau - e.mean_theta * e.mean_tau
-    person_cov = np.empty((d.n_persons, 2, 2))
-    person_cov[:, 0, 0], person_cov[:, 1, 1] = var_theta, var_tau
-    person_cov[:, 0, 1] = person_cov[:, 1, 0] = cov_tt
+    person_cov = _person_covariances(
+        np.maximum(e.mean_theta2 - e.mean_theta**2, 0.0),
+        np.maximum(e.mean_tau2 - e.mean_tau**2, 0.0),
+        e.mean_theta_tau - e.mean_theta * e.mean_tau,
+    )
     sigma_p = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
     person_n = _informative_counts(packed)
     return LNIRTEstimate(
@@ -458,6 +457,17 @@ def fit_em(
         n_iter=n_iter,
         converged=converged,
     )
+
+
+def _person_covariances(
+    var_theta: np.ndarray, var_tau: np.ndarray, cov_theta_tau: np.ndarray
+) -> np.ndarray:
+    """Each person's 2x2 posterior covariance of (theta, tau), from its variances and the
+    covariance."""
+    person_cov = np.empty((len(var_theta), 2, 2))
+    person_cov[:, 0, 0], person_cov[:, 1, 1] = var_theta, var_tau
+    person_cov[:, 0, 1] = person_cov[:, 1, 0] = cov_theta_tau
+    return person_cov
 
 
 def _informative_counts(packed: PackedResponses) -> np.ndarray:
@@ -713,12 +723,11 @@ class _GibbsSums:
         sd_items = np.sqrt(np.maximum(self.keep_sq / n_kept - mean * mean, 0.0))
         person_mean = self.p_sum / n_kept
         cross = self.p_cross / n_kept
-        person_cov = np.empty((len(person_mean), 2, 2))
-        person_cov[:, 0, 0] = cross[:, 0] - person_mean[:, 0] ** 2
-        person_cov[:, 0, 1] = person_cov[:, 1, 0] = (
-            cross[:, 1] - person_mean[:, 0] * person_mean[:, 1]
+        person_cov = _person_covariances(
+            cross[:, 0] - person_mean[:, 0] ** 2,
+            cross[:, 2] - person_mean[:, 1] ** 2,
+            cross[:, 1] - person_mean[:, 0] * person_mean[:, 1],
         )
-        person_cov[:, 1, 1] = cross[:, 2] - person_mean[:, 1] ** 2
         sig = self.sig_sum / n_kept
         sigma_p = np.array([[1.0, sig[0, 1]], [sig[0, 1], sig[1, 1]]])
         a_hat, b_hat, alpha_hat, beta_hat = mean

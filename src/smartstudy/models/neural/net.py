@@ -117,6 +117,19 @@ def _embedding(n: int, d: int, sd: float) -> Any:
     return e
 
 
+def _add_embeddings(net: Any, head: str, sh: NetShape, *, skill_bias: bool) -> None:
+    """A head's user (when ``d_user``), item and skill embeddings and its user, item (and,
+    with ``skill_bias``, skill) biases, on ``net`` as ``<head>_user``, ``<head>_bias_item``,
+    ...; made in this order, so the random initial weights follow one another as before."""
+    setattr(net, f"{head}_user", _embedding(sh.n_users, sh.d_user, 0.05) if sh.d_user else None)
+    setattr(net, f"{head}_item", _embedding(sh.n_items, sh.d_item, 0.05))
+    setattr(net, f"{head}_skill", _embedding(sh.n_skills, sh.d_skill, 0.05))
+    setattr(net, f"{head}_bias_user", _embedding(sh.n_users, 1, 0.0) if sh.d_user else None)
+    setattr(net, f"{head}_bias_item", _embedding(sh.n_items, 1, 0.0))
+    if skill_bias:
+        setattr(net, f"{head}_bias_skill", _embedding(sh.n_skills, 1, 0.0))
+
+
 def _add_correctness_layers(net: Any, sh: NetShape) -> None:
     """The correctness head's embeddings, context MLP and monotone units, on ``net``."""
     import torch
@@ -124,12 +137,7 @@ def _add_correctness_layers(net: Any, sh: NetShape) -> None:
 
     ctx = sh.d_user + sh.d_item + sh.d_skill
     h = sh.hidden
-    net.c_user = _embedding(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
-    net.c_item = _embedding(sh.n_items, sh.d_item, 0.05)
-    net.c_skill = _embedding(sh.n_skills, sh.d_skill, 0.05)
-    net.c_bias_user = _embedding(sh.n_users, 1, 0.0) if sh.d_user else None
-    net.c_bias_item = _embedding(sh.n_items, 1, 0.0)
-    net.c_bias_skill = _embedding(sh.n_skills, 1, 0.0)
+    _add_embeddings(net, "c", sh, skill_bias=True)
     net.c_A1 = nn.Linear(ctx, h)
     net.c_a2 = nn.Linear(h, 1, bias=False)
     nn.init.zeros_(net.c_a2.weight)
@@ -150,11 +158,7 @@ def _add_time_layers(net: Any, sh: NetShape) -> None:
 
     ctx = sh.d_user + sh.d_item + sh.d_skill
     th = sh.time_hidden
-    net.t_user = _embedding(sh.n_users, sh.d_user, 0.05) if sh.d_user else None
-    net.t_item = _embedding(sh.n_items, sh.d_item, 0.05)
-    net.t_skill = _embedding(sh.n_skills, sh.d_skill, 0.05)
-    net.t_bias_user = _embedding(sh.n_users, 1, 0.0) if sh.d_user else None
-    net.t_bias_item = _embedding(sh.n_items, 1, 0.0)
+    _add_embeddings(net, "t", sh, skill_bias=False)
     net.t_B1 = nn.Linear(ctx + sh.n_time_in, th)
     net.t_B2 = nn.Linear(th, th)
     net.t_B3 = nn.Linear(th, 2)
