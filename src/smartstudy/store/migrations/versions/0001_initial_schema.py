@@ -17,6 +17,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_model_versions()
+    _create_subjects()
+    _create_training_counters()
+    _create_users()
+    _create_topics()
+    _create_concepts()
+    _create_practice_tasks()
+    _create_questions()
+    _seed_training_counter()
+
+
+def _create_model_versions() -> None:
     op.create_table(
         "model_versions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -38,6 +50,8 @@ def upgrade() -> None:
             batch_op.f("ix_model_versions_model_name"), ["model_name"], unique=False
         )
 
+
+def _create_subjects() -> None:
     op.create_table(
         "subjects",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -46,6 +60,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subjects")),
         sa.UniqueConstraint("name", name=op.f("uq_subjects_name")),
     )
+
+
+def _create_training_counters() -> None:
     op.create_table(
         "training_counters",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -54,6 +71,9 @@ def upgrade() -> None:
         sa.Column("last_trained_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_training_counters")),
     )
+
+
+def _create_users() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -69,6 +89,8 @@ def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_users_email"), ["email"], unique=True)
 
+
+def _create_topics() -> None:
     op.create_table(
         "topics",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -87,6 +109,8 @@ def upgrade() -> None:
     with op.batch_alter_table("topics", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_topics_subject_id"), ["subject_id"], unique=False)
 
+
+def _create_concepts() -> None:
     op.create_table(
         "concepts",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -105,6 +129,8 @@ def upgrade() -> None:
     with op.batch_alter_table("concepts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_concepts_topic_id"), ["topic_id"], unique=False)
 
+
+def _create_practice_tasks() -> None:
     op.create_table(
         "practice_tasks",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -157,6 +183,8 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_practice_tasks_user_id"), ["user_id"], unique=False)
 
+
+def _create_questions() -> None:
     op.create_table(
         "questions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -180,6 +208,8 @@ def upgrade() -> None:
     with op.batch_alter_table("questions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_questions_concept_id"), ["concept_id"], unique=False)
 
+
+def _seed_training_counter() -> None:
     # The training counter exists from the start so that completions only ever UPDATE it
     # (one atomic statement, no insert race between concurrent requests).
     counters = sa.table(

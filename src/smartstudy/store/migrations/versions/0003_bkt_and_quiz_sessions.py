@@ -17,6 +17,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_algo_versions()
+    _create_algo_runs()
+    _create_study_sessions()
+    _create_bkt_skill_params()
+    _create_mastery_snapshots()
+    _create_bkt_user_skill_state()
+    _create_session_questions()
+    _create_session_answers()
+
+
+def _create_algo_versions() -> None:
     op.create_table(
         "algo_versions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -27,6 +38,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_algo_versions")),
         sa.UniqueConstraint("key", "version", name="uq_algo_versions_key_version"),
     )
+
+
+def _create_algo_runs() -> None:
     op.create_table(
         "algo_runs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -56,6 +70,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_algo_runs")),
     )
+
+
+def _create_study_sessions() -> None:
     op.create_table(
         "study_sessions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -85,6 +102,8 @@ def upgrade() -> None:
     with op.batch_alter_table("study_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_study_sessions_user_id"), ["user_id"], unique=False)
 
+
+def _create_bkt_skill_params() -> None:
     op.create_table(
         "bkt_skill_params",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -144,6 +163,8 @@ def upgrade() -> None:
             postgresql_where=sa.text("is_active"),
         )
 
+
+def _create_mastery_snapshots() -> None:
     op.create_table(
         "mastery_snapshots",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -174,6 +195,8 @@ def upgrade() -> None:
             unique=False,
         )
 
+
+def _create_bkt_user_skill_state() -> None:
     op.create_table(
         "bkt_user_skill_state",
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -209,6 +232,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "concept_id", name=op.f("pk_bkt_user_skill_state")),
     )
+
+
+def _create_session_questions() -> None:
     op.create_table(
         "session_questions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -236,6 +262,8 @@ def upgrade() -> None:
             batch_op.f("ix_session_questions_session_id"), ["session_id"], unique=False
         )
 
+
+def _create_session_answers() -> None:
     op.create_table(
         "session_answers",
         sa.Column("id", sa.Uuid(), nullable=False),
