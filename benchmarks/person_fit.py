@@ -17,57 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-import numpy as np
-import pandas as pd
-
-from smartstudy.data.loaders import datasets_dir, load_dataset
-from smartstudy.models.lnirt import LNIRT, PERSON_FIT_KINDS
-
-
-def vendor_flags() -> pd.Series | None:
-    """The vendor's misconduct flag per examinee (``persons.csv``), None when absent."""
-    path = datasets_dir() / "credential_form1" / "persons.csv"
-    if not path.is_file():
-        return None
-    persons = pd.read_csv(path, usecols=["person", "Flagged"], dtype={"person": str})
-    return persons.set_index("person")["Flagged"].astype(bool)
+from smartstudy.eval.person_fit import person_fit_summary
 
 
 def run(level: float) -> dict:
-    df = load_dataset("credential_form1")
-    start = time.perf_counter()
-    model = LNIRT().fit(df)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    pf = model.person_fit(df, level=level)
-    person_fit_s = time.perf_counter() - start
-    n = len(pf)
-    kinds = {k or "none": round(float((pf["kind"] == k).mean()), 4) for k in PERSON_FIT_KINDS}
-    out = {
-        "level": level,
-        "n_rows": len(df),
-        "n_persons": n,
-        "n_items": int(df["item_id"].nunique()),
-        "fit_seconds": round(fit_s, 3),
-        "person_fit_seconds": round(person_fit_s, 3),
-        "share_flag_time": round(float(pf["flag_time"].mean()), 4),
-        "share_flag_resp": round(float(pf["flag_resp"].mean()), 4),
-        "share_by_kind": kinds,
-        "mean_lz_time_over_df": round(float((pf["lz_time"] / pf["df_time"]).mean()), 4),
-        "mean_lz_resp": round(float(pf["lz_resp"].mean()), 4),
-    }
-    flags = vendor_flags()
-    if flags is not None:
-        vendor = flags.reindex(pf["user_id"]).fillna(False).to_numpy(dtype=bool)
-        flagged = (pf["flag_time"] | pf["flag_resp"]).to_numpy()
-        out["vendor_flagged"] = int(vendor.sum())
-        out["share_flagged_among_vendor_flagged"] = round(float(flagged[vendor].mean()), 4)
-        out["share_flagged_among_others"] = round(float(flagged[~vendor].mean()), 4)
-        out["median_p_time_vendor_flagged"] = round(float(np.median(pf["p_time"][vendor])), 4)
-        out["median_p_time_others"] = round(float(np.median(pf["p_time"][~vendor])), 4)
-    return out
+    return person_fit_summary("credential_form1", level)
 
 
 def main() -> None:
