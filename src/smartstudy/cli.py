@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -822,9 +824,10 @@ def _print_bkt_fit(outcome: FitOutcome) -> None:
 
 # The options of `evaluate`, declared once here so that the command reads as what it does.
 _DatasetOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
-        help="assistments09, assistments09_dkt, cognitive_tutor, credential_form1 or mars_ib."
+        help="assistments09, assistments09_dkt, cognitive_tutor, credential_form1 or mars_ib "
+        "(with --all: repeat for several)."
     ),
 ]
 _ModelOption = Annotated[
@@ -842,7 +845,8 @@ _ScenarioOption = Annotated[
     ),
 ]
 _SeedsOption = Annotated[
-    int, typer.Option(help="--scenario planner: number of seeds, from --seed on (5).")
+    int,
+    typer.Option(help="--scenario planner and --all: number of seeds, from --seed on (5)."),
 ]
 _DaysOption = Annotated[
     int, typer.Option(help="--scenario planner: days to the exam (14), e.g. --days 28.")
@@ -874,10 +878,68 @@ _RetrainEveryOption = Annotated[
 _ReplayDatabaseOption = Annotated[
     str | None,
     typer.Option(
-        help="--replay: a PostgreSQL server URL for the scratch databases "
+        help="--replay (and the replay of --all --report): a PostgreSQL server URL for the "
+        "scratch databases "
         "(default: temporary SQLite files)."
     ),
 ]
+
+
+_AllOption = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Every data set and every model (narrowed by --dataset/--model), split by "
+        "student over --seeds seeds, plus each data set's own split; prints the tables.",
+    ),
+]
+_ReportOption = Annotated[
+    bool,
+    typer.Option(
+        "--report",
+        help="--all: write EVALUATION.md, its plots (evaluation/*.png) and "
+        "evaluation/results.json into --out, with the replay and the published anchors.",
+    ),
+]
+_OutOption = Annotated[
+    Path | None, typer.Option(help="--all --report: folder to write into (docs).")
+]
+_MaxUsersOption = Annotated[
+    int | None,
+    typer.Option(help="--all: at most this many students per data set (seeded), quick runs."),
+]
+_ReplayLearnersOption = Annotated[
+    int | None,
+    typer.Option(help="--all --report: learners per replayed data set (100)."),
+]
+_NoReplayOption = Annotated[
+    bool, typer.Option("--no-replay", help="--all --report: skip the replay evaluation.")
+]
+_ReadmeOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="--all: write the summary table into this file, between "
+        "<!-- BEGIN evaluation-table --> and <!-- END evaluation-table -->."
+    ),
+]
+
+
+@dataclass
+class _AllOptions:
+    """The options of `evaluate --all`."""
+
+    datasets: list[str]
+    models: list[str]
+    seeds: int
+    first_seed: int
+    test_fraction: float
+    report: bool
+    out: Path
+    max_users: int | None
+    replay_learners: int | None
+    no_replay: bool
+    readme: Path | None
+    database_url: str | None
 
 
 @app.command()
@@ -896,14 +958,40 @@ def evaluate(
     max_attempts: _MaxAttemptsOption = None,
     retrain_every: _RetrainEveryOption = None,
     database_url: _ReplayDatabaseOption = None,
+    all_: _AllOption = False,
+    report: _ReportOption = False,
+    out: _OutOption = None,
+    max_users: _MaxUsersOption = None,
+    replay_learners: _ReplayLearnersOption = None,
+    no_replay: _NoReplayOption = False,
+    readme: _ReadmeOption = None,
 ) -> None:
     """Fit on training students, predict held-out students one step ahead, print metrics.
 
     Examples: `smartstudy evaluate --dataset credential_form1 --model baseline`,
-    `smartstudy evaluate --scenario dominant-user`, `smartstudy evaluate --replay mars_ib`.
+    `smartstudy evaluate --scenario dominant-user`, `smartstudy evaluate --replay mars_ib`,
+    `smartstudy evaluate --all --report --readme README.md` (writes docs/EVALUATION.md).
     """
+    if all_:
+        replay_options = (replay, scenario, learners, max_attempts, retrain_every)
+        if split != "auto" or as_json or any(v is not None for v in replay_options):
+            raise fail(
+                "--all runs every protocol and the replay itself: leave out --split, --json, "
+                "--replay, --scenario, --learners, --max-attempts and --retrain-every"
+            )
+        given = (dataset or [], model or [], seeds, seed, test_fraction, report)
+        more = (out or Path("docs"), max_users, replay_learners, no_replay, readme, database_url)
+        _evaluate_all(_AllOptions(*given, *more))
+        return
+    if report or no_replay or any(v is not None for v in (out, max_users, replay_learners, readme)):
+        raise fail(
+            "--report, --out, --max-users, --replay-learners, --no-replay and --readme "
+            "go with --all"
+        )
+    if dataset is not None and len(dataset) > 1:
+        raise fail("give one --dataset (several go with --all)")
     if replay is not None:
-        if dataset is not None or model or scenario is not None:
+        if dataset or model or scenario is not None:
             raise fail("--replay replaces --dataset, --model and --scenario; give one")
         _evaluate_replay(
             replay,
@@ -915,7 +1003,7 @@ def evaluate(
             as_json,
         )
     elif scenario is not None:
-        if dataset is not None or model:
+        if dataset or model:
             raise fail("--scenario replaces --dataset and --model; give one or the other")
         _evaluate_scenario(
             scenario,
@@ -926,7 +1014,8 @@ def evaluate(
             days=days,
         )
     else:
-        _evaluate_dataset(dataset, model or [], split, test_fraction, seed, as_json)
+        first = dataset[0] if dataset else None
+        _evaluate_dataset(first, model or [], split, test_fraction, seed, as_json)
 
 
 def _evaluate_dataset(
@@ -1012,6 +1101,196 @@ def _evaluate_replay(
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         (console if console.is_terminal else Console(width=160)).print(report.to_table())
+
+
+def _check_all_options(options: _AllOptions) -> list[str]:
+    """Fail on an option of `evaluate --all` that cannot work; return the data set names."""
+    from smartstudy.data.loaders import DATASETS
+    from smartstudy.models import MODEL_CLASSES
+
+    unknown = [d for d in options.datasets if d not in DATASETS]
+    if unknown:
+        raise fail(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
+    unknown = [m for m in options.models if m not in MODEL_CLASSES]
+    if unknown:
+        raise fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_CLASSES)}")
+    if options.seeds < 1:
+        raise fail("--seeds must be at least 1")
+    if options.max_users is not None and options.max_users < 2:
+        raise fail("--max-users must be at least 2")
+    if not 0 < options.test_fraction < 1:
+        raise fail("--test-fraction must be between 0 and 1")
+    if options.replay_learners is not None and (options.no_replay or options.replay_learners < 1):
+        raise fail("--replay-learners needs a positive number and no --no-replay")
+    if (options.replay_learners is not None or options.no_replay) and not options.report:
+        raise fail("--replay-learners and --no-replay go with --report")
+    if options.readme is not None:
+        _readme_with_table(options.readme, "")  # fails now, not after an hour of fitting
+    return [d for d in DATASETS if d in options.datasets] if options.datasets else list(DATASETS)
+
+
+def _readme_with_table(path: Path, table: str) -> str:
+    """The text of ``path`` with ``table`` between its evaluation-table markers."""
+    from smartstudy.eval import full_report
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--readme {path}: {exc.strerror or exc}") from None
+    try:
+        return full_report.replace_marked_block(text, full_report.README_BLOCK, table)
+    except ValueError as exc:
+        raise fail(f"--readme {path}: {exc}") from None
+
+
+def _evaluate_all(options: _AllOptions) -> None:
+    """`evaluate --all`: every chosen model on every chosen data set over the seeds; print
+    the tables, or with --report write the document, its plots and the replay."""
+    from smartstudy.data.loaders import DatasetNotFoundError
+    from smartstudy.eval import full_report
+    from smartstudy.models import MODEL_CLASSES
+
+    names = _check_all_options(options)
+    models = options.models or list(MODEL_CLASSES)
+    started = datetime.now(UTC)
+
+    def progress(message: str) -> None:
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        err.print(f"[{elapsed:7.1f} s] {message}", highlight=False, markup=False)
+
+    try:
+        frames = full_report.load_datasets(names)
+    except DatasetNotFoundError as exc:
+        raise fail(str(exc)) from None
+    evaluation = full_report.run_full_evaluation(
+        frames,
+        {m: MODEL_CLASSES[m] for m in models},
+        seeds=range(options.first_seed, options.first_seed + options.seeds),
+        test_fraction=options.test_fraction,
+        max_users=options.max_users,
+        progress=progress,
+    )
+    if options.report:
+        replays, note = _full_replays(names, options, progress)
+        provenance = full_report.Provenance(
+            _all_command(options), started, os.cpu_count(), __version__, _git_commit()
+        )
+        path = full_report.write_report(
+            evaluation,
+            options.out,
+            provenance,
+            replays=replays,
+            replay_note=note,
+            person_fit=_person_fit_section(names, models, progress),
+        )
+        sys.stdout.write(f"wrote {path} and its plots in {path.parent / 'evaluation'}\n")
+    else:
+        for ds in evaluation.datasets:
+            sys.stdout.write(
+                f"## {ds.name}\n\n{full_report.dataset_table(evaluation, ds.name)}\n\n"
+            )
+        sys.stdout.write(full_report.readme_table(evaluation) + "\n")
+    if options.readme is not None:
+        text = _readme_with_table(options.readme, full_report.readme_table(evaluation))
+        options.readme.write_text(text, encoding="utf-8")
+        sys.stdout.write(f"updated the evaluation table in {options.readme}\n")
+
+
+def _person_fit_section(
+    names: list[str], models: list[str], progress: Callable[[str], None]
+) -> str | None:
+    """The person-fit summary of credential_form1 (markdown) when the run covers that data
+    set and LNIRT; None otherwise."""
+    from smartstudy.eval import person_fit
+
+    if person_fit.VENDOR_DATASET not in names or "lnirt" not in models:
+        return None
+    progress(f"person fit on {person_fit.VENDOR_DATASET}")
+    try:
+        summary = person_fit.person_fit_summary(person_fit.VENDOR_DATASET)
+    except (ValueError, RuntimeError) as exc:  # kept in the report, not lost
+        return f"Person fit on {person_fit.VENDOR_DATASET} failed: {type(exc).__name__}: {exc}."
+    return person_fit.format_person_fit(summary)
+
+
+def _full_replays(
+    names: list[str], options: _AllOptions, progress: Callable[[str], None]
+) -> tuple[dict[str, dict], str | None]:
+    """The replay of each chosen data set with times (``ReplayReport.to_dict()``), and a
+    note for the document."""
+    from smartstudy.services import replay
+
+    if options.no_replay:
+        return {}, "The replay evaluation was skipped (`--no-replay`)."
+    chosen = [n for n in names if n in replay.REPLAY_DATASETS]
+    if not chosen:
+        return {}, (
+            "No data set with response times was chosen, so there is no replay (it needs one "
+            f"of {', '.join(replay.REPLAY_DATASETS)})."
+        )
+    learners = options.replay_learners or 100
+    reports, failures = {}, []
+    for name in chosen:
+        progress(f"replay of {name}: {learners} learners")
+        try:
+            report = replay.run_replay(
+                replay.replay_data(name),
+                name,
+                learners=learners,
+                seed=options.first_seed,
+                max_attempts=replay.DEFAULT_MAX_ATTEMPTS,
+                database_url=options.database_url,
+                progress=lambda c, name=name: progress(f"replay of {name}: {c}"),
+            )
+        except (ValueError, RuntimeError, OSError) as exc:  # kept in the report, not lost
+            progress(f"replay of {name} failed: {exc}")
+            failures.append(f"The replay of {name} failed: {type(exc).__name__}: {exc}.")
+            continue
+        reports[name] = report.to_dict()
+    note = (
+        f"Replay settings: the default attempts cap ({replay.DEFAULT_MAX_ATTEMPTS}) and "
+        f"retraining interval; the families replayed are {', '.join(replay.FAMILIES)} and the "
+        "served chain, whatever --model says."
+    )
+    return reports, " ".join([note, *failures])
+
+
+def _all_command(options: _AllOptions) -> str:
+    """The command line that reproduces a run of `evaluate --all`."""
+    parts = ["smartstudy evaluate --all"] + (["--report"] if options.report else [])
+    parts += [f"--dataset {d}" for d in options.datasets]
+    parts += [f"--model {m}" for m in options.models]
+    parts.append(f"--seeds {options.seeds}")
+    if options.first_seed:
+        parts.append(f"--seed {options.first_seed}")
+    if options.test_fraction != 0.2:
+        parts.append(f"--test-fraction {options.test_fraction}")
+    if options.max_users is not None:
+        parts.append(f"--max-users {options.max_users}")
+    if options.no_replay:
+        parts.append("--no-replay")
+    elif options.replay_learners is not None:
+        parts.append(f"--replay-learners {options.replay_learners}")
+    parts.append(f"--out {options.out}")
+    if options.readme is not None:
+        parts.append(f"--readme {options.readme}")
+    return " ".join(parts)
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (short hash, marked if files differ from it), or None."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    run: dict = {"cwd": root, "capture_output": True, "text": True, "timeout": 10, "check": True}
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], **run
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head} with uncommitted changes" if dirty else head or None
 
 
 def _evaluate_scenario(
