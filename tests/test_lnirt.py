@@ -226,10 +226,25 @@ def test_cold_start_user_gets_the_population_prior(model: LNIRT) -> None:
     pred = model.predict_one("never-seen", item)
     i = model.item_index_[item]
     a, b = model.a_[i], model.b_[i]
-    assert pred["p_correct"] == pytest.approx(norm.cdf(a * (0.0 - b) / math.sqrt(1 + a * a)))
-    sd = math.sqrt(1 / model.alpha_[i] ** 2 + model.sigma_P_[1, 1])
+    # The item's own uncertainty widens the predictive (b_sd_, beta_sd_ and alpha_sd_).
+    var_theta = 1 + model.b_sd_[i] ** 2
+    assert pred["p_correct"] == pytest.approx(
+        norm.cdf(a * (0.0 - b) / math.sqrt(1 + a * a * var_theta))
+    )
+    alpha = model.alpha_[i] * math.exp(-((model.alpha_sd_[i] / model.alpha_[i]) ** 2))
+    var_tau = model.sigma_P_[1, 1] + model.beta_sd_[i] ** 2
+    assert model.time_df_ is not None  # Student-t residuals, the default
+    half = lnirt_module.t_interval_halfwidth(
+        np.array([var_tau]), np.array([alpha]), model.time_df_
+    )[0]
     assert pred["time_median_s"] == pytest.approx(math.exp(model.beta_[i]))
-    assert pred["time_p90_s"] == pytest.approx(math.exp(model.beta_[i] + 1.2815515655446004 * sd))
+    assert pred["time_p90_s"] == pytest.approx(math.exp(model.beta_[i] + half))
+    normal = LNIRT.from_bytes(model.to_bytes())
+    normal.time_df_ = None
+    sd = math.sqrt(1 / alpha**2 + var_tau)
+    assert normal.predict_one("never-seen", item)["time_p90_s"] == pytest.approx(
+        math.exp(model.beta_[i] + 1.2815515655446004 * sd)
+    )
 
 
 def test_unknown_item_gets_population_parameters_and_a_wider_interval(model: LNIRT) -> None:
