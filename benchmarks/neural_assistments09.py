@@ -5,7 +5,10 @@ Protocol: the data set's own train/test split (Gervet, Koedinger, Schneider & Mi
 fitted on the ~220k training rows and predicts the test students one step ahead (each row
 from the fitted model plus the student's earlier test rows, never its own outcome). Gervet
 et al.'s Best-LR (logistic regression on log counts of prior correct / wrong attempts overall,
-per skill and per item, plus item and skill identity) reaches an AUC of 0.77 on this split.
+per skill and per item, plus item and skill identity) reaches an AUC of 0.77 on this split;
+issue 15 asks NeuralPredictor for 0.785 (Schmucker, Wang, Hu & Mitchell 2022, JEDM 14(1),
+report about 0.79 on this data with richer features: recent-answer patterns, recency-weighted
+counts, spacing), trained in under three minutes.
 Baseline, BKT and LNIRT run in the same process for comparison; LNIRT needs response times,
 which this data set does not have, so its failure to fit is reported, not hidden.
 
@@ -22,7 +25,7 @@ from smartstudy.data.loaders import load_dataset
 from smartstudy.eval.protocol import evaluate_model, split_own
 from smartstudy.models import BKT, LNIRT, Baseline, NeuralPredictor
 
-TARGET_AUC = 0.77
+TARGET_AUC = 0.785
 TARGET_FIT_SECONDS = 180.0
 
 
@@ -95,7 +98,7 @@ def main() -> None:
     ok_auc = neural["auc"] >= TARGET_AUC
     ok_fit = neural["fit_seconds"] < TARGET_FIT_SECONDS
     print(
-        f"targets: AUC >= {TARGET_AUC} (Gervet et al.'s Best-LR): {'met' if ok_auc else 'MISSED'}; "
+        f"targets: AUC >= {TARGET_AUC} (issue 15): {'met' if ok_auc else 'MISSED'}; "
         f"training < {TARGET_FIT_SECONDS:.0f} s: {'met' if ok_fit else 'MISSED'}"
     )
 

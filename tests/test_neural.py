@@ -14,11 +14,19 @@ import pytest
 from smartstudy.data.simulate import simulate_app_learners, simulate_lnirt
 from smartstudy.eval.metrics import auc, interval_coverage, rmse_log_time
 from smartstudy.models import Baseline, NeuralPredictor
+from smartstudy.models.base import ArtifactError
 from smartstudy.models.neural import STRATEGIES
 from smartstudy.models.neural.features import (
+    CORRECTNESS_FEATURES,
+    DECAY_SKILL,
+    N_CORR,
     RECENT,
     HistoryStore,
+    correctness_features,
+    grouped_decay,
     grouped_ema,
+    grouped_streaks,
+    read_decay,
     recent_window,
 )
 
@@ -358,3 +366,149 @@ def test_recent_window_continues_a_stored_buffer() -> None:
     np.testing.assert_array_equal(count, [4, 5, 5, 0, 1])
     np.testing.assert_array_equal(total, [3, 4, 4, 0, 1])
     assert isinstance(HistoryStore().to_state()["hist_user_ids"], list)
+
+
+def test_grouped_decay_matches_the_sequential_recurrence() -> None:
+    # Soft windows in attempts: an answer given at clock t_j weighs lam ** (t - 1 - t_j) when
+    # read at clock t; groups start from stored counts as of their stored clocks.
+    rng = np.random.default_rng(1)
+    n, lams = 400, (0.5, 0.9)
+    codes = rng.integers(-1, 6, n)
+    y = rng.integers(0, 2, n).astype(float)
+    y[rng.random(n) < 0.1] = np.nan
+    clock = np.cumsum(rng.integers(0, 3, n)).astype(float) + 5.0
+    start = rng.random((6, 4))
+    start_clock = rng.integers(0, 5, 6).astype(float)
+    before, final, final_clock = grouped_decay(codes, y, clock, start, start_clock, lams)
+    state, at = start.copy(), start_clock.copy()
+    lam = np.tile(lams, 2)
+    for r in range(n):
+        g = codes[r]
+        if g < 0:
+            assert (before[r] == 0).all()
+            continue
+        now = state[g] * lam ** (clock[r] - at[g])
+        np.testing.assert_allclose(before[r], now, rtol=1e-10)
+        if not np.isnan(y[r]):
+            state[g] = lam * now + np.r_[[y[r]] * 2, [1 - y[r]] * 2]
+            at[g] = clock[r] + 1
+        else:
+            state[g], at[g] = now, clock[r]
+    np.testing.assert_allclose(final, state, rtol=1e-10)
+    np.testing.assert_allclose(read_decay(final, final_clock, at, lams), state, rtol=1e-10)
+
+
+def test_grouped_streaks_match_the_sequential_runs() -> None:
+    rng = np.random.default_rng(2)
+    codes = rng.integers(-1, 4, 300)
+    y = rng.integers(0, 2, 300).astype(float)
+    y[rng.random(300) < 0.1] = np.nan
+    start = rng.integers(0, 3, (4, 2)).astype(float)
+    before, final = grouped_streaks(codes, y, start)
+    state = start.copy()
+    for r in range(300):
+        g = codes[r]
+        if g < 0:
+            continue
+        np.testing.assert_array_equal(before[r], state[g])
+        if not np.isnan(y[r]):
+            state[g] = [y[r] * (state[g][0] + 1), (1 - y[r]) * (state[g][1] + 1)]
+    np.testing.assert_array_equal(final, state)
+
+
+def test_recency_state_online_equals_batch() -> None:
+    # The store built from a batch (fit) holds the same recency-weighted counts and runs as
+    # one built by update(), row by row, and both predict the same.
+    model = _fitted()
+    rows = pd.concat([_test_user_rows(1), _test_user_rows(3)]).reset_index(drop=True)
+    online = _copy(model)
+    for rec in rows.sort_values(["user_id", "order"]).to_dict("records"):
+        online.update(rec)
+    batch = NeuralPredictor(**FAST).fit(pd.concat([TRAIN, rows], ignore_index=True)).history_
+    h = online.history_
+    for user in rows["user_id"].unique():
+        r_on, r_b = h.user_index[user], batch.user_index[user]
+        np.testing.assert_allclose(h.user_dec[r_on], batch.user_dec[r_b], rtol=1e-10)
+        np.testing.assert_array_equal(h.user_streak[r_on], batch.user_streak[r_b])
+        clock_on = h.user_cnt[r_on, 0] + h.user_cnt[r_on, 1]
+        for skill in rows.loc[rows["user_id"] == user, "skill_id"].unique():
+            s_on, s_b = h.skill_index[(r_on, skill)], batch.skill_index[(r_b, skill)]
+            for table in ("skill_dec", "skill_streak"):
+                np.testing.assert_allclose(
+                    getattr(h, table)[s_on], getattr(batch, table)[s_b], rtol=1e-10
+                )
+            read = read_decay(
+                h.skill_dec[[s_on]], h.skill_clock[[s_on]], np.array([clock_on]), DECAY_SKILL
+            )
+            np.testing.assert_allclose(read, h.single(user, skill, "x")[10], rtol=1e-12)
+
+
+def test_flipping_one_answer_to_correct_never_lowers_later_predictions() -> None:
+    # Monotone in the whole outcome history, not just the latest answer: interleaved skills
+    # (whose recency-weighted counts fade while other skills are practised) and runs.
+    base = _fitted()
+    rng = np.random.default_rng(5)
+    items = sorted(APP["item_id"].unique())
+    seq = [items[k] for k in rng.integers(0, len(items), 25)]
+    answers = rng.integers(0, 2, 25)
+    for flip in np.flatnonzero(answers == 0)[:4]:
+        preds = []
+        for ans in (answers, np.where(np.arange(25) == flip, 1, answers)):
+            model = _copy(base)
+            for item, a in zip(seq, ans, strict=True):
+                model.update({"user_id": "u", "item_id": item, "correct": int(a)})
+            preds.append([model.predict_one("u", it)["p_correct"] for it in items])
+        assert (np.array(preds[1]) >= np.array(preds[0]) - 1e-12).all()
+
+
+def test_each_correctness_feature_is_monotone_in_every_past_answer() -> None:
+    # Feature by feature (the network's positive weights cannot hide one feature moving the
+    # wrong way): a history with one answer flipped to correct has every correctness feature
+    # at least as high, for every (skill, item) asked about afterwards.
+    base = _fitted()
+    rng = np.random.default_rng(6)
+    items = sorted(APP["item_id"].unique())
+    seq = [items[k] for k in rng.integers(0, len(items), 30)]
+    answers = rng.integers(0, 2, 30)
+    for flip in np.flatnonzero(answers == 0)[-6:]:
+        feats = []
+        for ans in (answers, np.where(np.arange(30) == flip, 1, answers)):
+            model = _copy(base)
+            for item, a in zip(seq, ans, strict=True):
+                model.update({"user_id": "u", "item_id": item, "correct": int(a)})
+            rows = []
+            for item in items:
+                hist = model.history_.single("u", model.item_skill_.get(item), item)
+                rows.append(correctness_features(model.smoothing_, *hist[:5], *hist[7:])[0])
+            feats.append(np.array(rows))
+        assert feats[0].shape[1] == N_CORR
+        assert (feats[1] >= feats[0] - 1e-12).all(), np.argwhere(feats[1] < feats[0] - 1e-12)
+
+
+def test_artifact_of_the_old_feature_layout_is_refused() -> None:
+    # An artifact saved before the recency features (22 correctness features, no recency
+    # state) must fail to load, not predict with misaligned features.
+    import io
+    import json
+    import zipfile
+
+    old_n = CORRECTNESS_FEATURES.index("user_decay0.9_log_correct")
+    assert 0 < old_n < N_CORR
+    blob = _fitted().to_bytes()
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        meta = json.loads(zf.read("meta.json"))
+        with np.load(io.BytesIO(zf.read("arrays.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    for key in ("hist_user_dec", "hist_user_streak", "hist_skill_dec", "hist_skill_clock"):
+        arrays.pop(key)
+    for key in ("corr_mean", "corr_sd", "net_c_Wm", "net_c_lm"):
+        arrays[key] = arrays[key][:old_n]
+    arrays["net_c_slope_skill__weight"] = arrays["net_c_slope_skill__weight"][:, :old_n]
+    meta["state"]["shape"]["n_corr"] = old_n
+    buf, arr = io.BytesIO(), io.BytesIO()
+    np.savez(arr, **arrays)
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("meta.json", json.dumps(meta))
+        zf.writestr("arrays.npz", arr.getvalue())
+    with pytest.raises(ArtifactError):
+        NeuralPredictor.from_bytes(buf.getvalue())

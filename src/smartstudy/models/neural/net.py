@@ -31,12 +31,20 @@ weights exported by ``export_params`` (float32 values held as float64 arrays).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 LOGVAR_MIN, LOGVAR_MAX = -8.0, 4.0
+# Initial monotone weights, as totals over the history features: the linear slopes start at
+# INIT_SLOPE_TOTAL / n_corr each and each unit's input weights at INIT_UNIT_TOTAL / n_corr (the
+# first design's softplus(-2.25) and softplus(-2.5) for its 22 features). The untrained network
+# is then equally confident whatever the number of features; with per-feature constants, more
+# features made it start overconfident, which small data sets (stopped early) did not undo.
+INIT_SLOPE_TOTAL = 2.2
+INIT_UNIT_TOTAL = 1.74
 
 
 @dataclass(frozen=True)
@@ -144,12 +152,20 @@ def _add_correctness_layers(net: Any, sh: NetShape) -> None:
     net.c_C = nn.Linear(ctx, h)
     net.c_G = nn.Linear(ctx, h, bias=False)
     nn.init.zeros_(net.c_G.weight)
-    net.c_Wm = nn.Parameter(torch.randn(sh.n_corr, h) * 0.3 - 2.5)
+    wm0 = _inverse_softplus(INIT_UNIT_TOTAL / sh.n_corr)
+    net.c_Wm = nn.Parameter(torch.randn(sh.n_corr, h) * 0.3 + wm0)
     net.c_vm = nn.Parameter(torch.full((h,), -4.0))
-    net.c_lm = nn.Parameter(torch.full((sh.n_corr,), -2.25))
+    net.c_lm = nn.Parameter(
+        torch.full((sh.n_corr,), _inverse_softplus(INIT_SLOPE_TOTAL / sh.n_corr))
+    )
     net.c_slope_skill = _embedding(sh.n_skills, sh.n_corr, 0.0)
     net.c_alpha = nn.Parameter(torch.ones(()))
     net.c_b0 = nn.Parameter(torch.zeros(()))
+
+
+def _inverse_softplus(value: float) -> float:
+    """The raw weight whose softplus is ``value`` (> 0)."""
+    return math.log(math.expm1(value))
 
 
 def _add_time_layers(net: Any, sh: NetShape) -> None:

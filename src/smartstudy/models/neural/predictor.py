@@ -6,8 +6,10 @@ What it is
     per user (``features``): overall / per-skill / per-item counts of correct and wrong
     answers (log-scaled and capped), smoothed success rates, difficulty-weighted "surprise"
     counts, the smoothed last-5 success rate, moving averages of the outcomes per user and per
-    skill, and, for the time head only, mean log-time residuals overall / per skill / per item /
-    over the last five attempts. Two heads:
+    skill, recency-weighted counts of correct and wrong answers per user and per skill (soft
+    windows of about 5 to 100 attempts; a skill's counts fade while other skills are practised)
+    and the current runs of correct and wrong answers, and, for the time head only, mean
+    log-time residuals overall / per skill / per item / over the last five attempts. Two heads:
 
     - correctness: sigmoid output trained with binary cross-entropy. The history features enter
       with non-negative weights (a shared slope plus a per-skill offset, through a softplus)
@@ -106,6 +108,7 @@ from smartstudy.models.neural.features import (
     EMA_SKILL,
     EMA_USER,
     N_CORR,
+    N_CORR_FOR_TIME,
     TN,
     TRES,
     HistoryStore,
@@ -519,7 +522,7 @@ class NeuralPredictor(LearnerModel):
         first = np.r_[True, users[1:] != users[:-1]] if n else np.zeros(0, dtype=bool)
         codes = np.cumsum(first) - 1  # contiguous user codes 0..k-1 in row order
         hist_rows = store.user_rows(users[first])
-        u0, ry, ryn, rt_, rtn, uema0 = store.user_start(hist_rows)
+        u0, ry, ryn, rt_, rtn, uema0, udec0, urun0 = store.user_start(hist_rows)
         row_hist = hist_rows[codes]
         pair_rows = {
             lv: store.pair_rows(lv, row_hist, k) for lv, k in (("skill", skills), ("item", items))
@@ -557,12 +560,15 @@ class NeuralPredictor(LearnerModel):
                 start[pc[has]] = store.pair_table(level, pair_rows[level][has], "ema")
                 before, _ = grouped_ema(pc, y, start, EMA_SKILL)
                 skill_ema[has] = before[has]
+        recency = store.batch_recency(
+            codes, (u0, udec0, urun0), pair_codes["skill"], pair_rows["skill"], y, u_cnt
+        )
         ys, yn = recent_window(codes, known, np.nan_to_num(y), ry, ryn)
         ts, tn = recent_window(codes, timed, np.nan_to_num(res_t), rt_, rtn)
         sm = self.smoothing_
         sk, it = levels["skill"], levels["item"]
         return {
-            "xc": correctness_features(sm, u_cnt, sk, it, ys, yn, user_ema, skill_ema),
+            "xc": correctness_features(sm, u_cnt, sk, it, ys, yn, user_ema, skill_ema, *recency),
             "xt": time_features(sm, u_cnt, sk, it, ts, tn),
             "u_cnt": u_cnt,
             "p_ref": p_ref,
@@ -573,7 +579,8 @@ class NeuralPredictor(LearnerModel):
 
     def _time_inputs(self, xcn: np.ndarray, xt: np.ndarray, mu_ref: np.ndarray) -> np.ndarray:
         ref = ((mu_ref - self.mu_global_) / self.time_scale_)[:, None]
-        return np.concatenate([(xt - self.time_mean_) / self.time_sd_, xcn, ref], axis=1)
+        summary = xcn[:, :N_CORR_FOR_TIME]
+        return np.concatenate([(xt - self.time_mean_) / self.time_sd_, summary, ref], axis=1)
 
     # -- training --------------------------------------------------------------------
     def _train(
@@ -734,14 +741,15 @@ class NeuralPredictor(LearnerModel):
         skill = None if _missing(skill_id) else id_string(skill_id)
         if skill is None:
             skill = self.item_skill_.get(item)
-        u_cnt, s_cnt, i_cnt, ys, yn, ts, tn, uema, sema = self.history_.single(user, skill, item)
+        hist = self.history_.single(user, skill, item)
+        u_cnt, s_cnt, i_cnt, ys, yn, ts, tn = hist[:7]
         users = np.array([user], dtype=object)
         items = np.array([item], dtype=object)
         skills = np.array([skill], dtype=object)
         p_ref, mu_ref = self.refs_.references(
             items, skills, own_stats(u_cnt), own_stats(s_cnt), own_stats(i_cnt)
         )
-        xc = correctness_features(self.smoothing_, u_cnt, s_cnt, i_cnt, ys, yn, uema, sema)
+        xc = correctness_features(self.smoothing_, u_cnt, s_cnt, i_cnt, ys, yn, *hist[7:])
         xt = time_features(self.smoothing_, u_cnt, s_cnt, i_cnt, ts, tn)
         p, mu, sigma = self._outputs(users, items, skills, xc, xt, u_cnt, p_ref, mu_ref)
         m, sd = float(mu[0]), float(sigma[0])
