@@ -1189,9 +1189,10 @@ def _evaluate_all(options: _AllOptions) -> None:
             sys.stdout.write(
                 f"## {ds.name}\n\n{full_report.dataset_table(evaluation, ds.name)}\n\n"
             )
-        sys.stdout.write(full_report.readme_table(evaluation) + "\n")
+        sys.stdout.write(full_report.readme_table(evaluation, _all_command(options)) + "\n")
     if options.readme is not None:
-        text = _readme_with_table(options.readme, full_report.readme_table(evaluation))
+        table = full_report.readme_table(evaluation, _all_command(options))
+        text = _readme_with_table(options.readme, table)
         options.readme.write_text(text, encoding="utf-8")
         sys.stdout.write(f"updated the evaluation table in {options.readme}\n")
 
@@ -1271,7 +1272,8 @@ def _all_command(options: _AllOptions) -> str:
         parts.append("--no-replay")
     elif options.replay_learners is not None:
         parts.append(f"--replay-learners {options.replay_learners}")
-    parts.append(f"--out {options.out}")
+    if options.report:
+        parts.append(f"--out {options.out}")
     if options.readme is not None:
         parts.append(f"--readme {options.readme}")
     return " ".join(parts)
