@@ -379,3 +379,39 @@ def test_update_adds_the_drift_after_learning(heavy_fits) -> None:
     state = m.person_state("d")
     np.testing.assert_allclose(state["mean"], expected_mean[0])
     np.testing.assert_allclose(state["cov"], expected_cov[0] + np.diag([0.05, 0.01]))
+
+
+def test_a_correct_but_slow_answer_never_lowers_a_prediction() -> None:
+    # Speed and ability correlated (rho 0.6): the joint step would read a slow answer as
+    # evidence of low ability. Ability is learned from answers only, so the direction
+    # guarantee holds whatever the time.
+    rng = np.random.default_rng(11)
+    n_persons, n_items = 300, 25
+    person = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.25]], n_persons)
+    a, b = rng.uniform(0.8, 1.6, n_items), rng.normal(0, 1, n_items)
+    beta = rng.normal(4, 0.4, n_items)
+    rows = [
+        {
+            "user_id": f"p{p}",
+            "item_id": f"i{i}",
+            "correct": int(rng.uniform() < stats.norm.cdf(a[i] * (person[p, 0] - b[i]))),
+            "rt_seconds": math.exp(beta[i] - person[p, 1] + rng.normal(0, 0.4)),
+            "order": i,
+        }
+        for p in range(n_persons)
+        for i in range(n_items)
+    ]
+    m = LNIRT().fit(pd.DataFrame(rows))
+    assert m.sigma_P_[0, 1] > 0.1  # the fit sees the correlation
+    items = list(m.item_ids_[:6])
+    for user in ("new person", "p5"):
+        for correct, seconds in ((1, 3000.0), (0, 2.0)):  # slow and right, fast and wrong
+            after = LNIRT.from_bytes(m.to_bytes())
+            after.update(
+                {"user_id": user, "item_id": items[0], "correct": correct, "rt_seconds": seconds}
+            )
+            assert after.person_state(user)["mean"][1] != m.person_state(user)["mean"][1]
+            for item in items:
+                p0 = m.predict_one(user, item)["p_correct"]
+                p1 = after.predict_one(user, item)["p_correct"]
+                assert (p1 > p0) if correct else (p1 < p0), (user, item, p0, p1)
