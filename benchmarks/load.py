@@ -17,7 +17,7 @@ What it does, in order:
    process; ``--json`` prints the same as JSON. The scratch database is dropped at the end.
 
     .venv/bin/python benchmarks/load.py [--students 500] [--tasks 200] [--clients 32]
-        [--seconds 60] [--processes 2] [--retrain-every 5] [--json]
+        [--seconds 60] [--processes 2] [--retrain-every 5] [--template DB] [--json]
 
 Issue 11's targets: p99 under 250 ms and no errors while at least two trainings complete, and
 at least 100 completions/s in total on a 2-core machine. The clients run on the same machine
@@ -73,6 +73,32 @@ def _peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (backends included)."""
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return sum(_cpu_seconds(int(p)) for p in out.split())
+
+
+def _cpu_snapshot(serve: int, worker: int) -> dict[str, float]:
+    """CPU seconds so far of the API processes, the worker, PostgreSQL and the clients."""
+    api = [p for p in _children(serve) if not _is_resource_tracker(p)]
+    return {
+        "API processes": sum(_cpu_seconds(p) for p in [serve, *api]),
+        "worker": sum(_cpu_seconds(p) for p in [worker, *_children(worker)]),
+        "PostgreSQL": _postgres_cpu_seconds(),
+        "clients (this process)": time.process_time(),
+    }
 
 
 def _children(pid: int) -> list[int]:
@@ -157,8 +183,9 @@ class Client(threading.Thread):
 def run(args: argparse.Namespace) -> dict[str, Any]:
     admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
     name = f"smartstudy_load_{uuid.uuid4().hex[:10]}"
+    template = f' TEMPLATE "{args.template}"' if args.template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
     url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
     procs: list[subprocess.Popen] = []
     folder = Path(tempfile.mkdtemp(prefix="smartstudy-load-"))
@@ -170,22 +197,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "SMARTSTUDY_SECRET_KEY": "load-benchmark-" + uuid.uuid4().hex,
             "SMARTSTUDY_RETRAIN_EVERY": str(args.retrain_every),
         }
-        started = time.perf_counter()
-        _cli(
-            "simulate",
-            "cohort",
-            "--students",
-            str(args.students),
-            "--tasks",
-            str(args.tasks),
-            "--password",
-            PASSWORD,
-            env=env,
-        )
-        preload = time.perf_counter() - started
-        started = time.perf_counter()
-        _cli("train", env=env)
-        first_training = time.perf_counter() - started
+        preload = first_training = 0.0
+        if not args.template:
+            started = time.perf_counter()
+            _cli(
+                *("simulate", "cohort", "--students", str(args.students)),
+                *("--tasks", str(args.tasks), "--password", PASSWORD),
+                env=env,
+            )
+            preload = time.perf_counter() - started
+            started = time.perf_counter()
+            _cli("train", env=env)
+            first_training = time.perf_counter() - started
 
         env.update(
             SMARTSTUDY_JOBS="celery",
@@ -229,6 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             Client(base, emails[k % len(emails)], topics, stop, seed=k) for k in range(args.clients)
         ]
         t0 = time.time()
+        cpu_before = _cpu_snapshot(serve.pid, worker.pid)
         for c in clients:
             c.start()
         time.sleep(args.seconds)
@@ -236,6 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for c in clients:
             c.join(timeout=60)
         elapsed = time.time() - t0
+        cpu_after = _cpu_snapshot(serve.pid, worker.pid)
         with engine.connect() as conn:
             trainings = conn.execute(
                 text(
@@ -281,6 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "error_examples": errors[:5],
             "trainings_completed_during_run": int(trainings or 0),
             "jobs_queued_or_running_at_end": int(queued or 0),
+            "cpu_seconds": {k: round(cpu_after[k] - cpu_before[k], 1) for k in cpu_after},
             "peak_memory_mb": {k: round(v, 1) if v else None for k, v in memory.items()},
         }
     finally:
@@ -311,6 +337,11 @@ def main() -> None:
         ),
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--template",
+        help="copy this database, already filled and trained (CREATE DATABASE ... TEMPLATE), "
+        "instead of preloading a new one: for repeated runs",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)
@@ -335,6 +366,8 @@ def main() -> None:
         f"trainings completed during the run: {result['trainings_completed_during_run']}; "
         f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"
     )
+    cpu = ", ".join(f"{k} {v} s" for k, v in result["cpu_seconds"].items())
+    print(f"CPU time during the run: {cpu} (the machine has {os.cpu_count()} cores)")
     for proc, mb in result["peak_memory_mb"].items():
         print(f"peak memory {proc}: {mb} MB")
     for example in result["error_examples"]:

@@ -6,6 +6,8 @@ created through the API or met in an imported file.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from typing import TypeVar
@@ -56,6 +58,37 @@ def list_concepts(session: Session, topic_id: uuid.UUID | None = None) -> list[C
         get_topic(session, topic_id)
         stmt = stmt.where(Concept.topic_id == topic_id)
     return list(session.scalars(stmt))
+
+
+#: How long a process may show a topic's or subject's old name after another process
+#: renamed it (the process that renames it forgets its copy at once).
+NAMES_TTL_S = 10.0
+_names: dict[uuid.UUID, tuple[float, str, str]] = {}
+_names_lock = threading.Lock()
+
+
+def topic_names(session: Session, topic_id: uuid.UUID) -> tuple[str, str]:
+    """The names of topic ``topic_id`` and of its subject, from a per-process copy at most
+    ``NAMES_TTL_S`` old (the answer to every task carries them, and topics are never
+    deleted); ``NotFoundError`` for an unknown topic."""
+    now = time.monotonic()
+    with _names_lock:
+        cached = _names.get(topic_id)
+    if cached is not None and now - cached[0] < NAMES_TTL_S:
+        return cached[1], cached[2]
+    row = session.execute(
+        select(Topic.name, Subject.name).join(Subject).where(Topic.id == topic_id)
+    ).first()
+    if row is None:
+        raise NotFoundError("topic not found")
+    with _names_lock:
+        _names[topic_id] = (now, row[0], row[1])
+    return row[0], row[1]
+
+
+def _forget_names() -> None:
+    with _names_lock:
+        _names.clear()
 
 
 def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
@@ -129,6 +162,7 @@ def rename_subject(session: Session, subject_id: uuid.UUID, name: str) -> Subjec
         raise ConflictError(f"subject {name!r} already exists")
     subject.name = name
     _store(session, subject, f"subject {name!r} already exists")
+    _forget_names()
     return subject
 
 
@@ -150,6 +184,7 @@ def rename_topic(session: Session, topic_id: uuid.UUID, name: str) -> Topic:
         raise ConflictError(f"topic {name!r} already exists in {topic.subject.name}")
     topic.name = name
     _store(session, topic, f"topic {name!r} already exists in {topic.subject.name}")
+    _forget_names()
     return topic
 
 

@@ -201,13 +201,14 @@ def explain(
     return Explanation(sentences=sentences, model=model, record=record, population=population)
 
 
-def for_task(session: Session, task: PracticeTask) -> Explanation:
-    """The explanation of a task's stored prediction, from the tasks completed before it."""
+def for_task(session: Session, task: PracticeTask, topic_name: str | None = None) -> Explanation:
+    """The explanation of a task's stored prediction, from the tasks completed before it
+    (``topic_name`` spares loading the task's topic)."""
     return explain(
         session,
         task.user_id,
         task.topic_id,
-        task.topic.name,
+        topic_name or task.topic.name,
         task.difficulty,
         p10=task.predicted_time_p10_s,
         p90=task.predicted_time_p90_s,

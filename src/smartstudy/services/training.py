@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from smartstudy.jobs import durable
@@ -55,7 +55,7 @@ MIN_TRAINING_ROWS: dict[str, int] = {"neural": NEURAL_MIN_ROWS}
 REFIT_GROWTH: dict[str, float] = {"neural": 0.2}
 
 
-def claim_training(session: Session, every: int) -> bool:
+def claim_training(session: Session | Connection, every: int) -> bool:
     """True for the one transaction that takes the counter from ``every`` back to zero."""
     result = session.execute(
         update(TrainingCounter)

@@ -18,13 +18,15 @@ from smartstudy.api.schemas import (
     TaskPageOut,
 )
 from smartstudy.services import explain, rules, tasks
-from smartstudy.services.catalogue import get_topic
+from smartstudy.services.catalogue import topic_names
 from smartstudy.store.orm import PracticeTask
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-def task_out(task: PracticeTask) -> TaskOut:
+def task_out(task: PracticeTask, names: tuple[str, str] | None = None) -> TaskOut:
+    """The answer for ``task``; ``names`` (topic, subject) spares loading its topic."""
+    topic_name, subject_name = names or (task.topic.name, task.topic.subject.name)
     if task.completed_at is not None:
         state = "completed"
     elif task.started_at is not None:
@@ -35,8 +37,8 @@ def task_out(task: PracticeTask) -> TaskOut:
         id=task.id,
         user_id=task.user_id,
         topic_id=task.topic_id,
-        topic_name=task.topic.name,
-        subject_name=task.topic.subject.name,
+        topic_name=topic_name,
+        subject_name=subject_name,
         difficulty=task.difficulty,  # type: ignore[arg-type]
         description=task.description,
         status=state,  # type: ignore[arg-type]
@@ -58,7 +60,7 @@ def task_out(task: PracticeTask) -> TaskOut:
 def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser) -> PredictionOut:
     """The prediction a new task would get, without creating it."""
     p = tasks.preview(session, context.predictor, user, body.topic_id, body.difficulty)
-    topic_name = get_topic(session, body.topic_id).name
+    topic_name = topic_names(session, body.topic_id)[0]
     why = explain.for_prediction(session, user.id, body.topic_id, topic_name, body.difficulty, p)
     return PredictionOut(
         predicted_correct=p.p_correct,
@@ -77,9 +79,10 @@ def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> Ta
     task = tasks.create_task(
         session, context.predictor, user, body.topic_id, body.difficulty, body.description
     )
-    out = task_out(task)
+    names = topic_names(session, task.topic_id)
+    out = task_out(task, names)
     # The facts the stored prediction was made from: tasks completed before this one.
-    out.explanation = explain.for_task(session, task).sentences
+    out.explanation = explain.for_task(session, task, names[0]).sentences
     return out
 
 
@@ -143,4 +146,4 @@ def complete(
     task = tasks.complete_task(
         context, uow, user, task_id, body.is_correct, body.actual_time_seconds
     )
-    return task_out(task)
+    return task_out(task, topic_names(uow.session, task.topic_id))
