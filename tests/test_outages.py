@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -288,3 +289,24 @@ def test_a_closed_port_is_an_unreachable_database():
         assert classify_outage(caught.value) is Outage.UNREACHABLE
     finally:
         engine.dispose()
+
+
+def test_readyz_waits_for_the_models_to_warm_up(context: AppContext, monkeypatch):
+    """A server process is not ready until its warm-up has loaded the models: a balancer
+    sends it no request that would have to load them."""
+    release = threading.Event()
+    warm_up = context.predictor.warm_up
+
+    def slow_warm_up(sessions) -> None:
+        release.wait(10)
+        warm_up(sessions)
+
+    monkeypatch.setattr(context.predictor, "warm_up", slow_warm_up)
+    with TestClient(create_app(context=context, warm_up=True)) as client:
+        r = client.get("/readyz")
+        assert (r.status_code, r.json()) == (503, {"status": "warming up"})
+        release.set()
+        deadline = time.monotonic() + 10
+        while context.predictor.warming_up and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.get("/readyz").status_code == 200

@@ -289,6 +289,15 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Jobs run at once (1: in this process).")
     ] = 1,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="Lower this worker's CPU priority by this much (0: as the API processes). "
+            "On a machine shared with API processes, requests then come before trainings.",
+        ),
+    ] = 10,
 ) -> None:
     """Run background jobs from the Redis queue (needs SMARTSTUDY_JOBS=celery and
     SMARTSTUDY_REDIS_URL), e.g. `smartstudy worker --concurrency 2`."""
@@ -296,6 +305,7 @@ def worker(
 
     if Settings().jobs != "celery":
         raise fail("`smartstudy worker` needs SMARTSTUDY_JOBS=celery (and SMARTSTUDY_REDIS_URL)")
+    os.nice(nice)
     context = _context()
     _check_broker(context.settings)
     _observability(context.settings)

@@ -97,6 +97,7 @@ def create_app(
         if context.settings.auto_migrate:
             context.migrate()
         if warm_up:
+            context.predictor.warming_up = True  # not ready until the thread is done
             threading.Thread(
                 target=context.predictor.warm_up,
                 args=(context.sessions,),

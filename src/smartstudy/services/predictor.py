@@ -278,6 +278,8 @@ class PredictionService:
         self._synced_at = -math.inf
         self._policy_checked_at = -math.inf
         self._loading: set[str] = set()
+        #: True while ``warm_up`` runs: the process is not ready for traffic yet.
+        self.warming_up = False
         unknown = [n for n in chain if n not in self.factories]
         if unknown:
             raise ValueError(f"unknown model(s) in chain: {', '.join(unknown)}")
@@ -714,7 +716,9 @@ class PredictionService:
 
     def warm_up(self, sessions: Callable[[], Session]) -> None:
         """Load what the first request would otherwise load: the per-topic counts and every
-        family's active version, caught up (``serve`` runs this in a thread at start)."""
+        family's active version, caught up (``serve`` runs this in a thread at start, and
+        ``/readyz`` answers 503 until it is done: ``warming_up``)."""
+        self.warming_up = True
         try:
             with sessions() as session:
                 if not self._counts.loaded:
@@ -738,6 +742,8 @@ class PredictionService:
                     session.commit()
         except Exception:
             log.exception("warming up the models failed; the first requests load them")
+        finally:
+            self.warming_up = False
 
     def wait_loaded(self, timeout: float = 30.0) -> bool:
         """Block until no version is being loaded in the background (tests, shutdown)."""

@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -55,13 +56,39 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # write locking; take control of BEGIN ourselves (SQLAlchemy's documented recipe).
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    # A connection the server dropped (restart, outage) is replaced before it is used.
-    kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", POOL_OVERFLOW)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine.pool, "checkin", _note_idle)
+        event.listen(engine.pool, "checkout", _ping_if_idle)
+    return engine
+
+
+#: A pooled connection unused for longer than this is pinged before it is handed out, and
+#: replaced if the server dropped it (restart, outage). Pinging every checkout, as
+#: ``pool_pre_ping`` does, costs a round trip per request; a connection that served a
+#: request a moment ago is taken as alive, and if the server died since, that request fails
+#: and the pool replaces every connection (SQLAlchemy's disconnect handling).
+PING_IDLE_S = 1.0
+
+
+def _note_idle(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < PING_IDLE_S:
+        return
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_conn.rollback()
+    except Exception as exc:
+        raise sa_exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 def _prepare_sqlite_file(path: Path) -> None:

@@ -24,8 +24,13 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(context: Context) -> dict[str, str] | JSONResponse:
-    """Ready to serve: the database answers, and (for a SQLite database and the data
-    folder) the disk has room and takes a write. 503 with the reason otherwise."""
+    """Ready to serve: the models are warmed up, the database answers, and (for a SQLite
+    database and the data folder) the disk has room and takes a write. 503 with the reason
+    otherwise."""
+    if context.predictor.warming_up:
+        # Loading the models: a balancer sends no traffic here until the first request
+        # can be answered without loading them.
+        return JSONResponse(status_code=503, content={"status": "warming up"})
     settings = context.settings
     problem = storage_problem(context.engine, settings.data_dir, settings.min_free_disk_mb * MIB)
     if problem is not None:
