@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from smartstudy.cli import app
@@ -187,3 +188,25 @@ def test_a_concurrent_run_that_took_the_numbers_adds_nothing(context, monkeypatc
         assert len(_cohort_users(session)) == 2
         assert session.scalar(select(func.count()).select_from(PracticeTask)) == 4
         assert session.get(TrainingCounter, tasks.TRAINING_COUNTER).total == 4
+
+
+def test_the_planner_statistics_are_refreshed_after_the_load(context):
+    """A bulk load ends with ANALYZE, so that PostgreSQL reads recent completions through
+    their index even with autovacuum off (a table scan otherwise, on every catch-up)."""
+    if context.engine.dialect.name != "postgresql":
+        pytest.skip("pg_stat_user_tables is PostgreSQL's")
+    before = utcnow()
+    cohort.simulate_cohort(context, 3, 5, seed=2)
+    deadline = time.monotonic() + 10  # a backend reports its statistics within a second
+    while True:
+        with context.engine.connect() as conn:
+            analyzed = conn.execute(
+                text(
+                    "SELECT greatest(last_analyze, last_autoanalyze) FROM pg_stat_user_tables "
+                    "WHERE relname = 'practice_tasks'"
+                )
+            ).scalar()
+        if (analyzed is not None and analyzed >= before) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert analyzed is not None and analyzed >= before

@@ -50,7 +50,7 @@ from smartstudy.services.demo import CATALOGUE, seed_catalogue
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.services.predictor import completed_interactions
 from smartstudy.services.security import hash_password
-from smartstudy.store.db import session_scope
+from smartstudy.store.db import analyze, session_scope
 from smartstudy.store.orm import PracticeTask, TrainingCounter, User, utcnow
 
 EMAIL_PREFIX = "cohort-"
@@ -151,6 +151,7 @@ def simulate_cohort(
     predicted = _predict(history, frame, batch_rows)
     _insert_accounts(context, user_ids, first, password_hash, frame)
     total = _insert_tasks(context, frame, predicted, batch_rows, progress)
+    analyze(context.engine)  # the planner's statistics for the new rows
     return CohortResult(
         students=students,
         tasks=total,

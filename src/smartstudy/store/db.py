@@ -198,6 +198,16 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield uow.session
 
 
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics after a bulk load (``ANALYZE``). Without them
+    PostgreSQL may scan a whole table for a query an index answers: with autovacuum off,
+    or before it runs, the catch-up read of recent completions scanned all 100,000 tasks of
+    a simulated cohort (23 ms) instead of using its index (under 0.1 ms)."""
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+
+
 def ping(engine: Engine) -> None:
     """Raise if the database cannot answer ``SELECT 1``."""
     with engine.connect() as conn:
