@@ -196,12 +196,13 @@ def complete_tasks(
 ) -> list[PracticeTask]:
     """Complete many tasks in one transaction, all or nothing (an import's file).
 
-    Every time is checked before anything is written. The training counter is bumped once
-    by the number of completions and claimed in the same transaction: the one transaction
-    that takes it to ``Settings.retrain_every`` resets it and queues a training job, so
-    exactly one completion triggers each training. Then the unit of work commits; only
+    Every time is checked before anything is written. Then the unit of work commits; only
     after the commit do the served models learn (they never learn an outcome that was
-    rolled back) and is the job runner woken (the job row is stored before it looks).
+    rolled back) and is the training counter bumped once by the number of completions
+    (``count_toward_training``): the one statement that takes it to
+    ``Settings.retrain_every`` resets it and queues a training job, so exactly one
+    completion triggers each training, and the job row is stored before the runner is
+    woken. A held unit of work (the demo's seeding) counts inside its own transaction.
     """
     if not completions:
         return []
