@@ -106,8 +106,10 @@ def completed_interactions(
         stmt = stmt.where(PracticeTask.completed_at <= until)
     if users is not None:
         stmt = stmt.where(PracticeTask.user_id.in_(users))
-    rows = session.execute(stmt.order_by(PracticeTask.completed_at, PracticeTask.id)).all()
-    return interactions_frame(rows)
+    # Through the session's connection: plain rows, without the ORM's per-row work (a
+    # training reads every completed task).
+    order = stmt.order_by(PracticeTask.completed_at, PracticeTask.id)
+    return interactions_frame(session.connection().execute(order).all())
 
 
 def interactions_frame(rows: Sequence[tuple]) -> pd.DataFrame:
@@ -834,14 +836,15 @@ def _unseen_completions(
     """The tasks completed since ``since`` that are not in ``seen``, as interaction records
     in completion order. The window is read as (id, time) pairs; only unseen tasks are read
     whole, so the cost follows what is new."""
-    window = session.execute(
+    connection = session.connection()  # plain rows: this runs several times a second
+    window = connection.execute(
         select(PracticeTask.id).where(PracticeTask.completed_at >= since)
     ).all()
     unseen = [task_id for (task_id,) in window if task_id not in seen]
     records: list[dict[str, Any]] = []
     for start in range(0, len(unseen), 500):
         chunk = unseen[start : start + 500]
-        rows = session.execute(
+        rows = connection.execute(
             select(*_INTERACTION_COLUMNS).where(
                 PracticeTask.id.in_(chunk), PracticeTask.completed_at.is_not(None)
             )
