@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from smartstudy.jobs import InProcessRunner
 from smartstudy.models.baseline import Baseline
-from smartstudy.services import accounts, catalogue, registry
+from smartstudy.services import accounts, catalogue, registry, training
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.training import run_training
 from smartstudy.store.db import session_scope
@@ -313,7 +313,9 @@ class CountingRunner(InProcessRunner):
         super().submit(kind, fn)
 
 
-def test_100_concurrent_completions_keep_the_counter_exact(client, context):
+def test_100_concurrent_completions_keep_the_counter_exact(client, context, monkeypatch):
+    # Every training refits (no growth threshold), so the last version shows the last data.
+    monkeypatch.setattr(training, "REFIT_GROWTH", {})
     context.predictor = PredictionService(chain=("baseline",), factories={"baseline": Baseline})
     runner = CountingRunner()
     context.runner = runner

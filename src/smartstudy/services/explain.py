@@ -105,7 +105,7 @@ def population_rate(
     )
     if before is not None:
         stmt = stmt.where(PracticeTask.completed_at < before)
-    n, correct, users = session.execute(stmt).one()
+    n, correct, users = session.connection().execute(stmt).one()  # plain row, no ORM step
     return PopulationRate(n_tasks=int(n), correct=int(correct), n_users=int(users))
 
 

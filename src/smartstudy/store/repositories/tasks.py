@@ -57,4 +57,5 @@ def cell_outcomes(
     stmt = stmt.order_by(PracticeTask.completed_at.desc(), PracticeTask.id)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [(bool(ok), t) for ok, t in session.execute(stmt)]
+    # Plain rows through the session's connection: every new task's explanation asks.
+    return [(bool(ok), t) for ok, t in session.connection().execute(stmt)]
