@@ -168,3 +168,45 @@ def test_wrong_answers_never_raise_the_mastery_shown(web: Web, context, maths):
     make_admin(context)
     web.login("admin@example.com")
     assert 'id="bkt-params"' in web.get(f"/concepts/{maths.concept_ids[0]}").text
+
+
+def test_the_predictors_cell_counts_match_the_database(client, context, student, topic):
+    """An explanation of a new task or a preview takes the other students' record from the
+    predictor's counts (``others_in_cell``), not from an aggregate over the cell: they are
+    the same numbers, loaded from the database and kept up to date by every completion."""
+    me = client.get("/v1/auth/me", headers=student).json()["id"]
+    users = []
+    with session_scope(context.sessions) as session:
+        for k in range(3):
+            users.append(accounts.create_user(session, f"u{k}@example.com", "correct horse 1").id)
+    topic_id = uuid.UUID(topic["id"])
+    _add_done(context, users[0], topic_id, [True, False, True], difficulty="hard")
+    _add_done(context, users[1], topic_id, [False], difficulty="hard")
+    _add_done(context, users[2], topic_id, [True], difficulty="easy")
+    _add_done(context, uuid.UUID(me), topic_id, [True, True], difficulty="hard")
+
+    def both(user_id: uuid.UUID, difficulty: str) -> tuple[tuple, tuple]:
+        with session_scope(context.sessions) as session:
+            kept = context.predictor.others_in_cell(session, user_id, topic_id, difficulty)
+            sql = explain.population_rate(session, user_id, topic_id, difficulty)
+        return kept, (sql.n_tasks, sql.correct, sql.n_users)
+
+    for user_id in (uuid.UUID(me), users[0], users[2]):
+        for difficulty in ("easy", "medium", "hard"):
+            kept, sql = both(user_id, difficulty)
+            assert kept == sql, (user_id, difficulty)
+    assert both(uuid.UUID(me), "hard")[0] == (4, 2, 2)
+
+    # A completion through the API counts at once, for the explanation of the next task.
+    body = {"topic_id": topic["id"], "difficulty": "hard"}
+    task = client.post("/v1/tasks", json=body, headers=student).json()
+    r = client.post(
+        f"/v1/tasks/{task['id']}/complete",
+        json={"is_correct": False, "actual_time_seconds": 60},
+        headers=student,
+    )
+    assert r.status_code == 200, r.text
+    kept, sql = both(users[0], "hard")
+    assert kept == sql == (4, 2, 2)  # my three hard tasks and the other student's one
+    r = client.post("/v1/tasks", json=body, headers=student)
+    assert "Other students have done only 4 such tasks and solved 2." in r.json()["explanation"]

@@ -186,14 +186,19 @@ def explain(
     model_name: str | None,
     model_version: str | None,
     before: datetime | None = None,
+    population: PopulationRate | None = None,
 ) -> Explanation:
     """The plain-language explanation of one prediction for ``user_id`` in (topic, difficulty).
 
     ``before`` limits the evidence to tasks completed before it: the facts a stored
     prediction was made from (pass the task's creation time); None means everything so far.
+    ``population``: the other students' record in the cell, when the caller has it (the
+    predictor keeps it up to date, ``PredictionService.others_in_cell``); otherwise it is
+    one aggregate query.
     """
     record = own_record(session, user_id, topic_id, difficulty, before)
-    population = population_rate(session, user_id, topic_id, difficulty, before)
+    if population is None:
+        population = population_rate(session, user_id, topic_id, difficulty, before)
     cell = f"{difficulty} {topic_name}"
     sentences = [record_sentence(record, cell), population_sentence(population)]
     sentences += time_sentences(record, p10, p90)
@@ -201,9 +206,15 @@ def explain(
     return Explanation(sentences=sentences, model=model, record=record, population=population)
 
 
-def for_task(session: Session, task: PracticeTask, topic_name: str | None = None) -> Explanation:
+def for_task(
+    session: Session,
+    task: PracticeTask,
+    topic_name: str | None = None,
+    population: PopulationRate | None = None,
+) -> Explanation:
     """The explanation of a task's stored prediction, from the tasks completed before it
-    (``topic_name`` spares loading the task's topic)."""
+    (``topic_name`` spares loading the task's topic; ``population``, for a task just
+    created, the other students' record so far: see ``explain``)."""
     return explain(
         session,
         task.user_id,
@@ -215,6 +226,7 @@ def for_task(session: Session, task: PracticeTask, topic_name: str | None = None
         model_name=task.model_name,
         model_version=task.model_version,
         before=task.created_at,
+        population=population,
     )
 
 
@@ -225,6 +237,7 @@ def for_prediction(
     topic_name: str,
     difficulty: str,
     prediction: Prediction,
+    population: PopulationRate | None = None,
 ) -> Explanation:
     """The explanation of a fresh prediction (a preview), from everything completed so far."""
     return explain(
@@ -237,6 +250,7 @@ def for_prediction(
         p90=prediction.time_p90_s,
         model_name=prediction.model_name,
         model_version=prediction.model_version,
+        population=population,
     )
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
@@ -193,18 +193,39 @@ class _Served(_Stream):
 
 @dataclass
 class _TopicCounts(_Stream):
-    """Completed tasks per (user, topic), kept up to date like a served model, so telling
-    a cold request from a warm one costs a dictionary look-up."""
+    """Completed tasks per (user, topic), and tasks and successes per (cell, user), kept up
+    to date like a served model: telling a cold request from a warm one, and the other
+    students' record in a cell (an explanation), each cost a dictionary look-up."""
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: item key (topic:difficulty) -> user id -> [tasks, correct]
+    cells: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     loaded: bool = False
 
-    def learn(self, task_id: uuid.UUID, user_id: str, topic_id: str, at: datetime) -> None:
+    def learn(
+        self, task_id: uuid.UUID, user_id: str, item: str, correct: bool, at: datetime
+    ) -> None:
         if task_id in self.seen:
             return
-        key = (user_id, topic_id)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self._add(user_id, item, 1, int(correct))
         self._mark(task_id, at)
+
+    def _add(self, user_id: str, item: str, n: int, correct: int) -> None:
+        key = (user_id, item.split(":", 1)[0])
+        self.counts[key] = self.counts.get(key, 0) + n
+        mine = self.cells.setdefault(item, {}).setdefault(user_id, [0, 0])
+        mine[0] += n
+        mine[1] += correct
+
+    def others(self, user_id: str, item: str) -> tuple[int, int, int]:
+        """(tasks, correct, students) of everyone but ``user_id`` in cell ``item``."""
+        users = self.cells.get(item, {})
+        n = correct = 0
+        for other, (tasks, right) in users.items():
+            if other != user_id:
+                n += tasks
+                correct += right
+        return n, correct, len(users) - (user_id in users)
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
@@ -214,32 +235,47 @@ class _TopicCounts(_Stream):
         rows = []
         if newest is not None:
             rows = session.execute(
-                select(PracticeTask.user_id, PracticeTask.topic_id, func.count())
+                select(
+                    PracticeTask.user_id,
+                    PracticeTask.topic_id,
+                    PracticeTask.difficulty,
+                    func.count(),
+                    func.sum(case((PracticeTask.is_correct.is_(True), 1), else_=0)),
+                )
                 .where(PracticeTask.completed_at < newest - SYNC_WINDOW)
-                .group_by(PracticeTask.user_id, PracticeTask.topic_id)
+                .group_by(PracticeTask.user_id, PracticeTask.topic_id, PracticeTask.difficulty)
             ).all()
         window = self._window(session, newest)
         with self.lock:
             if self.loaded:
                 return
-            self.counts = {(str(u), str(t)): int(n) for u, t, n in rows}
+            self.counts, self.cells = {}, {}
+            for user_id, topic_id, difficulty, n, correct in rows:
+                self._add(str(user_id), item_key(topic_id, difficulty), int(n), int(correct or 0))
             self.watermark = newest
             self.loaded = True
-            for task_id, user_id, topic_id, at in window:
-                self.learn(task_id, str(user_id), str(topic_id), at)
+            self._learn_rows(window)
 
     def catch_up(self, session: Session) -> None:
         """Learn every completion since the watermark minus the window (read, then counted
         under the lock)."""
         rows = self._window(session, self.watermark)
         with self.lock:
-            for task_id, user_id, topic_id, at in rows:
-                self.learn(task_id, str(user_id), str(topic_id), at)
+            self._learn_rows(rows)
+
+    def _learn_rows(self, rows: Sequence[tuple]) -> None:
+        for task_id, user_id, topic_id, difficulty, correct, at in rows:
+            self.learn(task_id, str(user_id), item_key(topic_id, difficulty), bool(correct), at)
 
     @staticmethod
     def _window(session: Session, watermark: datetime | None) -> Sequence[tuple]:
         stmt = select(
-            PracticeTask.id, PracticeTask.user_id, PracticeTask.topic_id, PracticeTask.completed_at
+            PracticeTask.id,
+            PracticeTask.user_id,
+            PracticeTask.topic_id,
+            PracticeTask.difficulty,
+            PracticeTask.is_correct,
+            PracticeTask.completed_at,
         ).where(PracticeTask.completed_at.is_not(None))
         if watermark is not None:
             stmt = stmt.where(PracticeTask.completed_at >= watermark - SYNC_WINDOW)
@@ -443,6 +479,19 @@ class PredictionService:
         self.sync(session)
         return self._kind(session, user_id, topic_id)
 
+    def others_in_cell(
+        self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
+    ) -> tuple[int, int, int]:
+        """(completed tasks, correct, students) of the other students in the cell, as of
+        the last sync (at most ``sync_interval`` seconds behind other processes): what an
+        explanation says of them, without an aggregate over the cell's history."""
+        self.sync(session)
+        counts = self._counts
+        if not counts.loaded:
+            counts.load(session)
+        with counts.lock:
+            return counts.others(str(user_id), item_key(topic_id, difficulty))
+
     def _kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
         counts = self._counts
         if not counts.loaded:
@@ -503,7 +552,13 @@ class PredictionService:
             if counts.watermark is None or counts.watermark < since:
                 return False
             for rec in fresh:
-                counts.learn(rec["task_id"], rec["user_id"], rec["skill_id"], rec["completed_at"])
+                counts.learn(
+                    rec["task_id"],
+                    rec["user_id"],
+                    rec["item_id"],
+                    rec["correct"] == 1.0,
+                    rec["completed_at"],
+                )
         return True
 
     @staticmethod
@@ -527,7 +582,11 @@ class PredictionService:
         with self._counts.lock:
             if self._counts.loaded:
                 self._counts.learn(
-                    task.id, str(task.user_id), str(task.topic_id), task.completed_at
+                    task.id,
+                    str(task.user_id),
+                    item_key(task.topic_id, task.difficulty),
+                    bool(task.is_correct),
+                    task.completed_at,
                 )
         row = _task_row(task)
         for served in list(self._served.values()):
