@@ -53,8 +53,10 @@ MIN_TRAINING_ROWS: dict[str, int] = {"neural": NEURAL_MIN_ROWS}
 #: also replays the held-out students through the new version (``served_state``): about
 #: 15 s of CPU at 100k tasks against 3 s for a training that keeps them, so a refit every
 #: fifth completion kept a worker busy all the time for changes too small to matter: 2%.
-#: At a few hundred tasks that is every training.
 REFIT_GROWTH: dict[str, float] = {"neural": 0.2, "lnirt": 0.02, "baseline": 0.02}
+#: Below this many training tasks a family is refitted by every training whatever its growth:
+#: there a refit takes a few seconds at most, and an admin's "Train now" refits.
+REFIT_ALWAYS_BELOW: dict[str, int] = {"lnirt": 20_000, "baseline": 20_000}
 
 
 def claim_training(session: Session | Connection, every: int) -> bool:
@@ -326,7 +328,7 @@ def _train_family(
 def _refit_not_due(context: AppContext, name: str, train: pd.DataFrame) -> str | None:
     """Why ``name`` is not refitted this time (``REFIT_GROWTH``), or None when it is due."""
     growth = REFIT_GROWTH.get(name)
-    if growth is None:
+    if growth is None or len(train) < REFIT_ALWAYS_BELOW.get(name, 0):
         return None
     with session_scope(context.sessions) as session:
         row = session.execute(
