@@ -200,6 +200,8 @@ class _TopicCounts(_Stream):
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     #: item key (topic:difficulty) -> user id -> [tasks, correct]
     cells: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: item key -> [tasks, correct] of everyone, so that ``others`` is a subtraction
+    totals: dict[str, list[int]] = field(default_factory=dict)
     loaded: bool = False
 
     def learn(
@@ -213,19 +215,19 @@ class _TopicCounts(_Stream):
     def _add(self, user_id: str, item: str, n: int, correct: int) -> None:
         key = (user_id, item.split(":", 1)[0])
         self.counts[key] = self.counts.get(key, 0) + n
-        mine = self.cells.setdefault(item, {}).setdefault(user_id, [0, 0])
-        mine[0] += n
-        mine[1] += correct
+        for tally in (
+            self.cells.setdefault(item, {}).setdefault(user_id, [0, 0]),
+            self.totals.setdefault(item, [0, 0]),
+        ):
+            tally[0] += n
+            tally[1] += correct
 
     def others(self, user_id: str, item: str) -> tuple[int, int, int]:
         """(tasks, correct, students) of everyone but ``user_id`` in cell ``item``."""
         users = self.cells.get(item, {})
-        n = correct = 0
-        for other, (tasks, right) in users.items():
-            if other != user_id:
-                n += tasks
-                correct += right
-        return n, correct, len(users) - (user_id in users)
+        n, correct = self.totals.get(item, (0, 0))
+        mine_n, mine_correct = users.get(user_id, (0, 0))
+        return n - mine_n, correct - mine_correct, len(users) - (user_id in users)
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
@@ -249,7 +251,7 @@ class _TopicCounts(_Stream):
         with self.lock:
             if self.loaded:
                 return
-            self.counts, self.cells = {}, {}
+            self.counts, self.cells, self.totals = {}, {}, {}
             for user_id, topic_id, difficulty, n, correct in rows:
                 self._add(str(user_id), item_key(topic_id, difficulty), int(n), int(correct or 0))
             self.watermark = newest
@@ -483,22 +485,23 @@ class PredictionService:
         self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
     ) -> tuple[int, int, int]:
         """(completed tasks, correct, students) of the other students in the cell, as of
-        the last sync (at most ``sync_interval`` seconds behind other processes): what an
-        explanation says of them, without an aggregate over the cell's history."""
-        self.sync(session)
-        counts = self._counts
-        if not counts.loaded:
-            counts.load(session)
+        the last sync (the caller has just predicted, which syncs): what an explanation says
+        of them, without an aggregate over the cell's history."""
+        counts = self._loaded_counts(session)
         with counts.lock:
             return counts.others(str(user_id), item_key(topic_id, difficulty))
 
     def _kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
-        counts = self._counts
-        if not counts.loaded:
-            counts.load(session)
+        counts = self._loaded_counts(session)
         with counts.lock:
             done = counts.counts.get((str(user_id), str(topic_id)), 0)
         return "cold" if done < registry.COLD_TASKS else "warm"
+
+    def _loaded_counts(self, session: Session) -> _TopicCounts:
+        counts = self._counts
+        if not counts.loaded:
+            counts.load(session)
+        return counts
 
     def sync(self, session: Session, *, force: bool = False) -> None:
         """Learn the completions other processes stored since the last sync: one read for
