@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 
 import pytest
@@ -161,6 +162,45 @@ def test_a_server_reads_other_processes_at_most_every_sync_interval(context, wor
     assert after_a.p_correct > before.p_correct
     assert after_a.p_correct == pytest.approx(after_b.p_correct)
     assert after_a.time_median_s == pytest.approx(after_b.time_median_s)
+
+
+def test_a_completion_committed_late_is_learnt_by_the_next_whole_window_read(
+    context, world, monkeypatch
+):
+    """Most syncs read only the newest ``SYNC_RECENT`` of the catch-up window; one whose
+    completion time is older than that when it becomes visible (another process committed
+    it late) is learnt by the next read of the whole window, at most ``SYNC_FULL_EVERY``
+    seconds later, and once."""
+    user, topic = world
+    a, b = PredictionService(), PredictionService()
+    read = []
+    real = predictor_module._unseen_completions
+
+    def spy(session, seen, since):
+        out = real(session, seen, since)
+        read.append([r["task_id"] for r in out])
+        return out
+
+    with context.sessions() as session:
+        # A's models have learnt a completion: what they learn next comes from its syncs.
+        _complete(context, session, a, user, topic, correct=True, seconds=30)
+        b.predict(session, user.id, topic.id, "hard")
+        on_time = _complete(context, session, b, user, topic, correct=True, seconds=20)
+        late = _complete(context, session, b, user, topic, correct=False, seconds=40)
+        late.completed_at = on_time.completed_at - 2 * predictor_module.SYNC_RECENT
+        session.commit()
+        monkeypatch.setattr(predictor_module, "_unseen_completions", spy)
+        a._full_sync_at = time.monotonic()  # a whole-window read just happened
+        a.sync(session)
+        assert read == [[on_time.id]]
+        assert late.id not in a._feed.seen
+        a._full_sync_at -= predictor_module.SYNC_FULL_EVERY
+        a.sync(session)
+        a.sync(session, force=True)
+        assert read[1:] == [[late.id], []]
+        after_a = a.predict(session, user.id, topic.id, "medium")
+        after_b = b.predict(session, user.id, topic.id, "medium")
+    assert after_a.p_correct == pytest.approx(after_b.p_correct)
 
 
 def test_each_completion_is_learnt_once(context, world):

@@ -647,8 +647,11 @@ def test_admin_page_and_api_show_the_live_ranking(client, admin, context):
     assert 'id="order-warm">baseline → leaky' in page
 
 
-def _live_tasks(context, users, topic_id, n: int, seed: int = 5) -> list[str]:
-    """``n`` tasks created and completed by ``users`` in turn; the families that answered."""
+def _live_tasks(
+    context, users, topic_id, n: int, seed: int = 5, time_spread: float = 0.0
+) -> list[str]:
+    """``n`` tasks created and completed by ``users`` in turn; the families that answered.
+    Times are a minute, times a log-normal factor of sd ``time_spread``."""
     rng = np.random.default_rng(seed)
     served = []
     for k in range(n):
@@ -658,7 +661,8 @@ def _live_tasks(context, users, topic_id, n: int, seed: int = 5) -> list[str]:
             task = tasks.create_task(session, context.predictor, user, topic_id, difficulty)
             served.append(task.model_name)
             correct = bool(rng.random() < CHANCE[difficulty])
-            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 60.0)
+            seconds = float(60.0 * np.exp(time_spread * rng.normal()))
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, seconds)
     return served
 
 
@@ -677,3 +681,108 @@ def test_a_family_that_does_better_live_is_promoted(context):
         "warm": ["good", "flipped"],
     }
     assert set(_live_tasks(context, users, topic_id, 5, seed=6)) == {"good"}
+
+
+# -- calibration that fails live is withheld ----------------------------------------------
+def _gains(p_gain: float, rows: int) -> dict:
+    return {"p_gain_rows": rows, "p_gain": p_gain, "p_gain_se": 0.001}
+
+
+def test_a_probability_calibration_that_did_worse_live_is_withheld():
+    fitted = {"slope": 2.0, "intercept": 0.3, "time_shift": 0.2, "interval_scale": 1.5}
+    block = _block(uuid.UUID(int=7), 0.6, 0.6, {"cold": fitted, "warm": fitted})
+    version = block["version_id"]
+    full = Calibrator.from_dict(fitted)
+    enough = registry.LIVE_MIN_ROWS
+    live = {
+        "tasks": 3 * enough,
+        "families": {},
+        "calibration": {
+            "baseline": {
+                "all": _gains(-0.01, 3 * enough),
+                "warm": _gains(-0.02, 2 * enough),
+                "cold": _gains(0.01, enough // 2),
+            }
+        },
+    }
+    policy = registry.ServingPolicy({"baseline": block}, live)
+    assert policy.fitted_calibrator("baseline", version, "warm") == full
+    # Warm requests have enough tasks of their own, where the chance part did worse: it is
+    # withheld, the time part still serves.
+    assert policy.probability_holds_live("baseline", "warm") is False
+    served = policy.calibrator("baseline", version, "warm")
+    assert served == full.restricted(probability=False, times=True)
+    assert served.probability(0.7) == 0.7
+    assert served.times(60.0, 30.0, 120.0) == full.times(60.0, 30.0, 120.0)
+    # Cold ones have too few: all tasks decide, whatever the cold rows alone say.
+    assert policy.probability_holds_live("baseline", "cold") is False
+    # A calibration that helped, or too few live tasks anywhere: it serves as fitted.
+    helped = {"calibration": {"baseline": {"all": _gains(0.002, enough)}}}
+    young = {"calibration": {"baseline": {"all": _gains(-0.01, enough - 1)}}}
+    for other in (helped, young):
+        policy = registry.ServingPolicy({"baseline": block}, other)
+        assert policy.calibrator("baseline", version, "cold") == full
+    # Another version's calibration is never applied.
+    assert policy.calibrator("baseline", uuid.UUID(int=8), "warm").is_identity
+
+
+def _badly_calibrated_world(context):
+    """A warm student served through a calibration that states every chance far too low
+    and every 80% range far too narrow, and ``LIVE_MIN_ROWS`` + 10 tasks completed through
+    it; the live scores are stored with the calibration, as a training would."""
+    warm_user, _, topic_id = _two_family_world(context, {"baseline": Baseline})
+    bad = {"slope": 1.0, "intercept": -2.5, "time_shift": 0.0, "interval_scale": 0.25}
+    calibration = {kind: {**bad, "rows": 40} for kind in registry.KINDS}
+    _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
+    context.settings.retrain_every = 1_000_000
+    _live_tasks(context, [warm_user], topic_id, registry.LIVE_MIN_ROWS + 10, time_spread=0.5)
+    with context.sessions() as session:
+        stored = session.scalars(
+            select(PracticeTask.family_predictions).where(PracticeTask.user_id == warm_user)
+        ).all()
+        live = registry.live_scores(session, context.predictor.chain)
+    stored = [s for s in stored if s is not None]
+    assert len(stored) == registry.LIVE_MIN_ROWS + 10
+    for s in stored:
+        raw, cal = s["uncalibrated"]["baseline"], s["calibrated"]["baseline"]
+        # Served as fitted (nothing was measured live yet), and stored both ways.
+        assert s["families"]["baseline"] == cal
+        expected = Calibrator(**bad).probability(raw[0])
+        assert cal[0] == pytest.approx(expected, abs=1e-5)
+        assert cal[1] == pytest.approx(raw[1], rel=1e-5)
+        assert raw[2] < cal[2] < cal[1] < cal[3] < raw[3]
+    gains = live["calibration"]["baseline"]["all"]
+    # Serving 9 easy tasks in 10 at about 30% costs log loss; a range a quarter as wide
+    # holds far fewer of the times (log-normal around a minute): shown, not acted on.
+    assert gains["p_gain_rows"] == gains["time_rows"] == registry.LIVE_MIN_ROWS + 10
+    assert gains["p_gain"] < -0.1
+    assert gains["coverage_calibrated"] < gains["coverage_raw"] - 0.2
+    _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration, live=live)})
+    return warm_user, topic_id
+
+
+def test_tasks_store_the_calibration_both_ways_and_a_failing_chance_stops_serving(context):
+    warm_user, topic_id = _badly_calibrated_world(context)
+    with context.sessions() as session:
+        p = context.predictor.predict(session, warm_user, topic_id, "easy", candidates=True)
+    raw, fitted = p.variants["baseline"]
+    assert fitted[0] < raw[0] - 0.2
+    # The chance is served uncalibrated, the times still calibrated.
+    served = (p.p_correct, p.time_median_s, p.time_p10_s, p.time_p90_s)
+    assert served == pytest.approx((raw[0], *fitted[1:]))
+    # Still stored both ways, so the calibration can earn its place back.
+    assert p.family_predictions()["calibrated"]["baseline"][0] == pytest.approx(fitted[0], abs=1e-6)
+
+
+def test_admin_page_shows_the_calibration_withheld_live(client, admin, context):
+    _badly_calibrated_world(context)
+    api = client.get("/v1/models", headers=admin).json()["serving"]
+    assert api["live"]["calibration"]["baseline"]["all"]["p_gain"] < 0
+    served = {f["model_name"]: f["probability_calibration_served"] for f in api["families"]}
+    assert served["baseline"] == {"cold": False, "warm": False}
+    web = Web(client)
+    web.login("admin@example.com", "admin password 1")
+    page = web.get("/admin/models").text
+    assert 'id="live-calibration-table"' in page
+    row = page.split('id="live-calibration-table"')[1].split('data-kind="warm"')[1]
+    assert "withheld" in row.split("</tr>")[0]

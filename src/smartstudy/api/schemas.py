@@ -464,6 +464,12 @@ class ServingFamilyOut(BaseModel):
         description="Per kind: logit slope and intercept, log-time median shift, interval "
         "scale, and the held-out rows they were fitted on."
     )
+    probability_calibration_served: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Per kind (cold, warm): whether the probability part of that "
+        "calibration is served; it is withheld where it did worse live than no calibration "
+        "(see live.calibration).",
+    )
 
 
 class ServingOut(BaseModel):
@@ -477,7 +483,11 @@ class ServingOut(BaseModel):
         default=None,
         description="Live ranking: the completed tasks scored (tasks) and, per family but "
         "the chain's last and per kind (all, cold, warm), the rows it answered, its log loss "
-        "there, the last family's on the same rows, and the difference (advantage).",
+        "there, the last family's on the same rows, and the difference (advantage); and "
+        "under calibration, per family and kind, the live gain of its fitted calibration "
+        "over its uncalibrated predictions: p_gain, the drop in log loss (with its standard "
+        "error), and coverage_raw and coverage_calibrated, the share of times within the 80% "
+        "ranges.",
     )
 
 

@@ -41,6 +41,7 @@ from smartstudy.models.lnirt import TopicLNIRT
 from smartstudy.observability import metrics
 from smartstudy.services import registry
 from smartstudy.services.app_models import app_neural
+from smartstudy.services.calibration import Calibrator
 from smartstudy.services.errors import CannotPredictError, ServiceError
 from smartstudy.store.orm import ModelVersion, PracticeTask, TrainingCounter, utcnow
 
@@ -68,6 +69,11 @@ BACKGROUND_ONLY: frozenset[str] = frozenset({"neural"})
 # Completions are caught up from this far before the newest one seen, so that a row
 # committed late by another process (with an earlier timestamp) is not missed.
 SYNC_WINDOW = timedelta(seconds=10)
+# Most syncs read only the newest part of that window, where nearly every new completion
+# is; the whole window is read at most every ``SYNC_FULL_EVERY`` seconds (and by a forced
+# sync), so a completion committed more than ``SYNC_RECENT`` late is learnt within that.
+SYNC_RECENT = timedelta(seconds=2)
+SYNC_FULL_EVERY = 2.0
 
 
 class PredictionUnavailableError(ServiceError):
@@ -133,6 +139,10 @@ def interactions_frame(rows: Sequence[tuple]) -> pd.DataFrame:
     )
 
 
+#: One family's answer: (p, median, p10, p90).
+Values = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class Prediction:
     p_correct: float
@@ -145,17 +155,27 @@ class Prediction:
     kind: str = "warm"
     #: With ``predict(..., candidates=True)``: what every family that could answer would
     #: have served (calibrated as it would be), ``{name: (p, median, p10, p90)}``.
-    candidates: dict[str, tuple[float, float, float, float]] | None = None
+    candidates: dict[str, Values] | None = None
+    #: For each family asked whose fitted calibration is not the identity: its prediction
+    #: uncalibrated and with the whole fitted calibration, ``{name: (raw, calibrated)}``,
+    #: whichever parts were served, so that the calibration is scored live
+    #: (``registry.live_scores``).
+    variants: dict[str, tuple[Values, Values]] = field(default_factory=dict)
 
     def family_predictions(self) -> dict[str, Any] | None:
         """The ``practice_tasks.family_predictions`` value of this prediction (None without
         candidates)."""
         if self.candidates is None:
             return None
-        return {
-            "kind": self.kind,
-            "families": {n: [round(float(v), 6) for v in c] for n, c in self.candidates.items()},
-        }
+        stored: dict[str, Any] = {"kind": self.kind, "families": _rounded(self.candidates)}
+        if self.variants:
+            stored["uncalibrated"] = _rounded({n: v[0] for n, v in self.variants.items()})
+            stored["calibrated"] = _rounded({n: v[1] for n, v in self.variants.items()})
+        return stored
+
+
+def _rounded(values: dict[str, Values]) -> dict[str, list[float]]:
+    return {n: [round(float(v), 6) for v in c] for n, c in values.items()}
 
 
 @dataclass(kw_only=True)
@@ -166,13 +186,25 @@ class _Stream:
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: dict[uuid.UUID, datetime] = field(default_factory=dict)
     watermark: datetime | None = None
+    #: ``seen`` in the order it was filled, so that forgetting what fell out of the window
+    #: costs what is forgotten, not the whole window (completions come nearly in order; one
+    #: that came late is forgotten a little late, which only keeps it a little longer).
+    _order: deque[tuple[datetime, uuid.UUID]] = field(default_factory=deque)
 
     def _mark(self, task_id: uuid.UUID, completed_at: datetime) -> None:
-        self.seen[task_id] = completed_at
+        self._remember(task_id, completed_at)
         if self.watermark is None or completed_at > self.watermark:
             self.watermark = completed_at
             horizon = completed_at - SYNC_WINDOW
-            self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+            order, seen = self._order, self.seen
+            while order and order[0][0] < horizon:
+                at, old = order.popleft()
+                if seen.get(old) == at:
+                    del seen[old]
+
+    def _remember(self, task_id: uuid.UUID, completed_at: datetime) -> None:
+        self.seen[task_id] = completed_at
+        self._order.append((completed_at, task_id))
 
 
 @dataclass
@@ -316,6 +348,7 @@ class PredictionService:
         self._feed = _Stream()
         self._sync_lock = threading.Lock()
         self._synced_at = -math.inf
+        self._full_sync_at = -math.inf
         self._policy_checked_at = -math.inf
         self._loading: set[str] = set()
         #: True while ``warm_up`` runs: the process is not ready for traffic yet.
@@ -375,7 +408,8 @@ class PredictionService:
         policy = self.policy(session)
         kind = self._kind(session, user_id, topic_id) if policy.evaluation else "warm"
         answer: Prediction | None = None
-        others: dict[str, tuple[float, float, float, float]] = {}
+        others: dict[str, Values] = {}
+        variants: dict[str, tuple[Values, Values]] = {}
         order = self.chain if self.fixed_order else policy.order(self.chain, kind)
         for name in order:
             if answer is not None and not candidates:
@@ -405,12 +439,15 @@ class PredictionService:
                 prediction.time_p10_s,
                 prediction.time_p90_s,
             )
+            variants.update(prediction.variants)
             if answer is None:
                 answer = prediction
                 metrics.prediction_served(name)
         if answer is None:
             raise PredictionUnavailableError("no model could predict: " + "; ".join(errors))
-        return replace(answer, kind=kind, candidates=others if candidates else None)
+        if not candidates:
+            return replace(answer, kind=kind, candidates=None, variants={})
+        return replace(answer, kind=kind, candidates=others, variants=variants)
 
     def _family_prediction(
         self,
@@ -428,18 +465,23 @@ class PredictionService:
             out = served.model.predict_one(
                 str(user_id), item_key(topic_id, difficulty), str(topic_id)
             )
-        calibration = policy.calibrator(name, served.version_id, kind)
-        median, p10, p90 = calibration.times(
-            out["time_median_s"], out["time_p10_s"], out["time_p90_s"]
+        raw: Values = (
+            out["p_correct"],
+            out["time_median_s"],
+            out["time_p10_s"],
+            out["time_p90_s"],
         )
+        fitted = policy.fitted_calibrator(name, served.version_id, kind)
+        p, median, p10, p90 = _calibrated(policy.calibrator(name, served.version_id, kind), raw)
         prediction = Prediction(
-            p_correct=float(calibration.probability(out["p_correct"])),
+            p_correct=p,
             time_median_s=median,
             time_p10_s=p10,
             time_p90_s=p90,
             model_name=name,
             model_version=str(served.version),
             kind=kind,
+            variants={} if fitted.is_identity else {name: (raw, _calibrated(fitted, raw))},
         )
         _check_prediction(prediction)
         return prediction
@@ -520,13 +562,16 @@ class PredictionService:
             watermark, seen = feed.watermark, dict(feed.seen)
         if watermark is None:
             watermark = session.scalar(select(func.max(PracticeTask.completed_at))) or utcnow()
-        since = watermark - SYNC_WINDOW
+        whole = force or now - self._full_sync_at >= SYNC_FULL_EVERY
+        since = watermark - (SYNC_WINDOW if whole else SYNC_RECENT)
         read = _unseen_completions(session, seen, since)
         behind: list[_Served] = []
         with self._sync_lock:
             if not force and now - self._synced_at < self.sync_interval:
                 return  # another thread synced meanwhile
             self._synced_at = now
+            if whole:
+                self._full_sync_at = now
             if feed.watermark is None:
                 feed.watermark = watermark
             fresh = [rec for rec in read if rec["task_id"] not in feed.seen]
@@ -614,6 +659,7 @@ class PredictionService:
         with self._sync_lock:
             self._feed = _Stream()
             self._synced_at = -math.inf
+            self._full_sync_at = -math.inf
 
     # -- training and versions ---------------------------------------------------------
     def train(self, session: Session, name: str) -> ModelVersion:
@@ -879,7 +925,8 @@ class PredictionService:
                     PracticeTask.completed_at <= row.trained_until,
                 )
             ).all()
-            served.seen.update({task_id: at for task_id, at in done})
+            for task_id, at in done:
+                served._remember(task_id, at)
         return served
 
     def _catch_up(self, session: Session, served: _Served) -> None:
@@ -959,6 +1006,12 @@ def _task_row(task: PracticeTask) -> dict:
         "correct": float(bool(task.is_correct)),
         "rt_seconds": np.nan if task.actual_time_seconds is None else task.actual_time_seconds,
     }
+
+
+def _calibrated(calibration: Calibrator, raw: Values) -> Values:
+    """``raw`` = (p, median, p10, p90) through ``calibration``."""
+    median, p10, p90 = calibration.times(*raw[1:])
+    return float(calibration.probability(raw[0])), float(median), float(p10), float(p90)
 
 
 def _check_prediction(p: Prediction) -> None:

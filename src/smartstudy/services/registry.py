@@ -29,11 +29,12 @@ the other, it did better than none. The scores and calibrators are stored with t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -416,7 +417,11 @@ def live_scores(
     "last_log_loss", "advantage"}}}}`` for kinds "all", "cold" and "warm"."""
     last = chain[-1]
     rows = session.execute(
-        select(PracticeTask.family_predictions, PracticeTask.is_correct)
+        select(
+            PracticeTask.family_predictions,
+            PracticeTask.is_correct,
+            PracticeTask.actual_time_seconds,
+        )
         .where(
             PracticeTask.completed_at.is_not(None),
             PracticeTask.family_predictions.is_not(None),
@@ -424,19 +429,22 @@ def live_scores(
         .order_by(PracticeTask.completed_at.desc(), PracticeTask.id)
         .limit(window)
     ).all()
-    kinds, outcomes, preds = [], [], {name: [] for name in chain}
-    for stored, correct in rows:
-        families = stored.get("families") if isinstance(stored, dict) else None
-        if not isinstance(families, dict) or _live_p(families.get(last)) is None:
-            continue
-        kinds.append(stored.get("kind"))
-        outcomes.append(float(bool(correct)))
-        for name in chain:
-            preds[name].append(_live_p(families.get(name)))
-    y = np.array(outcomes, dtype=float)
-    kind = np.array(kinds, dtype=object)
+    kept = [
+        r
+        for r in rows
+        if isinstance(r[0], dict)
+        and isinstance(r[0].get("families"), dict)
+        and _live_p(r[0]["families"].get(last)) is not None
+    ]
+    y = np.array([float(bool(r[1])) for r in kept], dtype=float)
+    kind = np.array([r[0].get("kind") for r in kept], dtype=object)
+    preds = {n: [_live_p(r[0]["families"].get(n)) for r in kept] for n in chain}
     base = np.array(preds[last], dtype=float)
-    out: dict[str, Any] = {"tasks": len(y), "families": {}}
+    out: dict[str, Any] = {
+        "tasks": len(y),
+        "families": {},
+        "calibration": _live_calibration(kept, chain, y, kind),
+    }
     for name in chain[:-1]:
         p = np.array([np.nan if v is None else v for v in preds[name]], dtype=float)
         answered = np.isfinite(p)
@@ -446,6 +454,73 @@ def live_scores(
         parts["warm"] = _live_part(y, p, base, answered & (kind == "warm"))
         out["families"][name] = parts
     return out
+
+
+def _live_calibration(
+    rows: Sequence[Any], chain: tuple[str, ...], y: np.ndarray, kind: np.ndarray
+) -> dict[str, Any]:
+    """How each family's fitted calibration did live against its uncalibrated predictions,
+    on the same tasks (those that stored both, ``Prediction.variants``), per kind:
+    ``p_gain``, the mean drop in log loss (positive: the calibration helped), with its
+    standard error; and, shown but not acted on, the share of actual times within the 80%
+    ranges without and with the calibration (``coverage_raw``, ``coverage_calibrated``)."""
+    rt = np.array([np.nan if r[2] is None else float(r[2]) for r in rows], dtype=float)
+    out: dict[str, Any] = {}
+    for name in chain:
+        raw = _live_values(rows, "uncalibrated", name)
+        cal = _live_values(rows, "calibrated", name)
+        has = np.isfinite(raw).all(axis=1) & np.isfinite(cal).all(axis=1)
+        if not has.any():
+            continue
+        p_gain = np.where(has, _row_losses(y, raw[:, 0]) - _row_losses(y, cal[:, 0]), np.nan)
+        timed = has & np.isfinite(rt) & (rt > 0)
+        out[name] = {
+            part: {**_mean_se(p_gain, mask, "p_gain"), **_coverages(rt, raw, cal, timed & mask)}
+            for part, mask in (
+                ("all", has),
+                ("cold", has & (kind == "cold")),
+                ("warm", has & (kind == "warm")),
+            )
+        }
+    return out
+
+
+def _coverages(rt: np.ndarray, raw: np.ndarray, cal: np.ndarray, mask: np.ndarray) -> dict:
+    """The share of the times of ``mask`` within the 80% ranges, uncalibrated and
+    calibrated."""
+    n = int(mask.sum())
+    if n == 0:
+        return {"time_rows": 0}
+    shares = [
+        float(np.mean((rt[mask] >= v[mask, 2]) & (rt[mask] <= v[mask, 3]))) for v in (raw, cal)
+    ]
+    return {
+        "time_rows": n,
+        "coverage_raw": round(shares[0], 6),
+        "coverage_calibrated": round(shares[1], 6),
+    }
+
+
+def _live_values(rows: Sequence[Any], key: str, name: str) -> np.ndarray:
+    """One stored variant of ``name`` per row as (p, median, p10, p90); NaN where absent."""
+    out = np.full((len(rows), 4), np.nan)
+    for i, r in enumerate(rows):
+        values = (r[0].get(key) or {}).get(name)
+        if isinstance(values, list) and len(values) == 4:
+            with contextlib.suppress(TypeError, ValueError):
+                out[i] = [float(v) for v in values]
+    valid = (out[:, 0] >= 0) & (out[:, 0] <= 1) & (out[:, 1:] > 0).all(axis=1)
+    out[~valid] = np.nan
+    return out
+
+
+def _mean_se(values: np.ndarray, mask: np.ndarray, name: str) -> dict[str, Any]:
+    """``{name_rows, name, name_se}`` over the finite values of ``mask``."""
+    kept = values[mask & np.isfinite(values)]
+    n = len(kept)
+    mean = round(float(kept.mean()), 6) if n else None
+    se = round(float(kept.std(ddof=1) / math.sqrt(n)), 6) if n > 1 else None
+    return {f"{name}_rows": n, name: mean, f"{name}_se": se}
 
 
 def _live_p(values: Any) -> float | None:
@@ -559,12 +634,37 @@ class ServingPolicy:
         return chain
 
     def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
-        """The calibration of ``name``'s version ``version_id`` for ``kind`` (identity when
-        that version has none)."""
+        """The calibration served for ``name``'s version ``version_id`` and ``kind``: the
+        fitted one (``fitted_calibrator``), less its probability part where that did worse
+        live than no calibration (``probability_holds_live``)."""
+        fitted = self.fitted_calibrator(name, version_id, kind)
+        if fitted.is_identity:
+            return fitted
+        return fitted.restricted(probability=self.probability_holds_live(name, kind), times=True)
+
+    def fitted_calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
+        """The calibration fitted on held-out students for ``name``'s version
+        ``version_id`` and ``kind`` (identity when that version has none)."""
         block = self.blocks.get(name)
         if block is None or str(block.get("version_id")) != str(version_id):
             return Calibrator()
         return Calibrator.from_dict((block.get("calibration") or {}).get(kind))
+
+    def probability_holds_live(self, name: str, kind: str) -> bool:
+        """Whether the probability part of ``name``'s fitted calibration is served for
+        ``kind``. Held-out students are scored by versions fitted on every training
+        student's rows, later ones included, so a calibration fitted there can miss what
+        students see. It is withheld once it did worse live than the uncalibrated
+        probabilities (``live_scores``: mean log-loss gain below 0) on ``LIVE_MIN_ROWS``
+        tasks of ``kind``, else of all kinds; with fewer, it serves as fitted. (The time
+        part is not judged this way: a coverage measured on a few hundred tasks is too
+        noisy to choose between two ranges; its live coverage is shown.)"""
+        record = ((self.live or {}).get("calibration") or {}).get(name) or {}
+        for part in (kind, "all"):
+            scored = record.get(part) or {}
+            if scored.get("p_gain_rows", 0) >= LIVE_MIN_ROWS and scored.get("p_gain") is not None:
+                return float(scored["p_gain"]) >= 0.0
+        return True
 
 
 def _calibrated_metric(block: dict[str, Any], kind: str, metric: str) -> float | None:
@@ -614,6 +714,9 @@ def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, 
             "ranked": bool(block.get("ranked", True)),
             "kinds": block.get("kinds") or {},
             "calibration": block.get("calibration") or {},
+            "probability_calibration_served": {
+                kind: policy.probability_holds_live(name, kind) for kind in KINDS
+            },
         }
         for name in chain
         if (block := policy.blocks.get(name)) is not None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from smartstudy.services import explain, rules, training
@@ -286,21 +286,25 @@ def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
     return found
 
 
+# Built once: this runs after every completion, and building it costs more than running it.
+_BY, _EVERY = bindparam("by", type_=Integer), bindparam("every", type_=Integer)
+_COUNT_COMPLETIONS = (
+    update(TrainingCounter)
+    .where(TrainingCounter.name == TRAINING_COUNTER)
+    .values(
+        count=case((TrainingCounter.count + _BY >= _EVERY, 0), else_=TrainingCounter.count + _BY),
+        total=TrainingCounter.total + _BY,
+    )
+    .returning(TrainingCounter.count)
+)
+
+
 def count_completions(session: Session | Connection, by: int, every: int) -> bool:
     """Add ``by`` completions to the training counter and claim it if that makes it reach
     ``every``: one UPDATE, so the counter row stays locked for the shortest time. True for
     the one statement that takes the count from below ``every`` to ``every`` or more (it
     resets it to zero): exactly one completion triggers each training."""
-    reached = TrainingCounter.count + by >= every
-    new_count = session.execute(
-        update(TrainingCounter)
-        .where(TrainingCounter.name == TRAINING_COUNTER)
-        .values(
-            count=case((reached, 0), else_=TrainingCounter.count + by),
-            total=TrainingCounter.total + by,
-        )
-        .returning(TrainingCounter.count)
-    ).scalar_one_or_none()
+    new_count = session.execute(_COUNT_COMPLETIONS, {"by": by, "every": every}).scalar_one_or_none()
     if new_count is None:
         session.execute(insert(TrainingCounter).values(name=TRAINING_COUNTER, count=by, total=by))
         return training.claim_training(session, every)

@@ -399,7 +399,7 @@ def _evaluate_serving(
     blocks = registry.evaluate_serving(holdout, list(scored.values()), evaluation)
     chain = tuple(context.predictor.chain)
     with session_scope(context.sessions) as session:
-        live = registry.live_scores(session, chain) if len(chain) > 1 else None
+        live = registry.live_scores(session, chain)
     for block in blocks.values():
         block["live"] = live
     with session_scope(context.sessions) as session:
