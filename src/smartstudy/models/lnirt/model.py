@@ -1048,7 +1048,7 @@ class LNIRT(LearnerModel):
         i = self.user_index_.get(user)
         if i is None:
             i = self._add_user(user)
-        items = self._item_arrays(np.array([id_string(row["item_id"])]))
+        items = self._item_one(id_string(row["item_id"]))
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
         self._learn(
             mean,
