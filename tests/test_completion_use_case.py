@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
+from smartstudy.api.deps import DB
 from smartstudy.services import tasks, training
+from smartstudy.services.errors import ConflictError
 from smartstudy.services.importing import import_tasks_csv
 from smartstudy.store.db import UnitOfWork, unit_of_work
-from smartstudy.store.orm import Job, PracticeTask, TrainingCounter
+from smartstudy.store.orm import Job, PracticeTask, Subject, TrainingCounter
 from tests.conftest import register
 from tests.web.conftest import Web
 
@@ -270,3 +272,36 @@ def test_a_unit_of_work_wraps_a_given_session(context):
         uow.commit()
     with context.sessions() as session:
         assert session.get(TrainingCounter, "wrapped") is not None
+
+
+# -- the request's unit of work ------------------------------------------------------------
+def test_a_request_that_fails_after_writing_stores_nothing_and_gives_back_its_connection(
+    client, context
+):
+    """The request's unit of work is opened on the event loop and ended in a worker thread
+    (``api.deps.get_unit_of_work``): a route that fails after writing answers its error,
+    nothing it wrote is stored, and its connection goes back to the pool; one that
+    succeeds is committed before the answer is sent."""
+
+    def refuse(session: DB) -> None:
+        session.add(Subject(name="half written"))
+        session.flush()
+        raise ConflictError("refused after writing")
+
+    def accept(session: DB) -> dict:
+        session.add(Subject(name="kept"))
+        return {"ok": True}
+
+    client.app.add_api_route("/v1/test-refuse", refuse, methods=["POST"])
+    client.app.add_api_route("/v1/test-accept", accept, methods=["POST"])
+    pool = context.engine.pool
+    before = pool.checkedout() if hasattr(pool, "checkedout") else None
+    r = client.post("/v1/test-refuse")
+    assert r.status_code == 409, r.text
+    assert "refused after writing" in r.text
+    assert client.post("/v1/test-accept").status_code == 200
+    with unit_of_work(context.sessions) as uow:
+        names = set(uow.session.scalars(select(Subject.name)))
+    assert "half written" not in names and "kept" in names
+    if before is not None:
+        assert pool.checkedout() == before

@@ -3,10 +3,12 @@ current user, roles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -38,11 +40,26 @@ ClientAddress = Annotated[str | None, Depends(client_address)]
 # a plain ``def`` would cost a hand-over to a worker thread and back on every request.
 
 
-def get_unit_of_work(context: Context) -> Iterator[UnitOfWork]:
+async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request: committed when the route returns (before the answer
-    is sent, so a failed commit fails the request), rolled back on error."""
-    with unit_of_work(context.sessions) as uow:
+    is sent, so a failed commit fails the request), rolled back on error.
+
+    Opening it does no I/O (the session connects on its first statement), so it is opened
+    on the event loop; only its end, the commit or the rollback, is handed to a worker
+    thread. (A plain generator would cost a hand-over for each.) The end is shielded from
+    cancellation, so a client that goes away never leaves a transaction open."""
+    scope = unit_of_work(context.sessions)
+    uow = scope.__enter__()
+    try:
         yield uow
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            handled = await run_in_threadpool(scope.__exit__, type(exc), exc, exc.__traceback__)
+        if not handled:
+            raise
+    else:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(scope.__exit__, None, None, None)
 
 
 UoW = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
