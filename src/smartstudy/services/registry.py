@@ -23,8 +23,10 @@ cold rows (a learner's first ``COLD_TASKS`` tasks in the topic) and warm ones, a
 calibration (``services.calibration``) is fitted on its held-out rows; a part of the
 calibration is kept only where, fitted on one half of the held-out students and scored on
 the other, it did better than none. The scores and calibrators are stored with the version
-(``metrics["serving"]``) and decide, per kind of request, which family answers first
-(``ServingPolicy``): the lowest calibrated held-out log loss.
+(``metrics["serving"]``), with the live scores of the newest completed tasks
+(``live_scores``). Per kind of request (``ServingPolicy``), a family answers before the
+chain's last one only once it beat it live; a family's probability calibration is withheld
+once it did worse live than none.
 """
 
 from __future__ import annotations
@@ -414,7 +416,9 @@ def live_scores(
     family is compared with the last family of the chain on the tasks both answered: the
     last one answers everything, so this is exactly what serving the family first would
     have changed. ``{"tasks": n, "families": {name: {kind: {"rows", "log_loss",
-    "last_log_loss", "advantage"}}}}`` for kinds "all", "cold" and "warm"."""
+    "last_log_loss", "advantage"}}}, "calibration": {name: {kind: ...}}}`` for kinds "all",
+    "cold" and "warm"; "calibration" compares each family's fitted calibration with none
+    (``_live_calibration``)."""
     last = chain[-1]
     rows = session.execute(
         select(
