@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from smartstudy.services.predictor import Prediction
+from smartstudy.services.predictor import Prediction, PredictionService
 from smartstudy.store.orm import PracticeTask
 from smartstudy.store.repositories import tasks as tasks_repo
 
@@ -83,6 +83,18 @@ def own_record(
         correct=sum(1 for ok, _ in rows if ok),
         median_time_s=statistics.median(times) if times else None,
     )
+
+
+def known_population(
+    predictor: PredictionService,
+    session: Session,
+    user_id: uuid.UUID,
+    topic_id: uuid.UUID,
+    difficulty: str,
+) -> PopulationRate:
+    """The other students' record in the cell from the counts the predictor keeps
+    (``PredictionService.others_in_cell``): for a prediction just made, no query."""
+    return PopulationRate(*predictor.others_in_cell(session, user_id, topic_id, difficulty))
 
 
 def population_rate(

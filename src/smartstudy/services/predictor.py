@@ -471,8 +471,12 @@ class PredictionService:
             out["time_p10_s"],
             out["time_p90_s"],
         )
-        fitted = policy.fitted_calibrator(name, served.version_id, kind)
-        p, median, p10, p90 = _calibrated(policy.calibrator(name, served.version_id, kind), raw)
+        fitted, serving = policy.calibrators(name, served.version_id, kind)
+        p, median, p10, p90 = _calibrated(serving, raw)
+        variants: dict[str, tuple[Values, Values]] = {}
+        if not fitted.is_identity:
+            as_fitted = (p, median, p10, p90) if serving is fitted else _calibrated(fitted, raw)
+            variants[name] = (raw, as_fitted)
         prediction = Prediction(
             p_correct=p,
             time_median_s=median,
@@ -481,7 +485,7 @@ class PredictionService:
             model_name=name,
             model_version=str(served.version),
             kind=kind,
-            variants={} if fitted.is_identity else {name: (raw, _calibrated(fitted, raw))},
+            variants=variants,
         )
         _check_prediction(prediction)
         return prediction

@@ -638,13 +638,18 @@ class ServingPolicy:
         return chain
 
     def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
-        """The calibration served for ``name``'s version ``version_id`` and ``kind``: the
-        fitted one (``fitted_calibrator``), less its probability part where that did worse
-        live than no calibration (``probability_holds_live``)."""
+        """The calibration served for ``name``'s version ``version_id`` and ``kind``
+        (``calibrators``)."""
+        return self.calibrators(name, version_id, kind)[1]
+
+    def calibrators(self, name: str, version_id: Any, kind: str) -> tuple[Calibrator, Calibrator]:
+        """(fitted, served): the calibration fitted for ``name``'s version ``version_id``
+        and ``kind`` (``fitted_calibrator``), and the one served, which lacks its
+        probability part where that did worse live than none (``probability_holds_live``)."""
         fitted = self.fitted_calibrator(name, version_id, kind)
-        if fitted.is_identity:
-            return fitted
-        return fitted.restricted(probability=self.probability_holds_live(name, kind), times=True)
+        if fitted.is_identity or self.probability_holds_live(name, kind):
+            return fitted, fitted
+        return fitted, fitted.restricted(probability=False, times=True)
 
     def fitted_calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
         """The calibration fitted on held-out students for ``name``'s version

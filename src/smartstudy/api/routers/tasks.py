@@ -61,8 +61,8 @@ def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser
     """The prediction a new task would get, without creating it."""
     p = tasks.preview(session, context.predictor, user, body.topic_id, body.difficulty)
     topic_name = topic_names(session, body.topic_id)[0]
-    others = explain.PopulationRate(
-        *context.predictor.others_in_cell(session, user.id, body.topic_id, body.difficulty)
+    others = explain.known_population(
+        context.predictor, session, user.id, body.topic_id, body.difficulty
     )
     why = explain.for_prediction(
         session, user.id, body.topic_id, topic_name, body.difficulty, p, others
@@ -87,8 +87,8 @@ def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> Ta
     names = topic_names(session, task.topic_id)
     out = task_out(task, names)
     # The facts the stored prediction was made from: tasks completed before this one.
-    others = explain.PopulationRate(
-        *context.predictor.others_in_cell(session, user.id, task.topic_id, task.difficulty)
+    others = explain.known_population(
+        context.predictor, session, user.id, task.topic_id, task.difficulty
     )
     out.explanation = explain.for_task(session, task, names[0], others).sentences
     return out
