@@ -186,6 +186,103 @@ def test_sparse_items_time_parameters_are_shrunk_with_learned_strength() -> None
     assert width(wide) > width(narrow)
 
 
+def test_sparse_items_discriminations_are_shrunk_with_learned_strength() -> None:
+    # 60 items of nearly one discrimination (a in [0.9, 1.1]); half are seen by about 8
+    # persons, whose few answers would give them extreme slopes under the fixed prior.
+    df, truth = simulate_lnirt(600, 60, seed=21, a_range=(0.9, 1.1))
+    rng = np.random.default_rng(3)
+    item = pd.Index(truth["item_ids"]).get_indexer(df["item_id"])
+    sparse_items = np.arange(60) % 2 == 1
+    df = df[~sparse_items[item] | (rng.uniform(size=len(df)) < 8.0 / 600)]
+    learned = LNIRT().fit(df)
+    fixed = LNIRT(prior_item_strength=None).fit(df)
+    ids = [truth["item_ids"][i] for i in np.flatnonzero(sparse_items)]
+    ids = [i for i in ids if i in learned.item_index_]
+    true_log_a = np.log(pd.Series(truth["a"], index=truth["item_ids"]).loc[ids].to_numpy())
+
+    def error(model: LNIRT) -> float:
+        fitted = np.log(model.a_[[model.item_index_[i] for i in ids]])
+        return float(np.sqrt(np.mean((fitted - true_log_a) ** 2)))
+
+    assert error(learned) < 0.5 * error(fixed)
+    assert learned.item_prior_sd_[0] < 0.12  # the items' slopes nearly agree
+    # Items whose slopes really differ, each seen by every person, keep their spread.
+    varied, truth = simulate_lnirt(600, 30, seed=22, a_range=(0.4, 2.5))
+    model = LNIRT().fit(varied)
+    true_spread = float(np.std(np.log(truth["a"]), ddof=1))
+    assert model.item_prior_sd_[0] == pytest.approx(true_spread, rel=0.3)
+
+
+def _skill_frame(seed: int = 5) -> pd.DataFrame:
+    """400 persons x 40 items in four skills of difficulty centres -1.5, -0.5, 0.5, 1.5."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([-1.5, -0.5, 0.5, 1.5])
+    skill = np.arange(40) % 4
+    b = centres[skill] + rng.normal(0, 0.3, 40)
+    theta = rng.normal(0, 1, 400)
+    person, item = np.divmod(np.arange(400 * 40), 40)
+    correct = rng.uniform(size=len(person)) < stats.norm.cdf(theta[person] - b[item])
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{p}" for p in person],
+            "item_id": [f"i{i}" for i in item],
+            "skill_id": [f"s{k}" for k in skill[item]],
+            "correct": correct.astype(float),
+            "rt_seconds": np.exp(rng.normal(3.0, 0.5, len(person))),
+            "order": np.arange(len(person)),
+        }
+    )
+
+
+@pytest.mark.parametrize("method", ["em", "gibbs"])
+def test_an_unknown_item_of_a_known_skill_starts_from_its_skill(method: str) -> None:
+    df = _skill_frame()
+    params = {"method": method, "n_samples": 60, "burn_in": 20}
+    model = LNIRT(**params).fit(df)
+    assert model.skill_ids_.tolist() == ["s0", "s1", "s2", "s3"]
+    assert np.all(np.diff(model.skill_b_centre_) > 0.6)  # the skills' centres, in order
+    assert 0.1 < model.skill_b_sd_ < 0.6  # the items' spread around them (0.3)
+    chances = [model.predict_one("new", "unseen", f"s{k}")["p_correct"] for k in range(4)]
+    assert chances[0] > 0.8 and chances[3] < 0.2 and np.all(np.diff(chances) < 0)
+    population = model.predict_one("new", "unseen")["p_correct"]
+    assert model.predict_one("new", "unseen", "no-such-skill")["p_correct"] == population
+    # predict on a frame agrees, and so does what the user learns from such a row.
+    frame = pd.DataFrame(
+        {"user_id": ["x", "x"], "item_id": ["unseen", "unseen"], "skill_id": ["s3", "s3"]}
+        | {"correct": [0.0, 1.0], "rt_seconds": [20.0, 20.0], "order": [1, 2]}
+    )
+    rows = model.predict(frame)
+    assert rows["p_correct"].iloc[0] == pytest.approx(chances[3])
+    model.update({"user_id": "x", "item_id": "unseen", "skill_id": "s3", "correct": 0.0})
+    assert model.predict_one("x", "unseen", "s3")["p_correct"] == pytest.approx(
+        rows["p_correct"].iloc[1]
+    )
+    # Without skills, every unknown item is the population's.
+    plain = LNIRT(**params).fit(df.drop(columns="skill_id"))
+    assert plain.skill_ids_.size == 0 and plain.skill_b_sd_ is None
+    assert plain.predict_one("new", "unseen", "s0")["p_correct"] == pytest.approx(
+        plain.predict_one("new", "unseen")["p_correct"]
+    )
+
+
+def test_skill_centres_survive_save_and_load_and_older_artifacts_have_none(tmp_path) -> None:
+    model = LNIRT().fit(_skill_frame())
+    path = tmp_path / "lnirt.zip"
+    model.save(path)
+    again = LNIRT.load(path)
+    np.testing.assert_array_equal(again.skill_b_centre_, model.skill_b_centre_)
+    assert again.predict_one("new", "unseen", "s0") == model.predict_one("new", "unseen", "s0")
+    # An artifact written before skill centres: unknown items use the population.
+
+    def strip(meta: dict) -> None:
+        for key in ("skill_ids_", "skill_b_centre_", "skill_b_sd_"):
+            del meta["state"][key]
+
+    older = LNIRT.from_bytes(_rewrite_meta(model.to_bytes(), strip))
+    assert older.skill_ids_.size == 0
+    assert older.predict_one("new", "unseen", "s0") == model.predict_one("new", "unseen")
+
+
 def test_save_load_round_trip_keeps_the_t_model(heavy_fits, tmp_path) -> None:
     t_model, _ = heavy_fits
     path = tmp_path / "lnirt.zip"

@@ -50,12 +50,17 @@ Predictions integrate the person's and the item's uncertainty: ``b_sd_`` and ``b
 widen the probit and the time predictive, ``alpha_sd_`` the residual variance (see
 ``_item_table``). Unknown items use the population of items: the prior centres of
 ``log a``, ``b``, ``log alpha`` and ``beta`` fitted by empirical Bayes, with the population
-spreads added the same way. The spreads of the time-item priors are learned too (empirical
-Bayes, ``prior_item_strength``), so sparsely seen items' time parameters are pulled towards
-the population with a learned strength; the accuracy priors keep their given spreads (see
-``fit._learned_priors`` for why). Under Student-t residuals the 80% interval is the exact
-10%-90% range of the normal-t convolution (``t_interval_halfwidth``). ``skill_id`` is not
-used: the service fits one LNIRT per topic.
+spreads added the same way. The spreads of the priors on the discriminations and the time
+parameters are learned too (empirical Bayes, ``prior_item_strength``), so sparsely seen
+items' slopes and times are pulled towards the population with a learned strength; the
+difficulties keep their given spread (see ``fit._learned_priors`` for why). A difficulty's
+prior is centred on its skill (``skill_id``): on the mean difficulty of the skill's items,
+itself shrunk towards the mean of all items (``fit.skill_centres``), so a sparsely seen item
+is pulled towards its topic, and an item unknown to the fit but of a known skill starts from
+its skill's centre, with the items' spread around their skills (``skill_b_centre_``,
+``skill_b_sd_``). Under Student-t residuals the 80% interval is the exact 10%-90% range of
+the normal-t convolution (``t_interval_halfwidth``). The service fits one LNIRT per topic,
+whose items (difficulty levels) then share one skill.
 
 Times follow the plausibility rule of ``models.base`` everywhere (below 1 s counts as 1 s).
 ``fit`` estimates the shared item parameters from robust times: winsorised against their
@@ -472,9 +477,10 @@ class LNIRT(LearnerModel):
         n_samples, burn_in: kept and discarded Gibbs sweeps.
         time_model: ``"t"`` (Student-t log-time residuals with learned degrees of freedom,
             the default) or ``"normal"`` (van der Linden's lognormal).
-        prior_item_strength: weight, in pseudo-items, of the given ``prior_log_alpha_sd`` and
-            ``prior_beta_sd`` as a hyperprior when the EM learns the spreads of the time-item
-            priors by empirical Bayes; None keeps the given spreads fixed.
+        prior_item_strength: weight, in pseudo-items, of the given ``prior_log_a_sd``,
+            ``prior_log_alpha_sd`` and ``prior_beta_sd`` as a hyperprior when the EM learns
+            the spreads of those item priors by empirical Bayes; None keeps the given
+            spreads fixed.
         learn_drift: learn the persons' random-walk variances ``drift_`` (False: static).
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
@@ -731,6 +737,7 @@ class LNIRT(LearnerModel):
         self.converged_ = bool(est.converged)
         self.objective_ = float(est.objective)
         self._set_items(np.asarray(est.item_ids, dtype=str))
+        self._set_skills(est.skill_ids, est.skill_b_centre, est.skill_b_sd)
         self._set_persons(
             np.asarray(est.user_ids, dtype=str), est.person_mean, est.person_cov, est.person_n
         )
@@ -740,6 +747,22 @@ class LNIRT(LearnerModel):
         self.item_ids_ = item_ids
         self.item_index_ = {item: i for i, item in enumerate(item_ids.tolist())}
         self._item_lookup = pd.Index(item_ids)
+
+    def _set_skills(self, skill_ids: Any, centres: np.ndarray | None, spread: float | None) -> None:
+        """The skills' difficulty centres (``skill_b_centre_``, per ``skill_ids_``) and the
+        items' spread around them (``skill_b_sd_``); empty when the items had no skills."""
+        self._items_cache = None
+        if skill_ids is None or centres is None or len(skill_ids) == 0:
+            self.skill_ids_ = np.array([], dtype=str)
+            self.skill_b_centre_ = np.array([], dtype=float)
+            self.skill_b_sd_ = None
+        else:
+            self.skill_ids_ = np.asarray(skill_ids, dtype=str)
+            self.skill_b_centre_ = np.asarray(centres, dtype=float)
+            self.skill_b_sd_ = None if spread is None else float(spread)
+        self._skill_row = {
+            skill: len(self.item_ids_) + 1 + k for k, skill in enumerate(self.skill_ids_.tolist())
+        }
 
     def _set_persons(
         self, user_ids: np.ndarray, mean: np.ndarray, cov: np.ndarray, n: np.ndarray
@@ -777,8 +800,10 @@ class LNIRT(LearnerModel):
 
     # -- item and person look-ups ------------------------------------------------------
     def _item_table(self) -> np.ndarray:
-        """Rows ``(a, b, var_b, alpha, beta, var_beta)`` of every fitted item and, last, of the
-        item population (for unknown items), as ``predict`` and ``update`` use them.
+        """Rows ``(a, b, var_b, alpha, beta, var_beta)`` of every fitted item, then of the
+        item population (for unknown items), then one per skill (for unknown items of a
+        known skill: the population's row with the skill's difficulty centre and the items'
+        spread around their skills), as ``predict`` and ``update`` use them.
 
         The item's own uncertainty enters: ``var_b = b_sd_^2``, ``var_beta = beta_sd_^2`` and,
         since the residual variance ``1/alpha^2`` is uncertain too,
@@ -800,19 +825,33 @@ class LNIRT(LearnerModel):
                 ]
             )
             population = [math.exp(m[0]), m[1], sd[1] ** 2, math.exp(m[2] - sd[2] ** 2), m[3]]
-            table = np.vstack([items, [*population, sd[3] ** 2]])
+            population.append(sd[3] ** 2)
+            skills = np.tile(population, (len(self.skill_ids_), 1))
+            skills[:, 1] = self.skill_b_centre_
+            if self.skill_b_sd_ is not None:
+                skills[:, 2] = self.skill_b_sd_**2
+            table = np.vstack([items, population, skills])
             self._items_cache = table
         return table
 
-    def _item_arrays(self, item_ids: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(a, b, var_b, alpha, beta, var_beta) per row; unknown items get the population."""
+    def _item_arrays(
+        self, item_ids: np.ndarray, skill_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """(a, b, var_b, alpha, beta, var_beta) per row; unknown items get their skill's row
+        (``skill_ids``, the rows' skills) or, without a known skill, the population's."""
         idx = self._item_lookup.get_indexer(item_ids)
-        rows = self._item_table()[np.where(idx >= 0, idx, len(self.item_ids_))]
+        unknown = idx < 0
+        idx[unknown] = len(self.item_ids_)
+        if skill_ids is not None and unknown.any() and self._skill_row:
+            idx[unknown] = [self._skill_row.get(s, len(self.item_ids_)) for s in skill_ids[unknown]]
+        rows = self._item_table()[idx]
         return tuple(np.ascontiguousarray(rows[:, k]) for k in range(6))
 
-    def _item_one(self, item: str) -> tuple[np.ndarray, ...]:
+    def _item_one(self, item: str, skill: str | None = None) -> tuple[np.ndarray, ...]:
         """``_item_arrays`` of one item id by a dictionary look-up (length-1 arrays)."""
-        j = self.item_index_.get(item, len(self.item_ids_))
+        j = self.item_index_.get(item)
+        if j is None:
+            j = self._skill_row.get(skill, len(self.item_ids_))  # type: ignore[arg-type]
         row = self._item_table()[j]
         return tuple(row[k : k + 1] for k in range(6))
 
@@ -910,7 +949,8 @@ class LNIRT(LearnerModel):
         # whatever else it carries. An accuracy-only model has nothing to judge a time by.
         log_t[np.isnan(correct) | (not self.times_fitted_)] = np.nan
         users = data["user_id"].to_numpy()[pos]
-        steps = self._one_step_ahead(users, data["item_id"].to_numpy()[pos], correct, log_t)
+        skills = data["skill_id"].to_numpy()[pos] if "skill_id" in data.columns else None
+        steps = self._one_step_ahead(users, data["item_id"].to_numpy()[pos], correct, log_t, skills)
         p_out, mu_out, var, alpha = steps.T
         scale = self._time_scale(var, alpha)
         result = np.empty((n, 4))
@@ -934,13 +974,18 @@ class LNIRT(LearnerModel):
         return t_interval_halfwidth(var, alpha, self.time_df_) / Z80
 
     def _one_step_ahead(
-        self, users: np.ndarray, item_ids: np.ndarray, correct: np.ndarray, log_t: np.ndarray
+        self,
+        users: np.ndarray,
+        item_ids: np.ndarray,
+        correct: np.ndarray,
+        log_t: np.ndarray,
+        skill_ids: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per row (sorted by user and order): P(correct), the centre of log time, the
         variance of ``beta - tau`` and the item's alpha, each from the user's state before
         the row; the row then updates a private copy of the state (the model is unchanged)."""
         n = len(users)
-        a, b, var_b, alpha, beta, var_beta = self._item_arrays(item_ids)
+        a, b, var_b, alpha, beta, var_beta = self._item_arrays(item_ids, skill_ids)
         # Rows of one user are contiguous after sorting; `rank` is the step within the user.
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         group = np.cumsum(np.r_[True, users[1:] != users[:-1]]) - 1
@@ -972,20 +1017,20 @@ class LNIRT(LearnerModel):
         """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
         on the one-row frame, i.e. the posterior-predictive moments of the user's current
         (theta, tau) state (the population prior for a user not seen yet) at the item's
-        parameters (the item population for an unknown item). ``skill_id`` is not used. Like
+        parameters (for an unknown item, its skill's centre or the item population). Like
         ``Baseline.predict_one``, it takes the DataFrame path where ``fast_path_ids`` says so.
         """
         self._check_fitted()
         ids = fast_path_ids(self, LNIRT, user_id, item_id, skill_id)
         if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
-        user, item, _ = ids
+        user, item, skill = ids
         i = self.user_index_.get(user)
         if i is None:
             mean, cov = self.mu_P_[None, :], self.sigma_P_[None, :, :]
         else:
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
-        a, b, var_b, alpha, beta, var_beta = self._item_one(item)
+        a, b, var_b, alpha, beta, var_beta = self._item_one(item, skill)
         p, mu, sd = predictive_moments(mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_)
         out = one_row_predictions(p, mu, sd)
         if not self.times_fitted_:
@@ -1048,7 +1093,10 @@ class LNIRT(LearnerModel):
         i = self.user_index_.get(user)
         if i is None:
             i = self._add_user(user)
-        items = self._item_one(id_string(row["item_id"]))
+        skill = row.get("skill_id")
+        items = self._item_one(
+            id_string(row["item_id"]), None if skill is None or pd.isna(skill) else id_string(skill)
+        )
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
         self._learn(
             mean,
@@ -1106,6 +1154,9 @@ class LNIRT(LearnerModel):
         state["times_fitted_"] = self.times_fitted_
         state["time_df_"] = self.time_df_
         state["drift_"] = [float(v) for v in self.drift_]
+        state["skill_ids_"] = self.skill_ids_.tolist()
+        state["skill_b_centre_"] = self.skill_b_centre_.tolist()
+        state["skill_b_sd_"] = self.skill_b_sd_
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -1161,5 +1212,14 @@ class LNIRT(LearnerModel):
         if drift.shape != (2,) or not np.all(np.isfinite(drift) & (drift >= 0)):
             raise ValueError(f"LNIRT state has an invalid drift_: {drift.tolist()}")
         self.drift_ = drift
+        # ... and no skill centres (unknown items used the population).
+        skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
+        centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)
+        spread = state.get("skill_b_sd_")
+        if centres.shape != skill_ids.shape or not np.all(np.isfinite(centres)):
+            raise ValueError("LNIRT state has invalid skill centres")
+        if spread is not None and not (math.isfinite(float(spread)) and float(spread) > 0):
+            raise ValueError(f"LNIRT state has an invalid skill_b_sd_: {spread!r}")
+        self._set_skills(skill_ids, centres, None if spread is None else float(spread))
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)

@@ -118,7 +118,7 @@ class TopicLNIRT(LearnerModel):
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
         topic = item if skill is None else skill
-        return self._serving(topic).predict_one(user, item)
+        return self._serving(topic).predict_one(user, item, skill)
 
     def update(self, row: Mapping[str, Any]) -> None:
         """The topic's ``LNIRT.update``; a row is checked even when its topic has no LNIRT."""
