@@ -3,8 +3,8 @@ current user, roles."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -73,11 +73,28 @@ async def get_session(uow: UoW) -> Session:
 DB = Annotated[Session, Depends(get_session)]
 
 
-def current_user(
-    context: Context,
-    session: DB,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def current_user(context: Context, session: DB, credentials: BearerCredentials) -> User:
+    return authenticate(context, session, credentials)
+
+
+async def hand_over_credentials(
+    credentials: BearerCredentials,
+) -> HTTPAuthorizationCredentials | None:
+    """The bearer token of a route that signs in within ``in_one_hand_over`` (the OpenAPI
+    document then lists that route's 401 and 503, as for ``CurrentUser`` and ``DB``)."""
+    return credentials
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(hand_over_credentials)]
+
+
+def authenticate(
+    context: AppContext, session: Session, credentials: HTTPAuthorizationCredentials | None
 ) -> User:
+    """The signed-in, active user of a bearer token (``AuthenticationError`` otherwise)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("not signed in: send 'Authorization: Bearer <token>'")
     claims = decode_access_token(credentials.credentials, context.settings.resolved_secret_key)
@@ -91,6 +108,32 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+T = TypeVar("T")
+
+
+async def in_one_hand_over(
+    context: AppContext,
+    credentials: HTTPAuthorizationCredentials | None,
+    work: Callable[[UnitOfWork, User], T],
+) -> T:
+    """``work(uow, user)`` in a unit of work of its own, with the user signed in by
+    ``credentials``: sign-in, work and commit (or rollback) in one worker-thread hand-over.
+
+    For the routes a practice session calls once per task, whose cost is mostly fixed
+    overhead: with ``CurrentUser``, ``UoW`` and a plain ``def`` route, FastAPI hands each
+    request to a worker thread and back four times (the user look-up, the route, the
+    serialisation of its answer, the commit). Such a route is an ``async def`` that returns
+    ``await in_one_hand_over(...)``: the answer is serialised on the event loop, so ``work``
+    must return plain data (a schema), not ORM objects. The semantics are those of ``UoW``:
+    committed before the answer is sent, rolled back on error; a client that goes away
+    does not interrupt the thread, so no transaction is left open."""
+
+    def run() -> T:
+        with unit_of_work(context.sessions) as uow:
+            return work(uow, authenticate(context, uow.session, credentials))
+
+    return await run_in_threadpool(run)
 
 
 async def admin_user(user: CurrentUser) -> User:

@@ -7,7 +7,9 @@ server. Most statuses follow from a route's dependencies and parameters:
 - a signed-in user (``deps.current_user``): 401; an admin (``deps.admin_user``): 403;
 - a path parameter (an id): 404; a body: 400 if it cannot be decoded; any parameter or
   body: 422;
-- a database session (``deps.get_session``): 503 while the database is unavailable.
+- a database session (``deps.get_session``): 503 while the database is unavailable;
+- a route that signs in and uses the database in one hand-over
+  (``deps.hand_over_credentials``): 401 and 503.
 
 What the code of a route or service decides on its own (409 on a duplicate name, 404 for an id
 inside the body, 429 on log-in) is listed in ``EXTRA_ERRORS``.
@@ -118,7 +120,10 @@ def route_errors(route: APIRoute, path: str) -> set[int]:
     """The error statuses ``route`` (served at ``path``) can answer."""
     calls = set(_calls(route.dependant))
     found: set[int] = set()
-    if deps.current_user in calls:
+    # A route that signs in and uses the database in one hand-over (``in_one_hand_over``)
+    # answers what ``current_user`` and ``get_session`` do.
+    hand_over = deps.hand_over_credentials in calls
+    if deps.current_user in calls or hand_over:
         found.add(401)
     if deps.admin_user in calls:
         found.add(403)
@@ -128,7 +133,7 @@ def route_errors(route: APIRoute, path: str) -> set[int]:
         found.add(400)  # FastAPI's answer to a body it cannot decode (not UTF-8, bad form)
     if route.dependant.path_params or route.dependant.query_params or route.body_field:
         found.add(422)
-    if deps.get_session in calls:
+    if deps.get_session in calls or hand_over:
         found.add(503)
     for method in route.methods:
         found |= EXTRA_ERRORS.get((method, path), frozenset())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from smartstudy.api.deps import DB, Context, CurrentUser, UoW
+from smartstudy.api.deps import DB, Context, Credentials, CurrentUser, in_one_hand_over
 from smartstudy.api.schemas import (
     CompleteIn,
     Difficulty,
@@ -19,7 +19,8 @@ from smartstudy.api.schemas import (
 )
 from smartstudy.services import explain, rules, tasks
 from smartstudy.services.catalogue import topic_names
-from smartstudy.store.orm import PracticeTask
+from smartstudy.store.db import UnitOfWork
+from smartstudy.store.orm import PracticeTask, User
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -79,19 +80,25 @@ def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser
 
 
 @router.post("", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
-def create(body: TaskIn, session: DB, context: Context, user: CurrentUser) -> TaskOut:
+async def create(body: TaskIn, context: Context, credentials: Credentials) -> TaskOut:
     """Create a task; it is stored with the prediction made for it."""
-    task = tasks.create_task(
-        session, context.predictor, user, body.topic_id, body.difficulty, body.description
-    )
-    names = topic_names(session, task.topic_id)
-    out = task_out(task, names)
-    # The facts the stored prediction was made from: tasks completed before this one.
-    others = explain.known_population(
-        context.predictor, session, user.id, task.topic_id, task.difficulty
-    )
-    out.explanation = explain.for_task(session, task, names[0], others).sentences
-    return out
+
+    def work(uow: UnitOfWork, user: User) -> TaskOut:
+        session = uow.session
+        task = tasks.create_task(
+            session, context.predictor, user, body.topic_id, body.difficulty, body.description
+        )
+        names = topic_names(session, task.topic_id)
+        out = task_out(task, names)
+        # The facts the stored prediction was made from: tasks completed before this one.
+        others = explain.known_population(
+            context.predictor, session, user.id, task.topic_id, task.difficulty
+        )
+        out.explanation = explain.for_task(session, task, names[0], others).sentences
+        return out
+
+    # Called once per task: one worker-thread hand-over (see ``in_one_hand_over``).
+    return await in_one_hand_over(context, credentials, work)
 
 
 @router.get("", response_model=TaskPageOut)
@@ -147,11 +154,16 @@ def discard(task_id: uuid.UUID, session: DB, user: CurrentUser) -> Response:
 
 
 @router.post("/{task_id}/complete", response_model=TaskOut)
-def complete(
-    task_id: uuid.UUID, body: CompleteIn, uow: UoW, context: Context, user: CurrentUser
+async def complete(
+    task_id: uuid.UUID, body: CompleteIn, context: Context, credentials: Credentials
 ) -> TaskOut:
     """Record the result once (a second completion answers 409)."""
-    task = tasks.complete_task(
-        context, uow, user, task_id, body.is_correct, body.actual_time_seconds
-    )
-    return task_out(task, topic_names(uow.session, task.topic_id))
+
+    def work(uow: UnitOfWork, user: User) -> TaskOut:
+        task = tasks.complete_task(
+            context, uow, user, task_id, body.is_correct, body.actual_time_seconds
+        )
+        return task_out(task, topic_names(uow.session, task.topic_id))
+
+    # Called once per task: one worker-thread hand-over (see ``in_one_hand_over``).
+    return await in_one_hand_over(context, credentials, work)
