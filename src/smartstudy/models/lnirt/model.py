@@ -486,7 +486,9 @@ class LNIRT(LearnerModel):
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
     ``person_cov_``, ``person_n_``, ``item_prior_mean_``/``item_prior_sd_`` (on
-    ``log a, b, log alpha, beta``), ``time_df_`` (None: normal residuals), ``drift_``
+    ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
+    skills' difficulty centres and the items' spread around them; empty and None without
+    skills), ``time_df_`` (None: normal residuals), ``drift_``
     (per-response variances of theta and tau), ``n_iter_``, ``converged_``, ``objective_`` and
     ``times_fitted_`` (False for an accuracy-only fit on data without times: time columns of
     its predictions are NaN, see the module docstring).
