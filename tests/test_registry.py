@@ -58,7 +58,9 @@ def _history(context, n_users: int = 14, per_user: int = 12, seed: int = 0) -> l
             for k in range(per_user):
                 difficulty = ("easy", "medium", "hard")[k % 3]
                 p = {"easy": 0.9, "medium": 0.6, "hard": 0.2}[difficulty]
-                at = start + timedelta(hours=u * per_user + k)
+                # Students take turns, so the end of training (the last training student's
+                # last task) falls in the last round, whoever is held out.
+                at = start + timedelta(hours=k * n_users + u)
                 session.add(
                     PracticeTask(
                         user_id=user.id,
