@@ -11,6 +11,7 @@ import pytest
 from smartstudy.eval.metrics import (
     accuracy,
     auc,
+    calibrated_ece,
     correctness_metrics,
     expected_calibration_error,
     interval_coverage,
@@ -92,6 +93,35 @@ def test_ece_zero_when_calibrated_and_validates_bins():
     assert expected_calibration_error([0, 1, 0, 1], [0.5] * 4) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error([0, 1], [0.5, 0.5], n_bins=0)
+
+
+def test_calibrated_ece_is_the_sampling_noise_of_a_calibrated_model():
+    # Certain predictions draw their own outcomes: no noise at all.
+    assert calibrated_ece([0.0, 1.0, 1.0, 0.0]) == (0.0, 0.0)
+    # One bin at p = 0.5: the ECE is |mean(y) - 0.5|, whose mean is sqrt(0.25 / n) sqrt(2 / pi).
+    for n in (100, 2500):
+        mean, p95 = calibrated_ece(np.full(n, 0.5), draws=4000)
+        assert mean == pytest.approx(0.5 * math.sqrt(2 / (math.pi * n)), rel=0.08)
+        assert p95 > mean
+    # Spread predictions: the noise shrinks with the number of tasks, about as 1/sqrt(n).
+    rng = np.random.default_rng(1)
+    small, _ = calibrated_ece(rng.uniform(0.1, 0.9, 400))
+    large, _ = calibrated_ece(rng.uniform(0.1, 0.9, 10_000))
+    assert small / large == pytest.approx(5.0, rel=0.25)
+    # The same seed gives the same answer; a miscalibrated model's ECE is far above it.
+    p = rng.uniform(0.1, 0.9, 2000)
+    assert calibrated_ece(p, seed=3) == calibrated_ece(p, seed=3)
+    y = (rng.uniform(size=2000) < np.clip(p + 0.1, 0, 1)).astype(float)
+    assert expected_calibration_error(y, p) > calibrated_ece(p)[1]
+
+
+@pytest.mark.parametrize(
+    ("p", "kwargs", "message"),
+    [([], {}, "non-empty"), ([0.5, 1.2], {}, "in \\[0, 1\\]"), ([0.5], {"draws": 0}, "draws")],
+)
+def test_calibrated_ece_rejects_bad_input(p, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        calibrated_ece(p, **kwargs)
 
 
 # -- time metrics ----------------------------------------------------------------------

@@ -113,6 +113,34 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> 
     return float(np.sum(np.abs(sum_y - sum_p)) / len(y_arr))
 
 
+def calibrated_ece(
+    p: ArrayLike, n_bins: int = 10, draws: int = 500, seed: int = 0
+) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model would show on these predictions: mean and 95th
+    percentile over ``draws`` outcome vectors drawn from ``p`` itself (each outcome 1 with
+    its own predicted chance).
+
+    ECE is never 0 on finite data: with a few thousand predictions its sampling noise alone
+    is about 0.02. An observed ECE near this mean is noise; one above the percentile is
+    miscalibration.
+    """
+    p_arr = _as_1d(p, "p")
+    if len(p_arr) == 0 or np.any(~np.isfinite(p_arr) | (p_arr < 0) | (p_arr > 1)):
+        raise ValueError("`p` must be a non-empty array of probabilities in [0, 1]")
+    if int(draws) != draws or draws < 1:
+        raise ValueError(f"`draws` must be a positive integer, got {draws!r}")
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [
+            expected_calibration_error(
+                (rng.uniform(size=len(p_arr)) < p_arr).astype(float), p_arr, n_bins
+            )
+            for _ in range(int(draws))
+        ]
+    )
+    return float(values.mean()), float(np.quantile(values, 0.95))
+
+
 def _check_times(actual_s: ArrayLike, **predicted: ArrayLike) -> tuple[np.ndarray, ...]:
     """Validate times; return the rows with a known actual time (actual first).
 

@@ -371,6 +371,8 @@ def _metrics(rows: pd.DataFrame, pred: pd.DataFrame) -> dict[str, Any]:
             "log_loss": nan,
             "auc": nan,
             "ece": nan,
+            "ece_calibrated": nan,
+            "ece_calibrated_p95": nan,
             "rmse_log_time": nan,
             "coverage80": nan,
         }
@@ -384,11 +386,15 @@ def _metrics(rows: pd.DataFrame, pred: pd.DataFrame) -> dict[str, Any]:
         np.where(timed, pred[c].to_numpy(dtype=float), 1.0)
         for c in ("time_median_s", "time_p10_s", "time_p90_s")
     )
+    # What a calibrated model's ECE would be on these predictions (sampling noise alone).
+    noise, noise_p95 = metrics.calibrated_ece(p)
     return {
         "n": len(y),
         "log_loss": metrics.log_loss(y, p),
         "auc": metrics.auc(y, p),
         "ece": metrics.expected_calibration_error(y, p),
+        "ece_calibrated": noise,
+        "ece_calibrated_p95": noise_p95,
         "rmse_log_time": metrics.rmse_log_time(actual, med),
         "coverage80": metrics.interval_coverage(actual, p10, p90),
         "time_n": int(timed.sum()),
@@ -439,7 +445,8 @@ class ReplayReport:
             + (f" (at most {cap} per learner)" if cap else "")
             + f", retraining every {n['retrain_every']} completions",
             caption=f"{MAPPING}. {RUNNER}. A family alone is scored where it answered; "
-            "'ref. same' is the reference's log loss on those tasks.",
+            "'ref. same' is the reference's log loss on those tasks; 'ECE if calibrated' is "
+            "the mean ECE of outcomes drawn from the predictions themselves (noise alone).",
         )
         for column in (
             "configuration",
@@ -449,6 +456,7 @@ class ReplayReport:
             "ref. same",
             "AUC",
             "ECE",
+            "ECE if calibrated",
             "RMSE log t",
             "cov. 80%",
             "swing p95",
@@ -471,6 +479,7 @@ class ReplayReport:
                     _fmt(result["reference_log_loss_same_rows"][part]),
                     _fmt(m["auc"]),
                     _fmt(m["ece"]),
+                    _fmt(m["ece_calibrated"]),
                     _fmt(m["rmse_log_time"]),
                     _fmt(m["coverage80"]),
                     _fmt(result["swing_p95"]) if first else "",
