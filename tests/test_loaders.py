@@ -5,8 +5,6 @@ Counts are the ones stated in ``shared/datasets/<name>/README.md``.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,14 +60,6 @@ def test_schema_dtypes_and_sorting(frames, name):
     assert np.all(np.diff(df["order"].to_numpy())[same_user] > 0)
     assert df.attrs["dataset"] == name
     validate_interactions(df)  # the shared schema accepts it as is
-
-
-@pytest.mark.parametrize("name", DATASETS)
-def test_loading_is_fast(name):
-    _data_dir_or_skip()
-    start = time.perf_counter()
-    load_dataset(name)
-    assert time.perf_counter() - start < 2.0
 
 
 # -- per data set counts and rules ------------------------------------------------------
