@@ -186,7 +186,7 @@ def crawl(page, axe_source: str, base: str, who: str) -> list[str]:
 MIN_LEGENDS = {"student": 10, "admin": 1, "anonymous": 0}
 
 
-# One case per visitor, so that test processes share the crawl.
+# One case per visitor, so that two test processes can crawl at once.
 @pytest.mark.parametrize("who", list(MIN_LEGENDS))
 def test_every_page_is_accessible_and_fits_a_phone(new_page, server, axe_source, who):
     problems: list[str] = []
