@@ -96,17 +96,26 @@ def rmse(y: ArrayLike, p: ArrayLike) -> float:
     return float(np.sqrt(np.mean((y_arr - p_arr) ** 2)))
 
 
+def _check_n_bins(n_bins: int) -> int:
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"`n_bins` must be a positive integer, got {n_bins!r}")
+    return int(n_bins)
+
+
+def _calibration_bins(p_arr: np.ndarray, n_bins: int) -> np.ndarray:
+    """The bin of each prediction: ``k/n <= p < (k+1)/n``, ``p == 1`` in the last bin."""
+    return np.minimum((p_arr * n_bins).astype(np.int64), n_bins - 1)
+
+
 def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
     """ECE over ``n_bins`` equal-width bins of ``p`` on [0, 1], weighted by bin size.
 
     A bin holds ``k/n <= p < (k+1)/n``; ``p == 1`` goes into the last bin. Empty bins add
     nothing.
     """
-    if int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"`n_bins` must be a positive integer, got {n_bins!r}")
-    n_bins = int(n_bins)
+    n_bins = _check_n_bins(n_bins)
     y_arr, p_arr = _check_outcomes(y, p)
-    bins = np.minimum((p_arr * n_bins).astype(np.int64), n_bins - 1)
+    bins = _calibration_bins(p_arr, n_bins)
     sum_p = np.bincount(bins, weights=p_arr, minlength=n_bins)
     sum_y = np.bincount(bins, weights=y_arr, minlength=n_bins)
     # |mean(y) - mean(p)| weighted by n_b / N equals |sum y - sum p| / N per bin.
@@ -129,15 +138,16 @@ def calibrated_ece(
         raise ValueError("`p` must be a non-empty array of probabilities in [0, 1]")
     if int(draws) != draws or draws < 1:
         raise ValueError(f"`draws` must be a positive integer, got {draws!r}")
+    n_bins = _check_n_bins(n_bins)
+    # The bins and their sums of p are the same in every draw: only the outcomes change.
+    bins = _calibration_bins(p_arr, n_bins)
+    sum_p = np.bincount(bins, weights=p_arr, minlength=n_bins)
     rng = np.random.default_rng(seed)
-    values = np.array(
-        [
-            expected_calibration_error(
-                (rng.uniform(size=len(p_arr)) < p_arr).astype(float), p_arr, n_bins
-            )
-            for _ in range(int(draws))
-        ]
-    )
+    values = np.empty(int(draws))
+    for k in range(int(draws)):
+        outcomes = (rng.uniform(size=len(p_arr)) < p_arr).astype(float)
+        sum_y = np.bincount(bins, weights=outcomes, minlength=n_bins)
+        values[k] = np.sum(np.abs(sum_y - sum_p)) / len(p_arr)
     return float(values.mean()), float(np.quantile(values, 0.95))
 
 
