@@ -486,8 +486,9 @@ class ServingOut(BaseModel):
         "there, the last family's on the same rows, and the difference (advantage); and "
         "under calibration, per family and kind, the live gain of its fitted calibration "
         "over its uncalibrated predictions: p_gain, the drop in log loss (with its standard "
-        "error), and coverage_raw and coverage_calibrated, the share of times within the 80% "
-        "ranges.",
+        "error); coverage_raw and coverage_served, the share of live times within the 80% "
+        "ranges uncalibrated and as served; and live_time_shift and live_interval_scale, "
+        "the time calibration fitted on live_time_rows live times (served from 100 on).",
     )
 
 

@@ -156,10 +156,10 @@ class Prediction:
     #: With ``predict(..., candidates=True)``: what every family that could answer would
     #: have served (calibrated as it would be), ``{name: (p, median, p10, p90)}``.
     candidates: dict[str, Values] | None = None
-    #: For each family asked whose fitted calibration is not the identity: its prediction
-    #: uncalibrated and with the whole fitted calibration, ``{name: (raw, calibrated)}``,
-    #: whichever parts were served, so that the calibration is scored live
-    #: (``registry.live_scores``).
+    #: For each family asked whose fitted or served calibration is not the identity: its
+    #: prediction uncalibrated and with the whole fitted calibration, ``{name: (raw,
+    #: calibrated)}``, whichever parts were served, so that the calibration is scored and
+    #: the time ranges refitted live (``registry.live_scores``).
     variants: dict[str, tuple[Values, Values]] = field(default_factory=dict)
 
     def family_predictions(self) -> dict[str, Any] | None:
@@ -474,7 +474,7 @@ class PredictionService:
         fitted, serving = policy.calibrators(name, served.version_id, kind)
         p, median, p10, p90 = _calibrated(serving, raw)
         variants: dict[str, tuple[Values, Values]] = {}
-        if not fitted.is_identity:
+        if not (fitted.is_identity and serving.is_identity):
             as_fitted = (p, median, p10, p90) if serving is fitted else _calibrated(fitted, raw)
             variants[name] = (raw, as_fitted)
         prediction = Prediction(

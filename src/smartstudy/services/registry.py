@@ -26,7 +26,9 @@ the other, it did better than none. The scores and calibrators are stored with t
 (``metrics["serving"]``), with the live scores of the newest completed tasks
 (``live_scores``). Per kind of request (``ServingPolicy``), a family answers before the
 chain's last one only once it beat it live; a family's probability calibration is withheld
-once it did worse live than none.
+once it did worse live than none; and once a family has ``LIVE_MIN_ROWS`` timed live tasks,
+its 80% time ranges are calibrated on them instead of on held-out students (split-conformal
+on the uncalibrated ranges it served, ``_live_calibration``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import logging
 import math
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +55,7 @@ from smartstudy.eval.metrics import (
     rmse_log_time,
 )
 from smartstudy.models.base import ArtifactError, LearnerModel
-from smartstudy.services.calibration import COVERAGE, Calibrator, fit_calibrator
+from smartstudy.services.calibration import COVERAGE, Calibrator, fit_calibrator, fit_time
 from smartstudy.services.errors import CannotPredictError, ConflictError, NotFoundError
 from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter
 
@@ -463,45 +465,67 @@ def live_scores(
 def _live_calibration(
     rows: Sequence[Any], chain: tuple[str, ...], y: np.ndarray, kind: np.ndarray
 ) -> dict[str, Any]:
-    """How each family's fitted calibration did live against its uncalibrated predictions,
-    on the same tasks (those that stored both, ``Prediction.variants``), per kind:
-    ``p_gain``, the mean drop in log loss (positive: the calibration helped), with its
-    standard error; and, shown but not acted on, the share of actual times within the 80%
-    ranges without and with the calibration (``coverage_raw``, ``coverage_calibrated``)."""
+    """How each family's calibration did live, per kind, and its time ranges refitted live.
+
+    - ``p_gain``: the mean drop in log loss of the fitted probability calibration over the
+      uncalibrated predictions (positive: it helped), with its standard error, on the tasks
+      that stored both (``Prediction.variants``) and where the two differ.
+    - ``coverage_raw``, ``coverage_served``: the share of the actual times within the 80%
+      ranges without calibration and as served, on the ``live_time_rows`` timed tasks.
+    - ``live_time_shift``, ``live_interval_scale``: the time calibration
+      (``calibration.fit_time``: the median shift and the split-conformal scale) fitted on
+      the live times against the uncalibrated ranges. Held-out students are scored by
+      versions fitted on later rows too, so their ranges are too narrow live (the replay
+      held 76% of cognitive_tutor's times in its 80% ranges with them); live ranges were
+      made before each outcome existed, by the versions then serving.
+    """
     rt = np.array([np.nan if r[2] is None else float(r[2]) for r in rows], dtype=float)
     out: dict[str, Any] = {}
     for name in chain:
+        served = _live_values(rows, "families", name)
         raw = _live_values(rows, "uncalibrated", name)
         cal = _live_values(rows, "calibrated", name)
-        has = np.isfinite(raw).all(axis=1) & np.isfinite(cal).all(axis=1)
-        if not has.any():
+        # A task stores the uncalibrated prediction whenever what it served differs from it.
+        stored = np.isfinite(raw).all(axis=1)
+        raw[~stored] = served[~stored]
+        has = stored & np.isfinite(cal).all(axis=1)
+        timed = np.isfinite(raw).all(axis=1) & np.isfinite(rt) & (rt > 0)
+        if not (has.any() or timed.any()):
             continue
         p_gain = np.where(has, _row_losses(y, raw[:, 0]) - _row_losses(y, cal[:, 0]), np.nan)
-        timed = has & np.isfinite(rt) & (rt > 0)
+        p_gain[raw[:, 0] == cal[:, 0]] = np.nan
         out[name] = {
-            part: {**_mean_se(p_gain, mask, "p_gain"), **_coverages(rt, raw, cal, timed & mask)}
+            part: {
+                **_mean_se(p_gain, mask, "p_gain"),
+                **_live_time(rt, raw, served, timed & mask),
+            }
             for part, mask in (
-                ("all", has),
-                ("cold", has & (kind == "cold")),
-                ("warm", has & (kind == "warm")),
+                ("all", np.ones(len(rows), dtype=bool)),
+                ("cold", kind == "cold"),
+                ("warm", kind == "warm"),
             )
         }
     return out
 
 
-def _coverages(rt: np.ndarray, raw: np.ndarray, cal: np.ndarray, mask: np.ndarray) -> dict:
-    """The share of the times of ``mask`` within the 80% ranges, uncalibrated and
-    calibrated."""
+def _live_time(rt: np.ndarray, raw: np.ndarray, served: np.ndarray, mask: np.ndarray) -> dict:
+    """The time calibration fitted on the timed tasks of ``mask`` against the uncalibrated
+    ranges ``raw``, and the share of those times within the uncalibrated and the served
+    ranges."""
     n = int(mask.sum())
     if n == 0:
-        return {"time_rows": 0}
-    shares = [
-        float(np.mean((rt[mask] >= v[mask, 2]) & (rt[mask] <= v[mask, 3]))) for v in (raw, cal)
-    ]
+        return {"live_time_rows": 0}
+    t = rt[mask]
+    shift, scale = fit_time(t, raw[mask, 1], raw[mask, 2], raw[mask, 3])
+    raw_share, served_share = (
+        float(np.mean((t >= v[mask, 2]) & (t <= v[mask, 3]))) for v in (raw, served)
+    )
     return {
-        "time_rows": n,
-        "coverage_raw": round(shares[0], 6),
-        "coverage_calibrated": round(shares[1], 6),
+        "live_time_rows": n,
+        "live_time_shift": round(shift, 6),
+        "live_interval_scale": round(scale, 6),
+        "coverage_raw": round(raw_share, 6),
+        "coverage_served": round(served_share, 6),
     }
 
 
@@ -643,13 +667,37 @@ class ServingPolicy:
         return self.calibrators(name, version_id, kind)[1]
 
     def calibrators(self, name: str, version_id: Any, kind: str) -> tuple[Calibrator, Calibrator]:
-        """(fitted, served): the calibration fitted for ``name``'s version ``version_id``
-        and ``kind`` (``fitted_calibrator``), and the one served, which lacks its
-        probability part where that did worse live than none (``probability_holds_live``)."""
+        """(fitted, served): the calibration fitted on held-out students for ``name``'s
+        version ``version_id`` and ``kind`` (``fitted_calibrator``), and the one served. The
+        served one lacks the probability part where that did worse live than none
+        (``probability_holds_live``), and takes its time part from the live tasks once
+        there are enough of them (``live_time``)."""
         fitted = self.fitted_calibrator(name, version_id, kind)
-        if fitted.is_identity or self.probability_holds_live(name, kind):
-            return fitted, fitted
-        return fitted, fitted.restricted(probability=False, times=True)
+        served = fitted
+        if not fitted.is_identity and not self.probability_holds_live(name, kind):
+            served = fitted.restricted(probability=False, times=True)
+        live = self.live_time(name, kind)
+        if live is not None:
+            served = replace(served, time_shift=live[0], interval_scale=live[1])
+        return fitted, served
+
+    def live_time(self, name: str, kind: str) -> tuple[float, float] | None:
+        """(median shift, interval scale) of ``name``'s time ranges fitted on its timed live
+        tasks of ``kind`` (``_live_calibration``) once there are ``LIVE_MIN_ROWS`` of them,
+        else on all its timed live tasks once there are that many; None before (the
+        held-out calibration serves)."""
+        record = ((self.live or {}).get("calibration") or {}).get(name) or {}
+        for part in (kind, "all"):
+            fit = record.get(part) or {}
+            if fit.get("live_time_rows", 0) < LIVE_MIN_ROWS:
+                continue
+            try:
+                shift, scale = float(fit["live_time_shift"]), float(fit["live_interval_scale"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(shift) and math.isfinite(scale) and scale > 0:
+                return shift, scale
+        return None
 
     def fitted_calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
         """The calibration fitted on held-out students for ``name``'s version
@@ -666,8 +714,8 @@ class ServingPolicy:
         students see. It is withheld once it did worse live than the uncalibrated
         probabilities (``live_scores``: mean log-loss gain below 0) on ``LIVE_MIN_ROWS``
         tasks of ``kind``, else of all kinds; with fewer, it serves as fitted. (The time
-        part is not judged this way: a coverage measured on a few hundred tasks is too
-        noisy to choose between two ranges; its live coverage is shown.)"""
+        part is not chosen this way, between two ranges by their live coverage, which a few
+        hundred tasks measure too noisily: it is refitted on the live times, ``live_time``.)"""
         record = ((self.live or {}).get("calibration") or {}).get(name) or {}
         for part in (kind, "all"):
             scored = record.get(part) or {}
