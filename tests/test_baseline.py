@@ -345,6 +345,105 @@ def test_user_prior_strength_is_learned_from_the_spread_of_abilities() -> None:
     assert Baseline.from_bytes(spread.to_bytes())._user_priors() == spread._user_priors()
 
 
+def _three_pl_cohort(floor: float, users: int, seed: int, per_user: int = 20) -> pd.DataFrame:
+    """Multiple-choice-like answers: ``floor + (1 - floor) sigmoid(ability - difficulty)``,
+    abilities N(0, 1.5), 12 items of one skill with difficulties from -1.5 to 2."""
+    rng = np.random.default_rng(seed)
+    ability = rng.normal(0.0, 1.5, users)
+    difficulty = np.linspace(-1.5, 2.0, 12)
+    rows = []
+    for u in range(users):
+        for t in range(per_user):
+            i = int(rng.integers(len(difficulty)))
+            p = floor + (1 - floor) * _sigmoid(ability[u] - difficulty[i])
+            rows.append((f"s{seed}u{u}", f"i{i}", "A", float(rng.random() < p), 30.0, t))
+    return pd.DataFrame(
+        rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    )
+
+
+def _log_loss(model: Baseline, test: pd.DataFrame) -> float:
+    p = model.predict(test)["p_correct"].to_numpy()
+    y = test["correct"].to_numpy(dtype=float)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def test_guessing_floor_is_learned_where_students_guess_and_only_there() -> None:
+    """Four-option answers have a floor near 0.25: it is learned, and new students are
+    predicted better one step ahead with it; answers without a floor learn none."""
+    guessing = Baseline().fit(_three_pl_cohort(0.25, 300, seed=1))
+    assert 0.15 <= guessing.guess_floor_ <= 0.35
+    without = Baseline(learn_guess_floor=False).fit(_three_pl_cohort(0.25, 300, seed=1))
+    assert without.guess_floor_ == 0.0
+    test = _three_pl_cohort(0.25, 200, seed=2)
+    assert _log_loss(guessing, test) < _log_loss(without, test) - 0.002
+    # The same students answering without luck: no floor.
+    assert Baseline().fit(_three_pl_cohort(0.0, 300, seed=1)).guess_floor_ <= 0.05
+    # Too few students to learn from: the constructor's floor is kept.
+    assert Baseline(guess_floor=0.1).fit(_three_pl_cohort(0.25, 5, seed=1)).guess_floor_ == 0.1
+
+
+def test_guessing_floor_keeps_population_rates_and_the_direction_of_evidence() -> None:
+    model = Baseline().fit(_three_pl_cohort(0.25, 300, seed=1))
+    assert model.guess_floor_ > 0
+    plain = Baseline(user_prior_precision=None).fit(_three_pl_cohort(0.25, 300, seed=1))
+    for item in ("i0", "i6", "i11"):
+        # A student with no record gets the item's rate itself.
+        assert model.predict_one("new", item, "A")["p_correct"] == pytest.approx(
+            plain.predict_one("new", item, "A")["p_correct"], abs=1e-12
+        )
+        # A student who failed everything stays above the floor (or half the rate).
+        history = pd.DataFrame(
+            {
+                "user_id": "weak",
+                "item_id": [f"i{k % 12}" for k in range(30)] + [item],
+                "skill_id": "A",
+                "correct": [0.0] * 30 + [np.nan],
+                "order": range(31),
+            }
+        )
+        p_item = plain.predict_one("new", item, "A")["p_correct"]
+        p_weak = model.predict(history)["p_correct"].iloc[-1]
+        assert min(model.guess_floor_, p_item / 2) < p_weak < p_item
+    # Correct answers never lower the next prediction, wrong ones never raise it.
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        answers = rng.integers(0, 2, 8).astype(float)
+        frame = pd.DataFrame(
+            {
+                "user_id": "probe",
+                "item_id": [f"i{k}" for k in rng.integers(0, 12, 9)],
+                "skill_id": "A",
+                "correct": [*answers, np.nan],
+                "order": range(9),
+            }
+        )
+        p = model.predict(frame)["p_correct"].to_numpy()
+        flipped = frame.assign(correct=[*answers[:-1], 1.0 - answers[-1], np.nan])
+        q = model.predict(flipped)["p_correct"].to_numpy()
+        assert (q[-1] - p[-1]) * (1 - 2 * answers[-1]) > 0
+
+
+def test_guessing_floor_is_saved_and_validated() -> None:
+    model = Baseline().fit(_three_pl_cohort(0.25, 300, seed=1))
+    clone = Baseline.from_bytes(model.to_bytes())
+    assert clone.guess_floor_ == model.guess_floor_ > 0
+    assert clone.predict_one("s1u3", "i4", "A") == model.predict_one("s1u3", "i4", "A")
+    # A state stored before the floor was learned has none.
+    state = model._get_state()
+    del state["guess_floor"]
+    old = Baseline()
+    old._set_state(state)
+    assert old.guess_floor_ == 0.0
+    for bad in (-0.1, 0.5, math.nan, "x", True):
+        with pytest.raises(ValueError, match="guess_floor"):
+            Baseline()._set_state({**model._get_state(), "guess_floor": bad})
+        with pytest.raises(ValueError, match="guess_floor"):
+            Baseline(guess_floor=bad).fit(TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="learn_guess_floor"):
+        Baseline(learn_guess_floor="yes").fit(TINY)  # type: ignore[arg-type]
+
+
 def test_personalisation_reacts_to_history() -> None:
     model = _tiny_model()
     history = pd.DataFrame(

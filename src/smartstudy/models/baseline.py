@@ -12,7 +12,7 @@ What it is
 Why
     It is the transparent reference point that every other model (LNIRT, BKT, neural) must
     beat, and the last link of the serving chain: it has no iterative fitting that can fail,
-    fits ~300k rows in a fraction of a second, keeps a constant-size state per user, item
+    fits ~300k rows in under two seconds, keeps a constant-size state per user, item
     and skill (``update`` is O(1)), and always answers, for unknown users and items too.
 
 Everything is a sufficient statistic (counts and sums), so ``fit`` is a handful of
@@ -20,6 +20,18 @@ Everything is a sufficient statistic (counts and sums), so ``fit`` is a handful 
 ``fit`` would, so fitting on ``n`` rows and updating with row ``n + 1`` gives exactly the
 item / skill / global statistics of fitting on all ``n + 1`` rows (for plausible times, which
 no winsorisation touches).
+
+Guessing floor
+    On multiple-choice items even a weak student answers right by luck, so a logit offset
+    that pushes a weak student's chance towards 0 overshoots. The user offset is therefore
+    applied above a floor ``c``: ``p = c_i + (1 - c_i) · sigmoid(logit(q) + delta)`` with
+    ``q = (p_item - c_i) / (1 - c_i)`` and ``c_i = min(c, p_item / 2)`` (an item solved
+    less than twice as often as the floor caps it at half its rate). With no offset
+    (``delta = 0``) this is ``p_item`` itself: the floor changes how far a student's own
+    record moves the prediction, never the population rate. ``fit`` learns ``c`` from
+    ``FLOOR_GRID`` by the same one-step-ahead replay of the training users as the prior
+    strength (3PL's lower asymptote, Birnbaum 1968, as one global number): MaRs-IB's
+    four-option puzzles get about 0.2, step-by-step tutor data 0.
 
 Robust time statistics
     Times follow the plausibility rule of ``models.base`` (below 1 s counts as 1 s). Each log
@@ -46,7 +58,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -85,6 +97,8 @@ MIN_LOG_TIME_VAR = 1e-4
 # offset) that ``fit`` chooses from: 1/8 to 32 in steps of a fourth of a doubling, fine
 # enough that refits on growing data move the choice gradually, not in jumps of 2x.
 PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
+# Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
+FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
 PRIOR_MIN_USERS = 20
 PRIOR_MIN_ROWS = 200
 # The learned interval scale: pseudo-rows of its zero-log prior and the range it may take.
@@ -99,8 +113,9 @@ SCALE_BOUNDS = (0.5, 3.0)
 # time, sum of log-times, sum of squared log-times.
 _N, _S, _TN, _TSUM, _TSQ = range(5)
 _N_STATS = 5
-# Columns of the per-user statistics: sum of residuals y - p, sum of p(1 - p) (the Fisher
-# information of the logit offset at zero), sum of log-time residuals, attempts with a time.
+# Columns of the per-user statistics: sums of the score and of the Fisher information of the
+# logit offset at zero (y - p and p(1 - p) without a guessing floor, ``_user_contributions``),
+# sum of log-time residuals, attempts with a time.
 _U_RES, _U_INFO, _U_TRES, _U_TN = range(4)
 _N_USER_STATS = 4
 # Key of a (user, item) pair in ``pair_timed_``: user index * _PAIR_BASE + item index.
@@ -143,6 +158,13 @@ class Baseline(LearnerModel):
         student's first answers move their prediction is what the population's own spread
         of abilities justifies, not a hand-set constant. Needs ``PRIOR_MIN_USERS`` users and
         ``PRIOR_MIN_ROWS`` rows; below that the constructor's values are kept.
+    guess_floor:
+        Lower asymptote of a student's chance on an item, in [0, 0.5) (see "Guessing floor"
+        in the module docstring); 0 is a plain logit offset. With ``learn_guess_floor`` it is
+        only the starting value, kept while the data are too few to learn from.
+    learn_guess_floor:
+        Learn the floor from the training data with the user priors (``FLOOR_GRID``); needs
+        the same data as ``learn_user_prior``, and user offsets (``user_prior_precision``).
     learn_interval_scale:
         Widen or narrow the 80 % time interval by a factor learned in ``fit`` from the
         one-step-ahead residuals of the training rows, so that it holds 80 % of them (see
@@ -161,6 +183,8 @@ class Baseline(LearnerModel):
         k_user_time: float | None = 5.0,
         learn_user_prior: bool = True,
         learn_interval_scale: bool = True,
+        guess_floor: float = 0.0,
+        learn_guess_floor: bool = True,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -168,10 +192,12 @@ class Baseline(LearnerModel):
         self.k_user_time = k_user_time
         self.learn_user_prior = learn_user_prior
         self.learn_interval_scale = learn_interval_scale
+        self.guess_floor = guess_floor
+        self.learn_guess_floor = learn_guess_floor
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("learn_user_prior", "learn_interval_scale"):
+        for name in ("learn_user_prior", "learn_interval_scale", "learn_guess_floor"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -183,6 +209,8 @@ class Baseline(LearnerModel):
             value = getattr(self, name)
             if value is not None and not _is_positive_number(value):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
+        if not _is_floor(self.guess_floor):
+            raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> Self:
@@ -243,13 +271,16 @@ class Baseline(LearnerModel):
         p_loo, mu_loo, var_loo = self._levels(
             before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
-        user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo)
-        self.user_stats_ = with_capacity(grouped_sums(user_codes, user_contrib, n_users), n_users)
         self.user_precision_ = self.user_prior_precision
         self.user_time_k_ = self.k_user_time
+        self.guess_floor_ = float(self.guess_floor)
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
-        if self.learn_user_prior and enough:
-            self._learn_user_priors(data, y, p_loo, user_contrib)
+        if (self.learn_user_prior or self.learn_guess_floor) and enough:
+            self._learn_user_priors(
+                data, y, p_loo, lambda c: _user_contributions(y, p_loo, lt, has_t, mu_loo, c)
+            )
+        user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo, self.guess_floor_)
+        self.user_stats_ = with_capacity(grouped_sums(user_codes, user_contrib, n_users), n_users)
         self.interval_scale_ = 1.0
         if (
             self.learn_interval_scale
@@ -263,30 +294,67 @@ class Baseline(LearnerModel):
         return self
 
     def _learn_user_priors(
-        self, data: pd.DataFrame, y: np.ndarray, p_item: np.ndarray, contrib: np.ndarray
+        self,
+        data: pd.DataFrame,
+        y: np.ndarray,
+        p_item: np.ndarray,
+        contributions: Callable[[float], np.ndarray],
     ) -> None:
-        """Empirical Bayes for the two user priors: replay every training user's rows in
-        their own order, each predicted from the user's earlier rows only (against
-        leave-one-out item levels), and keep the strengths that predict best."""
+        """Empirical Bayes for the two user priors and the guessing floor: replay every
+        training user's rows in their own order, each predicted from the user's earlier rows
+        only (against leave-one-out item levels; ``contributions(floor)`` gives each row's
+        user statistics), and keep the values that predict best (those that
+        ``learn_user_prior`` and ``learn_guess_floor`` let it learn)."""
+        # Users' rows in their own order, each user's rows together.
         pos = sort_for_sequences(data)
-        codes = pd.factorize(data["user_id"].to_numpy(dtype=object)[pos])[0]
-        running = pd.DataFrame(contrib[pos]).groupby(codes, sort=False).cumsum()
-        earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
-        y, base = y[pos], logit(p_item[pos])
+        users = data["user_id"].to_numpy(dtype=object)[pos]
+        first = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        starts = np.repeat(first, np.diff(np.r_[first, len(users)]))
+        y, base = y[pos], p_item[pos]
+
+        def replayed(floor: float) -> tuple[np.ndarray, np.ndarray]:
+            """Each row's statistics and the sums of the same user's earlier rows."""
+            rows = contributions(floor)[pos]
+            before = np.cumsum(rows, axis=0) - rows
+            return rows, before - before[starts]
+
+        contrib, earlier = replayed(self.guess_floor_)
         if self.user_prior_precision is not None:
-            log_post = []
-            for precision in PRIOR_GRID:
-                p = sigmoid(base + earlier[:, _U_RES] / (earlier[:, _U_INFO] + precision))
-                p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
-                log_lik = float(np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
-                # A hyperprior centred on the starting value (sd: one doubling) keeps the
-                # choice steady while the training users have only a few answers each.
-                shift = math.log2(precision / self.user_prior_precision)
-                log_post.append(log_lik - 0.5 * shift * shift)
-            self.user_precision_ = PRIOR_GRID[int(np.argmax(log_post))]
-        timed = contrib[pos, _U_TN] > 0
+            start = self.user_prior_precision
+
+            def strength_scores(floor: float, earlier: np.ndarray) -> Callable[[float], float]:
+                """The replay's log-likelihood as a function of the prior strength, at
+                ``floor`` with the users' sums ``earlier``, plus a hyperprior centred on
+                the starting value (sd: one doubling) that keeps the choice steady while
+                the training users have only a few answers each."""
+                c = np.minimum(floor, base / 2.0)
+                z = logit((base - c) / (1.0 - c))
+                res, info = earlier[:, _U_RES], earlier[:, _U_INFO]
+
+                def log_post(precision: float) -> float:
+                    p = c + (1.0 - c) * sigmoid(z + res / (info + precision))
+                    p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
+                    log_lik = float(np.sum(np.log(np.where(y > 0, p, 1.0 - p))))
+                    shift = math.log2(precision / start)
+                    return log_lik - 0.5 * shift * shift
+
+                return log_post
+
+            precisions = PRIOR_GRID if self.learn_user_prior else (start,)
+            # Every floor with its best strength: the two trade off (a floor lets answers
+            # move a student further), so choosing one at a time can miss the best pair.
+            candidates = [(self.guess_floor_, earlier)]
+            if self.learn_guess_floor:
+                candidates = [(c, replayed(c)[1]) for c in FLOOR_GRID]
+            _, precision, floor = max(
+                (*_grid_argmax(precisions, strength_scores(c, sums)), c) for c, sums in candidates
+            )
+            self.user_precision_, self.guess_floor_ = precision, float(floor)
+        if not self.learn_user_prior:
+            return
+        timed = contrib[:, _U_TN] > 0
         if self.k_user_time is not None and self.user_prior_precision is not None and timed.any():
-            residual = contrib[pos, _U_TRES][timed]
+            residual = contrib[:, _U_TRES][timed]
             sums, counts = earlier[timed, _U_TRES], earlier[timed, _U_TN]
             errors = [float(np.mean((residual - sums / (counts + k)) ** 2)) for k in PRIOR_GRID]
             self.user_time_k_ = PRIOR_GRID[int(np.argmin(errors))]
@@ -431,7 +499,7 @@ class Baseline(LearnerModel):
         # Each user's offset state = fitted state + that user's EARLIER rows in `data`. The
         # exclusive running sums come from a per-user cumsum shifted by one row, so a row's
         # own outcome never reaches its prediction and users never touch each other's sums.
-        contrib = _user_contributions(y, p_item, lt, has_t, mu_item)
+        contrib = _user_contributions(y, p_item, lt, has_t, mu_item, self._guess_floor())
         codes = pd.factorize(users)[0]
         running = pd.DataFrame(contrib).groupby(codes, sort=False).cumsum()
         earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
@@ -449,7 +517,7 @@ class Baseline(LearnerModel):
         precision, time_k = self._user_priors()
         if precision is not None:
             delta = state[:, _U_RES] / (state[:, _U_INFO] + precision)
-            p = sigmoid(logit(p_item) + delta)
+            p = _above_floor(p_item, delta, self._guess_floor())
         p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
         mu = mu_item
         if time_k is not None and precision is not None:
@@ -497,6 +565,11 @@ class Baseline(LearnerModel):
             getattr(self, "user_time_k_", self.k_user_time),
         )
 
+    def _guess_floor(self) -> float:
+        """The guessing floor in use: learned by ``fit`` (or restored), else the
+        constructor's."""
+        return float(getattr(self, "guess_floor_", self.guess_floor))
+
     def _interval_scale(self) -> float:
         """The learned factor on the log-time sd (1 before any was learned)."""
         return float(getattr(self, "interval_scale_", 1.0))
@@ -520,7 +593,9 @@ class Baseline(LearnerModel):
         p_item, mu_item, _ = self._levels_for(np.array([item_i]), parent)
         item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
         lt = np.where(has_t, winsorise(lt, *self._band(item_row, self.global_stats_)), lt)
-        user_contrib = _user_contributions(np.array([y]), p_item, lt, has_t, mu_item)[0]
+        user_contrib = _user_contributions(
+            np.array([y]), p_item, lt, has_t, mu_item, self._guess_floor()
+        )[0]
 
         user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)
@@ -577,6 +652,7 @@ class Baseline(LearnerModel):
             ),
             "user_priors": list(self._user_priors()),
             "interval_scale": self._interval_scale(),
+            "guess_floor": self._guess_floor(),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -632,6 +708,11 @@ class Baseline(LearnerModel):
         if not _is_positive_number(scale):
             raise ValueError(f"interval_scale must be a positive finite number, got {scale!r}")
         self.interval_scale_ = float(scale)
+        # Versions stored before the floor was learned have none.
+        floor = state.get("guess_floor", 0.0)
+        if not _is_floor(floor):
+            raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
+        self.guess_floor_ = float(floor)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -740,18 +821,66 @@ def _shrink(
 
 
 def _user_contributions(
-    y: np.ndarray, p: np.ndarray, lt: np.ndarray, has_t: np.ndarray, mu: np.ndarray
+    y: np.ndarray, p: np.ndarray, lt: np.ndarray, has_t: np.ndarray, mu: np.ndarray, floor: float
 ) -> np.ndarray:
-    """Per-row additions to the user statistics; rows without an outcome add nothing."""
+    """Per-row additions to the user statistics; rows without an outcome add nothing.
+
+    The correctness columns are the score and the Fisher information of the user's logit
+    offset at 0 under the guessing floor (``_above_floor``): with ``c = min(floor, p / 2)``,
+    ``q = (p - c) / (1 - c)`` and the slope ``s = (1 - c) q (1 - q)`` of p in the offset,
+    the score is ``s (y - p) / (p (1 - p))`` and the information ``s² / (p (1 - p))``; with
+    no floor these are ``y - p`` and ``p (1 - p)``."""
     known = ~np.isnan(y)
     timed = known & has_t
+    if floor == 0.0:
+        score, info = y - p, p * (1.0 - p)
+    else:
+        c = np.minimum(floor, p / 2.0)
+        q = (p - c) / (1.0 - c)
+        slope = (1.0 - c) * q * (1.0 - q)
+        var = p * (1.0 - p)
+        score, info = slope * (y - p) / var, slope * slope / var
     return np.column_stack(
         [
-            np.where(known, y - p, 0.0),
-            np.where(known, p * (1.0 - p), 0.0),
+            np.where(known, score, 0.0),
+            np.where(known, info, 0.0),
             np.where(timed, lt - mu, 0.0),
             timed.astype(float),
         ]
+    )
+
+
+def _grid_argmax(grid: Sequence[float], score: Callable[[float], float]) -> tuple[float, float]:
+    """(best score, its value) over the ascending ``grid`` for a ``score`` with one peak:
+    every fourth value first, then the values within three of the best of those."""
+    scores: dict[int, float] = {}
+
+    def at(i: int) -> float:
+        if i not in scores:
+            scores[i] = score(grid[i])
+        return scores[i]
+
+    last = len(grid) - 1
+    best = max([*range(0, last, 4), last], key=at)
+    best = max(range(max(best - 3, 0), min(best + 4, last + 1)), key=at)
+    return scores[best], grid[best]
+
+
+def _above_floor(p_item: np.ndarray, delta: np.ndarray, floor: float) -> np.ndarray:
+    """``sigmoid(logit(p_item) + delta)`` applied above the guessing floor ``floor`` (the
+    module docstring): equal to ``p_item`` where ``delta`` is 0, increasing in ``delta``."""
+    if floor == 0.0:
+        return sigmoid(logit(p_item) + delta)
+    c = np.minimum(floor, p_item / 2.0)
+    return c + (1.0 - c) * sigmoid(logit((p_item - c) / (1.0 - c)) + delta)
+
+
+def _is_floor(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value < 0.5
     )
 
 
