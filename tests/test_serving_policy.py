@@ -726,13 +726,12 @@ def test_a_probability_calibration_that_did_worse_live_is_withheld():
     assert policy.calibrator("baseline", uuid.UUID(int=8), "warm").is_identity
 
 
-def _badly_calibrated_world(context):
-    """A warm student served through a calibration that states every chance far too low
-    and every 80% range far too narrow, and ``LIVE_MIN_ROWS`` + 10 tasks completed through
-    it; the live scores are stored with the calibration, as a training would."""
+def _world_served_through(context, fitted: dict):
+    """A warm student served through the held-out calibration ``fitted`` (for both kinds)
+    and ``LIVE_MIN_ROWS`` + 10 tasks completed through it: (warm user, topic, the stored
+    (family_predictions, time) of those tasks, the live scores)."""
     warm_user, _, topic_id = _two_family_world(context, {"baseline": Baseline})
-    bad = {"slope": 1.0, "intercept": -2.5, "time_shift": 0.0, "interval_scale": 0.25}
-    calibration = {kind: {**bad, "rows": 40} for kind in registry.KINDS}
+    calibration = {kind: {**fitted, "rows": 40} for kind in registry.KINDS}
     _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
     context.settings.retrain_every = 1_000_000
     _live_tasks(context, [warm_user], topic_id, registry.LIVE_MIN_ROWS + 10, time_spread=0.5)
@@ -744,6 +743,16 @@ def _badly_calibrated_world(context):
         ).all()
         live = registry.live_scores(session, context.predictor.chain)
     assert len(stored) == registry.LIVE_MIN_ROWS + 10
+    return warm_user, topic_id, stored, live
+
+
+def _badly_calibrated_world(context):
+    """A warm student served through a calibration that states every chance far too low
+    and every 80% range far too narrow, and ``LIVE_MIN_ROWS`` + 10 tasks completed through
+    it; the live scores are stored with the calibration, as a training would."""
+    bad = {"slope": 1.0, "intercept": -2.5, "time_shift": 0.0, "interval_scale": 0.25}
+    calibration = {kind: {**bad, "rows": 40} for kind in registry.KINDS}
+    warm_user, topic_id, stored, live = _world_served_through(context, bad)
     for s, _ in stored:
         raw, cal = s["uncalibrated"]["baseline"], s["calibrated"]["baseline"]
         # Served as fitted (nothing was measured live yet), and stored both ways.
@@ -784,6 +793,20 @@ def test_tasks_store_the_calibration_both_ways_and_a_failing_chance_stops_servin
     assert fitted[2] > served[2] and fitted[3] < served[3]
     # Still stored both ways, so the calibration can earn its place back.
     assert p.family_predictions()["calibrated"]["baseline"][0] == pytest.approx(fitted[0], abs=1e-6)
+
+
+def test_a_calibration_of_the_times_alone_is_not_scored_on_the_chance(context):
+    """Where the fitted calibration leaves the chance as it is, its tasks say nothing about
+    calibrating the chance: they are not counted in its live gain (which would otherwise
+    read 0 on every such task), while the time ranges are refitted on them."""
+    narrow = {"slope": 1.0, "intercept": 0.0, "time_shift": 0.0, "interval_scale": 0.25}
+    _, _, stored, live = _world_served_through(context, narrow)
+    for s, _ in stored:
+        assert s["uncalibrated"]["baseline"][0] == s["calibrated"]["baseline"][0]
+    gains = live["calibration"]["baseline"]["all"]
+    assert gains["p_gain_rows"] == 0 and gains["p_gain"] is None
+    assert gains["live_time_rows"] == registry.LIVE_MIN_ROWS + 10
+    assert gains["coverage_served"] < gains["coverage_raw"]
 
 
 def test_time_ranges_refitted_live_hold_80_percent_of_new_times(context):
