@@ -302,14 +302,18 @@ def test_user_offset_from_training_uses_the_predictions_before_each_row() -> Non
     assert model.predict_one("u1", "i3")["p_correct"] == pytest.approx(expected, abs=1e-9)
 
 
-def test_refit_equals_online_learning_for_every_user() -> None:
+@pytest.mark.parametrize("floor", [0.0, 0.2])
+def test_refit_equals_online_learning_for_every_user(floor: float) -> None:
     """Fitting on n rows then learning row n + 1 online predicts exactly as a refit on all
-    n + 1 rows: a new version never moves a student's prediction by itself."""
+    n + 1 rows: a new version never moves a student's prediction by itself (with a guessing
+    floor too, as long as the floor stays the same)."""
     rows = TINY.reset_index(drop=True)
-    online = Baseline(k_item=K_ITEM, k_skill=K_SKILL, learn_user_prior=False).fit(rows.iloc[:3])
+    params = {"k_item": K_ITEM, "k_skill": K_SKILL, "learn_user_prior": False}
+    params |= {"guess_floor": floor, "learn_guess_floor": False}
+    online = Baseline(**params).fit(rows.iloc[:3])
     for k in range(3, len(rows)):
         online.update(rows.iloc[k].to_dict())
-    refit = Baseline(k_item=K_ITEM, k_skill=K_SKILL, learn_user_prior=False).fit(rows)
+    refit = Baseline(**params).fit(rows)
     for user in rows["user_id"].unique():
         for item, skill in rows[["item_id", "skill_id"]].drop_duplicates().itertuples(index=False):
             a = online.predict_one(user, item, skill)["p_correct"]
