@@ -327,8 +327,8 @@ class Baseline(LearnerModel):
                 ``floor`` with the users' sums ``earlier``, plus a hyperprior centred on
                 the starting value (sd: one doubling) that keeps the choice steady while
                 the training users have only a few answers each."""
-                c = np.minimum(floor, base / 2.0)
-                z = logit((base - c) / (1.0 - c))
+                c, q = _floored(base, floor)
+                z = logit(q)
                 res, info = earlier[:, _U_RES], earlier[:, _U_INFO]
 
                 def log_post(precision: float) -> float:
@@ -835,8 +835,7 @@ def _user_contributions(
     if floor == 0.0:
         score, info = y - p, p * (1.0 - p)
     else:
-        c = np.minimum(floor, p / 2.0)
-        q = (p - c) / (1.0 - c)
+        c, q = _floored(p, floor)
         slope = (1.0 - c) * q * (1.0 - q)
         var = p * (1.0 - p)
         score, info = slope * (y - p) / var, slope * slope / var
@@ -871,8 +870,15 @@ def _above_floor(p_item: np.ndarray, delta: np.ndarray, floor: float) -> np.ndar
     module docstring): equal to ``p_item`` where ``delta`` is 0, increasing in ``delta``."""
     if floor == 0.0:
         return sigmoid(logit(p_item) + delta)
+    c, q = _floored(p_item, floor)
+    return c + (1.0 - c) * sigmoid(logit(q) + delta)
+
+
+def _floored(p_item: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(c', q): each row's floor ``min(floor, p_item / 2)`` and its chance above the floor,
+    ``(p_item - c') / (1 - c')``."""
     c = np.minimum(floor, p_item / 2.0)
-    return c + (1.0 - c) * sigmoid(logit((p_item - c) / (1.0 - c)) + delta)
+    return c, (p_item - c) / (1.0 - c)
 
 
 def _is_floor(value: Any) -> bool:
