@@ -154,6 +154,7 @@ def _good_params() -> dict:
     [
         ("a", np.array([1.0, 0.0]), "a must be > 0"),
         ("alpha", np.array([-1.0, 1.0]), "alpha must be > 0"),
+        ("alpha", np.array([2.0, 128.0]), "alpha=128.0 for item 1 is above 20"),
         ("b", np.array([np.nan, 1.0]), "b is not finite"),
         ("beta", np.array([4.0, np.inf]), "beta is not finite"),
         ("sigma_P", np.array([[1.0, 0.316], [0.316, 0.1]]), "correlation"),

@@ -15,7 +15,7 @@ from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.jobs import SyncRunner
 from smartstudy.models import base as base_module
 from smartstudy.models.base import PREDICTION_COLUMNS, LearnerModel
-from smartstudy.models.lnirt import LNIRT, TopicLNIRT
+from smartstudy.models.lnirt import LNIRT, DegenerateFitError, TopicLNIRT
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.errors import CannotPredictError
 from smartstudy.services.predictor import PredictionService
@@ -69,11 +69,13 @@ def test_bulk_user_predictions_match_their_history(quiet_context):
 
 
 def _history(context, user, topic, outcomes):
+    # Times that vary as real ones do (an LNIRT fit on times all alike is degenerate).
+    spread = np.exp(0.3 * np.random.default_rng(len(outcomes)).standard_normal(len(outcomes)))
     for i, correct in enumerate(outcomes):
         with context.sessions() as session:
             difficulty = ("easy", "medium", "hard")[i % 3]
             task = tasks.create_task(session, context.predictor, user, topic.id, difficulty)
-            seconds = (60.0, 200.0, 450.0)[i % 3] * (1.3 if correct else 1.6)
+            seconds = (60.0, 200.0, 450.0)[i % 3] * (1.3 if correct else 1.6) * spread[i]
             tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, seconds)
 
 
@@ -194,6 +196,49 @@ def topic_model() -> TopicLNIRT:
     assert set(model.models_) == {"Calculus", "Mechanics", "Microeconomics"}
     assert "Waves" in model.skipped_
     return model
+
+
+def _one_or_two_answers(persons: int, seed: int) -> pd.DataFrame:
+    """A topic where each person answers one or two of three items, with times."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(persons):
+        tau = rng.normal(0.0, 0.4)
+        for k in range(int(rng.integers(1, 3))):
+            seconds = float(np.exp(3.0 - tau + 0.5 * rng.normal()))
+            rows.append(
+                (f"p{u}", f"T:{rng.integers(3)}", "T", float(rng.random() < 0.6), seconds, k)
+            )
+    return pd.DataFrame(
+        rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    )
+
+
+def test_a_topic_without_enough_repeated_times_gets_no_lnirt() -> None:
+    """Only a person's second and later times show how their times vary around their own
+    speed. Eleven persons with one or two answers each (under 10 repeats) let the fit put the
+    whole spread into the speeds (a residual sd near 0 instead of 0.5): skipped. Thirty such
+    persons fit, with a plausible spread."""
+    few = _one_or_two_answers(11, seed=5)
+    repeats = len(few) - few["user_id"].nunique()
+    assert len(few) >= 10 and repeats < 10
+    # The fit that the rule avoids states times to within a few percent, or is degenerate.
+    try:
+        sharpest = LNIRT().fit(few).alpha_.max()
+    except DegenerateFitError:
+        sharpest = math.inf
+    assert sharpest > 10
+    model = TopicLNIRT().fit(few)
+    assert model.models_ == {}
+    assert f"{repeats} repeated timed answers, fewer than 10" in model.skipped_["T"]
+    enough = _one_or_two_answers(30, seed=5)
+    assert len(enough) - enough["user_id"].nunique() >= 10
+    fitted = TopicLNIRT().fit(enough)
+    assert set(fitted.models_) == {"T"}
+    assert fitted.models_["T"].alpha_.max() < 10
+    # Without any time, the accuracy-only LNIRT is still fitted (it serves no prediction).
+    untimed = TopicLNIRT().fit(few.assign(rt_seconds=np.nan))
+    assert untimed.accuracy_only_ == ["T"]
 
 
 def test_topic_predict_one_equals_predict(topic_model: TopicLNIRT) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import select
@@ -66,8 +67,12 @@ def test_lnirt_answers_once_a_topic_has_data(sync_context):
     context, user, topic = sync_context
     first = _do(context, user, topic)
     assert first.model_name == "baseline"  # no topic has an LNIRT yet
-    for i in range(12):
-        _do(context, user, topic, ("easy", "medium", "hard")[i % 3], correct=i % 2 == 0)
+    # Times that vary as real ones do (an LNIRT fit on times all alike is degenerate), and
+    # a training (every 5 completions) after the 10 repeated times a topic's LNIRT needs.
+    spread = np.exp(0.4 * np.random.default_rng(0).standard_normal(14))
+    for i in range(14):
+        difficulty = ("easy", "medium", "hard")[i % 3]
+        _do(context, user, topic, difficulty, correct=i % 2 == 0, seconds=100.0 * spread[i])
     later = _do(context, user, topic)
     assert later.model_name == "lnirt"
     assert later.model_version == str(_versions(context, "lnirt")[-1])

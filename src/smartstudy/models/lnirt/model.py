@@ -145,6 +145,11 @@ METHODS: tuple[str, ...] = ("em", "gibbs")
 # |rho| this close to 1 means ability and speed collapsed onto one dimension: the fit is not
 # usable, even though it is formally inside (-1, 1).
 MAX_ABS_RHO = 0.999
+# A time discrimination above this is a residual log-time sd under 0.05: a person's times
+# within 5% of what their speed predicts. Human response times are never that regular (the
+# fits on the shared data sets stay below 4.5); such a fit has put the residual spread into
+# the persons' speeds, as with too few repeated answers per person, and predicts absurd times.
+MAX_ALPHA = 20.0
 _MIN_VARIANCE = 1e-10
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # LNIRT fits each item's residual time spread (alpha), which a 2.5 sd winsorisation of
@@ -380,7 +385,7 @@ def check_lnirt_parameters(
 ) -> None:
     """Raise :class:`DegenerateFitError` naming the first parameter that must not be used.
 
-    Checks: all finite; ``a > 0``; ``alpha > 0``; ``Sigma_P`` symmetric with positive
+    Checks: all finite; ``a > 0``; ``0 < alpha <= MAX_ALPHA``; ``Sigma_P`` symmetric with positive
     variances and ``|rho| < MAX_ABS_RHO``; person covariances positive definite.
     """
     named = {"a": a, "b": b, "alpha": alpha, "beta": beta, "sigma_P": sigma_P}
@@ -400,6 +405,13 @@ def check_lnirt_parameters(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DegenerateFitError(f"{name} must be > 0, got {arr[i]!r} for item {i}")
+    too_sharp = np.asarray(alpha, dtype=float) > MAX_ALPHA
+    if too_sharp.any():
+        i = int(np.flatnonzero(too_sharp)[0])
+        raise DegenerateFitError(
+            f"alpha={float(np.asarray(alpha)[i])!r} for item {i} is above {MAX_ALPHA}: a "
+            "residual log-time sd that small means the times' spread went into the speeds"
+        )
     sig = np.asarray(sigma_P, dtype=float)
     if sig.shape != (2, 2) or abs(sig[0, 1] - sig[1, 0]) > 1e-9 * (1 + abs(sig[0, 1])):
         raise DegenerateFitError(f"sigma_P must be a symmetric 2x2 matrix, got {sig.tolist()}")
