@@ -214,22 +214,30 @@ def test_interval_scale_holds_80_percent_of_unseen_students_times() -> None:
     )
 
 
-def test_interval_scale_is_saved_and_validated() -> None:
-    model = Baseline().fit(_heavy_tailed_times(60, seed=1))
-    assert model.interval_scale_ != 1.0
+def _assert_state_round_trip(
+    model: Baseline, key: str, unset: float, bads: tuple, probe: tuple[str, str, str]
+) -> None:
+    """The learned ``key`` (attribute ``key_``) travels with the saved model; a state
+    stored before it was learned gets ``unset``; a bad stored value is refused by name."""
+    attr = f"{key}_"
     clone = Baseline.from_bytes(model.to_bytes())
-    assert clone.interval_scale_ == model.interval_scale_
-    assert clone.predict_one("u1", "i1", "S") == model.predict_one("u1", "i1", "S")
-
-    # A state stored before the scale was learned serves the plain interval.
+    assert getattr(clone, attr) == getattr(model, attr) != unset
+    assert clone.predict_one(*probe) == model.predict_one(*probe)
     state = model._get_state()
-    del state["interval_scale"]
+    del state[key]
     old = Baseline()
     old._set_state(state)
-    assert old.interval_scale_ == 1.0
-    for bad in (0, -1.0, math.nan, math.inf, "x", True):
-        with pytest.raises(ValueError, match="interval_scale"):
-            Baseline()._set_state({**model._get_state(), "interval_scale": bad})
+    assert getattr(old, attr) == unset
+    for bad in bads:
+        with pytest.raises(ValueError, match=key):
+            Baseline()._set_state({**model._get_state(), key: bad})
+
+
+def test_interval_scale_is_saved_and_validated() -> None:
+    model = Baseline().fit(_heavy_tailed_times(60, seed=1))
+    # A state stored before the scale was learned serves the plain interval.
+    bads = (0, -1.0, math.nan, math.inf, "x", True)
+    _assert_state_round_trip(model, "interval_scale", 1.0, bads, ("u1", "i1", "S"))
 
 
 def test_interval_scale_is_one_without_enough_data() -> None:
@@ -430,18 +438,10 @@ def test_guessing_floor_keeps_population_rates_and_the_direction_of_evidence() -
 
 def test_guessing_floor_is_saved_and_validated() -> None:
     model = Baseline().fit(_three_pl_cohort(0.25, 300, seed=1))
-    clone = Baseline.from_bytes(model.to_bytes())
-    assert clone.guess_floor_ == model.guess_floor_ > 0
-    assert clone.predict_one("s1u3", "i4", "A") == model.predict_one("s1u3", "i4", "A")
     # A state stored before the floor was learned has none.
-    state = model._get_state()
-    del state["guess_floor"]
-    old = Baseline()
-    old._set_state(state)
-    assert old.guess_floor_ == 0.0
-    for bad in (-0.1, 0.5, math.nan, "x", True):
-        with pytest.raises(ValueError, match="guess_floor"):
-            Baseline()._set_state({**model._get_state(), "guess_floor": bad})
+    bads = (-0.1, 0.5, math.nan, "x", True)
+    _assert_state_round_trip(model, "guess_floor", 0.0, bads, ("s1u3", "i4", "A"))
+    for bad in bads:
         with pytest.raises(ValueError, match="guess_floor"):
             Baseline(guess_floor=bad).fit(TINY)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="learn_guess_floor"):
