@@ -833,8 +833,12 @@ def activate_version(context: Any, session: Session, version_id: uuid.UUID) -> M
     row = get_version(session, version_id)
     # Two activations of one family at once must not both end up active: lock the family's
     # rows (PostgreSQL; SQLite already runs one writer at a time), then re-read this one.
+    # Every activation locks them in the same order (by id), so two cannot deadlock.
     session.execute(
-        select(ModelVersion.id).where(ModelVersion.model_name == row.model_name).with_for_update()
+        select(ModelVersion.id)
+        .where(ModelVersion.model_name == row.model_name)
+        .order_by(ModelVersion.id)
+        .with_for_update()
     )
     session.refresh(row)
     if row.status == "corrupt":
