@@ -345,7 +345,10 @@ class Baseline(LearnerModel):
             # move a student further), so choosing one at a time can miss the best pair.
             candidates = [(self.guess_floor_, earlier)]
             if self.learn_guess_floor:
-                candidates = [(c, replayed(c)[1]) for c in FLOOR_GRID]
+                # The starting floor's sums are already there; only the others are replayed.
+                candidates = [
+                    (c, earlier if c == self.guess_floor_ else replayed(c)[1]) for c in FLOOR_GRID
+                ]
             _, precision, floor = max(
                 (*_grid_argmax(precisions, strength_scores(c, sums)), c) for c, sums in candidates
             )

@@ -405,11 +405,11 @@ def check_lnirt_parameters(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DegenerateFitError(f"{name} must be > 0, got {arr[i]!r} for item {i}")
-    too_sharp = np.asarray(alpha, dtype=float) > MAX_ALPHA
-    if too_sharp.any():
-        i = int(np.flatnonzero(too_sharp)[0])
+    sharpness = np.asarray(alpha, dtype=float)
+    if (sharpness > MAX_ALPHA).any():
+        i = int(np.flatnonzero(sharpness > MAX_ALPHA)[0])
         raise DegenerateFitError(
-            f"alpha={float(np.asarray(alpha)[i])!r} for item {i} is above {MAX_ALPHA}: a "
+            f"alpha={float(sharpness[i])!r} for item {i} is above {MAX_ALPHA}: a "
             "residual log-time sd that small means the times' spread went into the speeds"
         )
     sig = np.asarray(sigma_P, dtype=float)
