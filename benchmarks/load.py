@@ -77,19 +77,25 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (0 if it is gone)."""
+def _cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process so far (0 if it is gone); ``children``: with
+    that of its children that have exited and been waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_cpu_seconds() -> float:
-    """CPU time of every PostgreSQL server process on this machine (backends included)."""
+    """CPU time of every PostgreSQL server process on this machine: those running, and
+    through the server's own count of its children's time, the backends that have exited
+    (a connection closed by a client's pool takes its backend's time with it)."""
     out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
-    return sum(_cpu_seconds(int(p)) for p in out.split())
+    return sum(_cpu_seconds(int(p), children=True) for p in out.split())
 
 
 def _cpu_snapshot(serve: int, worker: int) -> dict[str, float]:

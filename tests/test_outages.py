@@ -10,6 +10,7 @@ page fails with SQLITE_FULL ("database or disk is full").
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 import threading
 import time
@@ -310,3 +311,30 @@ def test_readyz_waits_for_the_models_to_warm_up(context: AppContext, monkeypatch
         while context.predictor.warming_up and time.monotonic() < deadline:
             time.sleep(0.01)
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_server_freezes_its_heap_after_the_warm_up(context: AppContext):
+    """A serving process hides what is alive after its warm-up (modules, the app, the loaded
+    models) from the garbage collector, so that a full collection no longer walks them while
+    every request waits; a test app (``freeze`` off) leaves the heap alone."""
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(context=context, warm_up=True)) as client:
+            _wait_warm(context)
+            assert client.get("/readyz").status_code == 200
+            assert gc.get_freeze_count() == 0
+        with TestClient(create_app(context=context, warm_up=True, freeze=True)) as client:
+            _wait_warm(context)
+            deadline = time.monotonic() + 10
+            while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert gc.get_freeze_count() > 10_000
+            assert client.get("/readyz").status_code == 200
+    finally:
+        gc.unfreeze()
+
+
+def _wait_warm(context: AppContext) -> None:
+    deadline = time.monotonic() + 10
+    while context.predictor.warming_up and time.monotonic() < deadline:
+        time.sleep(0.01)

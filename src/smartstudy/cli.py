@@ -216,7 +216,7 @@ def serve(
     # A new version is loaded beside the one serving, then swapped in: no request waits.
     context.predictor.load_in_background = True
     context.predictor.sync_interval = context.settings.sync_interval
-    api = create_app(context=context, warm_up=True)
+    api = create_app(context=context, warm_up=True, freeze=True)
     console.print(f"SmartStudy on http://{host}:{port}  (API docs: /docs)", highlight=False)
     # On SIGTERM: open requests get a few seconds, then the running job is asked to stop
     # (or marked interrupted and queued again): the process is gone well within 10 s.

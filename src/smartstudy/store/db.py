@@ -33,11 +33,17 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 #: Seconds a PostgreSQL connection attempt may take: a dead host must not hang a probe.
 CONNECT_TIMEOUT_S = 10
-#: Connections a process keeps to a database server (and may open beyond them). A server
-#: process runs its blocking request handlers on ``REQUEST_THREADS`` threads, so every
-#: handler finds a connection without queueing for one.
-POOL_SIZE, POOL_OVERFLOW = 10, 10
-REQUEST_THREADS = POOL_SIZE + POOL_OVERFLOW
+#: Threads a server process runs its blocking request handlers on; further requests wait
+#: their turn in order. More threads do not serve more requests (they share one GIL), they
+#: make each one slower: every database round trip of a request waits for the GIL again,
+#: behind more threads (`benchmarks/load.py`: p99 386 ms with 20 threads, 281-337 ms with
+#: 4-8, the same throughput).
+REQUEST_THREADS = 8
+#: Connections a process keeps open to a database server: one per request thread and some
+#: for the background threads (warm-up, version loads, jobs), so that none is opened and
+#: closed per request (a pool smaller than the threads did that about 25 times a second under
+#: load, each a new PostgreSQL backend); beyond them it may open ``POOL_OVERFLOW`` more.
+POOL_SIZE, POOL_OVERFLOW = REQUEST_THREADS + 4, 8
 #: Below this much room to grow (``PRAGMA max_page_count``), a SQLite database counts as full.
 MIN_DATABASE_ROOM = MIB
 
