@@ -164,6 +164,44 @@ def test_a_server_reads_other_processes_at_most_every_sync_interval(context, wor
     assert after_a.time_median_s == pytest.approx(after_b.time_median_s)
 
 
+def test_a_following_server_learns_other_processes_without_a_request(context, world):
+    """A server's follower thread reads the completions of other processes every interval,
+    so that no request pays for that read; once it has stopped, requests read again."""
+    user, topic = world
+    a, b = PredictionService(sync_interval=0.05), PredictionService()
+    with context.sessions() as session:
+        before = a.predict(session, user.id, topic.id, "hard")
+        session.commit()
+    a.follow(context.sessions)
+    try:
+        with context.sessions() as session:
+            for _ in range(5):
+                _complete(
+                    context, session, b, user, topic, correct=True, seconds=20, difficulty="hard"
+                )
+        deadline = time.monotonic() + 10
+        learnt = before
+        while learnt.p_correct == before.p_correct and time.monotonic() < deadline:
+            time.sleep(0.02)
+            with context.sessions() as session:  # answers from what A has read: no read
+                learnt = a._predict_synced(session, user.id, topic.id, "hard")
+        with context.sessions() as session:
+            expected = b.predict(session, user.id, topic.id, "hard")
+        assert learnt.p_correct > before.p_correct
+        assert learnt.p_correct == pytest.approx(expected.p_correct)
+    finally:
+        a.stop_following()
+    assert a._follower is None
+    with context.sessions() as session:
+        _complete(context, session, b, user, topic, correct=False, seconds=20, difficulty="hard")
+        time.sleep(0.06)
+        after = a.predict(session, user.id, topic.id, "hard")  # reads it itself
+        assert after.p_correct == pytest.approx(
+            b.predict(session, user.id, topic.id, "hard").p_correct
+        )
+        assert after.p_correct < learnt.p_correct
+
+
 def test_a_completion_committed_late_is_learnt_by_the_next_whole_window_read(
     context, world, monkeypatch
 ):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from smartstudy.api.processes import has_reuse_port
+from smartstudy.api.processes import MIN_UPTIME_SECONDS, has_reuse_port
 from smartstudy.services import accounts, catalogue
 from smartstudy.store.db import make_engine, make_session_factory, session_scope
 from smartstudy.store.migrate import upgrade
@@ -31,6 +31,13 @@ def postgres_url():
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def _age_seconds(pid: int) -> float:
+    """How long process ``pid`` has been running (Linux ``/proc``)."""
+    started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - started / os.sysconf("SC_CLK_TCK")
 
 
 def _api_processes(pid: int) -> list[int]:
@@ -160,6 +167,10 @@ def test_two_processes_serve_consistent_predictions(postgres_url, tmp_path: Path
             # A process that dies is replaced; SIGTERM stops them all within 10 s.
             before = _api_processes(proc.pid)
             assert len(before) == 2
+            # One that dies sooner after its start counts as a failed start, which stops
+            # the server (on a fast machine the test gets here that soon).
+            while _age_seconds(before[0]) < MIN_UPTIME_SECONDS + 0.5:
+                time.sleep(0.1)
             os.kill(before[0], signal.SIGKILL)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

@@ -81,16 +81,18 @@ def serving_process_app() -> FastAPI:
 
 
 def _warm_up(context: AppContext, freeze: bool) -> None:
-    """Warm the served models up; ``freeze``: then move everything alive (modules, the app,
-    the models loaded) out of the garbage collector's sight (``gc.freeze``). Otherwise a
-    full collection of a serving process walks those quarter of a million long-lived
-    objects every few seconds, holding the GIL for it (50-250 ms each under load) while
-    every request of the process waits. Frozen objects are still freed by reference
-    counting; only a reference cycle among them is kept for good."""
+    """Warm the served models up, then follow other processes' completions in a thread
+    (``PredictionService.follow``). ``freeze``: before that, move everything alive
+    (modules, the app, the models loaded) out of the garbage collector's sight
+    (``gc.freeze``). Otherwise a full collection of a serving process walks those quarter
+    of a million long-lived objects every few seconds, holding the GIL for it (50-250 ms
+    each under load) while every request of the process waits. Frozen objects are still
+    freed by reference counting; only a reference cycle among them is kept for good."""
     context.predictor.warm_up(context.sessions)
     if freeze:
         gc.collect()
         gc.freeze()
+    context.predictor.follow(context.sessions)
 
 
 def create_app(
@@ -109,21 +111,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Blocking handlers run on as many threads as the database pool has connections
-        # (anyio's default is 40): more threads would only queue for a connection, holding
-        # the GIL away from the ones that have one.
+        # Blocking handlers run on REQUEST_THREADS threads (anyio's default is 40; store.db).
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if context.settings.auto_migrate:
             context.migrate()
         if warm_up:
             context.predictor.warming_up = True  # not ready until the thread is done
-            threading.Thread(
-                target=_warm_up,
-                args=(context, freeze),
-                name="warm-up",
-                daemon=True,
-            ).start()
+            args = (context, freeze)
+            threading.Thread(target=_warm_up, args=args, name="warm-up", daemon=True).start()
         yield
+        context.predictor.stop_following()
         context.close()
 
     app = FastAPI(

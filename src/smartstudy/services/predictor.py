@@ -69,6 +69,9 @@ BACKGROUND_ONLY: frozenset[str] = frozenset({"neural"})
 # Completions are caught up from this far before the newest one seen, so that a row
 # committed late by another process (with an earlier timestamp) is not missed.
 SYNC_WINDOW = timedelta(seconds=10)
+#: With a follower thread (``PredictionService.follow``), a request reads the feed itself
+#: only once the last read is this many ``sync_interval`` old: the follower died or stalls.
+FOLLOWER_SLACK = 4
 # Most syncs read only the newest part of that window, where nearly every new completion
 # is; the whole window is read at most every ``SYNC_FULL_EVERY`` seconds (and by a forced
 # sync), so a completion committed more than ``SYNC_RECENT`` late is learnt within that.
@@ -347,10 +350,13 @@ class PredictionService:
         # and the counts; the time of the last sync and of the last policy look-up.
         self._feed = _Stream()
         self._sync_lock = threading.Lock()
+        self._handout_lock = threading.Lock()
         self._synced_at = -math.inf
         self._full_sync_at = -math.inf
         self._policy_checked_at = -math.inf
         self._loading: set[str] = set()
+        self._follower: threading.Thread | None = None
+        self._stop_following = threading.Event()
         #: True while ``warm_up`` runs: the process is not ready for traffic yet.
         self.warming_up = False
         unknown = [n for n in chain if n not in self.factories]
@@ -549,17 +555,22 @@ class PredictionService:
             counts.load(session)
         return counts
 
-    def sync(self, session: Session, *, force: bool = False) -> None:
+    def sync(self, session: Session, *, force: bool = False, follower: bool = False) -> None:
         """Learn the completions other processes stored since the last sync: one read for
         every served model and the counts, at most every ``sync_interval`` seconds (unless
         ``force``). Its cost follows what is new: the catch-up window is read as task ids,
-        and only the tasks not taken in yet are read whole.
+        and only the tasks not taken in yet are read whole. While a follower thread does
+        this (``follow``), a request does it only if the follower is
+        ``FOLLOWER_SLACK`` intervals late.
 
         No database read happens while one of the service's locks is held: on SQLite a
         request's transaction holds the database's write lock, so a thread waiting for the
         database while holding a lock that such a request waits for would deadlock."""
         now = time.monotonic()
-        if not force and now - self._synced_at < self.sync_interval:
+        interval = self.sync_interval
+        if not follower and self._follower is not None and self._follower.is_alive():
+            interval *= FOLLOWER_SLACK
+        if not force and now - self._synced_at < interval:
             return
         feed = self._feed
         with self._sync_lock:
@@ -571,7 +582,7 @@ class PredictionService:
         read = _unseen_completions(session, seen, since)
         behind: list[_Served] = []
         with self._sync_lock:
-            if not force and now - self._synced_at < self.sync_interval:
+            if not force and now - self._synced_at < interval:
                 return  # another thread synced meanwhile
             self._synced_at = now
             if whole:
@@ -581,18 +592,57 @@ class PredictionService:
             fresh = [rec for rec in read if rec["task_id"] not in feed.seen]
             for rec in fresh:
                 feed._mark(rec["task_id"], rec["completed_at"])
-            # Handed out under the sync lock, so every model learns in completion order. A
-            # model or count whose own catch-up ended before this read's window (just
-            # loaded) catches up by itself instead, after the lock is released.
+            # Hand-outs run one at a time in the order of their reads (the hand-out lock is
+            # taken before the sync lock is let go), so every model learns in completion
+            # order, while ``observe`` waits only for the marking above.
+            self._handout_lock.acquire()
+        try:
+            # A model or count whose own catch-up ended before this read's window (just
+            # loaded) catches up by itself instead, after the hand-out.
             counts = self._counts
             counts_behind = not self._counts_learn(counts, fresh, since)
             for served in list(self._served.values()):
                 if not self._served_learn(served, fresh, since):
                     behind.append(served)
+        finally:
+            self._handout_lock.release()
         if counts_behind:
             counts.catch_up(session)
         for served in behind:
             self._catch_up(session, served)
+
+    def follow(self, sessions: Callable[[], Session]) -> None:
+        """Learn other processes' completions in a thread every ``sync_interval`` seconds
+        (a server with several processes or writers), instead of in the first request after
+        each interval: that request paid for the reads and for every family learning what
+        the others completed meanwhile (under load, 70 ms at p99). Nothing to follow with a
+        ``sync_interval`` of 0 (every prediction reads first). ``stop_following`` ends it
+        for good."""
+        if self.sync_interval <= 0 or (self._follower is not None and self._follower.is_alive()):
+            return
+
+        def run() -> None:
+            failing = False
+            while not self._stop_following.wait(self.sync_interval):
+                try:
+                    with sessions() as session:
+                        self.sync(session, follower=True)
+                    failing = False
+                except Exception:
+                    # Requests read the feed themselves meanwhile (the follower is late).
+                    if not failing:
+                        log.exception("reading other processes' completions failed; retrying")
+                    failing = True
+
+        self._follower = threading.Thread(target=run, name="feed-follower", daemon=True)
+        self._follower.start()
+
+    def stop_following(self, timeout: float = 2.0) -> None:
+        """End the ``follow`` thread (at shutdown)."""
+        self._stop_following.set()
+        if self._follower is not None:
+            self._follower.join(timeout)
+            self._follower = None
 
     @staticmethod
     def _counts_learn(counts: _TopicCounts, fresh: list[dict], since: datetime) -> bool:
@@ -619,8 +669,9 @@ class PredictionService:
         before ``since`` (it must catch up by itself)."""
         if served.watermark is None or served.watermark < since:
             return False
-        with served.lock:
-            for rec in fresh:
+        for rec in fresh:
+            # Locked per completion: a prediction waits for one update, not for the batch.
+            with served.lock:
                 served.learn(rec["task_id"], _record_row(rec), rec["completed_at"])
         return True
 

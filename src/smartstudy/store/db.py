@@ -33,16 +33,18 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 #: Seconds a PostgreSQL connection attempt may take: a dead host must not hang a probe.
 CONNECT_TIMEOUT_S = 10
-#: Threads a server process runs its blocking request handlers on; further requests wait
-#: their turn in order. More threads do not serve more requests (they share one GIL), they
-#: make each one slower: every database round trip of a request waits for the GIL again,
-#: behind more threads (`benchmarks/load.py`: p99 386 ms with 20 threads, 281-337 ms with
-#: 4-8, the same throughput).
-REQUEST_THREADS = 8
+#: Threads a server process runs its blocking request handlers on. Fewer would make each
+#: request faster under load (they share one GIL: `benchmarks/load.py` gave a p99 of
+#: 281-337 ms with 4-8 threads against 386 ms with 20), but a request that holds a lock (a
+#: row, SQLite's write lock) needs a thread again to serialise its answer and to commit: if
+#: every thread is taken by requests waiting for that lock, none is left to release it
+#: (`test_races`: ten registrations of one e-mail with 8 threads waited out SQLite's 30 s).
+REQUEST_THREADS = 20
 #: Connections a process keeps open to a database server: one per request thread and some
-#: for the background threads (warm-up, version loads, jobs), so that none is opened and
-#: closed per request (a pool smaller than the threads did that about 25 times a second under
-#: load, each a new PostgreSQL backend); beyond them it may open ``POOL_OVERFLOW`` more.
+#: for the background threads (warm-up, version loads, the feed follower, jobs), so that
+#: none is opened and closed per request (a pool of 10 for 20 threads did that about 25
+#: times a second under load, each a new PostgreSQL backend); beyond them it may open
+#: ``POOL_OVERFLOW`` more.
 POOL_SIZE, POOL_OVERFLOW = REQUEST_THREADS + 4, 8
 #: Below this much room to grow (``PRAGMA max_page_count``), a SQLite database counts as full.
 MIN_DATABASE_ROOM = MIB
