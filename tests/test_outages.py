@@ -307,9 +307,7 @@ def test_readyz_waits_for_the_models_to_warm_up(context: AppContext, monkeypatch
         r = client.get("/readyz")
         assert (r.status_code, r.json()) == (503, {"status": "warming up"})
         release.set()
-        deadline = time.monotonic() + 10
-        while context.predictor.warming_up and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_warm(context)
         assert client.get("/readyz").status_code == 200
 
 

@@ -120,7 +120,6 @@ def create_app(
             args = (context, freeze)
             threading.Thread(target=_warm_up, args=args, name="warm-up", daemon=True).start()
         yield
-        context.predictor.stop_following()
         context.close()
 
     app = FastAPI(

@@ -55,5 +55,6 @@ class AppContext:
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        self.predictor.stop_following()  # its thread reads through the engine
         self.runner.shutdown()
         self.engine.dispose()
