@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -236,3 +237,91 @@ def test_completion_counts_for_training(client, student, topic, context):
     with context.sessions() as session:
         counter = session.scalar(select(TrainingCounter).where(TrainingCounter.name == "training"))
         assert (counter.count, counter.total) == (3, 3)
+
+
+def test_a_completion_keeps_the_start_time_or_sets_it_from_the_time_spent(
+    client, student, topic
+):
+    started = _create(client, student, topic)
+    r = client.post(f"/v1/tasks/{started['id']}/start", headers=student)
+    assert r.status_code == 200, r.text
+    start = datetime.fromisoformat(r.json()["started_at"])
+    body = {"is_correct": True, "actual_time_seconds": 7200}
+    done = client.post(f"/v1/tasks/{started['id']}/complete", json=body, headers=student).json()
+    # Started an instant ago: the start is kept, not moved back by the two hours reported.
+    assert datetime.fromisoformat(done["started_at"]) == start
+
+    unstarted = _create(client, student, topic)
+    done = client.post(
+        f"/v1/tasks/{unstarted['id']}/complete",
+        json={"is_correct": False, "actual_time_seconds": 90},
+        headers=student,
+    ).json()
+    spent = datetime.fromisoformat(done["completed_at"]) - datetime.fromisoformat(
+        done["started_at"]
+    )
+    assert spent.total_seconds() == pytest.approx(90)
+
+
+def test_an_admin_may_complete_a_students_task_and_a_second_try_is_409(
+    client, student, admin, topic
+):
+    task = _create(client, student, topic)
+    body = {"is_correct": True, "actual_time_seconds": 45}
+    r = client.post(f"/v1/tasks/{task['id']}/complete", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["is_correct"] is True and r.json()["actual_time_seconds"] == 45
+    r = client.post(f"/v1/tasks/{task['id']}/complete", json=body, headers=admin)
+    assert r.status_code == 409
+    assert "already completed" in r.json()["detail"]
+    r = client.post(f"/v1/tasks/{uuid.uuid4()}/complete", json=body, headers=admin)
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("limit", [1, 0])
+def test_the_practice_lane_bounds_the_task_requests_worked_on_at_once(
+    client, student, topic, monkeypatch, limit
+):
+    """``Settings.practice_concurrency``: with a lane of 1, a second and a third task
+    request wait while the first is being worked on; with none (0) all three run at once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+
+    from smartstudy.api import deps
+
+    client.app.state.practice_lane = anyio.Semaphore(limit) if limit else None
+    real = deps.authenticate
+    inside, most = [0], [0]
+    lock, release = threading.Lock(), threading.Event()
+    all_in = threading.Event()
+
+    def authenticate(*args, **kwargs):
+        # The request's first step in its thread, before any statement (on SQLite the
+        # first statement takes the write lock, which would serialise them by itself).
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            if inside[0] == 3:
+                all_in.set()
+        try:
+            release.wait(timeout=30)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(deps, "authenticate", authenticate)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(_create, client, student, topic) for _ in range(3)]
+        if limit:
+            # The two others are queued in the lane: they never get in while one is inside.
+            assert not all_in.wait(timeout=1.0)
+            assert most[0] == 1
+        else:
+            assert all_in.wait(timeout=30)
+        release.set()
+        created = [f.result(timeout=60) for f in futures]
+    assert len({t["id"] for t in created}) == 3
+    assert most[0] == (1 if limit else 3)

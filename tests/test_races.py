@@ -262,3 +262,50 @@ def test_one_subject_created_from_ten_threads_gives_one_subject(client, admin, c
     assert _codes(responses) == Counter({201: 1, 409: THREADS - 1}), [r.text for r in responses]
     with context.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Subject)) == 1
+
+
+def test_one_task_completed_from_ten_threads_counts_once(client, student, topic, context):
+    from smartstudy.services.tasks import TRAINING_COUNTER
+    from smartstudy.store.orm import PracticeTask, TrainingCounter
+
+    # No practice lane: all ten completions reach the database at once.
+    client.app.state.practice_lane = None
+    task = client.post(
+        "/v1/tasks", json={"topic_id": topic["id"], "difficulty": "easy"}, headers=student
+    ).json()
+    bodies = [{"is_correct": i % 2 == 0, "actual_time_seconds": 10 + i} for i in range(THREADS)]
+    responses = _all_at_once(
+        lambda i: client.post(f"/v1/tasks/{task['id']}/complete", json=bodies[i], headers=student)
+    )
+    assert _codes(responses) == {200: 1, 409: THREADS - 1}, [r.text for r in responses]
+    winner = bodies[next(i for i, r in enumerate(responses) if r.status_code == 200)]
+    with context.sessions() as session:
+        stored = session.get(PracticeTask, uuid.UUID(task["id"]))
+        assert (stored.is_correct, stored.actual_time_seconds) == (
+            winner["is_correct"],
+            winner["actual_time_seconds"],
+        )
+        assert session.get(TrainingCounter, TRAINING_COUNTER).total == 1
+
+
+def test_first_predictions_from_ten_threads_on_an_empty_database_all_answer(
+    client, student, topic, context
+):
+    """No version exists yet: the first request to take the load lock fits the first version
+    in its own transaction; the others must serve that model, not fit and store another
+    version 1 and wait for the first one's commit while it waits for the lock (PostgreSQL
+    deadlocked here)."""
+    from smartstudy.store.orm import ModelVersion
+
+    client.app.state.practice_lane = None
+    responses = _all_at_once(
+        lambda _i: client.post(
+            "/v1/tasks", json={"topic_id": topic["id"], "difficulty": "easy"}, headers=student
+        )
+    )
+    assert _codes(responses) == {201: THREADS}, [r.text for r in responses]
+    with context.sessions() as session:
+        versions = session.scalars(
+            select(ModelVersion.version).where(ModelVersion.model_name == "baseline")
+        ).all()
+    assert versions == [1]

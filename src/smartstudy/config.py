@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         "before reading it again; 0 reads before every prediction. A process learns its own "
         "completions at once.",
     )
+    practice_concurrency: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Practice requests (create or complete a task through the API) a "
+        "server process works on at once; the others wait their turn in arrival order. "
+        "A few at a time keeps slow requests rare under load: each runs nearly alone "
+        "instead of sharing the interpreter with all the others. 0: no limit.",
+    )
     auto_migrate: bool = Field(
         default=True, description="Run database migrations when the service starts."
     )

@@ -95,6 +95,12 @@ def _warm_up(context: AppContext, freeze: bool) -> None:
     context.predictor.follow(context.sessions)
 
 
+def _practice_lane(settings: Settings) -> anyio.Semaphore | None:
+    """The semaphore of ``Settings.practice_concurrency`` (``deps.in_one_hand_over``)."""
+    n = settings.practice_concurrency
+    return anyio.Semaphore(n) if n > 0 else None
+
+
 def create_app(
     settings: Settings | None = None,
     context: AppContext | None = None,
@@ -132,6 +138,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = context
+    app.state.practice_lane = _practice_lane(context.settings)
     install_outage_handlers(app)  # database or disk down: 503, not 500
     install_page_errors(app)  # a web page's 404 or 500 is a page, the API's stays JSON
 

@@ -112,10 +112,20 @@ CurrentUser = Annotated[User, Depends(current_user)]
 T = TypeVar("T")
 
 
+async def practice_lane(request: Request) -> anyio.Semaphore | None:
+    """The process's lane for practice requests (``Settings.practice_concurrency``), or None
+    without a limit."""
+    return getattr(request.app.state, "practice_lane", None)
+
+
+Lane = Annotated[anyio.Semaphore | None, Depends(practice_lane)]
+
+
 async def in_one_hand_over(
     context: AppContext,
     credentials: HTTPAuthorizationCredentials | None,
     work: Callable[[UnitOfWork, User], T],
+    lane: anyio.Semaphore | None = None,
 ) -> T:
     """``work(uow, user)`` in a unit of work of its own, with the user signed in by
     ``credentials``: sign-in, work and commit (or rollback) in one worker-thread hand-over.
@@ -127,13 +137,22 @@ async def in_one_hand_over(
     ``await in_one_hand_over(...)``: the answer is serialised on the event loop, so ``work``
     must return plain data (a schema), not ORM objects. The semantics are those of ``UoW``:
     committed before the answer is sent, rolled back on error; a client that goes away
-    does not interrupt the thread, so no transaction is left open."""
+    does not interrupt the thread, so no transaction is left open.
+
+    ``lane``: a semaphore that admits a few such requests at a time, the others waiting on
+    the event loop in arrival order (they hold no thread meanwhile). Under load, each
+    request then runs nearly alone instead of sharing the interpreter with every other one:
+    its latency is the work queued before it plus its own, so slow requests no longer
+    come from being slowed by all the others at once (``Settings.practice_concurrency``)."""
 
     def run() -> T:
         with unit_of_work(context.sessions) as uow:
             return work(uow, authenticate(context, uow.session, credentials))
 
-    return await run_in_threadpool(run)
+    if lane is None:
+        return await run_in_threadpool(run)
+    async with lane:
+        return await run_in_threadpool(run)
 
 
 async def admin_user(user: CurrentUser) -> User:

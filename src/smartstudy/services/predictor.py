@@ -837,7 +837,12 @@ class PredictionService:
         ).first()
         with self._load_lock:
             served = self._served.get(name)
-            stale = served is None or active is None or served.version_id != active.id
+            # A loaded model with no active version in sight keeps serving: it may be the
+            # first version, just trained by a request of this process whose transaction
+            # has not committed it yet. Training another one here would store the same
+            # version number and wait for that request's commit (PostgreSQL), while that
+            # request waits for this lock: a deadlock of the first concurrent requests.
+            stale = served is None or (active is not None and served.version_id != active.id)
             if stale and served is not None and active is not None and self.load_in_background:
                 self._load_later(session, name)
             elif stale:

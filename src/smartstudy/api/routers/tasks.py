@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from smartstudy.api.deps import DB, Context, Credentials, CurrentUser, in_one_hand_over
+from smartstudy.api.deps import DB, Context, Credentials, CurrentUser, Lane, in_one_hand_over
 from smartstudy.api.schemas import (
     CompleteIn,
     Difficulty,
@@ -80,7 +80,7 @@ def preview(body: PredictionIn, session: DB, context: Context, user: CurrentUser
 
 
 @router.post("", response_model=TaskOut, status_code=status.HTTP_201_CREATED)
-async def create(body: TaskIn, context: Context, credentials: Credentials) -> TaskOut:
+async def create(body: TaskIn, context: Context, credentials: Credentials, lane: Lane) -> TaskOut:
     """Create a task; it is stored with the prediction made for it."""
 
     def work(uow: UnitOfWork, user: User) -> TaskOut:
@@ -98,7 +98,7 @@ async def create(body: TaskIn, context: Context, credentials: Credentials) -> Ta
         return out
 
     # Called once per task: one worker-thread hand-over (see ``in_one_hand_over``).
-    return await in_one_hand_over(context, credentials, work)
+    return await in_one_hand_over(context, credentials, work, lane)
 
 
 @router.get("", response_model=TaskPageOut)
@@ -155,7 +155,7 @@ def discard(task_id: uuid.UUID, session: DB, user: CurrentUser) -> Response:
 
 @router.post("/{task_id}/complete", response_model=TaskOut)
 async def complete(
-    task_id: uuid.UUID, body: CompleteIn, context: Context, credentials: Credentials
+    task_id: uuid.UUID, body: CompleteIn, context: Context, credentials: Credentials, lane: Lane
 ) -> TaskOut:
     """Record the result once (a second completion answers 409)."""
 
@@ -166,4 +166,4 @@ async def complete(
         return task_out(task, topic_names(uow.session, task.topic_id))
 
     # Called once per task: one worker-thread hand-over (see ``in_one_hand_over``).
-    return await in_one_hand_over(context, credentials, work)
+    return await in_one_hand_over(context, credentials, work, lane)
