@@ -239,9 +239,7 @@ def test_completion_counts_for_training(client, student, topic, context):
         assert (counter.count, counter.total) == (3, 3)
 
 
-def test_a_completion_keeps_the_start_time_or_sets_it_from_the_time_spent(
-    client, student, topic
-):
+def test_a_completion_keeps_the_start_time_or_sets_it_from_the_time_spent(client, student, topic):
     started = _create(client, student, topic)
     r = client.post(f"/v1/tasks/{started['id']}/start", headers=student)
     assert r.status_code == 200, r.text
