@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "completions at once.",
     )
     practice_concurrency: int = Field(
-        default=3,
+        default=6,
         ge=0,
         le=1000,
         description="Practice requests (create or complete a task through the API) a "
