@@ -208,10 +208,22 @@ def complete_tasks(
         return []
     seconds = [check_time(c.actual_time_seconds) for c in completions]
     session = uow.session
-    if len(completions) == 1:
-        done = [_record_one(session, completions[0], seconds[0])]
-    else:
-        done = _record_many(session, completions, seconds)
+    locked = _lock_tasks(session, [c.task_id for c in completions])
+    done: list[PracticeTask] = []
+    for completion, spent in zip(completions, seconds, strict=True):
+        task = locked.get(completion.task_id)
+        if task is None or not _may_complete(completion.actor, task):
+            raise NotFoundError("task not found")
+        if task.completed_at is not None:
+            raise ConflictError("task is already completed")
+        now = completion.completed_at or utcnow()
+        if task.started_at is None:
+            task.started_at = now - timedelta(seconds=spent)
+        task.completed_at = now
+        task.is_correct = bool(completion.is_correct)
+        task.actual_time_seconds = spent
+        done.append(task)
+    session.flush()
     for task in done:
         uow.after_commit(partial(context.predictor.observe, task))
     if uow.hold:
@@ -250,61 +262,6 @@ def count_toward_training(context: AppContext, completed: int) -> None:
 
 def _may_complete(actor: User, task: PracticeTask) -> bool:
     return actor.role == "admin" or task.user_id == actor.id
-
-
-def _record_one(session: Session, completion: Completion, spent: float) -> PracticeTask:
-    """Record one outcome with a single statement: an UPDATE of the task, if it is the
-    actor's and still open, that returns the task (the row stays locked until the commit,
-    and a second completion waits for it, then finds the task completed). Only when it
-    changed nothing is the task read, to say why. A request's completion costs one round
-    trip instead of a locking read and a write."""
-    now = completion.completed_at or utcnow()
-    actor = completion.actor
-    stmt = (
-        update(PracticeTask)
-        .where(PracticeTask.id == completion.task_id, PracticeTask.completed_at.is_(None))
-        .values(
-            started_at=func.coalesce(PracticeTask.started_at, now - timedelta(seconds=spent)),
-            completed_at=now,
-            is_correct=bool(completion.is_correct),
-            actual_time_seconds=spent,
-        )
-        .returning(PracticeTask)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    if actor.role != "admin":
-        stmt = stmt.where(PracticeTask.user_id == actor.id)
-    task = session.scalars(stmt).one_or_none()
-    if task is not None:
-        return task
-    task = session.get(PracticeTask, completion.task_id)
-    if task is None or not _may_complete(actor, task):
-        raise NotFoundError("task not found")
-    raise ConflictError("task is already completed")
-
-
-def _record_many(
-    session: Session, completions: Sequence[Completion], seconds: Sequence[float]
-) -> list[PracticeTask]:
-    """Record a batch of outcomes (an import's file): the tasks are locked in id order,
-    each is checked, then all are written in one flush."""
-    locked = _lock_tasks(session, [c.task_id for c in completions])
-    done: list[PracticeTask] = []
-    for completion, spent in zip(completions, seconds, strict=True):
-        task = locked.get(completion.task_id)
-        if task is None or not _may_complete(completion.actor, task):
-            raise NotFoundError("task not found")
-        if task.completed_at is not None:
-            raise ConflictError("task is already completed")
-        now = completion.completed_at or utcnow()
-        if task.started_at is None:
-            task.started_at = now - timedelta(seconds=spent)
-        task.completed_at = now
-        task.is_correct = bool(completion.is_correct)
-        task.actual_time_seconds = spent
-        done.append(task)
-    session.flush()
-    return done
 
 
 #: Ids per locking query: well under SQLite's and PostgreSQL's bound-parameter limits.
