@@ -3,6 +3,7 @@ current user, roles."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, TypeVar
 
@@ -149,9 +150,7 @@ async def in_one_hand_over(
         with unit_of_work(context.sessions) as uow:
             return work(uow, authenticate(context, uow.session, credentials))
 
-    if lane is None:
-        return await run_in_threadpool(run)
-    async with lane:
+    async with lane or contextlib.nullcontext():
         return await run_in_threadpool(run)
 
 
