@@ -131,6 +131,18 @@ from smartstudy.models.lnirt.personfit import (
     person_fit_parts,
     summarise_person_fit,
 )
+from smartstudy.models.lnirt.timefactor import (
+    MAX_RANK,
+    MIN_GAIN,
+    MIN_ITEMS,
+    MIN_PERSONS,
+    MIN_RESIDUAL_SHARE,
+    factor_update,
+    fit_loadings,
+    posterior,
+    row_loadings,
+    shift,
+)
 
 __all__ = [
     "LNIRT",
@@ -494,6 +506,8 @@ class LNIRT(LearnerModel):
             the spreads of those item priors by empirical Bayes; None keeps the given
             spreads fixed.
         learn_drift: learn the persons' random-walk variances ``drift_`` (False: static).
+        learn_time_factors: learn person-by-item factors of response time where the data
+            support them (``timefactor``; False: none).
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
@@ -501,7 +515,9 @@ class LNIRT(LearnerModel):
     ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
     skills' difficulty centres and the items' spread around them; empty and None without
     skills), ``time_df_`` (None: normal residuals), ``drift_``
-    (per-response variances of theta and tau), ``n_iter_``, ``converged_``, ``objective_`` and
+    (per-response variances of theta and tau), ``time_loadings_``/``factor_prior_cov_`` (the
+    items' loadings on the time factors, shape (items, rank), and the factors' population
+    covariance; rank 0 without factors), ``n_iter_``, ``converged_``, ``objective_`` and
     ``times_fitted_`` (False for an accuracy-only fit on data without times: time columns of
     its predictions are NaN, see the module docstring).
     """
@@ -527,6 +543,7 @@ class LNIRT(LearnerModel):
         time_model: str = "t",
         prior_item_strength: float | None = 2.0,
         learn_drift: bool = True,
+        learn_time_factors: bool = True,
     ) -> None:
         self.method = method
         self.max_iter = max_iter
@@ -544,6 +561,7 @@ class LNIRT(LearnerModel):
         self.time_model = time_model
         self.prior_item_strength = prior_item_strength
         self.learn_drift = learn_drift
+        self.learn_time_factors = learn_time_factors
 
     # -- fitting ---------------------------------------------------------------------
     def _priors(self) -> LNIRTPriors:
@@ -629,6 +647,8 @@ class LNIRT(LearnerModel):
         self._absorb_times(data[held_back].assign(rt_seconds=robust[held_back]))
         if self.learn_drift:
             self.drift_ = self._fit_drift(data.assign(rt_seconds=robust))
+        if self.learn_time_factors and self.times_fitted_:
+            self._fit_time_factors(data.assign(rt_seconds=robust))
         self.fitted_ = True
         return self
 
@@ -683,6 +703,113 @@ class LNIRT(LearnerModel):
                 break
             top, best = value, trial
         return best
+
+    def _fit_time_factors(self, data: pd.DataFrame) -> None:
+        """Learn the person-by-item time factors (``timefactor``) when they predict better.
+
+        The standardised residuals ``alpha_i (log t - beta_i + tau_p)`` of the training persons
+        (robust times, posterior speeds) are factorised. The rank is chosen by replay: the
+        loadings are fitted on four fifths of the persons, the other fifth is replayed one
+        step ahead as new persons (speed and factors learned online from the population
+        prior), and a rank is kept only if its mean squared log-time error is ``MIN_GAIN``
+        (relative) below that of the rank before. The kept rank is then refitted on every
+        person, whose posteriors start the training persons' online states.
+        """
+        log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float))
+        users = pd.Index(self._user_ids, dtype=object).get_indexer(data["user_id"].astype(str))
+        items = self._item_lookup.get_indexer(data["item_id"].astype(str))
+        keep = has_t & (users >= 0) & (items >= 0) & data["correct"].notna().to_numpy()
+        users, items, log_t = users[keep], items[keep], log_t[keep]
+        persons = np.unique(users)
+        if len(self.item_ids_) < MIN_ITEMS or len(persons) < MIN_PERSONS:
+            return
+        z = self.alpha_[items] * (log_t - self.beta_[items] + self._pmean[users, 1])
+        rank = self._choose_rank(data[keep], users, items, z, persons)
+        if rank == 0:
+            return
+        n_users = len(self._user_ids)
+        u, v = fit_loadings(users, items, z, n_users, len(self.item_ids_), rank, self.seed)
+        prior = np.atleast_2d(np.cov(u[persons].T)) + 1e-9 * np.eye(rank)
+        fmean, fcov = posterior(users, v[items], z, n_users, prior)
+        self._set_factors(v / self.alpha_[:, None], prior, fmean, fcov)
+
+    def _choose_rank(
+        self,
+        data: pd.DataFrame,
+        users: np.ndarray,
+        items: np.ndarray,
+        z: np.ndarray,
+        persons: np.ndarray,
+    ) -> int:
+        """The number of time factors (0 to ``MAX_RANK``) that best predicts held-out persons'
+        log times one step ahead (see ``_fit_time_factors``)."""
+        rng = np.random.default_rng(self.seed)
+        held = np.zeros(len(self._user_ids), dtype=bool)
+        held[rng.choice(persons, size=max(1, len(persons) // 5), replace=False)] = True
+        fit_rows, test = ~held[users], data[held[users]]
+        pos = sort_for_sequences(test)
+        replay_users = "replay:" + test["user_id"].astype(str).to_numpy()[pos]
+        item_ids = test["item_id"].to_numpy()[pos]
+        correct = test["correct"].to_numpy(dtype=float)[pos]
+        log_t = plausible_log_times(test["rt_seconds"].to_numpy(dtype=float)[pos])[0]
+        n_users, n_items = len(self._user_ids), len(self.item_ids_)
+        best, best_rank = math.inf, 0
+        for rank in range(MAX_RANK + 1):
+            if rank:
+                u, v = fit_loadings(
+                    users[fit_rows], items[fit_rows], z[fit_rows], n_users, n_items, rank, self.seed
+                )
+                seen = np.unique(users[fit_rows])
+                prior = np.atleast_2d(np.cov(u[seen].T)) + 1e-9 * np.eye(rank)
+                self._set_factors(v / self.alpha_[:, None], prior)
+            steps = self._one_step_ahead(replay_users, item_ids, correct, log_t)
+            mse = float(np.mean((log_t - steps[:, 1]) ** 2))
+            if mse >= best * (1.0 - MIN_GAIN):
+                break
+            best, best_rank = mse, rank
+        self._set_factors(np.zeros((n_items, 0)), np.zeros((0, 0)))
+        return best_rank
+
+    def _set_factors(
+        self,
+        loadings: np.ndarray,
+        prior_cov: np.ndarray,
+        mean: np.ndarray | None = None,
+        cov: np.ndarray | None = None,
+    ) -> None:
+        """Install time-factor loadings (items x rank) and their population covariance; every
+        person starts from the prior unless ``mean``/``cov`` give their posteriors."""
+        self.time_loadings_ = np.asarray(loadings, dtype=float)
+        self.factor_prior_cov_ = np.asarray(prior_cov, dtype=float)
+        self._items_cache = None
+        rank, cap, size = len(prior_cov), len(self._pn), len(self._user_ids)
+        self._fmean = np.zeros((cap, rank))
+        self._fcov = np.tile(self.factor_prior_cov_, (cap, 1, 1))
+        if mean is not None and cov is not None:
+            self._fmean[:size], self._fcov[:size] = mean, cov
+
+    def _restore_factors(self, state: dict[str, Any], n_items: int, n_users: int) -> None:
+        """The time factors of a stored state (artifacts written before them have none)."""
+        if "time_loadings_" not in state:
+            return
+        loadings = np.asarray(state["time_loadings_"], dtype=float)
+        rank = loadings.shape[1] if loadings.ndim == 2 else -1
+        prior = np.asarray(state["factor_prior_cov_"], dtype=float).reshape(rank, rank)
+        mean = np.asarray(state["person_factor_mean_"], dtype=float).reshape(n_users, rank)
+        cov = np.asarray(state["person_factor_cov_"], dtype=float).reshape(n_users, rank, rank)
+        values = (loadings, prior, mean, cov)
+        if loadings.shape != (n_items, rank) or not all(np.all(np.isfinite(v)) for v in values):
+            raise ValueError("LNIRT state has invalid time factors")
+        self._set_factors(loadings, prior, mean, cov)
+
+    def _factors_of(self, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the factor posteriors of stored persons (index < 0: the prior)."""
+        rank = len(self.factor_prior_cov_)
+        mean = np.zeros((len(stored), rank))
+        cov = np.tile(self.factor_prior_cov_, (len(stored), 1, 1))
+        has = stored >= 0
+        mean[has], cov[has] = self._fmean[stored[has]], self._fcov[stored[has]]
+        return mean, cov
 
     def _time_log_density(self, d: np.ndarray, var: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Log predictive density of log time at ``d`` from its centre: the normal with
@@ -790,6 +917,7 @@ class LNIRT(LearnerModel):
         self._pmean[:size], self._pcov[:size], self._pn[:size] = mean, cov, n
         self._user_ids: list[str] = user_ids.tolist()
         self.user_index_ = {u: i for i, u in enumerate(self._user_ids)}
+        self._set_factors(np.zeros((len(self.item_ids_), 0)), np.zeros((0, 0)))
 
     @property
     def rho_(self) -> float:
@@ -833,7 +961,7 @@ class LNIRT(LearnerModel):
                     self.a_,
                     self.b_,
                     self.b_sd_**2,
-                    self.alpha_ * np.exp(-s2),
+                    self._net_of_factors(self.alpha_ * np.exp(-s2)),
                     self.beta_,
                     self.beta_sd_**2,
                 ]
@@ -847,6 +975,25 @@ class LNIRT(LearnerModel):
             table = np.vstack([items, population, skills])
             self._items_cache = table
         return table
+
+    def _net_of_factors(self, alpha: np.ndarray) -> np.ndarray:
+        """Items' residual time discriminations once the time factors are modelled apart.
+
+        The fitted ``alpha_`` measures all of a log time's spread around ``beta - tau``,
+        the factors' part included. With factors, the residual keeps only what they leave:
+        its variance less the factors' population variance ``lambda' Sigma_eta lambda``
+        (in the t's variance ``nu / (nu - 2) / alpha^2`` for Student-t residuals), never
+        below ``timefactor.MIN_RESIDUAL_SHARE`` of it. A new person's predictive spread is
+        then what it was without factors, and it narrows as their factors are learned.
+        """
+        lam = self.time_loadings_
+        if lam.shape[1] == 0:
+            return alpha
+        part = np.einsum("ik,kl,il->i", lam, self.factor_prior_cov_, lam)
+        nu = self.time_df_
+        c = 1.0 if nu is None or nu <= 2.0 else nu / (nu - 2.0)
+        total = c / (alpha * alpha)
+        return np.sqrt(c / np.maximum(total - part, MIN_RESIDUAL_SHARE * total))
 
     def _item_arrays(
         self, item_ids: np.ndarray, skill_ids: np.ndarray | None = None
@@ -1013,6 +1160,9 @@ class LNIRT(LearnerModel):
         cov[has] = self._pcov[stored[has]]
         out = np.empty((n, 4))
         out[:, 3] = alpha
+        factors = None
+        if self.time_loadings_.shape[1]:
+            factors = (*self._factors_of(stored), self._factor_rows(item_ids))
         # All users advance one step at a time, so each step is one vectorised update.
         by_rank = np.argsort(rank, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(rank))]
@@ -1023,8 +1173,13 @@ class LNIRT(LearnerModel):
                 mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows]
             )
             out[rows, 2] = cov[g, 1, 1] + var_beta[rows]
+            if factors is not None:
+                centre, spread = shift(factors[0][g], factors[1][g], factors[2][rows])
+                out[rows, 1] += centre
+                out[rows, 2] += spread
             # Only after predicting does the row's own outcome update the user's copy.
-            self._learn(mean, cov, g, rows, correct, log_t, a, b, var_b, alpha, beta, var_beta)
+            items = (a, b, var_b, alpha, beta, var_beta)
+            self._learn(mean, cov, g, rows, correct, log_t, *items, factors=factors)
         return out
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
@@ -1045,8 +1200,13 @@ class LNIRT(LearnerModel):
         else:
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
         a, b, var_b, alpha, beta, var_beta = self._item_one(item, skill)
+        centre = 0.0
+        if self.time_loadings_.shape[1]:
+            fmean, fcov = self._factors_of(np.array([-1 if i is None else i]))
+            c, spread = shift(fmean, fcov, self._factor_rows(np.array([item], dtype=object)))
+            centre, var_beta = float(c[0]), var_beta + spread
         p, mu, sd = predictive_moments(mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_)
-        out = one_row_predictions(p, mu, sd)
+        out = one_row_predictions(p, mu + centre, sd)
         if not self.times_fitted_:
             out.update(time_median_s=math.nan, time_p10_s=math.nan, time_p90_s=math.nan)
         return out
@@ -1065,8 +1225,15 @@ class LNIRT(LearnerModel):
         alpha: np.ndarray,
         beta: np.ndarray,
         var_beta: np.ndarray,
+        factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``."""
+        """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``.
+
+        ``factors`` (the users' time-factor means and covariances, indexed like ``mean``, and
+        the loadings per row) are updated in place too: a time first moves the factors by its
+        innovation against the full prediction, then the speed by the time less the factors'
+        part (both from the state before the time).
+        """
         acc = np.isfinite(correct[rows])
         if acc.any():
             gi, ri = g[acc], rows[acc]
@@ -1078,11 +1245,45 @@ class LNIRT(LearnerModel):
             gi, ri = g[tim], rows[tim]
             before = (mean[gi], cov[gi])
             nu = self.time_df_
-            after = time_update(*before, log_t[ri], alpha[ri], beta[ri], var_beta[ri], nu)
+            lt, vb = log_t[ri], var_beta[ri]
+            if factors is not None:
+                lt, vb = self._learn_factors(before, factors, gi, ri, lt, alpha[ri], beta[ri], vb)
+            after = time_update(*before, lt, alpha[ri], beta[ri], vb, nu)
             mean[gi], cov[gi] = speed_only(before, after)
         # The persons' random walk between responses (see ``_fit_drift``).
         cov[g, 0, 0] += self.drift_[0]
         cov[g, 1, 1] += self.drift_[1]
+
+    def _learn_factors(
+        self,
+        before: tuple[np.ndarray, np.ndarray],
+        factors: tuple[np.ndarray, np.ndarray, np.ndarray],
+        gi: np.ndarray,
+        ri: np.ndarray,
+        log_t: np.ndarray,
+        alpha: np.ndarray,
+        beta: np.ndarray,
+        var_beta: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The time-factor step of ``_learn`` (in place on ``factors``). Returns the log times
+        and item variances the speed's step then uses: less the factors' part, plus its
+        variance."""
+        fmean, fcov, lam_all = factors
+        lam = lam_all[ri]
+        centre, spread = shift(fmean[gi], fcov[gi], lam)
+        d = log_t - centre - (beta - before[0][:, 1])
+        gauss = spread + before[1][:, 1, 1] + var_beta
+        if self.time_df_ is None:
+            r2 = gauss + 1.0 / (alpha * alpha)
+            score, curvature = d / r2, -1.0 / r2
+        else:
+            score, curvature = _t_predictive_derivatives(d, gauss, alpha, self.time_df_)
+        fmean[gi], fcov[gi] = factor_update(fmean[gi], fcov[gi], lam, score, curvature)
+        return log_t - centre, var_beta + spread
+
+    def _factor_rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """Time-factor loadings per row (zeros for items the fit did not see)."""
+        return row_loadings(self.time_loadings_, self._item_lookup.get_indexer(item_ids))
 
     # -- online learning ---------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -1112,6 +1313,10 @@ class LNIRT(LearnerModel):
             id_string(row["item_id"]), None if skill is None or pd.isna(skill) else id_string(skill)
         )
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
+        factors = None
+        if self.time_loadings_.shape[1]:
+            item_row = np.array([id_string(row["item_id"])], dtype=object)
+            factors = (*self._factors_of(np.array([i])), self._factor_rows(item_row))
         self._learn(
             mean,
             cov,
@@ -1122,8 +1327,11 @@ class LNIRT(LearnerModel):
             if rt > 0 and self.times_fitted_
             else np.array([math.nan]),
             *items,
+            factors=factors,
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]
+        if factors is not None:
+            self._fmean[i], self._fcov[i] = factors[0][0], factors[1][0]
         self._pn[i] += 1
 
     def _add_user(self, user: str) -> int:
@@ -1133,6 +1341,11 @@ class LNIRT(LearnerModel):
             self._pmean = np.resize(self._pmean, (cap, 2))
             self._pcov = np.resize(self._pcov, (cap, 2, 2))
             self._pn = np.resize(self._pn, cap)
+            rank = len(self.factor_prior_cov_)
+            self._fmean = np.resize(self._fmean, (cap, rank))
+            self._fcov = np.resize(self._fcov, (cap, rank, rank))
+        self._fmean[i] = 0.0
+        self._fcov[i] = self.factor_prior_cov_
         self._pmean[i] = self.mu_P_
         self._pcov[i] = self.sigma_P_
         self._pn[i] = 0
@@ -1171,6 +1384,11 @@ class LNIRT(LearnerModel):
         state["skill_ids_"] = self.skill_ids_.tolist()
         state["skill_b_centre_"] = self.skill_b_centre_.tolist()
         state["skill_b_sd_"] = self.skill_b_sd_
+        size = len(self._user_ids)
+        state["time_loadings_"] = self.time_loadings_.copy()
+        state["factor_prior_cov_"] = self.factor_prior_cov_.copy()
+        state["person_factor_mean_"] = self._fmean[:size].copy()
+        state["person_factor_cov_"] = self._fcov[:size].copy()
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -1235,5 +1453,6 @@ class LNIRT(LearnerModel):
         if spread is not None and not (math.isfinite(float(spread)) and float(spread) > 0):
             raise ValueError(f"LNIRT state has an invalid skill_b_sd_: {spread!r}")
         self._set_skills(skill_ids, centres, None if spread is None else float(spread))
+        self._restore_factors(state, n_i, n_u)
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)

@@ -1,0 +1,121 @@
+"""LNIRT's person-by-item time factors (``models.lnirt.timefactor``): learned where persons are
+fast on some items and slow on others, left out where times hold no such pattern, and kept
+consistent between ``predict``, ``predict_one``/``update`` and a saved artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smartstudy.data.simulate import simulate_lnirt
+from smartstudy.eval.metrics import interval_coverage, rmse_log_time
+from smartstudy.models.base import ArtifactError
+from smartstudy.models.lnirt import LNIRT, timefactor
+
+
+def _with_time_factors(n_persons: int, seed: int, rank: int = 2) -> pd.DataFrame:
+    """LNIRT data whose log times also carry ``rank`` person-by-item factors: each person's
+    own pattern of fast and slow items, half as large as the residual noise."""
+    df, truth = simulate_lnirt(n_persons, 40, rho=-0.4, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    loadings = rng.normal(0.0, 0.3, (40, rank))
+    eta = rng.normal(0.0, 1.0, (n_persons, rank))
+    person = pd.Index(truth["user_ids"]).get_indexer(df["user_id"])
+    item = df["item_id"].str[1:].astype(int).to_numpy()
+    shift = np.einsum("nk,nk->n", eta[person], loadings[item])
+    return df.assign(rt_seconds=df["rt_seconds"] * np.exp(shift))
+
+
+@pytest.fixture(scope="module")
+def factored() -> tuple[LNIRT, LNIRT, pd.DataFrame]:
+    """Models with and without factors fitted on 600 persons; 150 more persons (of the same
+    items and loadings) are new to both."""
+    df = _with_time_factors(750, seed=1)
+    users = df["user_id"].unique()
+    train = df[df["user_id"].isin(users[:600])]
+    test = df[df["user_id"].isin(users[600:])].assign(user_id=lambda d: "new-" + d["user_id"])
+    return LNIRT().fit(train), LNIRT(learn_time_factors=False).fit(train), test
+
+
+def test_factors_are_learned_and_predict_new_persons_times_better(factored) -> None:
+    with_factors, without, test = factored
+    assert with_factors.time_loadings_.shape[1] >= 1
+    assert without.time_loadings_.shape == (len(without.item_ids_), 0)
+    pred, plain = with_factors.predict(test), without.predict(test)
+    better = rmse_log_time(test["rt_seconds"], pred["time_median_s"])
+    worse = rmse_log_time(test["rt_seconds"], plain["time_median_s"])
+    assert better < worse - 0.01
+    coverage = interval_coverage(test["rt_seconds"], pred["time_p10_s"], pred["time_p90_s"])
+    assert 0.75 <= coverage <= 0.86
+    # Answers are untouched: the factors only move times.
+    np.testing.assert_allclose(pred["p_correct"], plain["p_correct"], rtol=1e-12)
+
+
+def test_times_without_such_patterns_get_no_factors() -> None:
+    df, _ = simulate_lnirt(600, 40, rho=-0.4, seed=3)
+    assert LNIRT().fit(df).time_loadings_.shape == (40, 0)
+
+
+def test_too_few_items_get_no_factors() -> None:
+    df = _with_time_factors(600, seed=4)
+    items = np.sort(df["item_id"].unique())[: timefactor.MIN_ITEMS - 1]
+    few = df[df["item_id"].isin(items)]
+    assert LNIRT().fit(few).time_loadings_.shape[1] == 0
+
+
+def test_factor_predictions_are_one_step_ahead_and_match_updates(factored) -> None:
+    model, _, test = factored
+    rows = test[test["user_id"].isin(test["user_id"].unique()[:2])]
+    pred = model.predict(rows)
+    # Changing a row's own time changes no prediction of that row, and does change the next.
+    ordered = rows.sort_values("order")
+    user_rows = ordered.index[ordered["user_id"] == rows["user_id"].iloc[0]]
+    target, later = user_rows[5], user_rows[6]
+    slowed = rows.copy()
+    slowed.loc[target, "rt_seconds"] *= 8.0
+    pred2 = model.predict(slowed)
+    pd.testing.assert_series_equal(pred.loc[target], pred2.loc[target])
+    assert pred2.loc[later, "time_median_s"] != pred.loc[later, "time_median_s"]
+    # The online path gives the same numbers.
+    online = LNIRT.from_bytes(model.to_bytes())
+    for _, row in rows.sort_values(["user_id", "order"]).iterrows():
+        one = online.predict_one(row["user_id"], row["item_id"])
+        for col, value in one.items():
+            assert pred.loc[row.name, col] == pytest.approx(value, rel=1e-10)
+        online.update(row.to_dict())
+
+
+def test_training_persons_keep_their_factors_through_save_and_load(factored, tmp_path) -> None:
+    model, _, test = factored
+    known = next(iter(model.user_index_))
+    model = LNIRT.from_bytes(model.to_bytes())
+    model.update({"user_id": "fresh", "item_id": "i3", "correct": 1, "rt_seconds": 200.0})
+    path = tmp_path / "lnirt.zip"
+    model.save(path)
+    loaded = LNIRT.load(path)
+    np.testing.assert_array_equal(loaded.time_loadings_, model.time_loadings_)
+    for user in (known, "fresh", "nobody"):
+        for item in ("i0", "i7", "unknown-item"):
+            assert loaded.predict_one(user, item) == model.predict_one(user, item)
+    pd.testing.assert_frame_equal(loaded.predict(test), model.predict(test))
+
+
+def test_an_artifact_without_factors_still_loads(factored) -> None:
+    model, _, _ = factored
+    state = model._get_state()
+    for key in ("time_loadings_", "factor_prior_cov_", "person_factor_mean_", "person_factor_cov_"):
+        state.pop(key)
+    old = LNIRT(**model.get_params())
+    old._set_state(state)
+    old.fitted_ = True
+    assert old.time_loadings_.shape[1] == 0
+    assert np.isfinite(list(old.predict_one("p1", "i1").values())).all()
+
+
+def test_a_tampered_factor_state_is_refused(factored) -> None:
+    model, _, _ = factored
+    model = LNIRT.from_bytes(model.to_bytes())
+    model.time_loadings_ = np.full_like(model.time_loadings_, np.nan)
+    with pytest.raises(ArtifactError, match="time factors"):
+        LNIRT.from_bytes(model.to_bytes())
