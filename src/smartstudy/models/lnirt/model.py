@@ -116,6 +116,21 @@ from smartstudy.models.base import (
     robust_seconds,
 )
 from smartstudy.models.baseline import fast_path_ids, one_row_predictions
+from smartstudy.models.lnirt.factors import (
+    MAX_RANK,
+    MIN_GAIN,
+    MIN_ITEMS,
+    MIN_PERSONS,
+    MIN_RESIDUAL_SHARE,
+    MIN_RESPONSE_GAIN,
+    FactorPart,
+    factor_update,
+    fit_loadings,
+    fit_response_loadings,
+    posterior,
+    response_posterior,
+    shift,
+)
 from smartstudy.models.lnirt.fit import (
     DegenerateFitError,
     LNIRTEstimate,
@@ -130,18 +145,6 @@ from smartstudy.models.lnirt.personfit import (
     check_level,
     person_fit_parts,
     summarise_person_fit,
-)
-from smartstudy.models.lnirt.timefactor import (
-    MAX_RANK,
-    MIN_GAIN,
-    MIN_ITEMS,
-    MIN_PERSONS,
-    MIN_RESIDUAL_SHARE,
-    factor_update,
-    fit_loadings,
-    posterior,
-    row_loadings,
-    shift,
 )
 
 __all__ = [
@@ -183,6 +186,36 @@ _LEGENDRE_POINTS = 128
 # ---------------------------------------------------------------------------------------
 
 
+# A part's factor states in the online steps: the persons' means and covariances and the
+# loadings of each row (``LNIRT._factor_states``).
+_Factors = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def probit_step(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    correct: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    var_b: np.ndarray | float = 0.0,
+    extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The assumed-density step of one probit response per user, as the derivatives of the
+    log evidence in the probit's argument ``v = a (theta - b) + extra``: ``score = sign
+    lambda(z) / s`` and ``curvature = -lambda (lambda + z) / s^2`` (``accuracy_update``).
+    ``extra`` is the mean and variance of a further Gaussian term of ``v`` (the response
+    factors' part), independent of ``(theta, tau)``."""
+    sign = 2.0 * np.asarray(correct, dtype=float) - 1.0
+    s2 = 1.0 + a * a * (cov[:, 0, 0] + var_b) + extra[1]
+    s = np.sqrt(s2)
+    z = sign * (a * (mean[:, 0] - b) + extra[0]) / s
+    lam = np.exp(-0.5 * z * z - _HALF_LOG_2PI - log_ndtr(z))
+    # lambda (lambda + z) lies in (0, 1); clipping guards the rounding of lambda + z in the
+    # far tail, which keeps the covariance positive definite.
+    delta = np.clip(lam * (lam + z), 0.0, 1.0 - 1e-12)
+    return sign * lam / s, -delta / s2
+
+
 def accuracy_update(
     mean: np.ndarray,
     cov: np.ndarray,
@@ -190,6 +223,7 @@ def accuracy_update(
     a: np.ndarray,
     b: np.ndarray,
     var_b: np.ndarray | float = 0.0,
+    extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assumed-density filtering step for one probit response per user.
 
@@ -199,19 +233,13 @@ def accuracy_update(
     covariance of prior x likelihood: with ``v = a (theta - b) + eps``, ``s^2 = Var v`` and
     ``z = sign * E[v] / s``, the mean moves by ``sign * lambda(z) / s * Cov(x, v)`` and the
     covariance shrinks by ``lambda (lambda + z) / s^2 * Cov(x, v) Cov(x, v)^T`` where
-    ``lambda = phi / Phi``. Returns new arrays.
+    ``lambda = phi / Phi``. ``extra`` adds a Gaussian term to ``v`` (``probit_step``).
+    Returns new arrays.
     """
-    sign = 2.0 * np.asarray(correct, dtype=float) - 1.0
-    s2 = 1.0 + a * a * (cov[:, 0, 0] + var_b)
-    s = np.sqrt(s2)
-    z = sign * a * (mean[:, 0] - b) / s
-    lam = np.exp(-0.5 * z * z - _HALF_LOG_2PI - log_ndtr(z))
-    # lambda (lambda + z) lies in (0, 1); clipping guards the rounding of lambda + z in the
-    # far tail, which keeps the covariance positive definite.
-    delta = np.clip(lam * (lam + z), 0.0, 1.0 - 1e-12)
+    score, curvature = probit_step(mean, cov, correct, a, b, var_b, extra)
     k = a[:, None] * cov[:, :, 0]
-    new_mean = mean + (sign * lam / s)[:, None] * k
-    new_cov = cov - (delta / s2)[:, None, None] * (k[:, :, None] * k[:, None, :])
+    new_mean = mean + score[:, None] * k
+    new_cov = cov + curvature[:, None, None] * (k[:, :, None] * k[:, None, :])
     return new_mean, new_cov
 
 
@@ -303,6 +331,7 @@ def predictive_moments(
     var_b: np.ndarray | float = 0.0,
     var_beta: np.ndarray | float = 0.0,
     nu: float | None = None,
+    extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior-predictive P(correct) and the centre and interval scale of log time.
 
@@ -313,9 +342,11 @@ def predictive_moments(
     convolution of ``N(0, sigma_tau^2 + var_beta)`` with the t of scale ``1/alpha``, symmetric
     about ``beta - mu_tau``; the third value is then its central 80% half-width over ``Z80``
     (see ``t_interval_halfwidth``), so that ``centre -+ Z80 * scale`` are its exact 10% and 90%
-    quantiles and ``exp(centre)`` its median.
+    quantiles and ``exp(centre)`` its median. ``extra`` (mean, variance) is a further
+    Gaussian term of the probit's argument (the response factors' part).
     """
-    p = ndtr(a * (mean[:, 0] - b) / np.sqrt(1.0 + a * a * (cov[:, 0, 0] + var_b)))
+    spread = 1.0 + a * a * (cov[:, 0, 0] + var_b) + extra[1]
+    p = ndtr((a * (mean[:, 0] - b) + extra[0]) / np.sqrt(spread))
     mu = beta - mean[:, 1]
     if nu is None:
         sd = np.sqrt(1.0 / (alpha * alpha) + cov[:, 1, 1] + var_beta)
@@ -506,8 +537,8 @@ class LNIRT(LearnerModel):
             the spreads of those item priors by empirical Bayes; None keeps the given
             spreads fixed.
         learn_drift: learn the persons' random-walk variances ``drift_`` (False: static).
-        learn_time_factors: learn person-by-item factors of response time where the data
-            support them (``timefactor``; False: none).
+        learn_factors: learn person-by-item factors of answers and of response times where
+            the data support them (``factors``; False: none).
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
@@ -515,9 +546,9 @@ class LNIRT(LearnerModel):
     ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
     skills' difficulty centres and the items' spread around them; empty and None without
     skills), ``time_df_`` (None: normal residuals), ``drift_``
-    (per-response variances of theta and tau), ``time_loadings_``/``factor_prior_cov_`` (the
-    items' loadings on the time factors, shape (items, rank), and the factors' population
-    covariance; rank 0 without factors), ``n_iter_``, ``converged_``, ``objective_`` and
+    (per-response variances of theta and tau), ``response_loadings_``/``time_loadings_`` (the
+    items' loadings on the factors of answers and of times, shape (items, rank); rank 0
+    without factors), ``n_iter_``, ``converged_``, ``objective_`` and
     ``times_fitted_`` (False for an accuracy-only fit on data without times: time columns of
     its predictions are NaN, see the module docstring).
     """
@@ -543,7 +574,7 @@ class LNIRT(LearnerModel):
         time_model: str = "t",
         prior_item_strength: float | None = 2.0,
         learn_drift: bool = True,
-        learn_time_factors: bool = True,
+        learn_factors: bool = True,
     ) -> None:
         self.method = method
         self.max_iter = max_iter
@@ -561,7 +592,7 @@ class LNIRT(LearnerModel):
         self.time_model = time_model
         self.prior_item_strength = prior_item_strength
         self.learn_drift = learn_drift
-        self.learn_time_factors = learn_time_factors
+        self.learn_factors = learn_factors
 
     # -- fitting ---------------------------------------------------------------------
     def _priors(self) -> LNIRTPriors:
@@ -647,8 +678,9 @@ class LNIRT(LearnerModel):
         self._absorb_times(data[held_back].assign(rt_seconds=robust[held_back]))
         if self.learn_drift:
             self.drift_ = self._fit_drift(data.assign(rt_seconds=robust))
-        if self.learn_time_factors and self.times_fitted_:
-            self._fit_time_factors(data.assign(rt_seconds=robust))
+        if self.learn_factors:
+            for name in ("time", "response") if self.times_fitted_ else ("response",):
+                self._fit_factors(data.assign(rt_seconds=robust), name)
         self.fitted_ = True
         return self
 
@@ -704,45 +736,83 @@ class LNIRT(LearnerModel):
             top, best = value, trial
         return best
 
-    def _fit_time_factors(self, data: pd.DataFrame) -> None:
-        """Learn the person-by-item time factors (``timefactor``) when they predict better.
+    def _fit_factors(self, data: pd.DataFrame, name: str) -> None:
+        """Learn one part's person-by-item factors (``"time"`` or ``"response"``, see
+        ``factors``) when they predict better.
 
-        The standardised residuals ``alpha_i (log t - beta_i + tau_p)`` of the training persons
-        (robust times, posterior speeds) are factorised. The rank is chosen by replay: the
-        loadings are fitted on four fifths of the persons, the other fifth is replayed one
-        step ahead as new persons (speed and factors learned online from the population
-        prior), and a rank is kept only if its mean squared log-time error is ``MIN_GAIN``
-        (relative) below that of the rank before. The kept rank is then refitted on every
-        person, whose posteriors start the training persons' online states.
+        Time: the standardised residuals ``alpha_i (log t - beta_i + tau_p)`` of the training
+        persons (robust times, posterior speeds) are factorised. Responses: the answers are
+        regressed on the factors by probit with the offset ``a_i (theta_p - b_i)`` (posterior
+        abilities). The rank is chosen by replay: the loadings are fitted on four fifths of
+        the persons, the other fifth is replayed one step ahead as new persons (ability,
+        speed and factors learned online from the population prior), and a rank is kept
+        only if its mean squared log-time error (time) or log loss (responses) is
+        ``MIN_GAIN`` or ``MIN_RESPONSE_GAIN`` (relative) below that of the rank before. The
+        kept rank is then refitted on every person, whose posteriors start the training
+        persons' online states.
         """
-        log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float))
         users = pd.Index(self._user_ids, dtype=object).get_indexer(data["user_id"].astype(str))
         items = self._item_lookup.get_indexer(data["item_id"].astype(str))
-        keep = has_t & (users >= 0) & (items >= 0) & data["correct"].notna().to_numpy()
-        users, items, log_t = users[keep], items[keep], log_t[keep]
+        correct = data["correct"].to_numpy(dtype=float)
+        keep = (users >= 0) & (items >= 0) & np.isfinite(correct)
+        if name == "time":
+            log_t, has_t = plausible_log_times(data["rt_seconds"].to_numpy(dtype=float))
+            keep &= has_t
+            target = self.alpha_[items] * (log_t - self.beta_[items] + self._pmean[users, 1])
+        else:
+            target = correct
+        users, items, target = users[keep], items[keep], target[keep]
         persons = np.unique(users)
         if len(self.item_ids_) < MIN_ITEMS or len(persons) < MIN_PERSONS:
             return
-        z = self.alpha_[items] * (log_t - self.beta_[items] + self._pmean[users, 1])
-        rank = self._choose_rank(data[keep], users, items, z, persons)
-        if rank == 0:
-            return
-        n_users = len(self._user_ids)
-        u, v = fit_loadings(users, items, z, n_users, len(self.item_ids_), rank, self.seed)
-        prior = np.atleast_2d(np.cov(u[persons].T)) + 1e-9 * np.eye(rank)
-        fmean, fcov = posterior(users, v[items], z, n_users, prior)
-        self._set_factors(v / self.alpha_[:, None], prior, fmean, fcov)
+        rank = self._choose_rank(data[keep], users, items, target, persons, name)
+        if rank:
+            self._parts[name] = self._fitted_part(name, users, items, target, rank, True)
+            self._items_cache = None
+
+    def _fitted_part(
+        self,
+        name: str,
+        users: np.ndarray,
+        items: np.ndarray,
+        target: np.ndarray,
+        rank: int,
+        posteriors: bool,
+    ) -> FactorPart:
+        """Factors of rank ``rank`` fitted on the given answers; with ``posteriors``, the
+        fitted persons' posteriors too (else every person holds the prior)."""
+        n_users, n_items = len(self._user_ids), len(self.item_ids_)
+        seen = np.unique(users)
+        if name == "time":
+            u, v = fit_loadings(users, items, target, n_users, n_items, rank, self.seed)
+            loadings = v / self.alpha_[:, None]
+        else:
+            offset = self.a_[items] * (self._pmean[users, 0] - self.b_[items])
+            u, v = fit_response_loadings(
+                users, items, offset, target, n_users, n_items, rank, self.seed
+            )
+            loadings = v
+        prior = np.atleast_2d(np.cov(u[seen].T)) + 1e-9 * np.eye(rank)
+        part = FactorPart(loadings, prior, len(self._pn))
+        if posteriors:
+            if name == "time":
+                mean, cov = posterior(users, v[items], target, n_users, prior)
+            else:
+                mean, cov = response_posterior(users, v[items], offset, u, prior)
+            part.mean[:n_users], part.cov[:n_users] = mean, cov
+        return part
 
     def _choose_rank(
         self,
         data: pd.DataFrame,
         users: np.ndarray,
         items: np.ndarray,
-        z: np.ndarray,
+        target: np.ndarray,
         persons: np.ndarray,
+        name: str,
     ) -> int:
-        """The number of time factors (0 to ``MAX_RANK``) that best predicts held-out persons'
-        log times one step ahead (see ``_fit_time_factors``)."""
+        """The number of factors of part ``name`` (0 to ``MAX_RANK``) that best predicts
+        held-out persons one step ahead (see ``_fit_factors``)."""
         rng = np.random.default_rng(self.seed)
         held = np.zeros(len(self._user_ids), dtype=bool)
         held[rng.choice(persons, size=max(1, len(persons) // 5), replace=False)] = True
@@ -752,64 +822,38 @@ class LNIRT(LearnerModel):
         item_ids = test["item_id"].to_numpy()[pos]
         correct = test["correct"].to_numpy(dtype=float)[pos]
         log_t = plausible_log_times(test["rt_seconds"].to_numpy(dtype=float)[pos])[0]
-        n_users, n_items = len(self._user_ids), len(self.item_ids_)
+        if not self.times_fitted_:
+            log_t[:] = np.nan
+        gain = MIN_GAIN if name == "time" else MIN_RESPONSE_GAIN
+        kept = self._parts[name]
         best, best_rank = math.inf, 0
         for rank in range(MAX_RANK + 1):
             if rank:
-                u, v = fit_loadings(
-                    users[fit_rows], items[fit_rows], z[fit_rows], n_users, n_items, rank, self.seed
-                )
-                seen = np.unique(users[fit_rows])
-                prior = np.atleast_2d(np.cov(u[seen].T)) + 1e-9 * np.eye(rank)
-                self._set_factors(v / self.alpha_[:, None], prior)
+                fitted = (users[fit_rows], items[fit_rows], target[fit_rows])
+                self._parts[name] = self._fitted_part(name, *fitted, rank, False)
+                self._items_cache = None
             steps = self._one_step_ahead(replay_users, item_ids, correct, log_t)
-            mse = float(np.mean((log_t - steps[:, 1]) ** 2))
-            if mse >= best * (1.0 - MIN_GAIN):
+            if name == "time":
+                loss = float(np.mean((log_t - steps[:, 1]) ** 2))
+            else:
+                p = np.clip(steps[:, 0], 1e-12, 1.0 - 1e-12)
+                loss = -float(np.mean(correct * np.log(p) + (1.0 - correct) * np.log1p(-p)))
+            if loss >= best * (1.0 - gain):
                 break
-            best, best_rank = mse, rank
-        self._set_factors(np.zeros((n_items, 0)), np.zeros((0, 0)))
+            best, best_rank = loss, rank
+        self._parts[name] = kept
+        self._items_cache = None
         return best_rank
 
-    def _set_factors(
-        self,
-        loadings: np.ndarray,
-        prior_cov: np.ndarray,
-        mean: np.ndarray | None = None,
-        cov: np.ndarray | None = None,
-    ) -> None:
-        """Install time-factor loadings (items x rank) and their population covariance; every
-        person starts from the prior unless ``mean``/``cov`` give their posteriors."""
-        self.time_loadings_ = np.asarray(loadings, dtype=float)
-        self.factor_prior_cov_ = np.asarray(prior_cov, dtype=float)
-        self._items_cache = None
-        rank, cap, size = len(prior_cov), len(self._pn), len(self._user_ids)
-        self._fmean = np.zeros((cap, rank))
-        self._fcov = np.tile(self.factor_prior_cov_, (cap, 1, 1))
-        if mean is not None and cov is not None:
-            self._fmean[:size], self._fcov[:size] = mean, cov
+    @property
+    def time_loadings_(self) -> np.ndarray:
+        """The items' loadings on the time factors, (items, rank); rank 0 without them."""
+        return self._parts["time"].loadings
 
-    def _restore_factors(self, state: dict[str, Any], n_items: int, n_users: int) -> None:
-        """The time factors of a stored state (artifacts written before them have none)."""
-        if "time_loadings_" not in state:
-            return
-        loadings = np.asarray(state["time_loadings_"], dtype=float)
-        rank = loadings.shape[1] if loadings.ndim == 2 else -1
-        prior = np.asarray(state["factor_prior_cov_"], dtype=float).reshape(rank, rank)
-        mean = np.asarray(state["person_factor_mean_"], dtype=float).reshape(n_users, rank)
-        cov = np.asarray(state["person_factor_cov_"], dtype=float).reshape(n_users, rank, rank)
-        values = (loadings, prior, mean, cov)
-        if loadings.shape != (n_items, rank) or not all(np.all(np.isfinite(v)) for v in values):
-            raise ValueError("LNIRT state has invalid time factors")
-        self._set_factors(loadings, prior, mean, cov)
-
-    def _factors_of(self, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of the factor posteriors of stored persons (index < 0: the prior)."""
-        rank = len(self.factor_prior_cov_)
-        mean = np.zeros((len(stored), rank))
-        cov = np.tile(self.factor_prior_cov_, (len(stored), 1, 1))
-        has = stored >= 0
-        mean[has], cov[has] = self._fmean[stored[has]], self._fcov[stored[has]]
-        return mean, cov
+    @property
+    def response_loadings_(self) -> np.ndarray:
+        """The items' loadings on the response factors, (items, rank); rank 0 without them."""
+        return self._parts["response"].loadings
 
     def _time_log_density(self, d: np.ndarray, var: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Log predictive density of log time at ``d`` from its centre: the normal with
@@ -917,7 +961,10 @@ class LNIRT(LearnerModel):
         self._pmean[:size], self._pcov[:size], self._pn[:size] = mean, cov, n
         self._user_ids: list[str] = user_ids.tolist()
         self.user_index_ = {u: i for i, u in enumerate(self._user_ids)}
-        self._set_factors(np.zeros((len(self.item_ids_), 0)), np.zeros((0, 0)))
+        self._parts = {
+            name: FactorPart.none(len(self.item_ids_), cap) for name in ("time", "response")
+        }
+        self._items_cache = None
 
     @property
     def rho_(self) -> float:
@@ -983,13 +1030,14 @@ class LNIRT(LearnerModel):
         the factors' part included. With factors, the residual keeps only what they leave:
         its variance less the factors' population variance ``lambda' Sigma_eta lambda``
         (in the t's variance ``nu / (nu - 2) / alpha^2`` for Student-t residuals), never
-        below ``timefactor.MIN_RESIDUAL_SHARE`` of it. A new person's predictive spread is
+        below ``factors.MIN_RESIDUAL_SHARE`` of it. A new person's predictive spread is
         then what it was without factors, and it narrows as their factors are learned.
         """
-        lam = self.time_loadings_
-        if lam.shape[1] == 0:
+        time = self._parts["time"]
+        if time.rank == 0:
             return alpha
-        part = np.einsum("ik,kl,il->i", lam, self.factor_prior_cov_, lam)
+        lam = time.loadings
+        part = np.einsum("ik,kl,il->i", lam, time.prior_cov, lam)
         nu = self.time_df_
         c = 1.0 if nu is None or nu <= 2.0 else nu / (nu - 2.0)
         total = c / (alpha * alpha)
@@ -1160,26 +1208,25 @@ class LNIRT(LearnerModel):
         cov[has] = self._pcov[stored[has]]
         out = np.empty((n, 4))
         out[:, 3] = alpha
-        factors = None
-        if self.time_loadings_.shape[1]:
-            factors = (*self._factors_of(stored), self._factor_rows(item_ids))
+        tf, rf = self._factor_states(stored, self._item_lookup.get_indexer(item_ids))
         # All users advance one step at a time, so each step is one vectorised update.
         by_rank = np.argsort(rank, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(rank))]
         for k in range(len(bounds) - 1):
             rows = by_rank[bounds[k] : bounds[k + 1]]
             g = group[rows]
+            extra = (0.0, 0.0) if rf is None else shift(rf[0][g], rf[1][g], rf[2][rows])
             out[rows, 0], out[rows, 1], _ = predictive_moments(
-                mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows]
+                mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows], extra=extra
             )
             out[rows, 2] = cov[g, 1, 1] + var_beta[rows]
-            if factors is not None:
-                centre, spread = shift(factors[0][g], factors[1][g], factors[2][rows])
+            if tf is not None:
+                centre, spread = shift(tf[0][g], tf[1][g], tf[2][rows])
                 out[rows, 1] += centre
                 out[rows, 2] += spread
             # Only after predicting does the row's own outcome update the user's copy.
             items = (a, b, var_b, alpha, beta, var_beta)
-            self._learn(mean, cov, g, rows, correct, log_t, *items, factors=factors)
+            self._learn(mean, cov, g, rows, correct, log_t, *items, factors=(tf, rf))
         return out
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
@@ -1200,12 +1247,17 @@ class LNIRT(LearnerModel):
         else:
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
         a, b, var_b, alpha, beta, var_beta = self._item_one(item, skill)
-        centre = 0.0
-        if self.time_loadings_.shape[1]:
-            fmean, fcov = self._factors_of(np.array([-1 if i is None else i]))
-            c, spread = shift(fmean, fcov, self._factor_rows(np.array([item], dtype=object)))
+        centre, extra = 0.0, (0.0, 0.0)
+        stored = np.array([-1 if i is None else i])
+        tf, rf = self._factor_states(stored, np.array([self.item_index_.get(item, -1)]))
+        if tf is not None:
+            c, spread = shift(*tf)
             centre, var_beta = float(c[0]), var_beta + spread
-        p, mu, sd = predictive_moments(mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_)
+        if rf is not None:
+            extra = shift(*rf)
+        p, mu, sd = predictive_moments(
+            mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_, extra
+        )
         out = one_row_predictions(p, mu + centre, sd)
         if not self.times_fitted_:
             out.update(time_median_s=math.nan, time_p10_s=math.nan, time_p90_s=math.nan)
@@ -1225,20 +1277,32 @@ class LNIRT(LearnerModel):
         alpha: np.ndarray,
         beta: np.ndarray,
         var_beta: np.ndarray,
-        factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        factors: tuple[_Factors | None, _Factors | None] = (None, None),
     ) -> None:
         """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``.
 
-        ``factors`` (the users' time-factor means and covariances, indexed like ``mean``, and
-        the loadings per row) are updated in place too: a time first moves the factors by its
-        innovation against the full prediction, then the speed by the time less the factors'
-        part (both from the state before the time).
+        ``factors`` are the time and response factors (``_factor_states``: the users' means and
+        covariances, indexed like ``mean``, and the loadings per row; None without), updated
+        in place too. An answer moves ability and the response factors by one
+        assumed-density step of their common probit. A time first moves the time factors by
+        its innovation against the full prediction, then the speed by the time less the
+        factors' part (both from the state before the time).
         """
+        tf, rf = factors
         acc = np.isfinite(correct[rows])
         if acc.any():
             gi, ri = g[acc], rows[acc]
+            extra = (0.0, 0.0)
+            if rf is not None:
+                extra = shift(rf[0][gi], rf[1][gi], rf[2][ri])
+                score, curvature = probit_step(
+                    mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra
+                )
+                rf[0][gi], rf[1][gi] = factor_update(
+                    rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
+                )
             mean[gi], cov[gi] = accuracy_update(
-                mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri]
+                mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra
             )
         tim = np.isfinite(log_t[rows])
         if tim.any():
@@ -1246,8 +1310,8 @@ class LNIRT(LearnerModel):
             before = (mean[gi], cov[gi])
             nu = self.time_df_
             lt, vb = log_t[ri], var_beta[ri]
-            if factors is not None:
-                lt, vb = self._learn_factors(before, factors, gi, ri, lt, alpha[ri], beta[ri], vb)
+            if tf is not None:
+                lt, vb = self._learn_factors(before, tf, gi, ri, lt, alpha[ri], beta[ri], vb)
             after = time_update(*before, lt, alpha[ri], beta[ri], vb, nu)
             mean[gi], cov[gi] = speed_only(before, after)
         # The persons' random walk between responses (see ``_fit_drift``).
@@ -1257,7 +1321,7 @@ class LNIRT(LearnerModel):
     def _learn_factors(
         self,
         before: tuple[np.ndarray, np.ndarray],
-        factors: tuple[np.ndarray, np.ndarray, np.ndarray],
+        factors: _Factors,
         gi: np.ndarray,
         ri: np.ndarray,
         log_t: np.ndarray,
@@ -1281,9 +1345,17 @@ class LNIRT(LearnerModel):
         fmean[gi], fcov[gi] = factor_update(fmean[gi], fcov[gi], lam, score, curvature)
         return log_t - centre, var_beta + spread
 
-    def _factor_rows(self, item_ids: np.ndarray) -> np.ndarray:
-        """Time-factor loadings per row (zeros for items the fit did not see)."""
-        return row_loadings(self.time_loadings_, self._item_lookup.get_indexer(item_ids))
+    def _factor_states(
+        self, stored: np.ndarray, positions: np.ndarray
+    ) -> tuple[_Factors | None, _Factors | None]:
+        """Per part (time, responses): copies of the factor posteriors of the stored persons
+        ``stored`` (index < 0: the prior) and the loadings of the rows' items ``positions``
+        (zeros for items the fit did not see); None for a part without factors."""
+        states: list[_Factors | None] = []
+        for name in ("time", "response"):
+            part = self._parts[name]
+            states.append(None if part.rank == 0 else (*part.of(stored), part.rows(positions)))
+        return states[0], states[1]
 
     # -- online learning ---------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -1313,10 +1385,8 @@ class LNIRT(LearnerModel):
             id_string(row["item_id"]), None if skill is None or pd.isna(skill) else id_string(skill)
         )
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
-        factors = None
-        if self.time_loadings_.shape[1]:
-            item_row = np.array([id_string(row["item_id"])], dtype=object)
-            factors = (*self._factors_of(np.array([i])), self._factor_rows(item_row))
+        position = np.array([self.item_index_.get(id_string(row["item_id"]), -1)])
+        factors = self._factor_states(np.array([i]), position)
         self._learn(
             mean,
             cov,
@@ -1330,8 +1400,9 @@ class LNIRT(LearnerModel):
             factors=factors,
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]
-        if factors is not None:
-            self._fmean[i], self._fcov[i] = factors[0][0], factors[1][0]
+        for name, state in zip(("time", "response"), factors, strict=True):
+            if state is not None:
+                self._parts[name].mean[i], self._parts[name].cov[i] = state[0][0], state[1][0]
         self._pn[i] += 1
 
     def _add_user(self, user: str) -> int:
@@ -1341,11 +1412,8 @@ class LNIRT(LearnerModel):
             self._pmean = np.resize(self._pmean, (cap, 2))
             self._pcov = np.resize(self._pcov, (cap, 2, 2))
             self._pn = np.resize(self._pn, cap)
-            rank = len(self.factor_prior_cov_)
-            self._fmean = np.resize(self._fmean, (cap, rank))
-            self._fcov = np.resize(self._fcov, (cap, rank, rank))
-        self._fmean[i] = 0.0
-        self._fcov[i] = self.factor_prior_cov_
+            for part in self._parts.values():
+                part.grow(cap)
         self._pmean[i] = self.mu_P_
         self._pcov[i] = self.sigma_P_
         self._pn[i] = 0
@@ -1385,10 +1453,8 @@ class LNIRT(LearnerModel):
         state["skill_b_centre_"] = self.skill_b_centre_.tolist()
         state["skill_b_sd_"] = self.skill_b_sd_
         size = len(self._user_ids)
-        state["time_loadings_"] = self.time_loadings_.copy()
-        state["factor_prior_cov_"] = self.factor_prior_cov_.copy()
-        state["person_factor_mean_"] = self._fmean[:size].copy()
-        state["person_factor_cov_"] = self._fcov[:size].copy()
+        for name, part in self._parts.items():
+            state.update(part.state(name, size))
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -1453,6 +1519,7 @@ class LNIRT(LearnerModel):
         if spread is not None and not (math.isfinite(float(spread)) and float(spread) > 0):
             raise ValueError(f"LNIRT state has an invalid skill_b_sd_: {spread!r}")
         self._set_skills(skill_ids, centres, None if spread is None else float(spread))
-        self._restore_factors(state, n_i, n_u)
+        for name in ("time", "response"):
+            self._parts[name] = FactorPart.from_state(state, name, n_i, n_u, len(self._pn))
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)
