@@ -192,19 +192,18 @@ _Factors = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def probit_step(
-    mean: np.ndarray,
-    cov: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray],
     correct: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    var_b: np.ndarray | float = 0.0,
+    item: tuple[np.ndarray, np.ndarray, np.ndarray | float],
     extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The assumed-density step of one probit response per user, as the derivatives of the
     log evidence in the probit's argument ``v = a (theta - b) + extra``: ``score = sign
     lambda(z) / s`` and ``curvature = -lambda (lambda + z) / s^2`` (``accuracy_update``).
-    ``extra`` is the mean and variance of a further Gaussian term of ``v`` (the response
-    factors' part), independent of ``(theta, tau)``."""
+    ``state`` is the users' ``(mean, cov)`` of (theta, tau), ``item`` the rows' ``(a, b,
+    var_b)``; ``extra`` is the mean and variance of a further Gaussian term of ``v`` (the
+    response factors' part), independent of ``(theta, tau)``."""
+    (mean, cov), (a, b, var_b) = state, item
     sign = 2.0 * np.asarray(correct, dtype=float) - 1.0
     s2 = 1.0 + a * a * (cov[:, 0, 0] + var_b) + extra[1]
     s = np.sqrt(s2)
@@ -236,7 +235,7 @@ def accuracy_update(
     ``lambda = phi / Phi``. ``extra`` adds a Gaussian term to ``v`` (``probit_step``).
     Returns new arrays.
     """
-    score, curvature = probit_step(mean, cov, correct, a, b, var_b, extra)
+    score, curvature = probit_step((mean, cov), correct, (a, b, var_b), extra)
     k = a[:, None] * cov[:, :, 0]
     new_mean = mean + score[:, None] * k
     new_cov = cov + curvature[:, None, None] * (k[:, :, None] * k[:, None, :])
@@ -1295,9 +1294,8 @@ class LNIRT(LearnerModel):
             extra = (0.0, 0.0)
             if rf is not None:
                 extra = shift(rf[0][gi], rf[1][gi], rf[2][ri])
-                score, curvature = probit_step(
-                    mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra
-                )
+                item = (a[ri], b[ri], var_b[ri])
+                score, curvature = probit_step((mean[gi], cov[gi]), correct[ri], item, extra)
                 rf[0][gi], rf[1][gi] = factor_update(
                     rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
                 )
