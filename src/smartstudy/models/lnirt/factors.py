@@ -114,13 +114,17 @@ def fit_loadings(
     return u, v
 
 
-def _probit_parts(eta: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fisher-scoring weights ``phi^2 / (P (1 - P))`` and working residuals ``(y - P) / phi``
-    of a probit at ``eta``, clipped to +-8 (where every factor is still a normal float)."""
+def _probit_parts(
+    eta: np.ndarray, y: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fisher-scoring weights ``phi^2 / (P (1 - P))`` and, given answers ``y``, working
+    residuals ``(y - P) / phi`` of a probit at ``eta``, clipped to +-8 (where every factor is
+    still a normal float)."""
     eta = np.clip(eta, -8.0, 8.0)
     phi = np.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
     p, q = ndtr(eta), ndtr(-eta)
-    return phi * phi / (p * q), np.where(y > 0.5, q, -p) / phi
+    resid = None if y is None else np.where(y > 0.5, q, -p) / phi
+    return phi * phi / (p * q), resid
 
 
 def fit_response_loadings(
@@ -169,7 +173,7 @@ def response_posterior(
     """Laplace approximation of each person's ``zeta`` posterior at its fitted value ``u``:
     mean ``u`` and covariance ``(Sigma^-1 + sum w mu mu')^-1`` with the probit's Fisher
     weights ``w`` at the fitted argument (per-answer ``loadings`` and ``offset``)."""
-    weight, _ = _probit_parts(offset + np.einsum("nk,nk->n", u[users], loadings), offset * 0.0)
+    weight, _ = _probit_parts(offset + np.einsum("nk,nk->n", u[users], loadings))
     gram, _ = _normal_equations(users, loadings, np.zeros(len(users)), len(u), weight)
     cov = np.linalg.inv(gram + np.linalg.inv(prior_cov)[None, :, :])
     return u.copy(), 0.5 * (cov + np.swapaxes(cov, 1, 2))

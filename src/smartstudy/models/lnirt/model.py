@@ -1247,8 +1247,7 @@ class LNIRT(LearnerModel):
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
         a, b, var_b, alpha, beta, var_beta = self._item_one(item, skill)
         centre, extra = 0.0, (0.0, 0.0)
-        stored = np.array([-1 if i is None else i])
-        tf, rf = self._factor_states(stored, np.array([self.item_index_.get(item, -1)]))
+        tf, rf = self._factor_states(-1 if i is None else i, self.item_index_.get(item, -1))
         if tf is not None:
             c, spread = shift(*tf)
             centre, var_beta = float(c[0]), var_beta + spread
@@ -1344,15 +1343,18 @@ class LNIRT(LearnerModel):
         return log_t - centre, var_beta + spread
 
     def _factor_states(
-        self, stored: np.ndarray, positions: np.ndarray
+        self, stored: np.ndarray | int, positions: np.ndarray | int
     ) -> tuple[_Factors | None, _Factors | None]:
         """Per part (time, responses): copies of the factor posteriors of the stored persons
         ``stored`` (index < 0: the prior) and the loadings of the rows' items ``positions``
-        (zeros for items the fit did not see); None for a part without factors."""
-        states: list[_Factors | None] = []
-        for name in ("time", "response"):
+        (< 0: an item the fit did not see, which loads on nothing); None for a part without
+        factors. One person and one item may be given as integers."""
+        states: list[_Factors | None] = [None, None]
+        for k, name in enumerate(("time", "response")):
             part = self._parts[name]
-            states.append(None if part.rank == 0 else (*part.of(stored), part.rows(positions)))
+            if part.rank:
+                who, where = np.atleast_1d(stored), np.atleast_1d(positions)
+                states[k] = (*part.of(who), part.rows(where))
         return states[0], states[1]
 
     # -- online learning ---------------------------------------------------------------
@@ -1383,8 +1385,7 @@ class LNIRT(LearnerModel):
             id_string(row["item_id"]), None if skill is None or pd.isna(skill) else id_string(skill)
         )
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
-        position = np.array([self.item_index_.get(id_string(row["item_id"]), -1)])
-        factors = self._factor_states(np.array([i]), position)
+        factors = self._factor_states(i, self.item_index_.get(id_string(row["item_id"]), -1))
         self._learn(
             mean,
             cov,
