@@ -209,7 +209,7 @@ class Baseline(LearnerModel):
             value = getattr(self, name)
             if value is not None and not _is_positive_number(value):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
-        if not _is_floor(self.guess_floor):
+        if not is_guess_floor(self.guess_floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
 
     # -- fitting ---------------------------------------------------------------------
@@ -327,7 +327,7 @@ class Baseline(LearnerModel):
                 ``floor`` with the users' sums ``earlier``, plus a hyperprior centred on
                 the starting value (sd: one doubling) that keeps the choice steady while
                 the training users have only a few answers each."""
-                c, q = _floored(base, floor)
+                c, q = floored_rate(base, floor)
                 z = logit(q)
                 res, info = earlier[:, _U_RES], earlier[:, _U_INFO]
 
@@ -713,7 +713,7 @@ class Baseline(LearnerModel):
         self.interval_scale_ = float(scale)
         # Versions stored before the floor was learned have none.
         floor = state.get("guess_floor", 0.0)
-        if not _is_floor(floor):
+        if not is_guess_floor(floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
         self.guess_floor_ = float(floor)
 
@@ -838,7 +838,7 @@ def _user_contributions(
     if floor == 0.0:
         score, info = y - p, p * (1.0 - p)
     else:
-        c, q = _floored(p, floor)
+        c, q = floored_rate(p, floor)
         slope = (1.0 - c) * q * (1.0 - q)
         var = p * (1.0 - p)
         score, info = slope * (y - p) / var, slope * slope / var
@@ -873,18 +873,18 @@ def _above_floor(p_item: np.ndarray, delta: np.ndarray, floor: float) -> np.ndar
     module docstring): equal to ``p_item`` where ``delta`` is 0, increasing in ``delta``."""
     if floor == 0.0:
         return sigmoid(logit(p_item) + delta)
-    c, q = _floored(p_item, floor)
+    c, q = floored_rate(p_item, floor)
     return c + (1.0 - c) * sigmoid(logit(q) + delta)
 
 
-def _floored(p_item: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def floored_rate(p_item: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
     """(c', q): each row's floor ``min(floor, p_item / 2)`` and its chance above the floor,
     ``(p_item - c') / (1 - c')``."""
     c = np.minimum(floor, p_item / 2.0)
     return c, (p_item - c) / (1.0 - c)
 
 
-def _is_floor(value: Any) -> bool:
+def is_guess_floor(value: Any) -> bool:
     return (
         isinstance(value, numbers.Real)
         and not isinstance(value, bool)

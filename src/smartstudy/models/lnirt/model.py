@@ -76,6 +76,22 @@ usual and NaN for the three time columns, and it ignores the times of later rows
 ``predicts_time`` stays True (the class predicts times when it was given some): a caller
 that needs times checks ``times_fitted_`` of the instance.
 
+Guessing floor: on multiple-choice items a weak student still answers right by luck, so the
+probit's chance falls too low for them (MaRs-IB's four-option puzzles: predictions of 0.07 came
+true 0.16 of the time, offline). The person's part is therefore applied above a floor, as in
+Baseline (3PL's lower asymptote, Birnbaum 1968, as one number ``guess_floor_``)::
+
+    P = c_i + (1 - c_i) Phi(a_i (theta_p - b'_i)),   c_i = min(c, P_i / 2)
+
+where ``P_i`` is the item's chance for a new person (the population prior integrated) and
+``b'_i`` is set so that a new person's chance stays ``P_i``: the floor changes how far a
+person's own record moves the prediction, never the population rate, and the fitted items are
+kept. A wrong answer then has the probit's likelihood (up to a constant); a correct one is a
+mixture of a lucky guess, which says nothing, and a solution, whose probit step is taken with
+the mixture's weight (``probit_step``). ``fit`` learns ``c`` from ``baseline.FLOOR_GRID`` by
+the log loss of a one-step-ahead replay of up to ``_FLOOR_PERSONS`` training persons as new
+persons; data without guessing get 0, and then nothing changes.
+
 Person fit: ``person_fit(df)`` scores every user's rows against the fitted items with the lZ
 statistic of response times (Fox & Marianti 2017) and the lz statistic of responses
 (Drasgow, Levine & Williams 1985); see ``personfit``. Under Student-t residuals it keeps the
@@ -84,8 +100,9 @@ normal-scale standardisation ``alpha_i (log T - beta_i + tau)`` with ``alpha_`` 
 whose times are heavy-tailed is flagged more often, which is what person fit is for. The
 person's speed in it is learned with the robust step.
 
-Artifacts written before the Student-t model and the drift load as the normal model with
-static persons (``time_df_`` None, ``drift_`` zero).
+Artifacts written before the Student-t model, the drift and the guessing floor load as the
+normal model with static persons and no floor (``time_df_`` None, ``drift_`` and
+``guess_floor_`` zero).
 """
 
 from __future__ import annotations
@@ -101,6 +118,7 @@ from scipy.special import (
     gammaln,
     log_ndtr,
     ndtr,
+    ndtri,
     roots_hermitenorm,
     roots_legendre,
     stdtr,
@@ -115,7 +133,13 @@ from smartstudy.models.base import (
     population_seconds,
     robust_seconds,
 )
-from smartstudy.models.baseline import fast_path_ids, one_row_predictions
+from smartstudy.models.baseline import (
+    FLOOR_GRID,
+    fast_path_ids,
+    floored_rate,
+    is_guess_floor,
+    one_row_predictions,
+)
 from smartstudy.models.lnirt.factors import (
     MAX_RANK,
     MIN_GAIN,
@@ -176,6 +200,11 @@ TIME_MODELS: tuple[str, ...] = ("t", "normal")
 # how many training persons are replayed to choose them.
 _DRIFT_GRID: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1)
 _DRIFT_PERSONS = 200
+# How many training persons are replayed to choose the guessing floor: a log loss needs more
+# answers than the drift's time likelihood to tell floors 0.05 apart.
+_FLOOR_PERSONS = 1000
+# Fewer training persons than this learn no floor (a replay of a handful of persons is noise).
+_FLOOR_MIN_PERSONS = 50
 _NEWTON_STEPS = 12
 _TABLE_POINTS = 513
 _LEGENDRE_POINTS = 128
@@ -196,13 +225,21 @@ def probit_step(
     correct: np.ndarray,
     item: tuple[np.ndarray, np.ndarray, np.ndarray | float],
     extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
+    floor: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The assumed-density step of one probit response per user, as the derivatives of the
     log evidence in the probit's argument ``v = a (theta - b) + extra``: ``score = sign
     lambda(z) / s`` and ``curvature = -lambda (lambda + z) / s^2`` (``accuracy_update``).
     ``state`` is the users' ``(mean, cov)`` of (theta, tau), ``item`` the rows' ``(a, b,
     var_b)``; ``extra`` is the mean and variance of a further Gaussian term of ``v`` (the
-    response factors' part), independent of ``(theta, tau)``."""
+    response factors' part), independent of ``(theta, tau)``.
+
+    With a guessing ``floor`` ``c`` (``P = c + (1 - c) Phi(v)``), a wrong answer's likelihood
+    is the probit's times ``1 - c``: the same step. A correct one is the mixture of a guess
+    (the state unchanged) and a solution (the probit step) with the solution's posterior
+    weight ``w = (1 - c) Phi(z) / (c + (1 - c) Phi(z))``; its mean moves ``w`` times as far,
+    and its covariance by ``w curvature + w (1 - w) score^2``, kept at or below 0 so that an
+    answer never makes the person less certain."""
     (mean, cov), (a, b, var_b) = state, item
     sign = 2.0 * np.asarray(correct, dtype=float) - 1.0
     s2 = 1.0 + a * a * (cov[:, 0, 0] + var_b) + extra[1]
@@ -212,7 +249,13 @@ def probit_step(
     # lambda (lambda + z) lies in (0, 1); clipping guards the rounding of lambda + z in the
     # far tail, which keeps the covariance positive definite.
     delta = np.clip(lam * (lam + z), 0.0, 1.0 - 1e-12)
-    return sign * lam / s, -delta / s2
+    score, curvature = sign * lam / s, -delta / s2
+    if np.any(np.asarray(floor) > 0.0):
+        solved = (1.0 - floor) * ndtr(z)
+        w = np.where(sign > 0.0, solved / (floor + solved), 1.0)
+        curvature = np.minimum(w * curvature + w * (1.0 - w) * score * score, 0.0)
+        score = w * score
+    return score, curvature
 
 
 def accuracy_update(
@@ -223,6 +266,7 @@ def accuracy_update(
     b: np.ndarray,
     var_b: np.ndarray | float = 0.0,
     extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
+    floor: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assumed-density filtering step for one probit response per user.
 
@@ -232,10 +276,10 @@ def accuracy_update(
     covariance of prior x likelihood: with ``v = a (theta - b) + eps``, ``s^2 = Var v`` and
     ``z = sign * E[v] / s``, the mean moves by ``sign * lambda(z) / s * Cov(x, v)`` and the
     covariance shrinks by ``lambda (lambda + z) / s^2 * Cov(x, v) Cov(x, v)^T`` where
-    ``lambda = phi / Phi``. ``extra`` adds a Gaussian term to ``v`` (``probit_step``).
-    Returns new arrays.
+    ``lambda = phi / Phi``. ``extra`` adds a Gaussian term to ``v``, and ``floor`` is a
+    guessing floor (both ``probit_step``). Returns new arrays.
     """
-    score, curvature = probit_step((mean, cov), correct, (a, b, var_b), extra)
+    score, curvature = probit_step((mean, cov), correct, (a, b, var_b), extra, floor)
     k = a[:, None] * cov[:, :, 0]
     new_mean = mean + score[:, None] * k
     new_cov = cov + curvature[:, None, None] * (k[:, :, None] * k[:, None, :])
@@ -331,6 +375,7 @@ def predictive_moments(
     var_beta: np.ndarray | float = 0.0,
     nu: float | None = None,
     extra: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0),
+    floor: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior-predictive P(correct) and the centre and interval scale of log time.
 
@@ -342,10 +387,12 @@ def predictive_moments(
     about ``beta - mu_tau``; the third value is then its central 80% half-width over ``Z80``
     (see ``t_interval_halfwidth``), so that ``centre -+ Z80 * scale`` are its exact 10% and 90%
     quantiles and ``exp(centre)`` its median. ``extra`` (mean, variance) is a further
-    Gaussian term of the probit's argument (the response factors' part).
+    Gaussian term of the probit's argument (the response factors' part); with a guessing
+    ``floor`` ``c`` the chance is ``c + (1 - c) P``.
     """
     spread = 1.0 + a * a * (cov[:, 0, 0] + var_b) + extra[1]
     p = ndtr((a * (mean[:, 0] - b) + extra[0]) / np.sqrt(spread))
+    p = floor + (1.0 - floor) * p
     mu = beta - mean[:, 1]
     if nu is None:
         sd = np.sqrt(1.0 / (alpha * alpha) + cov[:, 1, 1] + var_beta)
@@ -538,13 +585,16 @@ class LNIRT(LearnerModel):
         learn_drift: learn the persons' random-walk variances ``drift_`` (False: static).
         learn_factors: learn person-by-item factors of answers and of response times where
             the data support them (``factors``; False: none).
+        guess_floor: the guessing floor in [0, 0.5) when it is not learned (see "Guessing
+            floor" in the module docstring; 0: the plain probit).
+        learn_guess_floor: learn the floor from the training persons (``_fit_floor``).
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
     ``person_cov_``, ``person_n_``, ``item_prior_mean_``/``item_prior_sd_`` (on
     ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
     skills' difficulty centres and the items' spread around them; empty and None without
-    skills), ``time_df_`` (None: normal residuals), ``drift_``
+    skills), ``time_df_`` (None: normal residuals), ``guess_floor_``, ``drift_``
     (per-response variances of theta and tau), ``response_loadings_``/``time_loadings_`` (the
     items' loadings on the factors of answers and of times, shape (items, rank); rank 0
     without factors), ``n_iter_``, ``converged_``, ``objective_`` and
@@ -574,6 +624,8 @@ class LNIRT(LearnerModel):
         prior_item_strength: float | None = 2.0,
         learn_drift: bool = True,
         learn_factors: bool = True,
+        guess_floor: float = 0.0,
+        learn_guess_floor: bool = True,
     ) -> None:
         self.method = method
         self.max_iter = max_iter
@@ -592,6 +644,8 @@ class LNIRT(LearnerModel):
         self.prior_item_strength = prior_item_strength
         self.learn_drift = learn_drift
         self.learn_factors = learn_factors
+        self.guess_floor = guess_floor
+        self.learn_guess_floor = learn_guess_floor
 
     # -- fitting ---------------------------------------------------------------------
     def _priors(self) -> LNIRTPriors:
@@ -640,6 +694,8 @@ class LNIRT(LearnerModel):
         if self.time_model not in TIME_MODELS:
             raise ValueError(f"time_model must be one of {TIME_MODELS}, got {self.time_model!r}")
         priors = self._priors()
+        if not is_guess_floor(self.guess_floor):
+            raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
         data = validate_interactions(df, allow_missing_outcome=True)
         # Item time parameters are shared by everyone: absurd times are floored and pulled
         # into their item's robust band first, and only a user's first few times at an item
@@ -669,6 +725,7 @@ class LNIRT(LearnerModel):
             est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
         )
         self._adopt(est)
+        self.guess_floor_ = 0.0 if self.learn_guess_floor else float(self.guess_floor)
         self.times_fitted_ = packed.has_times
         # The times left out of the item fit still belong to their user: absorbed into the
         # user's posterior as online updates would (items stay fixed).
@@ -680,6 +737,9 @@ class LNIRT(LearnerModel):
         if self.learn_factors:
             for name in ("time", "response") if self.times_fitted_ else ("response",):
                 self._fit_factors(data.assign(rt_seconds=robust), name)
+        if self.learn_guess_floor:
+            self.guess_floor_ = self._fit_floor(data)
+            self._items_cache = None
         self.fitted_ = True
         return self
 
@@ -703,16 +763,7 @@ class LNIRT(LearnerModel):
         sparsely seen items the in-sample residuals are too small, and on cognitive_tutor it
         narrowed the intervals of new students from 78% to 75% coverage.)
         """
-        users = np.sort(data["user_id"].unique().astype(str))
-        take = users[np.unique(np.linspace(0, len(users) - 1, _DRIFT_PERSONS).astype(int))]
-        rows = data[data["user_id"].astype(str).isin(take)]
-        pos = sort_for_sequences(rows)
-        # Replayed as new users: their ids must not match stored posteriors.
-        replay_users = "replay:" + rows["user_id"].astype(str).to_numpy()[pos]
-        item_ids = rows["item_id"].to_numpy()[pos]
-        correct = rows["correct"].to_numpy(dtype=float)[pos]
-        log_t, has_t = plausible_log_times(rows["rt_seconds"].to_numpy(dtype=float)[pos])
-        log_t[~has_t | np.isnan(correct) | (not self.times_fitted_)] = np.nan
+        replay_users, item_ids, correct, log_t = self._replay_rows(data, _DRIFT_PERSONS)
         tim = np.isfinite(log_t)
         scale = np.array([0.0, self.sigma_P_[1, 1]])
 
@@ -734,6 +785,54 @@ class LNIRT(LearnerModel):
                 break
             top, best = value, trial
         return best
+
+    def _replay_rows(
+        self, data: pd.DataFrame, persons: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``persons`` training persons (evenly spaced by id), sorted for
+        ``_one_step_ahead`` as new persons: their ids, items, answers and plausible log times
+        (NaN where missing, unanswered or not fitted)."""
+        users = np.sort(data["user_id"].unique().astype(str))
+        take = users[np.unique(np.linspace(0, len(users) - 1, persons).astype(int))]
+        rows = data[data["user_id"].astype(str).isin(take)]
+        pos = sort_for_sequences(rows)
+        # Replayed as new users: their ids must not match stored posteriors.
+        replay_users = "replay:" + rows["user_id"].astype(str).to_numpy()[pos]
+        item_ids = rows["item_id"].to_numpy()[pos]
+        correct = rows["correct"].to_numpy(dtype=float)[pos]
+        log_t, has_t = plausible_log_times(rows["rt_seconds"].to_numpy(dtype=float)[pos])
+        log_t[~has_t | np.isnan(correct) | (not self.times_fitted_)] = np.nan
+        return replay_users, item_ids, correct, log_t
+
+    def _fit_floor(self, data: pd.DataFrame) -> float:
+        """The guessing floor (``FLOOR_GRID``) whose one-step-ahead replay of up to
+        ``_FLOOR_PERSONS`` training persons, as new persons, has the lowest log loss (0 with
+        fewer than ``_FLOOR_MIN_PERSONS`` persons).
+
+        The log loss is taken as unimodal in the floor: the search stops at the first floor
+        that predicts worse than the one before. As for the drift, the replayed persons'
+        items were fitted on them too; a floor only moves persons away from the population
+        rate, so this in-sample fit, if anything, makes the floor found a little small.
+        """
+        if data["user_id"].nunique() < _FLOOR_MIN_PERSONS:
+            return 0.0
+        replay_users, item_ids, correct, log_t = self._replay_rows(data, _FLOOR_PERSONS)
+        # Times never move ability (``speed_only``), so the answers alone decide.
+        log_t[:] = np.nan
+        answered = np.isfinite(correct)
+        if not answered.any():
+            return 0.0
+        y = correct[answered]
+        best, best_floor = math.inf, 0.0
+        for floor in FLOOR_GRID:
+            self.guess_floor_, self._items_cache = floor, None
+            p = self._one_step_ahead(replay_users, item_ids, correct, log_t)[answered, 0]
+            p = np.clip(p, 1e-12, 1.0 - 1e-12)
+            loss = -float(np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+            if loss >= best:
+                break
+            best, best_floor = loss, floor
+        return best_floor
 
     def _fit_factors(self, data: pd.DataFrame, name: str) -> None:
         """Learn one part's person-by-item factors (``"time"`` or ``"response"``, see
@@ -988,7 +1087,7 @@ class LNIRT(LearnerModel):
 
     # -- item and person look-ups ------------------------------------------------------
     def _item_table(self) -> np.ndarray:
-        """Rows ``(a, b, var_b, alpha, beta, var_beta)`` of every fitted item, then of the
+        """Rows ``(a, b, var_b, alpha, beta, var_beta, floor)`` of every fitted item, then of the
         item population (for unknown items), then one per skill (for unknown items of a
         known skill: the population's row with the skill's difficulty centre and the items'
         spread around their skills), as ``predict`` and ``update`` use them.
@@ -997,6 +1096,7 @@ class LNIRT(LearnerModel):
         since the residual variance ``1/alpha^2`` is uncertain too,
         ``E[1/alpha^2] = 1/(alpha exp(-s^2))^2`` for ``log alpha ~ N(log alpha_, s^2)`` with
         ``s = alpha_sd_ / alpha_`` (delta method); the population uses ``item_prior_sd_``.
+        With a guessing floor, ``b`` is the floored difficulty ``b'`` (``_floored``).
         """
         table = getattr(self, "_items_cache", None)
         if table is None:
@@ -1019,6 +1119,9 @@ class LNIRT(LearnerModel):
             if self.skill_b_sd_ is not None:
                 skills[:, 2] = self.skill_b_sd_**2
             table = np.vstack([items, population, skills])
+            table = np.column_stack([table, np.zeros(len(table))])
+            if self.guess_floor_ > 0.0:
+                table[:, 1], table[:, 6] = self._floored(table)
             self._items_cache = table
         return table
 
@@ -1042,10 +1145,35 @@ class LNIRT(LearnerModel):
         total = c / (alpha * alpha)
         return np.sqrt(c / np.maximum(total - part, MIN_RESIDUAL_SHARE * total))
 
+    def _floored(self, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``_item_table``: the difficulty ``b'`` and the floor ``c_i`` of the
+        guessing floor (module docstring).
+
+        ``P_i`` is the chance of a new person (the population prior, the item's uncertainty
+        and, for a fitted item, its response factors' prior variance integrated), ``c_i =
+        min(c, P_i / 2)``, and ``b'`` solves ``Phi(a (mu - b') / s) = (P_i - c_i) / (1 -
+        c_i)`` with the same spread ``s``, so that ``c_i + (1 - c_i) Phi(...)`` is ``P_i``
+        again for a new person.
+        """
+        a, b = table[:, 0], table[:, 1]
+        spread = 1.0 + a * a * (self.sigma_P_[0, 0] + table[:, 2])
+        response = self._parts["response"]
+        if response.rank:
+            lam = response.loadings
+            n = len(lam)
+            spread[:n] += np.einsum("ik,kl,il->i", lam, response.prior_cov, lam)
+        s = np.sqrt(spread)
+        rate = ndtr(a * (self.mu_P_[0] - b) / s)
+        c, q = floored_rate(rate, self.guess_floor_)
+        floored = c > 0.0
+        b_new = b.copy()
+        b_new[floored] = self.mu_P_[0] - ndtri(q[floored]) * s[floored] / a[floored]
+        return b_new, c
+
     def _item_arrays(
         self, item_ids: np.ndarray, skill_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, ...]:
-        """(a, b, var_b, alpha, beta, var_beta) per row; unknown items get their skill's row
+        """(a, b, var_b, alpha, beta, var_beta, floor) per row; unknown items get their skill's row
         (``skill_ids``, the rows' skills) or, without a known skill, the population's."""
         idx = self._item_lookup.get_indexer(item_ids)
         unknown = idx < 0
@@ -1053,7 +1181,7 @@ class LNIRT(LearnerModel):
         if skill_ids is not None and unknown.any() and self._skill_row:
             idx[unknown] = [self._skill_row.get(s, len(self.item_ids_)) for s in skill_ids[unknown]]
         rows = self._item_table()[idx]
-        return tuple(np.ascontiguousarray(rows[:, k]) for k in range(6))
+        return tuple(np.ascontiguousarray(rows[:, k]) for k in range(7))
 
     def _item_one(self, item: str, skill: str | None = None) -> tuple[np.ndarray, ...]:
         """``_item_arrays`` of one item id by a dictionary look-up (length-1 arrays)."""
@@ -1061,7 +1189,7 @@ class LNIRT(LearnerModel):
         if j is None:
             j = self._skill_row.get(skill, len(self.item_ids_))  # type: ignore[arg-type]
         row = self._item_table()[j]
-        return tuple(row[k : k + 1] for k in range(6))
+        return tuple(row[k : k + 1] for k in range(7))
 
     def person_state(self, user_id: Any) -> dict[str, Any]:
         """The user's current (theta, tau) posterior.
@@ -1193,7 +1321,7 @@ class LNIRT(LearnerModel):
         variance of ``beta - tau`` and the item's alpha, each from the user's state before
         the row; the row then updates a private copy of the state (the model is unchanged)."""
         n = len(users)
-        a, b, var_b, alpha, beta, var_beta = self._item_arrays(item_ids, skill_ids)
+        a, b, var_b, alpha, beta, var_beta, floor = self._item_arrays(item_ids, skill_ids)
         # Rows of one user are contiguous after sorting; `rank` is the step within the user.
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
         group = np.cumsum(np.r_[True, users[1:] != users[:-1]]) - 1
@@ -1216,7 +1344,9 @@ class LNIRT(LearnerModel):
             g = group[rows]
             extra = (0.0, 0.0) if rf is None else shift(rf[0][g], rf[1][g], rf[2][rows])
             out[rows, 0], out[rows, 1], _ = predictive_moments(
-                mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows], extra=extra
+                *(mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows]),
+                extra=extra,
+                floor=floor[rows],
             )
             out[rows, 2] = cov[g, 1, 1] + var_beta[rows]
             if tf is not None:
@@ -1224,7 +1354,7 @@ class LNIRT(LearnerModel):
                 out[rows, 1] += centre
                 out[rows, 2] += spread
             # Only after predicting does the row's own outcome update the user's copy.
-            items = (a, b, var_b, alpha, beta, var_beta)
+            items = (a, b, var_b, alpha, beta, var_beta, floor)
             self._learn(mean, cov, g, rows, correct, log_t, *items, factors=(tf, rf))
         return out
 
@@ -1245,7 +1375,7 @@ class LNIRT(LearnerModel):
             mean, cov = self.mu_P_[None, :], self.sigma_P_[None, :, :]
         else:
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
-        a, b, var_b, alpha, beta, var_beta = self._item_one(item, skill)
+        a, b, var_b, alpha, beta, var_beta, floor = self._item_one(item, skill)
         centre, extra = 0.0, (0.0, 0.0)
         tf, rf = self._factor_states(-1 if i is None else i, self.item_index_.get(item, -1))
         if tf is not None:
@@ -1254,7 +1384,7 @@ class LNIRT(LearnerModel):
         if rf is not None:
             extra = shift(*rf)
         p, mu, sd = predictive_moments(
-            mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_, extra
+            mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_, extra, floor
         )
         out = one_row_predictions(p, mu + centre, sd)
         if not self.times_fitted_:
@@ -1275,6 +1405,7 @@ class LNIRT(LearnerModel):
         alpha: np.ndarray,
         beta: np.ndarray,
         var_beta: np.ndarray,
+        floor: np.ndarray,
         factors: tuple[_Factors | None, _Factors | None] = (None, None),
     ) -> None:
         """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``.
@@ -1282,7 +1413,8 @@ class LNIRT(LearnerModel):
         ``factors`` are the time and response factors (``_factor_states``: the users' means and
         covariances, indexed like ``mean``, and the loadings per row; None without), updated
         in place too. An answer moves ability and the response factors by one
-        assumed-density step of their common probit. A time first moves the time factors by
+        assumed-density step of their common probit (above the rows' guessing ``floor``). A
+        time first moves the time factors by
         its innovation against the full prediction, then the speed by the time less the
         factors' part (both from the state before the time).
         """
@@ -1294,12 +1426,13 @@ class LNIRT(LearnerModel):
             if rf is not None:
                 extra = shift(rf[0][gi], rf[1][gi], rf[2][ri])
                 item = (a[ri], b[ri], var_b[ri])
-                score, curvature = probit_step((mean[gi], cov[gi]), correct[ri], item, extra)
+                state = (mean[gi], cov[gi])
+                score, curvature = probit_step(state, correct[ri], item, extra, floor[ri])
                 rf[0][gi], rf[1][gi] = factor_update(
                     rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
                 )
             mean[gi], cov[gi] = accuracy_update(
-                mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra
+                mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra, floor[ri]
             )
         tim = np.isfinite(log_t[rows])
         if tim.any():
@@ -1448,6 +1581,7 @@ class LNIRT(LearnerModel):
         state["times_fitted_"] = self.times_fitted_
         state["time_df_"] = self.time_df_
         state["drift_"] = [float(v) for v in self.drift_]
+        state["guess_floor_"] = self.guess_floor_
         state["skill_ids_"] = self.skill_ids_.tolist()
         state["skill_b_centre_"] = self.skill_b_centre_.tolist()
         state["skill_b_sd_"] = self.skill_b_sd_
@@ -1509,6 +1643,11 @@ class LNIRT(LearnerModel):
         if drift.shape != (2,) or not np.all(np.isfinite(drift) & (drift >= 0)):
             raise ValueError(f"LNIRT state has an invalid drift_: {drift.tolist()}")
         self.drift_ = drift
+        # ... and no guessing floor.
+        floor = state.get("guess_floor_", 0.0)
+        if not is_guess_floor(floor):
+            raise ValueError(f"LNIRT state has an invalid guess_floor_: {floor!r}")
+        self.guess_floor_ = float(floor)
         # ... and no skill centres (unknown items used the population).
         skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
         centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)
@@ -1520,5 +1659,6 @@ class LNIRT(LearnerModel):
         self._set_skills(skill_ids, centres, None if spread is None else float(spread))
         for name in ("time", "response"):
             self._parts[name] = FactorPart.from_state(state, name, n_i, n_u, len(self._pn))
+        self._items_cache = None
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)
