@@ -811,8 +811,9 @@ class LNIRT(LearnerModel):
 
         The log loss is taken as unimodal in the floor: the search stops at the first floor
         that predicts worse than the one before. As for the drift, the replayed persons'
-        items were fitted on them too; a floor only moves persons away from the population
-        rate, so this in-sample fit, if anything, makes the floor found a little small.
+        items were fitted on them too, which makes the floor found small: on mars_ib the
+        replay chooses 0.05 where 0.10 predicts new persons best (log loss 0.5789 against
+        0.5785 over five split seeds; the replay itself scores 0.557, new persons 0.579).
         """
         if data["user_id"].nunique() < _FLOOR_MIN_PERSONS:
             return 0.0
