@@ -280,11 +280,16 @@ def test_online_update_moves_the_posterior_the_right_way(model: LNIRT) -> None:
     after_slow = model.person_state("slow")
     assert after_slow["mean"][1] < after_right["mean"][1]  # slower than expected: tau goes down
     assert after_slow["cov"][1, 1] < after_right["cov"][1, 1]
-    # Ability is learned from answers only: the time leaves theta where the answer put it,
-    # so a correct but slow answer never lowers the next prediction.
-    assert after_slow["mean"][0] == after_right["mean"][0]
     assert after_slow["cov"][0, 0] == after_right["cov"][0, 0]
     assert np.linalg.det(after_slow["cov"]) > 0
+    # In these data ability and speed correlate (rho = -0.4: able persons are slower), so a
+    # time tells about ability and the fit lets it (``time_weight_``): the slow answer raises
+    # theta further. With a weight of 0 the time leaves theta where the answer put it.
+    assert model.time_weight_ > 0 and model.rho_ < 0
+    assert after_slow["mean"][0] > after_right["mean"][0]
+    model.time_weight_ = 0.0
+    model.update({"user_id": "slow, speed only", "item_id": item, "correct": 1, "rt_seconds": slow})
+    assert model.person_state("slow, speed only")["mean"][0] == after_right["mean"][0]
 
     fast = math.exp(model.beta_[i] - 1.0)
     model.update({"user_id": "fast", "item_id": item, "correct": 1, "rt_seconds": fast})

@@ -250,7 +250,8 @@ def test_an_unknown_item_of_a_known_skill_starts_from_its_skill(method: str) -> 
     )
     rows = model.predict(frame)
     assert rows["p_correct"].iloc[0] == pytest.approx(chances[3])
-    model.update({"user_id": "x", "item_id": "unseen", "skill_id": "s3", "correct": 0.0})
+    row = {"user_id": "x", "item_id": "unseen", "skill_id": "s3", "correct": 0.0}
+    model.update(row | {"rt_seconds": 20.0})
     assert model.predict_one("x", "unseen", "s3")["p_correct"] == pytest.approx(
         rows["p_correct"].iloc[1]
     )
@@ -476,9 +477,11 @@ def test_update_adds_the_drift_after_learning(heavy_fits) -> None:
 
 
 def test_a_correct_but_slow_answer_never_lowers_a_prediction() -> None:
-    # Speed and ability correlated (rho 0.6): the joint step would read a slow answer as
-    # evidence of low ability. Ability is learned from answers only, so the direction
-    # guarantee holds whatever the time.
+    # Speed and ability correlated (rho 0.6): the joint step reads a slow answer as evidence
+    # of low ability. With times teaching speed only (``time_weight_`` 0), the direction
+    # guarantee holds for every item whatever the time. With a learned share of the joint
+    # step, it holds for the answered item (``_ability_from_time``), the item the guarantee
+    # is about (the same cell); another item may then follow what the time says.
     rng = np.random.default_rng(11)
     n_persons, n_items = 300, 25
     person = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.25]], n_persons)
@@ -495,17 +498,31 @@ def test_a_correct_but_slow_answer_never_lowers_a_prediction() -> None:
         for p in range(n_persons)
         for i in range(n_items)
     ]
-    m = LNIRT().fit(pd.DataFrame(rows))
+    m = LNIRT(learn_time_weight=False).fit(pd.DataFrame(rows))
     assert m.sigma_P_[0, 1] > 0.1  # the fit sees the correlation
+    assert m.time_weight_ == 0.0
+    learned = LNIRT().fit(pd.DataFrame(rows))
+    assert learned.time_weight_ > 0.0  # times tell about ability in these data
     items = list(m.item_ids_[:6])
     for user in ("new person", "p5"):
         for correct, seconds in ((1, 3000.0), (0, 2.0)):  # slow and right, fast and wrong
-            after = LNIRT.from_bytes(m.to_bytes())
-            after.update(
-                {"user_id": user, "item_id": items[0], "correct": correct, "rt_seconds": seconds}
-            )
-            assert after.person_state(user)["mean"][1] != m.person_state(user)["mean"][1]
-            for item in items:
-                p0 = m.predict_one(user, item)["p_correct"]
-                p1 = after.predict_one(user, item)["p_correct"]
-                assert (p1 > p0) if correct else (p1 < p0), (user, item, p0, p1)
+            row = {"user_id": user, "item_id": items[0], "correct": correct, "rt_seconds": seconds}
+            for model in (m, learned):
+                after = LNIRT.from_bytes(model.to_bytes())
+                after.update(row)
+                assert after.person_state(user)["mean"][1] != model.person_state(user)["mean"][1]
+                for item in items if model is m else items[:1]:
+                    p0 = model.predict_one(user, item)["p_correct"]
+                    p1 = after.predict_one(user, item)["p_correct"]
+                    if model is m:
+                        assert (p1 > p0) if correct else (p1 < p0), (user, item, p0, p1)
+                    else:
+                        assert (p1 >= p0) if correct else (p1 <= p0), (user, item, p0, p1)
+            # The learned share moves ability with the time: a slow right answer (rho > 0:
+            # slow persons are weaker) raises it less than a quick one.
+            if correct:
+                quick = LNIRT.from_bytes(learned.to_bytes())
+                quick.update(row | {"rt_seconds": 5.0})
+                slow = LNIRT.from_bytes(learned.to_bytes())
+                slow.update(row)
+                assert quick.person_state(user)["mean"][0] > slow.person_state(user)["mean"][0]
