@@ -333,12 +333,14 @@ def speed_only(
     before: tuple[np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """A time's update ``after`` (of ``time_update``) with theta's mean and variance put back
-    to ``before``: ability is learned from answers only.
+    to ``before``: the time's own effect on ability is left to ``_ability_from_time``.
 
     The joint step moves theta through its covariance with tau, so a correct but slow answer
     could lower the next P(correct): on cognitive_tutor, one correct answer taking 20 s
     lowered the next prediction in 46% of (person, item) checks, against the direction
-    guarantee of every served model. The result is a valid covariance: the time step shrinks
+    guarantee of every served model. ``LNIRT`` then moves theta's mean by the learned share
+    of the joint step, bounded by the answer (``_ability_from_time``); theta's variance stays
+    the answer's. The result is a valid covariance: the time step shrinks
     ``Cov(theta, tau)`` by the factor ``1 + h Var(tau)`` in (0, 1] and ``Var(tau)`` by the
     same factor, so the determinant stays positive.
     """
