@@ -378,6 +378,14 @@ def _ability_from_time(
     return np.where(correct == 1.0, up, np.where(correct == 0.0, down, answered))
 
 
+def _state_number(state: Mapping[str, Any], key: str, valid: Callable[[Any], bool]) -> float:
+    """The number ``state[key]`` (0 when an older artifact has none), checked by ``valid``."""
+    value = state.get(key, 0.0)
+    if not valid(value):
+        raise ValueError(f"LNIRT state has an invalid {key}: {value!r}")
+    return float(value)
+
+
 def _is_share(value: Any) -> bool:
     return (
         isinstance(value, int | float)
@@ -1766,16 +1774,9 @@ class LNIRT(LearnerModel):
         if drift.shape != (2,) or not np.all(np.isfinite(drift) & (drift >= 0)):
             raise ValueError(f"LNIRT state has an invalid drift_: {drift.tolist()}")
         self.drift_ = drift
-        # ... and no guessing floor.
-        floor = state.get("guess_floor_", 0.0)
-        if not is_guess_floor(floor):
-            raise ValueError(f"LNIRT state has an invalid guess_floor_: {floor!r}")
-        self.guess_floor_ = float(floor)
-        # ... and times that taught speed only.
-        weight = state.get("time_weight_", 0.0)
-        if not _is_share(weight):
-            raise ValueError(f"LNIRT state has an invalid time_weight_: {weight!r}")
-        self.time_weight_ = float(weight)
+        # ... and no guessing floor, and times that taught speed only.
+        self.guess_floor_ = _state_number(state, "guess_floor_", is_guess_floor)
+        self.time_weight_ = _state_number(state, "time_weight_", _is_share)
         # ... and no skill centres (unknown items used the population).
         skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
         centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)
