@@ -1517,9 +1517,10 @@ class LNIRT(LearnerModel):
         covariances, indexed like ``mean``, and the loadings per row; None without), updated
         in place too. An answer moves ability and the response factors by one
         assumed-density step of their common probit (above the rows' guessing ``floor``). A
-        time first moves the time factors by
-        its innovation against the full prediction, then the speed by the time less the
-        factors' part (both from the state before the time).
+        time first moves the time factors by its innovation against the full prediction,
+        then the speed by the time less the factors' part (both from the state before the
+        time), and ability's mean by ``time_weight_`` of the joint step, bounded by the
+        answer (``_ability_from_time``).
         """
         tf, rf = factors
         # Each row's item as it stood before the answer (``_ability_from_time``).
