@@ -125,20 +125,29 @@ def test_a_correct_answer_above_a_floor_takes_the_mixtures_moments() -> None:
     np.testing.assert_array_equal(wrong[1], plain[1])
 
 
-def test_the_floor_survives_save_and_load_and_old_artifacts_have_none(guessing) -> None:
-    model, _, test = guessing
+def assert_learned_number_persists(
+    model: LNIRT, test: pd.DataFrame, key: str, invalid: float
+) -> None:
+    """``model``'s learned number ``key`` survives save and load (and so do its
+    predictions of ``test``), an artifact written before it existed loads with 0, and an
+    artifact holding ``invalid`` is refused."""
     loaded = LNIRT.from_bytes(model.to_bytes())
-    assert loaded.guess_floor_ == model.guess_floor_
+    assert getattr(loaded, key) == getattr(model, key)
     pd.testing.assert_frame_equal(loaded.predict(test), model.predict(test))
     state = model._get_state()
-    state.pop("guess_floor_")
+    state.pop(key)
     old = LNIRT(**model.get_params())
     old._set_state(state)
-    assert old.guess_floor_ == 0.0
+    assert getattr(old, key) == 0.0
     bad = LNIRT.from_bytes(model.to_bytes())
-    bad.guess_floor_ = 0.7
-    with pytest.raises(ArtifactError, match="guess_floor_"):
+    setattr(bad, key, invalid)
+    with pytest.raises(ArtifactError, match=key):
         LNIRT.from_bytes(bad.to_bytes())
+
+
+def test_the_floor_survives_save_and_load_and_old_artifacts_have_none(guessing) -> None:
+    model, _, test = guessing
+    assert_learned_number_persists(model, test, "guess_floor_", 0.7)
 
 
 def test_a_fixed_floor_is_checked_and_kept() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.eval.metrics import log_loss
-from smartstudy.models.base import ArtifactError
 from smartstudy.models.lnirt import LNIRT
+from tests.test_lnirt_floor import assert_learned_number_persists
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +59,7 @@ def test_an_answer_never_moves_its_own_item_against_it_whatever_the_time(correla
 
 def test_the_weight_survives_save_and_load_and_old_artifacts_have_none(correlated) -> None:
     model, _, test = correlated
-    loaded = LNIRT.from_bytes(model.to_bytes())
-    assert loaded.time_weight_ == model.time_weight_
-    pd.testing.assert_frame_equal(loaded.predict(test), model.predict(test))
-    state = model._get_state()
-    state.pop("time_weight_")
-    old = LNIRT(**model.get_params())
-    old._set_state(state)
-    assert old.time_weight_ == 0.0
-    bad = LNIRT.from_bytes(model.to_bytes())
-    bad.time_weight_ = 1.5
-    with pytest.raises(ArtifactError, match="time_weight_"):
-        LNIRT.from_bytes(bad.to_bytes())
+    assert_learned_number_persists(model, test, "time_weight_", 1.5)
 
 
 def test_a_fixed_weight_is_checked_and_kept() -> None:
