@@ -14,6 +14,7 @@ from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.eval.metrics import auc, interval_coverage, log_loss, rmse_log_time
 from smartstudy.models.base import ArtifactError
 from smartstudy.models.lnirt import LNIRT, factors
+from tests.test_lnirt_floor import assert_answers_never_move_their_item_against_them
 
 
 def _with_factors(n_persons: int, seed: int, time_rank: int = 2) -> pd.DataFrame:
@@ -63,15 +64,9 @@ def test_factors_are_learned_and_predict_new_persons_times_better(factored) -> N
 
 def test_a_correct_answer_never_lowers_the_next_prediction_of_its_item(factored) -> None:
     model = LNIRT.from_bytes(factored[0].to_bytes())
-    rng = np.random.default_rng(5)
-    for k in range(200):
-        user = f"probe-{k % 20}"
-        item = model.item_ids_[rng.integers(len(model.item_ids_))]
-        before = model.predict_one(user, item)["p_correct"]
-        y = int(rng.integers(2))
-        model.update({"user_id": user, "item_id": item, "correct": y, "rt_seconds": 30.0})
-        after = model.predict_one(user, item)["p_correct"]
-        assert after >= before if y else after <= before, (k, y, before, after)
+    assert_answers_never_move_their_item_against_them(
+        model, [f"probe-{k}" for k in range(20)], 200, seed=5
+    )
 
 
 def test_data_without_such_patterns_get_no_factors() -> None:

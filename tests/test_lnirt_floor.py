@@ -5,6 +5,8 @@ in the answers, and survives save and load."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,15 +97,9 @@ def test_floored_predictions_are_one_step_ahead_monotone_and_match_updates(guess
         one = online.predict_one(row["user_id"], row["item_id"])
         assert pred.loc[row.name, "p_correct"] == pytest.approx(one["p_correct"], rel=1e-10)
         online.update(row.to_dict())
-    rng = np.random.default_rng(5)
-    for k in range(300):
-        user = f"probe-{k % 20}"
-        item = model.item_ids_[rng.integers(len(model.item_ids_))]
-        before = online.predict_one(user, item)["p_correct"]
-        y = int(rng.integers(2))
-        online.update({"user_id": user, "item_id": item, "correct": y, "rt_seconds": 30.0})
-        after = online.predict_one(user, item)["p_correct"]
-        assert after >= before if y else after <= before, (k, y, before, after)
+    assert_answers_never_move_their_item_against_them(
+        online, [f"probe-{k}" for k in range(20)], 300, seed=5
+    )
 
 
 def test_a_correct_answer_above_a_floor_takes_the_mixtures_moments() -> None:
@@ -123,6 +119,27 @@ def test_a_correct_answer_above_a_floor_takes_the_mixtures_moments() -> None:
     plain = accuracy_update(mean, cov, np.array([0.0]), a, b)
     np.testing.assert_array_equal(wrong[0], plain[0])
     np.testing.assert_array_equal(wrong[1], plain[1])
+
+
+def assert_answers_never_move_their_item_against_them(
+    model: LNIRT,
+    users: list[str],
+    probes: int,
+    seed: int,
+    seconds: Callable[[np.random.Generator], float] = lambda rng: 30.0,
+) -> None:
+    """``probes`` random answers (users in turn, random items and outcomes, times from
+    ``seconds``) update ``model``; none moves the next prediction of its own item against it."""
+    rng = np.random.default_rng(seed)
+    for k in range(probes):
+        user = users[k % len(users)]
+        item = model.item_ids_[rng.integers(len(model.item_ids_))]
+        before = model.predict_one(user, item)["p_correct"]
+        y = int(rng.integers(2))
+        t = seconds(rng)
+        model.update({"user_id": user, "item_id": item, "correct": y, "rt_seconds": t})
+        after = model.predict_one(user, item)["p_correct"]
+        assert after >= before if y else after <= before, (k, y, t, before, after)
 
 
 def assert_learned_number_persists(

@@ -11,7 +11,10 @@ import pytest
 from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.eval.metrics import log_loss
 from smartstudy.models.lnirt import LNIRT
-from tests.test_lnirt_floor import assert_learned_number_persists
+from tests.test_lnirt_floor import (
+    assert_answers_never_move_their_item_against_them,
+    assert_learned_number_persists,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +47,12 @@ def test_times_unrelated_to_ability_get_no_weight() -> None:
 
 def test_an_answer_never_moves_its_own_item_against_it_whatever_the_time(correlated) -> None:
     model = LNIRT.from_bytes(correlated[0].to_bytes())
-    rng = np.random.default_rng(9)
     users = [*list(model.user_index_)[:10], *(f"probe-{k}" for k in range(10))]
-    for k in range(400):
-        user = users[k % len(users)]
-        item = model.item_ids_[rng.integers(len(model.item_ids_))]
-        before = model.predict_one(user, item)["p_correct"]
-        y = int(rng.integers(2))
-        seconds = float(np.exp(rng.uniform(0.0, 8.0)))  # 1 s to about 50 minutes
-        model.update({"user_id": user, "item_id": item, "correct": y, "rt_seconds": seconds})
-        after = model.predict_one(user, item)["p_correct"]
-        assert after >= before if y else after <= before, (k, y, seconds, before, after)
+
+    def seconds(rng: np.random.Generator) -> float:
+        return float(np.exp(rng.uniform(0.0, 8.0)))  # 1 s to about 50 minutes
+
+    assert_answers_never_move_their_item_against_them(model, users, 400, seed=9, seconds=seconds)
 
 
 def test_the_weight_survives_save_and_load_and_old_artifacts_have_none(correlated) -> None:
