@@ -276,11 +276,14 @@ def test_user_offset_formula_within_predict() -> None:
     y = new_user["correct"].to_numpy(dtype=float)
     lt = np.log(new_user["rt_seconds"].to_numpy())
 
+    # The offset filter: a Newton step on the posterior at the current offset per answer.
+    shift, info = 0.0, 0.0
     for t in range(len(new_user)):
-        resid = float(np.sum(y[:t] - p[:t]))
-        info = float(np.sum(p[:t] * (1 - p[:t])))
-        expected = _sigmoid(_logit(p[t]) + resid / (info + prec))
+        expected = _sigmoid(_logit(p[t]) + shift)
         assert pred["p_correct"].iloc[t] == pytest.approx(expected, abs=1e-12), t
+        gained = expected * (1 - expected)
+        shift += (y[t] - expected) / (prec + info + gained)
+        info += gained
 
         timed = [s for s in range(t) if not np.isnan(lt[s])]
         offset = sum(lt[s] - mu[s] for s in timed) / (len(timed) + k_time)
@@ -295,18 +298,19 @@ def test_user_offset_from_training_uses_the_predictions_before_each_row() -> Non
     prec = 1.5
     model = _tiny_model(user_prior_precision=prec)
     plain = _tiny_model(user_prior_precision=None)
-    resid = info = 0.0
+    shift = info = 0.0
     for position, (_, row) in enumerate(TINY.iterrows()):
         if row["user_id"] != "u1":
             continue
         before = Baseline(k_item=K_ITEM, k_skill=K_SKILL, user_prior_precision=None).fit(
             TINY.iloc[:position]
         )
-        p = before.predict_one("stranger", row["item_id"], row["skill_id"])["p_correct"]
-        resid += row["correct"] - p
+        p_item = before.predict_one("stranger", row["item_id"], row["skill_id"])["p_correct"]
+        p = _sigmoid(_logit(p_item) + shift)
+        shift += (row["correct"] - p) / (prec + info + p * (1 - p))
         info += p * (1 - p)
     p_item = plain.predict_one("u1", "i3")["p_correct"]
-    expected = _sigmoid(_logit(p_item) + resid / (info + prec))
+    expected = _sigmoid(_logit(p_item) + shift)
     assert model.predict_one("u1", "i3")["p_correct"] == pytest.approx(expected, abs=1e-9)
 
 
@@ -745,3 +749,117 @@ def test_predict_one_of_a_subclass_that_changes_predict_goes_through_it() -> Non
         expected = plain.predict_one(*probe)
         expected["p_correct"] /= 2.0
         assert halved.predict_one(*probe) == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(("floor", "forgetting"), [(0.0, 1.0), (0.2, 1.0), (0.0, 0.6)])
+def test_an_answer_never_moves_its_own_items_next_prediction_against_it(
+    floor: float, forgetting: float
+) -> None:
+    """Before and after, not only right against wrong: a correct answer never lowers the
+    next prediction for the same item, a wrong one never raises it, whatever the student's
+    record, with a floor or forgetting too. The offset's estimate from sums at a zero offset
+    failed this for a strong student answering an easy item right (and a weak one answering
+    a hard item wrong)."""
+    cohort = _three_pl_cohort(floor, 300, seed=3, per_user=40)
+    model = Baseline(
+        guess_floor=floor, learn_guess_floor=False, forgetting=forgetting, learn_forgetting=False
+    ).fit(cohort)
+    assert model.forgetting_ == forgetting
+    rng = np.random.default_rng(5)
+    items = [f"i{k}" for k in range(12)]
+    for student in range(60):
+        user, skill = f"probe{student}", "A"
+        # Records from all wrong to all right, on items of every difficulty.
+        strength = student / 59
+        for _ in range(int(rng.integers(5, 40))):
+            item = items[int(rng.integers(12))]
+            right = float(rng.random() < strength)
+            model.update({"user_id": user, "item_id": item, "skill_id": skill, "correct": right})
+        for _ in range(6):
+            item = items[int(rng.integers(12))]
+            right = float(rng.random() < strength)
+            before = model.predict_one(user, item, skill)["p_correct"]
+            model.update({"user_id": user, "item_id": item, "skill_id": skill, "correct": right})
+            after = model.predict_one(user, item, skill)["p_correct"]
+            assert (after >= before) if right else (after <= before), (user, item, before, after)
+
+
+def test_a_version_stored_before_the_offset_filter_serves_the_offsets_it_served() -> None:
+    """Stored user statistics used to hold sums of score and information at a zero offset;
+    such a version loads with the offsets it served (score / (information + precision)),
+    and goes on learning with the filter. A bad offset form or information is refused."""
+    model = Baseline().fit(_three_pl_cohort(0.0, 60, seed=2))
+    state = model._get_state()
+    users = state["user_stats"].copy()
+    precision = model.user_precision_
+    # The same offsets written the old way: any score sum S with S / (I + precision) = offset.
+    old_stats = users.copy()
+    old_stats[:, 0] = users[:, 0] * (users[:, 1] + precision)
+    old = {k: v for k, v in state.items() if k != "user_offsets"}
+    restored = Baseline()
+    restored._set_state({**old, "user_stats": old_stats})
+    restored.fitted_ = True  # as ``from_bytes`` marks a loaded model
+    for user in ("s2u0", "s2u7", "s2u33"):
+        for item in ("i0", "i5", "i11"):
+            assert restored.predict_one(user, item, "A")["p_correct"] == pytest.approx(
+                model.predict_one(user, item, "A")["p_correct"], abs=1e-12
+            )
+    row = {"user_id": "s2u7", "item_id": "i5", "skill_id": "A", "correct": 1.0}
+    restored.update(row)
+    model.update(row)
+    assert restored.predict_one("s2u7", "i5", "A") == pytest.approx(
+        model.predict_one("s2u7", "i5", "A"), abs=1e-12
+    )
+    with pytest.raises(ValueError, match="user_offsets"):
+        Baseline()._set_state({**state, "user_offsets": "sums"})
+    negative = users.copy()
+    negative[3, 1] = -0.5
+    with pytest.raises(ValueError, match="negative information"):
+        Baseline()._set_state({**state, "user_stats": negative})
+
+
+def _learning_cohort(users: int, seed: int, per_user: int = 40) -> pd.DataFrame:
+    """Students who learn: ability starts N(-1, 1) and grows by 0.1 per attempt (each
+    student at their own rate, 0 to 0.2), on 12 items of one skill."""
+    rng = np.random.default_rng(seed)
+    start = rng.normal(-1.0, 1.0, users)
+    rate = rng.uniform(0.0, 0.2, users)
+    difficulty = np.linspace(-1.5, 2.0, 12)
+    rows = []
+    for u in range(users):
+        for t in range(per_user):
+            i = int(rng.integers(len(difficulty)))
+            p = _sigmoid(start[u] + rate[u] * t - difficulty[i])
+            rows.append((f"l{seed}u{u}", f"i{i}", "A", float(rng.random() < p), 30.0, t))
+    return pd.DataFrame(
+        rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    )
+
+
+def test_forgetting_is_learned_where_students_change_and_only_there() -> None:
+    """Students who learn as they go are followed better when older answers weigh less: a
+    forgetting factor below 1 is learned, and new students are predicted better one step
+    ahead with it. Static students keep (nearly) every answer: a factor of at least 0.98,
+    a half-life of 35 answers or more."""
+    learners = Baseline().fit(_learning_cohort(200, seed=1))
+    assert learners.forgetting_ <= 0.9
+    static = Baseline(learn_forgetting=False).fit(_learning_cohort(200, seed=1))
+    test = _learning_cohort(100, seed=2)
+    assert _log_loss(learners, test) < _log_loss(static, test) - 0.02
+    for seed in (1, 2):
+        cohort = _three_pl_cohort(0.0, 200, seed=seed, per_user=40)
+        assert Baseline().fit(cohort).forgetting_ >= 0.98
+    # Too few students to learn from: the constructor's value stays.
+    few = _learning_cohort(PRIOR_MIN_USERS - 1, seed=3)
+    assert Baseline(forgetting=0.9).fit(few).forgetting_ == 0.9
+
+
+def test_forgetting_is_saved_and_validated() -> None:
+    model = Baseline().fit(_learning_cohort(200, seed=1))
+    bads = (0, 1.5, -0.1, math.nan, "x", True)
+    _assert_state_round_trip(model, "forgetting", 1.0, bads, ("l1u3", "i4", "A"))
+    for bad in bads:
+        with pytest.raises(ValueError, match="forgetting"):
+            Baseline(forgetting=bad).fit(TINY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="learn_forgetting"):
+        Baseline(learn_forgetting="yes").fit(TINY)  # type: ignore[arg-type]

@@ -3,8 +3,10 @@
 What it is
     Correctness is the item's success rate shrunk towards its skill's rate, which is shrunk
     towards the global rate (a beta-binomial / empirical-Bayes hierarchy with pseudo-counts
-    ``k_item`` and ``k_skill``). A per-user offset in logit space, a one-step Newton estimate
-    from a zero-mean prior, makes predictions follow the user's own history. Response time
+    ``k_item`` and ``k_skill``). A per-user offset in logit space makes predictions follow
+    the user's own history: a Laplace filter from a zero-mean prior, one Newton step on the
+    posterior per answer, taken at the current offset (``_offset_filter``), so an answer
+    always moves it in the answer's direction. Response time
     uses the same hierarchy for the mean and the residual variance of ``log(rt_seconds)``,
     plus a shrunken per-user log-time offset; the median is ``exp(mu)`` and the 80 % interval
     ``exp(mu ± Z80 · sigma)``.
@@ -56,6 +58,7 @@ Interval scale
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -99,6 +102,9 @@ MIN_LOG_TIME_VAR = 1e-4
 PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
 # Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
 FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
+# Candidate forgetting factors of the offset filter (``fit`` keeps the one whose replay
+# predicts best); 1 = a static student, every answer weighs the same forever.
+FORGETTING_GRID: tuple[float, ...] = (1.0, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6)
 PRIOR_MIN_USERS = 20
 PRIOR_MIN_ROWS = 200
 # The learned interval scale: pseudo-rows of its zero-log prior and the range it may take.
@@ -113,11 +119,17 @@ SCALE_BOUNDS = (0.5, 3.0)
 # time, sum of log-times, sum of squared log-times.
 _N, _S, _TN, _TSUM, _TSQ = range(5)
 _N_STATS = 5
-# Columns of the per-user statistics: sums of the score and of the Fisher information of the
-# logit offset at zero (y - p and p(1 - p) without a guessing floor, ``_user_contributions``),
-# sum of log-time residuals, attempts with a time.
-_U_RES, _U_INFO, _U_TRES, _U_TN = range(4)
+# Columns of the per-user statistics: the logit offset and the Fisher information gathered
+# about it (``_offset_filter``), the sum of log-time residuals, attempts with a time.
+_U_OFFSET, _U_INFO, _U_TRES, _U_TN = range(4)
 _N_USER_STATS = 4
+# How stored user statistics hold the correctness offset. Versions stored before the filter
+# held the sums of the score and information at zero (``_user_contributions``), from which
+# ``_set_state`` derives the offset.
+_OFFSET_FORM = "filter"
+# Columns of ``_user_contributions``: score and information at a zero offset, log-time
+# residual, timed.
+_C_SCORE, _C_INFO = 0, 1
 # Key of a (user, item) pair in ``pair_timed_``: user index * _PAIR_BASE + item index.
 _PAIR_BASE = 1 << 32
 # fit()'s fixed-point winsorisation converges geometrically (each pass shrinks the change
@@ -154,7 +166,10 @@ class Baseline(LearnerModel):
         Learn the strength of both user priors from the training data (empirical Bayes):
         ``fit`` replays each training user's history one step ahead and keeps the prior
         precision (from ``PRIOR_GRID``) with the best predictive log-likelihood, and the
-        time pseudo-count with the smallest squared log-time error. So how far a new
+        time pseudo-count with the smallest squared log-time error. The precision and the
+        floor are first scored with the offset's closed form from sums at a zero offset
+        (fast for every pair), then the precision is re-chosen near that one by replaying
+        the filter that serves (``_filtered_precision``). So how far a new
         student's first answers move their prediction is what the population's own spread
         of abilities justifies, not a hand-set constant. Needs ``PRIOR_MIN_USERS`` users and
         ``PRIOR_MIN_ROWS`` rows; below that the constructor's values are kept.
@@ -185,6 +200,8 @@ class Baseline(LearnerModel):
         learn_interval_scale: bool = True,
         guess_floor: float = 0.0,
         learn_guess_floor: bool = True,
+        forgetting: float = 1.0,
+        learn_forgetting: bool = True,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -194,10 +211,17 @@ class Baseline(LearnerModel):
         self.learn_interval_scale = learn_interval_scale
         self.guess_floor = guess_floor
         self.learn_guess_floor = learn_guess_floor
+        self.forgetting = forgetting
+        self.learn_forgetting = learn_forgetting
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("learn_user_prior", "learn_interval_scale", "learn_guess_floor"):
+        for name in (
+            "learn_user_prior",
+            "learn_interval_scale",
+            "learn_guess_floor",
+            "learn_forgetting",
+        ):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -211,6 +235,8 @@ class Baseline(LearnerModel):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
         if not is_guess_floor(self.guess_floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
+        if not is_forgetting(self.forgetting):
+            raise ValueError(f"forgetting must be a number in (0, 1], got {self.forgetting!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> Self:
@@ -271,16 +297,8 @@ class Baseline(LearnerModel):
         p_loo, mu_loo, var_loo = self._levels(
             before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
-        self.user_precision_ = self.user_prior_precision
-        self.user_time_k_ = self.k_user_time
-        self.guess_floor_ = float(self.guess_floor)
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
-        if (self.learn_user_prior or self.learn_guess_floor) and enough:
-            self._learn_user_priors(
-                data, y, p_loo, lambda c: _user_contributions(y, p_loo, lt, has_t, mu_loo, c)
-            )
-        user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo, self.guess_floor_)
-        self.user_stats_ = with_capacity(grouped_sums(user_codes, user_contrib, n_users), n_users)
+        user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, lt, has_t, mu_loo)
         self.interval_scale_ = 1.0
         if (
             self.learn_interval_scale
@@ -292,6 +310,38 @@ class Baseline(LearnerModel):
             )
         self.fitted_ = True
         return self
+
+    def _fit_users(
+        self,
+        data: pd.DataFrame,
+        y: np.ndarray,
+        p_loo: np.ndarray,
+        user_codes: np.ndarray,
+        enough: bool,
+        *time_rows: np.ndarray,
+    ) -> np.ndarray:
+        """The user priors (learned when ``enough`` data) and every user's statistics, from
+        the rows' item-level rates before them (``p_loo``); ``time_rows`` are the log times,
+        whether each row has one, and the item-level log-time means. Returns each row's user
+        contributions (``_user_contributions``)."""
+        lt, has_t, mu_loo = time_rows
+        self.user_precision_ = self.user_prior_precision
+        self.user_time_k_ = self.k_user_time
+        self.guess_floor_ = float(self.guess_floor)
+        self.forgetting_ = float(self.forgetting)
+        learns = self.learn_user_prior or self.learn_guess_floor or self.learn_forgetting
+        if learns and enough:
+            self._learn_user_priors(
+                data, y, p_loo, lambda c: _user_contributions(y, p_loo, lt, has_t, mu_loo, c)
+            )
+        user_contrib = _user_contributions(y, p_loo, lt, has_t, mu_loo, self.guess_floor_)
+        user_stats = grouped_sums(user_codes, user_contrib, int(user_codes.max(initial=-1)) + 1)
+        # The correctness offsets: each user's rows through the filter, in the user's order.
+        pos = sort_for_sequences(data)
+        user_stats[:, [_U_OFFSET, _U_INFO]] = 0.0
+        self._filter_offsets(user_codes[pos], p_loo[pos], y[pos], user_stats)
+        self.user_stats_ = with_capacity(user_stats, len(user_stats))
+        return user_contrib
 
     def _learn_user_priors(
         self,
@@ -329,7 +379,7 @@ class Baseline(LearnerModel):
                 the training users have only a few answers each."""
                 c, q = floored_rate(base, floor)
                 z = logit(q)
-                res, info = earlier[:, _U_RES], earlier[:, _U_INFO]
+                res, info = earlier[:, _C_SCORE], earlier[:, _C_INFO]
 
                 def log_post(precision: float) -> float:
                     p = c + (1.0 - c) * sigmoid(z + res / (info + precision))
@@ -353,6 +403,7 @@ class Baseline(LearnerModel):
                 (*_grid_argmax(precisions, strength_scores(c, sums)), c) for c, sums in candidates
             )
             self.user_precision_, self.guess_floor_ = precision, float(floor)
+            self._tune_filter(pd.factorize(users)[0], y, base, start)
         if not self.learn_user_prior:
             return
         timed = contrib[:, _U_TN] > 0
@@ -361,6 +412,44 @@ class Baseline(LearnerModel):
             sums, counts = earlier[timed, _U_TRES], earlier[timed, _U_TN]
             errors = [float(np.mean((residual - sums / (counts + k)) ** 2)) for k in PRIOR_GRID]
             self.user_time_k_ = PRIOR_GRID[int(np.argmin(errors))]
+
+    def _tune_filter(
+        self, codes: np.ndarray, y: np.ndarray, base: np.ndarray, start: float
+    ) -> None:
+        """Choose the prior strength and the forgetting factor for the offset filter that
+        serves, by replaying it over the users' rows (``codes`` grouped by user, answers
+        ``y``, item-level rates ``base``) with the strength's hyperprior around ``start``.
+
+        The strength is searched within three grid steps of the one the sums' replay chose
+        (fast to score for every floor and strength, and close), the forgetting factor over
+        ``FORGETTING_GRID`` (ties go to 1, a static student), each as ``learn_user_prior``
+        and ``learn_forgetting`` allow: the forgetting at the sums' strength, then the
+        strength for that forgetting."""
+        c, q = floored_rate(base, self.guess_floor_)
+        z = logit(q)
+        scores: dict[tuple[float, float], float] = {}
+
+        def log_post(precision: float, keep: float) -> float:
+            if (precision, keep) not in scores:
+                state = np.zeros((int(codes.max()) + 1, 2))
+                offset = _offset_filter(codes, z, c, y, precision, keep, state)[:, 0]
+                p = np.clip(c + (1.0 - c) * sigmoid(z + offset), P_CLIP, 1.0 - P_CLIP)
+                shift = math.log2(precision / start)
+                log_lik = float(np.sum(np.log(np.where(y > 0, p, 1.0 - p))))
+                scores[(precision, keep)] = log_lik - 0.5 * shift * shift
+            return scores[(precision, keep)]
+
+        def strengths(precision: float) -> tuple[float, ...]:
+            if not self.learn_user_prior:
+                return (precision,)
+            i = PRIOR_GRID.index(precision)
+            return PRIOR_GRID[max(i - 3, 0) : i + 4]
+
+        precision, keep = float(self.user_precision_ or start), self.forgetting_
+        keeps = FORGETTING_GRID if self.learn_forgetting else (keep,)
+        keep = max(keeps, key=lambda k: log_post(precision, k))
+        precision = max(strengths(precision), key=lambda v: log_post(v, keep))
+        self.user_precision_, self.forgetting_ = precision, keep
 
     def _learn_interval_scale(
         self,
@@ -508,7 +597,12 @@ class Baseline(LearnerModel):
         earlier = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
         user_idx = lookup(self.user_index_, users)
         fitted = np.where((user_idx >= 0)[:, None], self.user_stats_[np.maximum(user_idx, 0)], 0.0)
-        p, mu, sigma = self._personalise(p_item, mu_item, var, fitted + earlier)
+        state = fitted + earlier
+        # The offsets are not sums: the filter runs on from each user's fitted state.
+        start = np.zeros((len(codes) and codes.max() + 1, _N_USER_STATS))
+        start[codes] = fitted
+        state[:, [_U_OFFSET, _U_INFO]] = self._filter_offsets(codes, p_item, y, start)
+        p, mu, sigma = self._personalise(p_item, mu_item, var, state)
         return log_normal_predictions(p, mu, sigma, pos, data.index)
 
     def _personalise(
@@ -519,8 +613,7 @@ class Baseline(LearnerModel):
         p = p_item
         precision, time_k = self._user_priors()
         if precision is not None:
-            delta = state[:, _U_RES] / (state[:, _U_INFO] + precision)
-            p = _above_floor(p_item, delta, self._guess_floor())
+            p = _above_floor(p_item, state[:, _U_OFFSET], self._guess_floor())
         p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
         mu = mu_item
         if time_k is not None and precision is not None:
@@ -534,6 +627,23 @@ class Baseline(LearnerModel):
         # Only the width is rescaled; the median exp(mu) stays where it is.
         sigma = np.sqrt(var) * self._interval_scale()
         return p, mu, sigma
+
+    def _filter_offsets(
+        self, codes: np.ndarray, p_item: np.ndarray, y: np.ndarray, stats: np.ndarray
+    ) -> np.ndarray:
+        """Run the offset filter (``_offset_filter``) over rows grouped by user (``codes``,
+        each user's rows together and in order) with item-level rates ``p_item`` and
+        answers ``y``, from the users' statistics ``stats`` (indexed by code; their offset
+        and information columns end at each user's last row). Returns each row's offset and
+        information before its own answer; all zero without user offsets."""
+        precision = self._user_priors()[0]
+        if precision is None:
+            return np.zeros((len(codes), 2))
+        c, q = floored_rate(p_item, self._guess_floor())
+        state = stats[:, [_U_OFFSET, _U_INFO]]
+        before = _offset_filter(codes, logit(q), c, y, precision, self._forgetting(), state)
+        stats[:, [_U_OFFSET, _U_INFO]] = state
+        return before
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
         """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
@@ -573,6 +683,11 @@ class Baseline(LearnerModel):
         constructor's."""
         return float(getattr(self, "guess_floor_", self.guess_floor))
 
+    def _forgetting(self) -> float:
+        """The offset filter's forgetting factor in use: learned by ``fit`` (or restored),
+        else the constructor's."""
+        return float(getattr(self, "forgetting_", self.forgetting))
+
     def _interval_scale(self) -> float:
         """The learned factor on the log-time sd (1 before any was learned)."""
         return float(getattr(self, "interval_scale_", 1.0))
@@ -599,6 +714,7 @@ class Baseline(LearnerModel):
         user_contrib = _user_contributions(
             np.array([y]), p_item, lt, has_t, mu_item, self._guess_floor()
         )[0]
+        user_contrib[[_U_OFFSET, _U_INFO]] = 0.0
 
         user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)
@@ -616,6 +732,9 @@ class Baseline(LearnerModel):
             self.skill_stats_[skill_i] += contrib
             self.item_skill_[item_i] = skill_i
         self.user_stats_[user_i] += user_contrib
+        # The offset moves from where it is, by the answer's evidence at that point.
+        one = np.zeros(1, dtype=np.int64)
+        self._filter_offsets(one, p_item, np.array([y]), self.user_stats_[user_i : user_i + 1])
 
     def _slot(self, index_attr: str, arrays: tuple[tuple[str, float], ...], key: str) -> int:
         """Row of ``key`` in a table, appending one (doubling capacity when full) if new."""
@@ -656,6 +775,8 @@ class Baseline(LearnerModel):
             "user_priors": list(self._user_priors()),
             "interval_scale": self._interval_scale(),
             "guess_floor": self._guess_floor(),
+            "user_offsets": _OFFSET_FORM,
+            "forgetting": self._forgetting(),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -706,6 +827,12 @@ class Baseline(LearnerModel):
                 raise ValueError(f"{name} must be None or a positive finite number")
         self.user_precision_ = None if precision is None else float(precision)
         self.user_time_k_ = None if time_k is None else float(time_k)
+        self._read_offsets(state.get("user_offsets"))
+        # Versions stored before forgetting was learned kept every answer's weight.
+        keep = state.get("forgetting", 1.0)
+        if not is_forgetting(keep):
+            raise ValueError(f"forgetting must be a number in (0, 1], got {keep!r}")
+        self.forgetting_ = float(keep)
         # Versions stored before the interval scale was learned serve the plain interval.
         scale = state.get("interval_scale", 1.0)
         if not _is_positive_number(scale):
@@ -716,6 +843,20 @@ class Baseline(LearnerModel):
         if not is_guess_floor(floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
         self.guess_floor_ = float(floor)
+
+    def _read_offsets(self, form: Any) -> None:
+        """Check the stored users' offset columns. A version stored before the offset filter
+        (no ``form``) holds the sums of score and information at a zero offset; its offset is
+        the one that version served, score / (information + precision)."""
+        stats = self.user_stats_[: len(self.user_index_)]
+        if form is None:
+            precision = self.user_precision_
+            offsets = 0.0 if precision is None else stats[:, 0] / (stats[:, 1] + precision)
+            stats[:, _U_OFFSET] = offsets
+        elif form != _OFFSET_FORM:
+            raise ValueError(f"user_offsets must be {_OFFSET_FORM!r}, got {form!r}")
+        if (stats[:, _U_INFO] < 0).any() or (stats[:, _U_TN] < 0).any():
+            raise ValueError("negative information or timed counts in user_stats")
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -852,6 +993,71 @@ def _user_contributions(
     )
 
 
+def _offset_step(
+    y: np.ndarray, z: np.ndarray, c: np.ndarray, offset: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score and Fisher information of the logit offset at ``offset`` for answers ``y``
+    (NaN: no answer, both 0) to rows with floor ``c`` and logit ``z`` of the rate above it
+    (``floored_rate``), where p = c + (1 - c) s and s = sigmoid(z + offset).
+
+    The general score (1 - c) s (1 - s) (y - p) / (p (1 - p)) simplifies to
+    (1 - c) s (1 - s) / p for a correct answer and to -s for a wrong one, and the
+    information (1 - c)² s² (1 - s)² / (p (1 - p)) to (1 - c) s² (1 - s) / p: finite for
+    every s, and the score's sign is the answer's."""
+    s = sigmoid(z + offset)
+    p = np.maximum(c + (1.0 - c) * s, np.finfo(float).tiny)
+    known = ~np.isnan(y)
+    score = np.where(y > 0.5, (1.0 - c) * s * (1.0 - s) / p, -s)
+    info = (1.0 - c) * s * s * (1.0 - s) / p
+    return np.where(known, score, 0.0), np.where(known, info, 0.0)
+
+
+def _offset_filter(
+    codes: np.ndarray,
+    z: np.ndarray,
+    c: np.ndarray,
+    y: np.ndarray,
+    precision: float,
+    keep: float,
+    state: np.ndarray,
+) -> np.ndarray:
+    """A Laplace filter of each user's logit offset over their answers, in order.
+
+    ``codes`` name each row's user (each user's rows together, in the user's order); ``z``,
+    ``c`` and ``y`` are as in ``_offset_step``. ``state`` holds, per code, the offset and
+    the information gathered so far (the prior's precision not included) and is moved to
+    each user's state after their last row. Each answer takes one Newton step on the
+    posterior at the current offset: offset += score / (precision + information + info),
+    then information += info. Before each answer the information gathered so far is
+    multiplied by ``keep`` (exponential forgetting, as in recursive least squares with a
+    forgetting factor): a student who learns or tires is followed, since older answers
+    weigh less. Forgetting never moves the offset, only how far the next answer moves it.
+    The step has the answer's sign, so a correct answer never
+    lowers the offset and a wrong one never raises it (a step of the sums' estimate
+    score_0 / (precision + information_0), taken at a zero offset, could: a correct answer to
+    an easy item lowered a strong student's offset). Returns each row's (offset,
+    information) before its own answer. Rows are processed one position per user at a
+    time, so the loop runs as many times as the longest user has rows."""
+    n = len(codes)
+    before = np.zeros((n, 2))
+    if n == 0:
+        return before
+    index = np.arange(n)
+    starts = np.maximum.accumulate(np.where(np.r_[True, codes[1:] != codes[:-1]], index, 0))
+    step = index - starts
+    order = np.argsort(step, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(step[order])) + 1, n]
+    for a, b in itertools.pairwise(bounds):
+        rows = order[a:b]
+        users = codes[rows]
+        offset, info = state[users, 0], keep * state[users, 1]
+        before[rows, 0], before[rows, 1] = offset, info
+        score, gained = _offset_step(y[rows], z[rows], c[rows], offset)
+        state[users, 0] = offset + score / (precision + info + gained)
+        state[users, 1] = info + gained
+    return before
+
+
 def _grid_argmax(grid: Sequence[float], score: Callable[[float], float]) -> tuple[float, float]:
     """(best score, its value) over the ascending ``grid`` for a ``score`` with one peak:
     every fourth value first, then the values within three of the best of those."""
@@ -890,6 +1096,16 @@ def is_guess_floor(value: Any) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(value)
         and 0.0 <= value < 0.5
+    )
+
+
+def is_forgetting(value: Any) -> bool:
+    """Whether ``value`` is a forgetting factor: a number (not a bool) in (0, 1]."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 < value <= 1.0
     )
 
 
