@@ -751,20 +751,14 @@ def test_predict_one_of_a_subclass_that_changes_predict_goes_through_it() -> Non
         assert halved.predict_one(*probe) == pytest.approx(expected, rel=1e-12, abs=0)
 
 
-@pytest.mark.parametrize(("floor", "forgetting"), [(0.0, 1.0), (0.2, 1.0), (0.0, 0.6)])
-def test_an_answer_never_moves_its_own_items_next_prediction_against_it(
-    floor: float, forgetting: float
-) -> None:
+@pytest.mark.parametrize("floor", [0.0, 0.2])
+def test_an_answer_never_moves_its_own_items_next_prediction_against_it(floor: float) -> None:
     """Before and after, not only right against wrong: a correct answer never lowers the
     next prediction for the same item, a wrong one never raises it, whatever the student's
-    record, with a floor or forgetting too. The offset's estimate from sums at a zero offset
-    failed this for a strong student answering an easy item right (and a weak one answering
-    a hard item wrong)."""
+    record. The offset's estimate from sums at a zero offset failed this for a strong
+    student answering an easy item right (and a weak one answering a hard item wrong)."""
     cohort = _three_pl_cohort(floor, 300, seed=3, per_user=40)
-    model = Baseline(
-        guess_floor=floor, learn_guess_floor=False, forgetting=forgetting, learn_forgetting=False
-    ).fit(cohort)
-    assert model.forgetting_ == forgetting
+    model = Baseline(guess_floor=floor, learn_guess_floor=False).fit(cohort)
     rng = np.random.default_rng(5)
     items = [f"i{k}" for k in range(12)]
     for student in range(60):
@@ -816,50 +810,3 @@ def test_a_version_stored_before_the_offset_filter_serves_the_offsets_it_served(
     negative[3, 1] = -0.5
     with pytest.raises(ValueError, match="negative information"):
         Baseline()._set_state({**state, "user_stats": negative})
-
-
-def _learning_cohort(users: int, seed: int, per_user: int = 40) -> pd.DataFrame:
-    """Students who learn: ability starts N(-1, 1) and grows by 0.1 per attempt (each
-    student at their own rate, 0 to 0.2), on 12 items of one skill."""
-    rng = np.random.default_rng(seed)
-    start = rng.normal(-1.0, 1.0, users)
-    rate = rng.uniform(0.0, 0.2, users)
-    difficulty = np.linspace(-1.5, 2.0, 12)
-    rows = []
-    for u in range(users):
-        for t in range(per_user):
-            i = int(rng.integers(len(difficulty)))
-            p = _sigmoid(start[u] + rate[u] * t - difficulty[i])
-            rows.append((f"l{seed}u{u}", f"i{i}", "A", float(rng.random() < p), 30.0, t))
-    return pd.DataFrame(
-        rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
-    )
-
-
-def test_forgetting_is_learned_where_students_change_and_only_there() -> None:
-    """Students who learn as they go are followed better when older answers weigh less: a
-    forgetting factor below 1 is learned, and new students are predicted better one step
-    ahead with it. Static students keep (nearly) every answer: a factor of at least 0.98,
-    a half-life of 35 answers or more."""
-    learners = Baseline().fit(_learning_cohort(200, seed=1))
-    assert learners.forgetting_ <= 0.9
-    static = Baseline(learn_forgetting=False).fit(_learning_cohort(200, seed=1))
-    test = _learning_cohort(100, seed=2)
-    assert _log_loss(learners, test) < _log_loss(static, test) - 0.02
-    for seed in (1, 2):
-        cohort = _three_pl_cohort(0.0, 200, seed=seed, per_user=40)
-        assert Baseline().fit(cohort).forgetting_ >= 0.98
-    # Too few students to learn from: the constructor's value stays.
-    few = _learning_cohort(PRIOR_MIN_USERS - 1, seed=3)
-    assert Baseline(forgetting=0.9).fit(few).forgetting_ == 0.9
-
-
-def test_forgetting_is_saved_and_validated() -> None:
-    model = Baseline().fit(_learning_cohort(200, seed=1))
-    bads = (0, 1.5, -0.1, math.nan, "x", True)
-    _assert_state_round_trip(model, "forgetting", 1.0, bads, ("l1u3", "i4", "A"))
-    for bad in bads:
-        with pytest.raises(ValueError, match="forgetting"):
-            Baseline(forgetting=bad).fit(TINY)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="learn_forgetting"):
-        Baseline(learn_forgetting="yes").fit(TINY)  # type: ignore[arg-type]

@@ -102,9 +102,6 @@ MIN_LOG_TIME_VAR = 1e-4
 PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
 # Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
 FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
-# Candidate forgetting factors of the offset filter (``fit`` keeps the one whose replay
-# predicts best); 1 = a static student, every answer weighs the same forever.
-FORGETTING_GRID: tuple[float, ...] = (1.0, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6)
 PRIOR_MIN_USERS = 20
 PRIOR_MIN_ROWS = 200
 # The learned interval scale: pseudo-rows of its zero-log prior and the range it may take.
@@ -200,8 +197,6 @@ class Baseline(LearnerModel):
         learn_interval_scale: bool = True,
         guess_floor: float = 0.0,
         learn_guess_floor: bool = True,
-        forgetting: float = 1.0,
-        learn_forgetting: bool = True,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -211,17 +206,10 @@ class Baseline(LearnerModel):
         self.learn_interval_scale = learn_interval_scale
         self.guess_floor = guess_floor
         self.learn_guess_floor = learn_guess_floor
-        self.forgetting = forgetting
-        self.learn_forgetting = learn_forgetting
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in (
-            "learn_user_prior",
-            "learn_interval_scale",
-            "learn_guess_floor",
-            "learn_forgetting",
-        ):
+        for name in ("learn_user_prior", "learn_interval_scale", "learn_guess_floor"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -235,8 +223,6 @@ class Baseline(LearnerModel):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
         if not is_guess_floor(self.guess_floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
-        if not is_forgetting(self.forgetting):
-            raise ValueError(f"forgetting must be a number in (0, 1], got {self.forgetting!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> Self:
@@ -328,9 +314,7 @@ class Baseline(LearnerModel):
         self.user_precision_ = self.user_prior_precision
         self.user_time_k_ = self.k_user_time
         self.guess_floor_ = float(self.guess_floor)
-        self.forgetting_ = float(self.forgetting)
-        learns = self.learn_user_prior or self.learn_guess_floor or self.learn_forgetting
-        if learns and enough:
+        if (self.learn_user_prior or self.learn_guess_floor) and enough:
             self._learn_user_priors(
                 data, y, p_loo, lambda c: _user_contributions(y, p_loo, lt, has_t, mu_loo, c)
             )
@@ -403,7 +387,9 @@ class Baseline(LearnerModel):
                 (*_grid_argmax(precisions, strength_scores(c, sums)), c) for c, sums in candidates
             )
             self.user_precision_, self.guess_floor_ = precision, float(floor)
-            self._tune_filter(pd.factorize(users)[0], y, base, start)
+            if self.learn_user_prior:
+                codes = pd.factorize(users)[0]
+                self.user_precision_ = self._filtered_precision(codes, y, base, start)
         if not self.learn_user_prior:
             return
         timed = contrib[:, _U_TN] > 0
@@ -413,43 +399,26 @@ class Baseline(LearnerModel):
             errors = [float(np.mean((residual - sums / (counts + k)) ** 2)) for k in PRIOR_GRID]
             self.user_time_k_ = PRIOR_GRID[int(np.argmin(errors))]
 
-    def _tune_filter(
+    def _filtered_precision(
         self, codes: np.ndarray, y: np.ndarray, base: np.ndarray, start: float
-    ) -> None:
-        """Choose the prior strength and the forgetting factor for the offset filter that
-        serves, by replaying it over the users' rows (``codes`` grouped by user, answers
-        ``y``, item-level rates ``base``) with the strength's hyperprior around ``start``.
-
-        The strength is searched within three grid steps of the one the sums' replay chose
-        (fast to score for every floor and strength, and close), the forgetting factor over
-        ``FORGETTING_GRID`` (ties go to 1, a static student), each as ``learn_user_prior``
-        and ``learn_forgetting`` allow: the forgetting at the sums' strength, then the
-        strength for that forgetting."""
+    ) -> float:
+        """The prior strength re-chosen for the offset filter that serves: the grid's values
+        within three steps of the one the sums' replay chose (which is fast to score for every
+        floor and strength, and close), each scored by replaying the filter over the users'
+        rows (``codes`` grouped by user, answers ``y``, item-level rates ``base``) with the
+        same hyperprior around ``start``."""
         c, q = floored_rate(base, self.guess_floor_)
         z = logit(q)
-        scores: dict[tuple[float, float], float] = {}
 
-        def log_post(precision: float, keep: float) -> float:
-            if (precision, keep) not in scores:
-                state = np.zeros((int(codes.max()) + 1, 2))
-                offset = _offset_filter(codes, z, c, y, precision, keep, state)[:, 0]
-                p = np.clip(c + (1.0 - c) * sigmoid(z + offset), P_CLIP, 1.0 - P_CLIP)
-                shift = math.log2(precision / start)
-                log_lik = float(np.sum(np.log(np.where(y > 0, p, 1.0 - p))))
-                scores[(precision, keep)] = log_lik - 0.5 * shift * shift
-            return scores[(precision, keep)]
+        def log_post(precision: float) -> float:
+            state = np.zeros((int(codes.max()) + 1, 2))
+            offset = _offset_filter(codes, z, c, y, precision, state)[:, 0]
+            p = np.clip(c + (1.0 - c) * sigmoid(z + offset), P_CLIP, 1.0 - P_CLIP)
+            shift = math.log2(precision / start)
+            return float(np.sum(np.log(np.where(y > 0, p, 1.0 - p)))) - 0.5 * shift * shift
 
-        def strengths(precision: float) -> tuple[float, ...]:
-            if not self.learn_user_prior:
-                return (precision,)
-            i = PRIOR_GRID.index(precision)
-            return PRIOR_GRID[max(i - 3, 0) : i + 4]
-
-        precision, keep = float(self.user_precision_ or start), self.forgetting_
-        keeps = FORGETTING_GRID if self.learn_forgetting else (keep,)
-        keep = max(keeps, key=lambda k: log_post(precision, k))
-        precision = max(strengths(precision), key=lambda v: log_post(v, keep))
-        self.user_precision_, self.forgetting_ = precision, keep
+        i = PRIOR_GRID.index(self.user_precision_)
+        return max(PRIOR_GRID[max(i - 3, 0) : i + 4], key=log_post)
 
     def _learn_interval_scale(
         self,
@@ -641,7 +610,7 @@ class Baseline(LearnerModel):
             return np.zeros((len(codes), 2))
         c, q = floored_rate(p_item, self._guess_floor())
         state = stats[:, [_U_OFFSET, _U_INFO]]
-        before = _offset_filter(codes, logit(q), c, y, precision, self._forgetting(), state)
+        before = _offset_filter(codes, logit(q), c, y, precision, state)
         stats[:, [_U_OFFSET, _U_INFO]] = state
         return before
 
@@ -682,11 +651,6 @@ class Baseline(LearnerModel):
         """The guessing floor in use: learned by ``fit`` (or restored), else the
         constructor's."""
         return float(getattr(self, "guess_floor_", self.guess_floor))
-
-    def _forgetting(self) -> float:
-        """The offset filter's forgetting factor in use: learned by ``fit`` (or restored),
-        else the constructor's."""
-        return float(getattr(self, "forgetting_", self.forgetting))
 
     def _interval_scale(self) -> float:
         """The learned factor on the log-time sd (1 before any was learned)."""
@@ -776,7 +740,6 @@ class Baseline(LearnerModel):
             "interval_scale": self._interval_scale(),
             "guess_floor": self._guess_floor(),
             "user_offsets": _OFFSET_FORM,
-            "forgetting": self._forgetting(),
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -828,11 +791,6 @@ class Baseline(LearnerModel):
         self.user_precision_ = None if precision is None else float(precision)
         self.user_time_k_ = None if time_k is None else float(time_k)
         self._read_offsets(state.get("user_offsets"))
-        # Versions stored before forgetting was learned kept every answer's weight.
-        keep = state.get("forgetting", 1.0)
-        if not is_forgetting(keep):
-            raise ValueError(f"forgetting must be a number in (0, 1], got {keep!r}")
-        self.forgetting_ = float(keep)
         # Versions stored before the interval scale was learned serve the plain interval.
         scale = state.get("interval_scale", 1.0)
         if not _is_positive_number(scale):
@@ -1018,7 +976,6 @@ def _offset_filter(
     c: np.ndarray,
     y: np.ndarray,
     precision: float,
-    keep: float,
     state: np.ndarray,
 ) -> np.ndarray:
     """A Laplace filter of each user's logit offset over their answers, in order.
@@ -1028,11 +985,7 @@ def _offset_filter(
     the information gathered so far (the prior's precision not included) and is moved to
     each user's state after their last row. Each answer takes one Newton step on the
     posterior at the current offset: offset += score / (precision + information + info),
-    then information += info. Before each answer the information gathered so far is
-    multiplied by ``keep`` (exponential forgetting, as in recursive least squares with a
-    forgetting factor): a student who learns or tires is followed, since older answers
-    weigh less. Forgetting never moves the offset, only how far the next answer moves it.
-    The step has the answer's sign, so a correct answer never
+    then information += info. The step has the answer's sign, so a correct answer never
     lowers the offset and a wrong one never raises it (a step of the sums' estimate
     score_0 / (precision + information_0), taken at a zero offset, could: a correct answer to
     an easy item lowered a strong student's offset). Returns each row's (offset,
@@ -1050,7 +1003,7 @@ def _offset_filter(
     for a, b in itertools.pairwise(bounds):
         rows = order[a:b]
         users = codes[rows]
-        offset, info = state[users, 0], keep * state[users, 1]
+        offset, info = state[users, 0], state[users, 1]
         before[rows, 0], before[rows, 1] = offset, info
         score, gained = _offset_step(y[rows], z[rows], c[rows], offset)
         state[users, 0] = offset + score / (precision + info + gained)
@@ -1096,16 +1049,6 @@ def is_guess_floor(value: Any) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(value)
         and 0.0 <= value < 0.5
-    )
-
-
-def is_forgetting(value: Any) -> bool:
-    """Whether ``value`` is a forgetting factor: a number (not a bool) in (0, 1]."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 < value <= 1.0
     )
 
 
