@@ -284,7 +284,7 @@ class Baseline(LearnerModel):
             before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
         )
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
-        user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, lt, has_t, mu_loo)
+        user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
         self.interval_scale_ = 1.0
         if (
             self.learn_interval_scale
@@ -304,13 +304,13 @@ class Baseline(LearnerModel):
         p_loo: np.ndarray,
         user_codes: np.ndarray,
         enough: bool,
-        *time_rows: np.ndarray,
+        times: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
         """The user priors (learned when ``enough`` data) and every user's statistics, from
-        the rows' item-level rates before them (``p_loo``); ``time_rows`` are the log times,
-        whether each row has one, and the item-level log-time means. Returns each row's user
-        contributions (``_user_contributions``)."""
-        lt, has_t, mu_loo = time_rows
+        the rows' item-level rates before them (``p_loo``); ``times`` are the rows' log
+        times, whether each row has one, and the item-level log-time means. Returns each
+        row's user contributions (``_user_contributions``)."""
+        lt, has_t, mu_loo = times
         self.user_precision_ = self.user_prior_precision
         self.user_time_k_ = self.k_user_time
         self.guess_floor_ = float(self.guess_floor)
