@@ -16,7 +16,11 @@ for the README and the acceptance checks of issue 10 for the served chain:
   noise alone, ``eval.metrics.calibrated_ece``): on 1,500 tasks that is about 0.025.
 
     .venv/bin/python benchmarks/replay.py [--learners 100] [--max-attempts 30]
-        [--retrain-every 100] [--seed 0] [--datasets mars_ib ...] [--json]
+        [--retrain-every 100] [--seed 0] [--history 0] [--datasets mars_ib ...] [--json]
+
+With ``--history N``, each configuration starts from a system already in use: N other
+learners of the data set (capped like the streamed ones) have completed their tasks and the
+models are trained on them before the first streamed task.
 """
 
 from __future__ import annotations
@@ -74,6 +78,12 @@ def main() -> None:
     parser.add_argument("--max-attempts", type=int, default=replay.DEFAULT_MAX_ATTEMPTS)
     parser.add_argument("--retrain-every", type=int, default=replay.DEFAULT_RETRAIN_EVERY)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="other learners whose tasks are completed and trained on before the stream",
+    )
     parser.add_argument("--datasets", nargs="+", default=list(replay.REPLAY_DATASETS))
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args()
@@ -87,6 +97,7 @@ def main() -> None:
             seed=args.seed,
             max_attempts=args.max_attempts,
             retrain_every=args.retrain_every,
+            history=args.history,
         )
         result = report.to_dict()
         result["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -99,7 +110,9 @@ def main() -> None:
     for result in results:
         print(
             f"\n{result['dataset']}: {result['learners']} learners, {result['attempts']} tasks "
-            f"(at most {result['max_attempts_per_learner']} each), retraining every "
+            f"(at most {result['max_attempts_per_learner']} each), after "
+            f"{result['history_attempts']} tasks of {result['history_learners']} earlier "
+            f"learners, retraining every "
             f"{result['retrain_every']} completions, {result['wall_seconds']} s"
         )
         served = result["configurations"][replay.SERVED]["all"]

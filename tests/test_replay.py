@@ -164,3 +164,65 @@ def test_mars_ib_topics_are_its_dimensions() -> None:
     stream = replay.build_stream(data, learners=30, seed=0)
     # Learners meet a (topic, difficulty) cell more than once, so swings are defined.
     assert (stream.rows["cell_index"] > 0).sum() > 30
+
+
+def test_history_is_other_learners_and_leaves_the_stream_as_it_was() -> None:
+    frame, _ = simulate_app_learners([12] * 7, seed=5)
+    plain = replay.build_stream(frame, learners=3, seed=2, max_attempts=10)
+    stream = replay.build_stream(frame, learners=3, seed=2, max_attempts=10, history=2)
+    pd.testing.assert_frame_equal(stream.rows, plain.rows)
+    assert len(plain.history) == 0 and plain.notes["history_learners"] == 0
+    past = stream.history
+    assert past["user_id"].nunique() == 2 == stream.notes["history_learners"]
+    assert not set(past["user_id"]) & set(stream.rows["user_id"])
+    assert len(past) == 2 * 10 == stream.notes["history_attempts"]  # capped like the stream
+    for user, mine in past.groupby("user_id", sort=False):
+        original = frame[frame["user_id"] == user].sort_values("order").head(10)
+        assert mine["correct"].tolist() == original["correct"].tolist()
+    again = replay.build_stream(frame, learners=3, seed=2, max_attempts=10, history=2)
+    pd.testing.assert_frame_equal(again.history, past)
+    # More history than there are other learners: all of them.
+    assert replay.build_stream(frame, learners=3, seed=2, history=50).notes["history_learners"] == 4
+    with pytest.raises(ValueError, match="history"):
+        replay.build_stream(frame, learners=3, history=-1)
+
+
+def test_reference_starts_from_the_history() -> None:
+    rows = _rows([("u", "easy"), ("u", "hard")], correct=[1, 0], rt=[10.0, 7.0])
+    history = pd.DataFrame(
+        {
+            "user_id": ["h", "h", "h"],
+            "topic": "T",
+            "difficulty": ["easy", "easy", "medium"],
+            "correct": [0, 0, 1],
+            "rt_seconds": [20.0, 40.0, 5.0],
+        }
+    )
+    ref = replay.reference_predictions(rows, history)
+    assert list(ref.index) == list(rows.index)
+    # easy: two wrong before it -> (0 + 1) / (2 + 2); hard: nothing before it.
+    np.testing.assert_allclose(ref["p_correct"], [1 / 4, 1 / 2])
+    assert ref.loc[0, "time_median_s"] == pytest.approx(np.exp((np.log(20) + np.log(40)) / 2))
+    assert np.isnan(ref.loc[1, "time_median_s"])
+
+
+def test_a_replay_with_history_starts_trained(data: pd.DataFrame) -> None:
+    stream = replay.build_stream(data, learners=2, seed=0, max_attempts=15, history=2)
+    assert len(stream.history) == 30
+    run = _replay(stream, ("baseline",), every=10)
+    # One training on the history before the first task, then the counter's.
+    assert run.trainings == 1 + len(stream.rows) // 10
+    assert len(run.predictions) == len(stream.rows)
+    cold = _replay(replay.Stream(stream.rows, stream.notes), ("baseline",), every=10)
+    # The first task is predicted from the history: the population's rate, not the prior.
+    first = run.predictions.loc[0, "p_correct"]
+    assert first != pytest.approx(cold.predictions.loc[0, "p_correct"])
+    rates = stream.history.groupby(["topic", "difficulty"])["correct"].mean()
+    cell = tuple(stream.rows.loc[0, ["topic", "difficulty"]])
+    assert abs(first - rates[cell]) < abs(cold.predictions.loc[0, "p_correct"] - rates[cell])
+
+
+def test_cli_refuses_a_negative_history() -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--replay", "mars_ib", "--history", "-1"])
+    assert result.exit_code == 1
+    assert "--history must be at least 0" in result.output

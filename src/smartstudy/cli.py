@@ -885,6 +885,13 @@ _RetrainEveryOption = Annotated[
     int | None,
     typer.Option(help="--replay: completions between trainings (default 100)."),
 ]
+_HistoryOption = Annotated[
+    int | None,
+    typer.Option(
+        help="--replay: start from a system in use, with this many other learners' tasks "
+        "completed and trained on before the stream (0)."
+    ),
+]
 _ReplayDatabaseOption = Annotated[
     str | None,
     typer.Option(
@@ -967,6 +974,7 @@ def evaluate(
     learners: _LearnersOption = None,
     max_attempts: _MaxAttemptsOption = None,
     retrain_every: _RetrainEveryOption = None,
+    history: _HistoryOption = None,
     database_url: _ReplayDatabaseOption = None,
     all_: _AllOption = False,
     report: _ReportOption = False,
@@ -983,11 +991,12 @@ def evaluate(
     `smartstudy evaluate --all --report --readme README.md` (writes docs/EVALUATION.md).
     """
     if all_:
-        replay_options = (replay, scenario, learners, max_attempts, retrain_every)
+        replay_options = (replay, scenario, learners, max_attempts, retrain_every, history)
         if split != "auto" or as_json or any(v is not None for v in replay_options):
             raise fail(
                 "--all runs every protocol and the replay itself: leave out --split, --json, "
-                "--replay, --scenario, --learners, --max-attempts and --retrain-every"
+                "--replay, --scenario, --learners, --max-attempts, --retrain-every and "
+                "--history"
             )
         given = (dataset or [], model or [], seeds, seed, test_fraction, report)
         more = (out or Path("docs"), max_users, replay_learners, no_replay, readme, database_url)
@@ -1005,7 +1014,7 @@ def evaluate(
             raise fail("--replay replaces --dataset, --model and --scenario; give one")
         _evaluate_replay(
             replay,
-            100 if learners is None else learners,
+            (100 if learners is None else learners, history or 0),
             seed,
             max_attempts,
             retrain_every,
@@ -1075,20 +1084,24 @@ def _evaluate_dataset(
 
 def _evaluate_replay(
     name: str,
-    learners: int,
+    learners: tuple[int, int],
     seed: int,
     max_attempts: int | None,
     retrain_every: int | None,
     database_url: str | None,
     as_json: bool,
 ) -> None:
+    """``learners`` is (streamed learners, learners of the history)."""
     from smartstudy.data.loaders import DatasetNotFoundError
     from smartstudy.services import replay
 
+    streamed, history = learners
     if name not in replay.REPLAY_DATASETS:
         raise fail(f"--replay needs a data set with times: {', '.join(replay.REPLAY_DATASETS)}")
-    if learners < 1 or (max_attempts is not None and max_attempts < 1):
+    if streamed < 1 or (max_attempts is not None and max_attempts < 1):
         raise fail("--learners and --max-attempts must be at least 1")
+    if history < 0:
+        raise fail("--history must be at least 0")
     if retrain_every is not None and retrain_every < 1:
         raise fail("--retrain-every must be at least 1")
     try:
@@ -1100,7 +1113,8 @@ def _evaluate_replay(
         report = replay.run_replay(
             data,
             name,
-            learners=learners,
+            learners=streamed,
+            history=history,
             seed=seed,
             max_attempts=replay.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts,
             retrain_every=retrain_every,

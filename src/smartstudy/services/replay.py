@@ -89,6 +89,7 @@ _LEARNER_IDS = uuid.UUID("6f1d7a52-3c0e-4b8e-9a51-2d7f0c1e9b44")
 _CLOCK_START = datetime(2025, 1, 1, tzinfo=UTC)
 _CLOCK_STEP = timedelta(minutes=1)
 _PREDICTION_COLUMNS = ["p_correct", "time_median_s", "time_p10_s", "time_p90_s", "model_name"]
+_HISTORY_COLUMNS = ("user_id", "topic", "difficulty", "correct", "rt_seconds")
 
 
 # -- the data --------------------------------------------------------------------------------
@@ -133,15 +134,29 @@ class Stream:
 
     rows: pd.DataFrame
     notes: dict[str, Any]
+    #: Other learners' attempts, completed before the stream starts (``build_stream``'s
+    #: ``history``): one learner after another, each in their own order; not scored.
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_HISTORY_COLUMNS))
 
 
 def build_stream(
-    data: pd.DataFrame, learners: int = 100, seed: int = 0, max_attempts: int | None = None
+    data: pd.DataFrame,
+    learners: int = 100,
+    seed: int = 0,
+    max_attempts: int | None = None,
+    history: int = 0,
 ) -> Stream:
     """Sample ``learners``, keep their first ``max_attempts`` timed attempts each, map them
-    to (topic, difficulty) and interleave the learners in a seeded random order."""
+    to (topic, difficulty) and interleave the learners in a seeded random order.
+
+    ``history`` more learners, none of them in the stream, are sampled (with their own
+    seeded draw, so the stream is the same with or without them) as the history of a
+    system already in use: their attempts, capped the same way, are completed before the
+    stream starts (``Stream.history``)."""
     if learners < 1:
         raise ValueError("learners must be at least 1")
+    if history < 0:
+        raise ValueError("history must be at least 0")
     frame = data.assign(difficulty=map_difficulty(data))
     timed = frame["rt_seconds"].notna() & (frame["rt_seconds"] > 0)
     timed &= frame["rt_seconds"] <= tasks.MAX_TASK_SECONDS
@@ -149,7 +164,16 @@ def build_stream(
     rng = np.random.default_rng(seed)
     everyone = np.array(sorted(frame["user_id"].unique()), dtype=object)
     chosen = rng.choice(everyone, size=min(learners, len(everyone)), replace=False)
-    frame = frame[frame["user_id"].isin(set(chosen))]
+    streamed = set(chosen)
+    others = np.array([u for u in everyone if u not in streamed], dtype=object)
+    earlier = np.random.default_rng([seed, 1]).choice(
+        others, size=min(history, len(others)), replace=False
+    )
+    past = frame[frame["user_id"].isin(set(earlier))].sort_values(["user_id", "order"])
+    if max_attempts is not None:
+        past = past.loc[past.groupby("user_id").cumcount() < max_attempts]
+    past = past.reset_index(drop=True).rename(columns={"skill_id": "topic"})
+    frame = frame[frame["user_id"].isin(streamed)]
     frame = frame.sort_values(["user_id", "order"], kind="stable")
     step = frame.groupby("user_id").cumcount()
     capped = 0
@@ -176,10 +200,13 @@ def build_stream(
         "attempts_over_cap_left_out": capped,
         "max_attempts_per_learner": max_attempts,
         "seed": seed,
+        "history_learners": int(past["user_id"].nunique()),
+        "history_attempts": len(past),
     }
     return Stream(
         rows[["position", "user_id", "topic", "difficulty", "correct", "rt_seconds", "cell_index"]],
         notes,
+        past[list(_HISTORY_COLUMNS)],
     )
 
 
@@ -255,7 +282,9 @@ def replay_chain(
             runner=SyncRunner(),
         )
         try:
-            users, topics = _catalogue(context, stream.rows, subject)
+            users, topics = _catalogue(context, pd.concat([stream.history, stream.rows]), subject)
+            if len(stream.history):
+                _complete_history(context, stream.history, users, topics)
             task_ids = [
                 _attempt(context, users[rec.user_id], topics[rec.topic], rec)
                 for rec in stream.rows.itertuples(index=False)
@@ -301,6 +330,37 @@ def _catalogue(
         return {k: u.id for k, u in users.items()}, topics
 
 
+def _complete_history(
+    context: AppContext,
+    history: pd.DataFrame,
+    users: dict[str, uuid.UUID],
+    topics: dict[str, uuid.UUID],
+) -> None:
+    """The history as completed tasks, on the clock before the stream, without stored
+    predictions (none is scored), then one training on them: a system already in use has
+    models fitted on its past. The rows go in by one bulk insert; the training counter is
+    left at zero, as if the trainings due during the history had run."""
+    end = _CLOCK_START - _CLOCK_STEP * len(history)
+    at = [end + k * _CLOCK_STEP for k in range(len(history))]
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": users[rec.user_id],
+            "topic_id": topics[rec.topic],
+            "difficulty": rec.difficulty,
+            "created_at": when,
+            "started_at": when,
+            "completed_at": when + _CLOCK_STEP / 2,
+            "is_correct": bool(rec.correct),
+            "actual_time_seconds": float(rec.rt_seconds),
+        }
+        for rec, when in zip(history.itertuples(index=False), at, strict=True)
+    ]
+    with session_scope(context.sessions) as session:
+        session.execute(PracticeTask.__table__.insert(), rows)
+    training.run_training(context)
+
+
 def _attempt(context: AppContext, user_id: uuid.UUID, topic_id: uuid.UUID, rec: Any) -> uuid.UUID:
     """One attempt as two requests: create the task (prediction stored), then complete it."""
     with session_scope(context.sessions) as session:
@@ -329,20 +389,23 @@ def _stored_predictions(context: AppContext, task_ids: list[uuid.UUID]) -> pd.Da
 
 
 # -- the prequential reference ---------------------------------------------------------------
-def reference_predictions(rows: pd.DataFrame) -> pd.DataFrame:
+def reference_predictions(rows: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
     """The running mean of the cell, one step ahead, in stream order: p = (s + 1) / (n + 2)
-    over every learner's earlier attempts in the (topic, difficulty) cell, and the median,
-    10th and 90th percentiles of their log times (NaN before the cell has a time)."""
-    out = np.full((len(rows), 4), np.nan)
-    for _, cell in rows.groupby(["topic", "difficulty"], sort=False):
+    over every learner's earlier attempts in the (topic, difficulty) cell, the ``history``
+    (``Stream.history``) first, and the median, 10th and 90th percentiles of their log
+    times (NaN before the cell has a time)."""
+    past = 0 if history is None else len(history)
+    both = rows if not past else pd.concat([history, rows], ignore_index=True)
+    out = np.full((len(both), 4), np.nan)
+    for _, cell in both.groupby(["topic", "difficulty"], sort=False):
         positions = cell.index.to_numpy()
         correct = cell["correct"].to_numpy(dtype=float)
         logs = np.log(cell["rt_seconds"].to_numpy(dtype=float))
         earlier = np.concatenate([[0.0], np.cumsum(correct)[:-1]])
         out[positions, 0] = (earlier + 1.0) / (np.arange(len(cell)) + 2.0)
-        for k in range(1, len(cell)):
+        for k in range(max(1, int((positions < past).sum())), len(cell)):
             out[positions[k], 1:] = np.exp(np.quantile(logs[:k], [0.5, 0.1, 0.9]))
-    frame = pd.DataFrame(out, columns=_PREDICTION_COLUMNS[:4], index=rows.index)
+    frame = pd.DataFrame(out[past:], columns=_PREDICTION_COLUMNS[:4], index=rows.index)
     frame["model_name"] = REFERENCE
     return frame
 
@@ -443,6 +506,11 @@ class ReplayReport:
         table = Table(
             title=f"Replay of {self.dataset}: {n['learners']} learners, {n['attempts']} tasks"
             + (f" (at most {cap} per learner)" if cap else "")
+            + (
+                f", after {n['history_attempts']} tasks of {n['history_learners']} earlier learners"
+                if n.get("history_learners")
+                else ""
+            )
             + f", retraining every {n['retrain_every']} completions",
             caption=f"{MAPPING}. {RUNNER}. A family alone is scored where it answered; "
             "'ref. same' is the reference's log loss on those tasks; 'ECE if calibrated' is "
@@ -517,16 +585,21 @@ def run_replay(
     database_url: str | None = None,
     families: Sequence[str] = FAMILIES,
     progress: Any = None,
+    history: int = 0,
 ) -> ReplayReport:
     """Replay ``data`` (an interactions frame with times) through the served chain and each
     of ``families`` alone, each on its own scratch database, and score them and the
     prequential reference. ``database_url`` is a PostgreSQL server on which a temporary
-    database is created per configuration (default: temporary SQLite files)."""
-    stream = build_stream(data, learners=learners, seed=seed, max_attempts=max_attempts)
+    database is created per configuration (default: temporary SQLite files). With
+    ``history`` learners, every configuration starts from a system already in use: those
+    learners' tasks completed and trained on (``build_stream``)."""
+    stream = build_stream(
+        data, learners=learners, seed=seed, max_attempts=max_attempts, history=history
+    )
     every = retrain_every or DEFAULT_RETRAIN_EVERY
     report = ReplayReport(dataset, {**stream.notes, "retrain_every": every})
     rows = stream.rows
-    reference = reference_predictions(rows)
+    reference = reference_predictions(rows, stream.history)
     configurations: list[tuple[str, tuple[str, ...] | None]] = [(SERVED, None)]
     configurations += [
         (f"{f} alone", (f,) if f == "baseline" else (f, "baseline")) for f in families
