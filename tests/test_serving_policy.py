@@ -700,22 +700,22 @@ def test_a_probability_calibration_that_did_worse_live_is_withheld():
         "calibration": {
             "baseline": {
                 "all": _gains(-0.01, 3 * enough),
-                "warm": _gains(-0.02, 2 * enough),
-                "cold": _gains(0.01, enough // 2),
+                "warm": _gains(0.02, 2 * enough),
+                "cold": _gains(0.01, enough),
             }
         },
     }
     policy = registry.ServingPolicy({"baseline": block}, live)
     assert policy.fitted_calibrator("baseline", version, "warm") == full
-    # Warm requests have enough tasks of their own, where the chance part did worse: it is
-    # withheld, the time part still serves.
-    assert policy.probability_holds_live("baseline", "warm") is False
-    served = policy.calibrator("baseline", version, "warm")
-    assert served == full.restricted(probability=False, times=True)
-    assert served.probability(0.7) == 0.7
-    assert served.times(60.0, 30.0, 120.0) == full.times(60.0, 30.0, 120.0)
-    # Cold ones have too few: all tasks decide, whatever the cold rows alone say.
-    assert policy.probability_holds_live("baseline", "cold") is False
+    # On all live tasks the chance part did worse: it is withheld for every kind alike
+    # (the chance has one calibration, so a request turning warm never changes it), even
+    # where one kind's tasks alone say otherwise. The time part still serves.
+    assert policy.probability_holds_live("baseline") is False
+    for kind in ("cold", "warm"):
+        served = policy.calibrator("baseline", version, kind)
+        assert served == full.restricted(probability=False, times=True)
+        assert served.probability(0.7) == 0.7
+        assert served.times(60.0, 30.0, 120.0) == full.times(60.0, 30.0, 120.0)
     # A calibration that helped, or too few live tasks anywhere: it serves as fitted.
     helped = {"calibration": {"baseline": {"all": _gains(0.002, enough)}}}
     young = {"calibration": {"baseline": {"all": _gains(-0.01, enough - 1)}}}
@@ -861,3 +861,27 @@ def test_admin_page_shows_the_calibration_withheld_live(client, admin, context):
     row = table.split('data-kind="all"')[1].split("</tr>")[0]
     assert f"×{refit.interval_scale:.2f}" in row
     assert f"{100 * live['coverage_served']:.1f}%" in row
+
+
+def test_a_new_students_chance_keeps_the_direction_guarantee_from_cold_to_warm(context):
+    _, newcomer, topic_id = _two_family_world(context, {"baseline": Baseline})
+    # Cold and warm chance parts that differ (as stored before the chance had one
+    # calibration for every kind): turning warm after a wrong answer raised the chance.
+    calibration = {
+        "all": {"slope": 1.2, "intercept": 0.2},
+        "cold": {"slope": 1.0, "intercept": -1.0},
+        "warm": {"slope": 1.0, "intercept": 1.0},
+    }
+    _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
+    context.settings.retrain_every = 1_000_000
+    outcomes = (True, False, True, True, False, False, True, False)
+    assert not outcomes[registry.COLD_TASKS - 1]  # the answer that turns the student warm
+    for correct in outcomes:
+        with context.sessions() as session:
+            user = accounts.get_user(session, newcomer)
+            task = tasks.create_task(session, context.predictor, user, topic_id, "medium")
+            before = task.predicted_correct
+            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 90.0)
+        with context.sessions() as session:
+            after = context.predictor.predict(session, newcomer, topic_id, "medium").p_correct
+        assert (after > before) if correct else (after < before), (correct, before, after)

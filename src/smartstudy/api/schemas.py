@@ -467,8 +467,9 @@ class ServingFamilyOut(BaseModel):
     probability_calibration_served: dict[str, bool] = Field(
         default_factory=dict,
         description="Per kind (cold, warm): whether the probability part of that "
-        "calibration is served; it is withheld where it did worse live than no calibration "
-        "(see live.calibration).",
+        "calibration is served. The chance has one calibration for every kind: it is "
+        "withheld for all of them once it did worse live than no calibration on all live "
+        "tasks (see live.calibration).",
     )
 
 

@@ -8,14 +8,16 @@ and kind of request (cold or warm, see ``services.registry``):
   alone its 1/T). ``slope`` is kept positive, so the map is strictly increasing in p: a
   model's direction guarantee (a correct answer never lowers the next prediction) survives
   calibration. The fit maximises the held-out likelihood plus a Gaussian prior centred on
-  the identity (or on the pooled fit, for the cold and warm parts), so a handful of rows
-  moves it little and many rows move it freely.
-- **Time**: a median shift (the held-out median of ``log t − log median``, shrunk towards 0
-  with few rows) and a conformal scale of the 80% interval: the scale is the split-conformal
-  quantile (Vovk et al. 2005; Lei et al. 2018) of each held-out row's normalised residual,
-  the residual divided by the interval's half-width on its side, so that the scaled
-  intervals hold 80% of the held-out times. The scale is shrunk towards 1 in log space with
-  few rows.
+  the identity, so a handful of rows moves it little and many rows move it freely. The
+  registry fits it once for every kind of request (``registry._fit_kinds``): a map that
+  changed when a learner's requests turn from cold to warm would make the chance jump
+  then, and, after a wrong answer, could raise it.
+- **Time**: per kind of request (shrunk towards the pooled fit), a median shift (the held-out
+  median of ``log t − log median``, shrunk towards 0 with few rows) and a conformal scale of the
+  80% interval: the scale is the split-conformal quantile (Vovk et al. 2005; Lei et al. 2018) of
+  each held-out row's normalised residual, the residual divided by the interval's half-width on
+  its side, so that the scaled intervals hold 80% of the held-out times. The scale is shrunk
+  towards 1 in log space with few rows.
 """
 
 from __future__ import annotations

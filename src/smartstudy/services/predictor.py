@@ -8,12 +8,13 @@ database before each prediction, so several API processes stay consistent.
 
 Which family answers is decided by validation (``registry.ServingPolicy``): every training
 scores each family's served version one step ahead on the same held-out students' tasks,
-separately for cold requests (the learner's first ``registry.COLD_TASKS`` tasks in the
-topic) and warm ones, and fits each family's calibration on those held-out rows. A request
-asks the families best first for its kind and applies the answering family's calibration
-(monotone in p, so the direction guarantees hold within a kind); a family that cannot answer
-or fails falls back to the next. Telling cold from warm is a dictionary look-up in per
-(user, topic) counts kept up to date like the models. With nothing held out (fewer than
+separately for cold requests (the learner's first ``registry.COLD_TASKS`` tasks in the topic)
+and warm ones, and fits each family's calibration on those held-out rows. A request asks the
+families best first for its kind and applies the answering family's calibration: one map of the
+chance for every kind, increasing in p, so a family's direction guarantees hold when a learner's
+requests turn from cold to warm too; the time part per kind. A family that cannot answer or
+fails falls back to the next. Telling cold from warm is a dictionary look-up in per (user,
+topic) counts kept up to date like the models. With nothing held out (fewer than
 ``registry.MIN_USERS_FOR_HOLDOUT`` students) the chain keeps its default order, uncalibrated.
 """
 

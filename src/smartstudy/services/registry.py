@@ -17,18 +17,18 @@ sound (finite probabilities).
 Held-out students are still served by every model: their completions are replayed into a
 loaded model's online state (``LearnerModel.update``), as for any new student.
 
-Serving. After the families are trained, the version each one serves from now on is scored
-on the same held-out rows (those every family answered and none was fitted on), split into
-cold rows (a learner's first ``COLD_TASKS`` tasks in the topic) and warm ones, and its
-calibration (``services.calibration``) is fitted on its held-out rows; a part of the
-calibration is kept only where, fitted on one half of the held-out students and scored on
-the other, it did better than none. The scores and calibrators are stored with the version
-(``metrics["serving"]``), with the live scores of the newest completed tasks
-(``live_scores``). Per kind of request (``ServingPolicy``), a family answers before the
-chain's last one only once it beat it live; a family's probability calibration is withheld
-once it did worse live than none; and once a family has ``LIVE_MIN_ROWS`` timed live tasks,
-its 80% time ranges are calibrated on them instead of on held-out students (split-conformal
-on the uncalibrated ranges it served, ``_live_calibration``).
+Serving. After the families are trained, the version each one serves from now on is scored on
+the same held-out rows (those every family answered and none was fitted on), split into cold
+rows (a learner's first ``COLD_TASKS`` tasks in the topic) and warm ones, and its calibration
+(``services.calibration``) is fitted on its held-out rows; a part of the calibration is kept
+only where, fitted on one half of the held-out students and scored on the other, it did better
+than none. The scores and calibrators are stored with the version (``metrics["serving"]``), with
+the live scores of the newest completed tasks (``live_scores``). Per kind of request
+(``ServingPolicy``), a family answers before the chain's last one only once it beat it live; a
+family's probability calibration, one for every kind, is withheld once it did worse live than
+none; and once a family has ``LIVE_MIN_ROWS`` timed live tasks, its 80% time ranges are
+calibrated on them instead of on held-out students (split-conformal on the uncalibrated ranges
+it served, ``_live_calibration``).
 """
 
 from __future__ import annotations
@@ -272,7 +272,11 @@ def cold_rows(data: pd.DataFrame) -> np.ndarray:
 def _fit_kinds(
     family: HeldOutPredictions, data: pd.DataFrame, rows: np.ndarray, cold: np.ndarray
 ) -> dict[str, Calibrator]:
-    """Calibrators fitted on ``rows``: pooled, then cold and warm shrunk towards it."""
+    """Calibrators fitted on ``rows``. The chance has one calibration for every kind, fitted
+    on all the rows: a student's chance must not jump when their requests turn from cold to
+    warm (after a wrong answer, a warm map above the cold one would raise it). The time part
+    of the cold and warm calibrations is fitted on their own rows, shrunk towards the pooled
+    one."""
     y = data["correct"].to_numpy(dtype=float)
     rt = data["rt_seconds"].to_numpy(dtype=float)
     p = family.pred["p_correct"].to_numpy(dtype=float)
@@ -287,7 +291,12 @@ def _fit_kinds(
         return fit_calibrator(p[mask], y[mask], rt[mask], times, prior)
 
     pooled = fit(rows)
-    return {"all": pooled, "cold": fit(rows & cold, pooled), "warm": fit(rows & ~cold, pooled)}
+    chance = {"slope": pooled.slope, "intercept": pooled.intercept}
+    return {
+        "all": pooled,
+        "cold": replace(fit(rows & cold, pooled), **chance),
+        "warm": replace(fit(rows & ~cold, pooled), **chance),
+    }
 
 
 def _calibrated(
@@ -360,11 +369,13 @@ def _serving_block(
     t = family.predicts_time
     raw = {k: _kind_scores(data, family.pred, m, t) for k, m in masks.items()}
     full = {k: _kind_scores(data, honest, m, t) for k, m in masks.items()}
+    # The chance's one calibration is kept or dropped for every kind at once.
+    use_p = _worth_it(raw["all"], full["all"])[0]
     kinds = {}
     for kind, mask in masks.items():
         # A kind with few rows follows the decision taken on all rows.
         basis = kind if raw[kind]["rows"] >= MIN_KIND_ROWS else "all"
-        use_p, use_time = _worth_it(raw[basis], full[basis])
+        use_time = _worth_it(raw[basis], full[basis])[1]
         calibrators[kind] = calibrators[kind].restricted(use_p, use_time)
         chosen = honest.copy()
         if not use_p:
@@ -674,7 +685,7 @@ class ServingPolicy:
         there are enough of them (``live_time``)."""
         fitted = self.fitted_calibrator(name, version_id, kind)
         served = fitted
-        if not fitted.is_identity and not self.probability_holds_live(name, kind):
+        if not fitted.is_identity and not self.probability_holds_live(name):
             served = fitted.restricted(probability=False, times=True)
         live = self.live_time(name, kind)
         if live is not None:
@@ -701,26 +712,33 @@ class ServingPolicy:
 
     def fitted_calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
         """The calibration fitted on held-out students for ``name``'s version
-        ``version_id`` and ``kind`` (identity when that version has none)."""
+        ``version_id`` and ``kind`` (identity when that version has none). Its chance part
+        is the pooled one ("all") for every kind, also for a block stored before the chance
+        had one calibration, so a request turning from cold to warm never changes it."""
         block = self.blocks.get(name)
         if block is None or str(block.get("version_id")) != str(version_id):
             return Calibrator()
-        return Calibrator.from_dict((block.get("calibration") or {}).get(kind))
+        stored = block.get("calibration") or {}
+        own = Calibrator.from_dict(stored.get(kind))
+        if "all" not in stored:
+            return own
+        pooled = Calibrator.from_dict(stored["all"])
+        return replace(own, slope=pooled.slope, intercept=pooled.intercept)
 
-    def probability_holds_live(self, name: str, kind: str) -> bool:
-        """Whether the probability part of ``name``'s fitted calibration is served for
-        ``kind``. Held-out students are scored by versions fitted on every training
-        student's rows, later ones included, so a calibration fitted there can miss what
-        students see. It is withheld once it did worse live than the uncalibrated
-        probabilities (``live_scores``: mean log-loss gain below 0) on ``LIVE_MIN_ROWS``
-        tasks of ``kind``, else of all kinds; with fewer, it serves as fitted. (The time
-        part is not chosen this way, between two ranges by their live coverage, which a few
-        hundred tasks measure too noisily: it is refitted on the live times, ``live_time``.)"""
+    def probability_holds_live(self, name: str) -> bool:
+        """Whether the probability part of ``name``'s fitted calibration is served (for
+        every kind alike: the chance has one calibration, ``_fit_kinds``). Held-out
+        students are scored by versions fitted on every training student's rows, later ones
+        included, so a calibration fitted there can miss what students see. It is withheld
+        once it did worse live than the uncalibrated probabilities (``live_scores``: mean
+        log-loss gain below 0) on ``LIVE_MIN_ROWS`` tasks of all kinds; with fewer, it serves
+        as fitted. (The time part is not chosen this way, between two ranges by their live
+        coverage, which a few hundred tasks measure too noisily: it is refitted on the live
+        times, ``live_time``.)"""
         record = ((self.live or {}).get("calibration") or {}).get(name) or {}
-        for part in (kind, "all"):
-            scored = record.get(part) or {}
-            if scored.get("p_gain_rows", 0) >= LIVE_MIN_ROWS and scored.get("p_gain") is not None:
-                return float(scored["p_gain"]) >= 0.0
+        scored = record.get("all") or {}
+        if scored.get("p_gain_rows", 0) >= LIVE_MIN_ROWS and scored.get("p_gain") is not None:
+            return float(scored["p_gain"]) >= 0.0
         return True
 
 
@@ -772,7 +790,7 @@ def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, 
             "kinds": block.get("kinds") or {},
             "calibration": block.get("calibration") or {},
             "probability_calibration_served": {
-                kind: policy.probability_holds_live(name, kind) for kind in KINDS
+                kind: policy.probability_holds_live(name) for kind in KINDS
             },
         }
         for name in chain
