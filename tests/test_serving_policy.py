@@ -318,16 +318,24 @@ def test_calibrated_predictions_keep_the_direction_guarantee(context):
     warm_user, _, topic_id = _two_family_world(context, {"baseline": Baseline})
     calibration = {"warm": {"slope": 0.4, "intercept": -1.0, "time_shift": 0.0}}
     _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
+    outcomes = (True, True, False, False, True, False)
+    for correct, before, after in _answers(context, warm_user, topic_id, "hard", outcomes):
+        assert (after >= before) if correct else (after <= before), (correct, before, after)
+
+
+def _answers(context, user_id, topic_id, difficulty: str, outcomes):
+    """Each outcome as a task created and completed by ``user_id``: (correct, chance stored
+    for the task, chance predicted for the same cell right after), with no training."""
     context.settings.retrain_every = 1_000_000
-    for correct in (True, True, False, False, True, False):
+    for correct in outcomes:
         with context.sessions() as session:
-            user = accounts.get_user(session, warm_user)
-            task = tasks.create_task(session, context.predictor, user, topic_id, "hard")
+            user = accounts.get_user(session, user_id)
+            task = tasks.create_task(session, context.predictor, user, topic_id, difficulty)
             before = task.predicted_correct
             tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 90.0)
         with context.sessions() as session:
-            after = context.predictor.predict(session, warm_user, topic_id, "hard").p_correct
-        assert (after >= before) if correct else (after <= before), (correct, before, after)
+            after = context.predictor.predict(session, user_id, topic_id, difficulty).p_correct
+        yield correct, before, after
 
 
 # -- end to end: a training scores every family on the same held-out rows ---------------
@@ -873,15 +881,7 @@ def test_a_new_students_chance_keeps_the_direction_guarantee_from_cold_to_warm(c
         "warm": {"slope": 1.0, "intercept": 1.0},
     }
     _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration)})
-    context.settings.retrain_every = 1_000_000
     outcomes = (True, False, True, True, False, False, True, False)
     assert not outcomes[registry.COLD_TASKS - 1]  # the answer that turns the student warm
-    for correct in outcomes:
-        with context.sessions() as session:
-            user = accounts.get_user(session, newcomer)
-            task = tasks.create_task(session, context.predictor, user, topic_id, "medium")
-            before = task.predicted_correct
-            tasks.complete_task(context, UnitOfWork(session), user, task.id, correct, 90.0)
-        with context.sessions() as session:
-            after = context.predictor.predict(session, newcomer, topic_id, "medium").p_correct
+    for correct, before, after in _answers(context, newcomer, topic_id, "medium", outcomes):
         assert (after > before) if correct else (after < before), (correct, before, after)
