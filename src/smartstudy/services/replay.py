@@ -35,7 +35,11 @@ Mapping of a data set to the app (documented in the report as well):
 
 Every configuration replays the same stream on its own fresh scratch database: the served
 chain (``PredictionService()``), each family alone, and a prequential reference that needs no
-database (the running mean of the cell, see ``reference_predictions``). A family alone is the
+database (the running mean of the cell, see ``reference_predictions``). A scratch database
+starts empty, as a new installation does; with ``history`` it starts as a system already in
+use: that many other learners of the data set have completed their tasks and the models are
+trained on them before the first streamed task (``build_stream``, ``_complete_history``),
+and the reference counts their attempts too. A family alone is the
 chain (family, "baseline") because the last family of a chain must answer everything; it is
 scored only on the tasks that family answered, and the reference is scored on the same tasks
 for comparison. "baseline" alone answers every task.
