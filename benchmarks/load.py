@@ -162,12 +162,13 @@ class Client(threading.Thread):
         self.signed_in = threading.Event()
         self.rng = random.Random(seed)
         self.latencies: list[float] = []
+        self.by_route: dict[str, list[float]] = {"create": [], "complete": []}
         self.errors: list[str] = []
         self.completions = 0
         self.headers = {"Content-Type": "application/json"}
         self.http: http.client.HTTPConnection | None = None
 
-    def _call(self, method: str, url: str, body: dict, timed: bool = True) -> Any | None:
+    def _call(self, method: str, url: str, body: dict, route: str | None = None) -> Any | None:
         """The JSON answer, or None after recording an error."""
         started = time.perf_counter()
         try:
@@ -183,8 +184,9 @@ class Client(threading.Thread):
                 self.http.close()
             self.http = None
             return None
-        if timed:
+        if route is not None:
             self.latencies.append(time.perf_counter() - started)
+            self.by_route[route].append(self.latencies[-1])
         if answer.status >= 400:
             self.errors.append(f"{method} {url}: {answer.status} {data[:120]!r}")
             return None
@@ -192,7 +194,7 @@ class Client(threading.Thread):
 
     def run(self) -> None:
         login = {"email": self.email, "password": PASSWORD}
-        token = self._call("POST", "/v1/auth/login", login, timed=False)
+        token = self._call("POST", "/v1/auth/login", login)
         # The server closes a keep-alive connection after 5 s idle, and waiting for every
         # client to sign in can take longer: the timed loop starts on a new connection.
         if self.http is not None:
@@ -208,17 +210,30 @@ class Client(threading.Thread):
                 "topic_id": self.rng.choice(self.topics),
                 "difficulty": self.rng.choice(DIFFICULTIES),
             }
-            task = self._call("POST", "/v1/tasks", body)
+            task = self._call("POST", "/v1/tasks", body, "create")
             if task is None:
                 continue
             outcome = {
                 "is_correct": self.rng.random() < 0.6,
                 "actual_time_seconds": round(self.rng.lognormvariate(4.5, 0.6), 1),
             }
-            if self._call("POST", f"/v1/tasks/{task['id']}/complete", outcome) is not None:
+            done = self._call("POST", f"/v1/tasks/{task['id']}/complete", outcome, "complete")
+            if done is not None:
                 self.completions += 1
         if self.http is not None:
             self.http.close()
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float | None]:
+    """p50, p99 and max of latencies given in seconds, in milliseconds (None if empty)."""
+    ms = np.asarray(seconds) * 1000
+    if not len(ms):
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 1),
+        "p99": round(float(np.percentile(ms, 99)), 1),
+        "max": round(float(ms.max()), 1),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -320,7 +335,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
             ).scalar()
         engine.dispose()
-        latencies = np.array([x for c in clients for x in c.latencies]) * 1000
+        latencies = np.array([x for c in clients for x in c.latencies])
         errors = [e for c in clients for e in c.errors]
         memory = {f"serve (parent {serve.pid})": _peak_rss_mb(serve.pid)}
         for pid in _children(serve.pid):
@@ -344,10 +359,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "completions": completions,
             "completions_per_s": round(completions / elapsed, 1),
             "requests": len(latencies),
-            "latency_ms": {
-                "p50": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
-                "p99": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None,
-                "max": round(float(latencies.max()), 1) if len(latencies) else None,
+            "latency_ms": _percentiles(latencies.tolist()),
+            "latency_ms_by_route": {
+                route: _percentiles([x for c in clients for x in c.by_route[route]])
+                for route in ("create", "complete")
             },
             "errors": len(errors),
             "error_examples": errors[:5],
@@ -409,6 +424,8 @@ def main() -> None:
         f"latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms; "
         f"errors {result['errors']}"
     )
+    for route, r in result["latency_ms_by_route"].items():
+        print(f"  {route}: p50 {r['p50']} ms, p99 {r['p99']} ms, max {r['max']} ms")
     print(
         f"trainings completed during the run: {result['trainings_completed_during_run']}; "
         f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"

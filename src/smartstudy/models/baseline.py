@@ -75,8 +75,10 @@ from smartstudy.data.schema import (
 )
 from smartstudy.models._arrays import grouped_sums, logit, lookup, sigmoid, with_capacity
 from smartstudy.models.base import (
+    MIN_ROBUST_SPREAD,
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
+    ROBUST_Z,
     Z80,
     LearnerModel,
     log_normal_predictions,
@@ -129,6 +131,8 @@ _OFFSET_FORM = "filter"
 _C_SCORE, _C_INFO = 0, 1
 # Key of a (user, item) pair in ``pair_timed_``: user index * _PAIR_BASE + item index.
 _PAIR_BASE = 1 << 32
+# The smallest positive float: a floor that keeps a probability out of a division by zero.
+_TINY = float(np.finfo(float).tiny)
 # fit()'s fixed-point winsorisation converges geometrically (each pass shrinks the change
 # about tenfold on real data); it stops once no log time moves by more than rounding.
 _MAX_WINSOR_PASSES = 50
@@ -540,6 +544,30 @@ class Baseline(LearnerModel):
         sk = np.where(has_sk[:, None], self.skill_stats_[np.maximum(skill_idx, 0)], 0.0)
         return self._levels(self.global_stats_, sk, has_sk, it, has_it)
 
+    def _level_one(
+        self, item_i: int, skill: str | None
+    ) -> tuple[float, float, float, tuple[float, float, float]]:
+        """``_levels_for`` of one row in floats: the item-level p, log-time mean and
+        predictive log-time variance of item row ``item_i`` (-1: unknown) under the row's
+        skill ``skill`` (else the item's last one, as ``_parent_skill``), and the global
+        level's (p, mean, variance)."""
+        skill_i = self.skill_index_.get(skill, -1) if skill is not None else -1
+        if skill_i < 0 and item_i >= 0:
+            skill_i = int(self.item_skill_[item_i])
+        top = _shrink_one(
+            self.global_stats_,
+            GLOBAL_PRIOR_WEIGHT,
+            (0.5, math.log(DEFAULT_TIME_MEDIAN_S), DEFAULT_LOG_TIME_SD**2),
+        )
+        parent = top if skill_i < 0 else _shrink_one(self.skill_stats_[skill_i], self.k_skill, top)
+        if item_i < 0:
+            p, mu, var = parent[0], parent[1], parent[2] * (1.0 + 1.0 / self.k_item)
+        else:
+            row = self.item_stats_[item_i]
+            p, mu, var = _shrink_one(row, self.k_item, parent)
+            var *= 1.0 + 1.0 / (float(row[_TN]) + self.k_item)
+        return min(max(p, P_CLIP), 1.0 - P_CLIP), mu, max(var, MIN_LOG_TIME_VAR), top
+
     def _parent_skill(self, item_idx: np.ndarray, row_skill_idx: np.ndarray) -> np.ndarray:
         # The row's own (known) skill wins; otherwise the skill the item was last seen with.
         item_skill = np.where(item_idx >= 0, self.item_skill_[np.maximum(item_idx, 0)], -1)
@@ -617,7 +645,8 @@ class Baseline(LearnerModel):
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
         """``LearnerModel.predict_one`` without a DataFrame: the same numbers as ``predict``
         on the one-row frame (an attempt not made yet, so no earlier rows of the user), from
-        dictionary look-ups and the formulas of ``_predict_validated`` on length-1 arrays.
+        dictionary look-ups and the formulas of ``_predict_validated`` for one row in floats
+        (equal to rounding: ``math`` and NumPy may differ in the last bit of a log or exp).
 
         Ids the fast path cannot read exactly as ``validate_interactions`` does (a missing user
         or item id, bytes, ...) go through the DataFrame path, which also raises its errors;
@@ -628,16 +657,32 @@ class Baseline(LearnerModel):
         if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
-        item_idx = np.array([self.item_index_.get(item, -1)])
-        skill_idx = np.array([-1 if skill is None else self.skill_index_.get(skill, -1)])
-        p_item, mu_item, var = self._levels_for(item_idx, self._parent_skill(item_idx, skill_idx))
-        # A user the model has not seen has zero statistics; `+ 0.0` is predict's addition of
-        # the (here empty) earlier rows, kept so that both paths round alike.
+        p, mu, var, _ = self._level_one(self.item_index_.get(item, -1), skill)
+        # A user the model has not seen has zero statistics (as ``predict`` adds the, here
+        # empty, earlier rows of the user to them); ``_personalise`` for one row in floats.
         user_i = self.user_index_.get(user)
-        fitted = self.user_stats_[user_i : user_i + 1] if user_i is not None else None
-        state = (fitted if fitted is not None else np.zeros((1, _N_USER_STATS))) + 0.0
-        p, mu, sigma = self._personalise(p_item, mu_item, var, state)
-        return one_row_predictions(p, mu, sigma)
+        offset, _, tres, tn = (
+            self.user_stats_[user_i].tolist() if user_i is not None else [0.0] * _N_USER_STATS
+        )
+        precision, time_k = self._user_priors()
+        if precision is not None:
+            floor = self._guess_floor()
+            if floor == 0.0:
+                p = _sigmoid_one(_logit_one(p) + offset)
+            else:
+                c, q = _floored_one(p, floor)
+                p = c + (1.0 - c) * _sigmoid_one(_logit_one(q) + offset)
+        p = min(max(p, P_CLIP), 1.0 - P_CLIP)
+        if time_k is not None and precision is not None:
+            mu += tres / (tn + time_k)
+            var = var * time_k / (1.0 + time_k) * (1.0 + 1.0 / (tn + time_k))
+        sigma = math.sqrt(var) * self._interval_scale()
+        return {
+            "p_correct": p,
+            "time_median_s": math.exp(mu),
+            "time_p10_s": math.exp(mu - Z80 * sigma),
+            "time_p90_s": math.exp(mu + Z80 * sigma),
+        }
 
     def _user_priors(self) -> tuple[float | None, float | None]:
         """The prior strengths in use: learned by ``fit`` (or restored), else the
@@ -667,38 +712,51 @@ class Baseline(LearnerModel):
         """
         self._check_fitted()
         user, item, skill, y, rt = parse_attempt(row)
-        lt, has_t = _log_times(np.array([rt]))
+        lt_row, timed_row = _log_times(np.array([rt]))
+        has_t, lt = bool(timed_row[0]), float(lt_row[0])
 
+        # One row in plain floats (``_level_one``), as ``_band``, ``_user_contributions``
+        # and ``_offset_filter`` compute it for n = 1, without the cost of length-1 arrays:
+        # this runs for every completion in every serving process.
         item_i = self.item_index_.get(item, -1)
-        skill_i = self.skill_index_.get(skill, -1) if skill is not None else -1
-        parent = self._parent_skill(np.array([item_i]), np.array([skill_i]))
-        p_item, mu_item, _ = self._levels_for(np.array([item_i]), parent)
-        item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
-        lt = np.where(has_t, winsorise(lt, *self._band(item_row, self.global_stats_)), lt)
-        user_contrib = _user_contributions(
-            np.array([y]), p_item, lt, has_t, mu_item, self._guess_floor()
-        )[0]
-        user_contrib[[_U_OFFSET, _U_INFO]] = 0.0
+        p_item, mu_item, _, top = self._level_one(item_i, skill)
+        if has_t:
+            item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
+            _, centre, var = _shrink_one(item_row, self.k_item, (0.5, top[1], top[2]))
+            half = ROBUST_Z * max(math.sqrt(var), MIN_ROBUST_SPREAD)
+            lt = min(max(lt, centre - half), centre + half)
 
         user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)
         pair = user_i * _PAIR_BASE + item_i
         seen = self.pair_timed_.get(pair, 0)
-        weight = float(bool(has_t[0]) and seen < POP_ATTEMPTS_PER_USER_ITEM)
+        weight = 1.0 if has_t and seen < POP_ATTEMPTS_PER_USER_ITEM else 0.0
         self.pair_timed_[pair] = seen + int(weight)
 
         # Same row order of additions as the bincounts in fit(), so the sums agree exactly.
-        contrib = _population_contributions(np.array([y]), np.array([weight]), has_t, lt)[0]
+        w = weight if has_t else 0.0
+        contrib = np.array([1.0, y, w, w * lt, w * lt * lt])
         self.global_stats_ += contrib
         self.item_stats_[item_i] += contrib
         if skill is not None:
             skill_i = self._slot("skill_index_", (("skill_stats_", 0.0),), skill)
             self.skill_stats_[skill_i] += contrib
             self.item_skill_[item_i] = skill_i
-        self.user_stats_[user_i] += user_contrib
+        stats = self.user_stats_[user_i]
+        if has_t:
+            stats[_U_TRES] += lt - mu_item
+            stats[_U_TN] += 1.0
         # The offset moves from where it is, by the answer's evidence at that point.
-        one = np.zeros(1, dtype=np.int64)
-        self._filter_offsets(one, p_item, np.array([y]), self.user_stats_[user_i : user_i + 1])
+        precision = self._user_priors()[0]
+        if precision is not None:
+            c, q = _floored_one(p_item, self._guess_floor())
+            offset, info = float(stats[_U_OFFSET]), float(stats[_U_INFO])
+            s = _sigmoid_one(_logit_one(q) + offset)
+            p = max(c + (1.0 - c) * s, _TINY)
+            score = (1.0 - c) * s * (1.0 - s) / p if y > 0.5 else -s
+            gained = (1.0 - c) * s * s * (1.0 - s) / p
+            stats[_U_OFFSET] = offset + score / (precision + info + gained)
+            stats[_U_INFO] = info + gained
 
     def _slot(self, index_attr: str, arrays: tuple[tuple[str, float], ...], key: str) -> int:
         """Row of ``key`` in a table, appending one (doubling capacity when full) if new."""
@@ -920,6 +978,36 @@ def _shrink(
     ss = np.maximum(tsq - tsum * tsum / np.maximum(tn, 1.0), 0.0)
     var = (ss + k * var_parent) / (np.maximum(tn - 1.0, 0.0) + k)
     return p, mu, var
+
+
+def _shrink_one(
+    stats: np.ndarray, k: float, parent: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """``_shrink`` of one row of statistics, in floats: (rate, log-time mean, variance)."""
+    n, s, tn, tsum, tsq = stats.tolist()
+    p_parent, mu_parent, var_parent = parent
+    ss = max(tsq - tsum * tsum / max(tn, 1.0), 0.0)
+    return (
+        (s + k * p_parent) / (n + k),
+        (tsum + k * mu_parent) / (tn + k),
+        (ss + k * var_parent) / (max(tn - 1.0, 0.0) + k),
+    )
+
+
+def _floored_one(p_item: float, floor: float) -> tuple[float, float]:
+    """``floored_rate`` of one rate, in floats."""
+    c = min(floor, p_item / 2.0)
+    return c, (p_item - c) / (1.0 - c)
+
+
+def _logit_one(p: float) -> float:
+    """``logit`` of one probability, in floats."""
+    return math.log(p) - math.log1p(-p)
+
+
+def _sigmoid_one(x: float) -> float:
+    """``sigmoid`` of one number, in floats."""
+    return 0.5 * (1.0 + math.tanh(0.5 * x))
 
 
 def _user_contributions(
