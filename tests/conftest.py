@@ -22,6 +22,9 @@ from smartstudy.store.migrate import upgrade
 from smartstudy.store.orm import Base, TrainingCounter
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Tests queue trainings back to back and wait for them: no pause between trainings here
+# (servers the tests start inherit it); tests of the pause set their own.
+os.environ.setdefault("SMARTSTUDY_TRAINING_PAUSE", "0")
 # The local PostgreSQL server of a development machine or CI runner (trust auth, loopback).
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMARTSTUDY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

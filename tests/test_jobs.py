@@ -291,3 +291,27 @@ def test_training_runs_show_attempts_and_owner(client, admin, context):
     by_attempt = {r["attempts"]: r for r in runs}
     assert by_attempt[1]["worker"] == "host-a:11"
     assert by_attempt[2]["retry_of"] == str(by_attempt[1]["id"])
+
+
+def test_a_training_starts_a_pause_after_the_last_one_ended(context):
+    """Under load a training is due again as soon as one ends; the next waits
+    ``training_pause`` seconds after the end of the last one that succeeded (in any process),
+    and a runner that is stopping does not wait it out."""
+    context.settings = context.settings.model_copy(update={"training_pause": 0.5})
+    context.predictor = PredictionService(chain=("baseline",), factories={"baseline": Baseline})
+    for _ in range(2):
+        with session_scope(context.sessions) as session:
+            session.add(Job(kind=TRAINING_JOB, status="queued"))
+        assert run_queued_trainings(context) == 1
+    first, second = _jobs(context)
+    assert first.status == second.status == "succeeded"
+    assert (second.started_at - first.finished_at).total_seconds() >= 0.5
+
+    context.settings = context.settings.model_copy(update={"training_pause": 600.0})
+    with session_scope(context.sessions) as session:
+        session.add(Job(kind=TRAINING_JOB, status="queued"))
+    stop = threading.Event()
+    stop.set()
+    with durable.stop_when(stop):
+        assert run_queued_trainings(context) == 0
+    assert [j.status for j in _jobs(context)][-1] == "queued"

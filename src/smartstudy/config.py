@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     retrain_every: int = Field(
         default=5, gt=0, description="Completed tasks between two trainings of a model."
     )
+    training_pause: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="Least seconds from the end of a training that succeeded to the start of "
+        "the next one. Under load a training is due again as soon as one ends; models learn "
+        "every completion online meanwhile, and the pause keeps trainings from taking a "
+        "whole core. 0: start at once.",
+    )
     sync_interval: float = Field(
         default=0.25,
         ge=0,

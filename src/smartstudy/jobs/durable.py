@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -88,6 +89,17 @@ def should_stop() -> bool:
     """True when the runner of the job running here wants it to stop (a shutdown)."""
     event = _stop_event.get()
     return event is not None and event.is_set()
+
+
+def pause(seconds: float) -> bool:
+    """Wait ``seconds`` unless the runner of the job running here asks it to stop first;
+    True when it did (at once, without waiting, if it already had)."""
+    event = _stop_event.get()
+    if seconds <= 0 or event is None:
+        if seconds > 0:
+            time.sleep(seconds)
+        return should_stop()
+    return event.wait(seconds)
 
 
 def check_stop() -> None:

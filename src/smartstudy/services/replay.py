@@ -272,6 +272,9 @@ def replay_chain(
             data_dir=Path(folder),
             database_url=database_url,
             retrain_every=retrain_every,
+            # The stream runs in its own clock: every training the counter asks for runs
+            # at once, never after a wall-clock pause.
+            training_pause=0.0,
             auto_migrate=False,
         )
         engine = make_engine(database_url)

@@ -7,7 +7,11 @@ same transaction, so exactly one request claims each batch) and records a queued
 in that transaction; after its commit it wakes the job runner. A request to train now does the
 same (``queue_training``, commit, ``schedule_training``): the job row is stored before the
 request is answered, so an accepted request is never lost (a failure to store it fails the
-request). The runner's job function runs every queued training job, oldest first. A job
+request). The runner's job function runs every queued training job, oldest first, each
+``Settings.training_pause`` seconds or more after the end of the last training that succeeded
+(in any process): under load a training is due again the moment one ends, and back-to-back
+trainings took most of a core from the API processes while online learning kept the models
+current anyway. A manual request waits that pause too, at most. A job
 reads every completed task in one short transaction, fits each model family outside any
 transaction (a SQLite writer is never blocked by a fit), then stores each new version in
 another short transaction.
@@ -152,10 +156,30 @@ def run_queued_trainings(context: AppContext, job_id: str | None = None) -> int:
     job that asked for this run (a retry handed out at start-up); all queued ones run."""
     durable.recover(context, [TRAINING_JOB])
     ran = 0
-    while not durable.should_stop() and (claimed := _claim_queued_training(context)) is not None:
+    while (
+        not durable.pause(_pause_left(context))
+        and (claimed := _claim_queued_training(context)) is not None
+    ):
         run_training(context, job_id=claimed)
         ran += 1
     return ran
+
+
+def _pause_left(context: AppContext) -> float:
+    """Seconds until a training may start: ``Settings.training_pause`` after the end of the
+    last one that succeeded, in any process (0: now)."""
+    pause = context.settings.training_pause
+    if pause <= 0:
+        return 0.0
+    with session_scope(context.sessions) as session:
+        last = session.scalar(
+            select(func.max(Job.finished_at)).where(
+                Job.kind == TRAINING_JOB, Job.status == "succeeded"
+            )
+        )
+    if last is None:
+        return 0.0
+    return min(pause, max(0.0, pause - (utcnow() - as_utc(last)).total_seconds()))
 
 
 def _claim_queued_training(context: AppContext) -> uuid.UUID | None:
