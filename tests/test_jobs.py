@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from smartstudy.jobs import JOBS, InProcessRunner, JobError, SyncRunner, check_job, durable
 from smartstudy.models.baseline import Baseline
+from smartstudy.services import training
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.training import TRAINING_JOB, run_queued_trainings
 from smartstudy.store.db import session_scope
@@ -308,8 +309,11 @@ def test_a_training_starts_a_pause_after_the_last_one_ended(context):
     assert (second.started_at - first.finished_at).total_seconds() >= 0.5
 
     context.settings = context.settings.model_copy(update={"training_pause": 600.0})
+    # A wake-up with nothing queued never waits; a queued training waits out the pause.
+    assert training._pause_left(context) == 0.0
     with session_scope(context.sessions) as session:
         session.add(Job(kind=TRAINING_JOB, status="queued"))
+    assert 500.0 < training._pause_left(context) <= 600.0
     stop = threading.Event()
     stop.set()
     with durable.stop_when(stop):

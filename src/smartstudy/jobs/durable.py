@@ -95,11 +95,10 @@ def pause(seconds: float) -> bool:
     """Wait ``seconds`` unless the runner of the job running here asks it to stop first;
     True when it did (at once, without waiting, if it already had)."""
     event = _stop_event.get()
-    if seconds <= 0 or event is None:
-        if seconds > 0:
-            time.sleep(seconds)
-        return should_stop()
-    return event.wait(seconds)
+    if event is None:
+        time.sleep(max(seconds, 0.0))
+        return False
+    return event.wait(seconds) if seconds > 0 else event.is_set()
 
 
 def check_stop() -> None:

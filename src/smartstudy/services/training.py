@@ -167,11 +167,17 @@ def run_queued_trainings(context: AppContext, job_id: str | None = None) -> int:
 
 def _pause_left(context: AppContext) -> float:
     """Seconds until a training may start: ``Settings.training_pause`` after the end of the
-    last one that succeeded, in any process (0: now)."""
+    last one that succeeded, in any process (0: now, or when none is queued: a wake-up with
+    nothing to do never waits)."""
     pause = context.settings.training_pause
     if pause <= 0:
         return 0.0
     with session_scope(context.sessions) as session:
+        waiting = session.scalar(
+            select(Job.id).where(Job.kind == TRAINING_JOB, Job.status == "queued").limit(1)
+        )
+        if waiting is None:
+            return 0.0
         last = session.scalar(
             select(func.max(Job.finished_at)).where(
                 Job.kind == TRAINING_JOB, Job.status == "succeeded"
