@@ -164,6 +164,12 @@ def own_stats(counters: np.ndarray) -> np.ndarray:
     )
 
 
+def own_stats_one(counters: np.ndarray) -> tuple[float, float, float, float]:
+    """``own_stats`` of one row of counters, in floats."""
+    c, w, ptn, tsum = (float(counters[k]) for k in (C, W, PTN, TSUM))
+    return c + w, c, ptn, tsum
+
+
 def _capped_log(x: np.ndarray, cap: float) -> np.ndarray:
     return np.log1p(np.minimum(x, cap))
 

@@ -93,8 +93,10 @@ from smartstudy.data.schema import (
 )
 from smartstudy.models._arrays import logit, lookup, row_group_totals, sigmoid
 from smartstudy.models.base import (
+    MIN_ROBUST_SPREAD,
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
+    ROBUST_Z,
     Z80,
     LearnerModel,
     log_normal_predictions,
@@ -109,14 +111,22 @@ from smartstudy.models.neural.features import (
     EMA_USER,
     N_CORR,
     N_CORR_FOR_TIME,
+    N_COUNTERS,
+    PTN,
     TN,
     TRES,
+    TSUM,
+    WC,
+    WW,
+    C,
     HistoryStore,
     Smoothing,
+    W,
     correctness_features,
     grouped_ema,
     grouped_exclusive,
     own_stats,
+    own_stats_one,
     recent_window,
     row_contributions,
     time_features,
@@ -746,9 +756,9 @@ class NeuralPredictor(LearnerModel):
         users = np.array([user], dtype=object)
         items = np.array([item], dtype=object)
         skills = np.array([skill], dtype=object)
-        p_ref, mu_ref = self.refs_.references(
-            items, skills, own_stats(u_cnt), own_stats(s_cnt), own_stats(i_cnt)
-        )
+        own = (own_stats_one(u_cnt[0]), own_stats_one(s_cnt[0]), own_stats_one(i_cnt[0]))
+        p_one, mu_one = self.refs_.reference_one(item, skill, own)
+        p_ref, mu_ref = np.array([p_one]), np.array([mu_one])
         xc = correctness_features(self.smoothing_, u_cnt, s_cnt, i_cnt, ys, yn, *hist[7:])
         xt = time_features(self.smoothing_, u_cnt, s_cnt, i_cnt, ts, tn)
         p, mu, sigma = self._outputs(users, items, skills, xc, xt, u_cnt, p_ref, mu_ref)
@@ -772,22 +782,26 @@ class NeuralPredictor(LearnerModel):
         user, item, raw_skill, y, rt = parse_attempt(row)
         skill = raw_skill if raw_skill is not None else self.item_skill_.get(item)
         u_cnt, s_cnt, i_cnt = self.history_.single(user, skill, item)[:3]
-        items = np.array([item], dtype=object)
-        p_ref, mu_ref = self.refs_.references(
-            items,
-            np.array([skill], dtype=object),
-            own_stats(u_cnt),
-            own_stats(s_cnt),
-            own_stats(i_cnt),
-        )
-        lt, has_t = plausible_log_times(np.array([rt]))
-        lt = winsorise(lt, mu_ref, self.time_scale_)
-        res = lt[0] - float(mu_ref[0]) if has_t[0] else math.nan
+        # One row in floats: ``references``, ``winsorise``, ``row_contributions`` and
+        # ``row_stats`` for n = 1 (this runs for every completion in every serving process).
+        own = (own_stats_one(u_cnt[0]), own_stats_one(s_cnt[0]), own_stats_one(i_cnt[0]))
+        p_ref, mu_ref = self.refs_.reference_one(item, skill, own)
+        lt_row, timed_row = plausible_log_times(np.array([rt]))
+        has_t = bool(timed_row[0])
+        half = ROBUST_Z * max(self.time_scale_, MIN_ROBUST_SPREAD)
+        lt = min(max(float(lt_row[0]), mu_ref - half), mu_ref + half)
+        res = lt - mu_ref if has_t else math.nan
         # The time enters the population statistics only for the user's first attempts.
-        pop = has_t & (i_cnt[:, TN] < POP_ATTEMPTS_PER_USER_ITEM)
-        contrib = row_contributions(np.array([y]), p_ref, np.array([res]), lt, pop)[0]
+        pop = has_t and float(i_cnt[0, TN]) < POP_ATTEMPTS_PER_USER_ITEM
+        contrib = np.zeros(N_COUNTERS)
+        contrib[C if y == 1.0 else W] = 1.0
+        contrib[WC if y == 1.0 else WW] = 1.0 - p_ref if y == 1.0 else p_ref
+        if has_t:
+            contrib[TN], contrib[TRES] = 1.0, res
+        if pop:
+            contrib[PTN], contrib[TSUM] = 1.0, lt
         self.history_.add(user, skill, item, contrib, y, res)
-        self.refs_.add(item, skill, row_stats(np.array([y]), pop, lt)[0])
+        self.refs_.add(item, skill, np.array([1.0, y, 1.0, lt] if pop else [1.0, y, 0.0, 0.0]))
         if raw_skill is not None:
             self.item_skill_[item] = raw_skill
 

@@ -21,7 +21,7 @@ item is easy" and once in their history features, and the model would extrapolat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,30 @@ class PopulationRefs:
         sk = np.where(has_sk[:, None], self.skill_stats[np.maximum(ss, 0)], 0.0) - own_skill
         g = self.global_stats[None, :] - own_global
         return shrunk_references(g, sk, has_sk, it, has_it)
+
+    def reference_one(
+        self,
+        item: str,
+        skill: str | None,
+        own: tuple[Sequence[float], Sequence[float], Sequence[float]],
+    ) -> tuple[float, float]:
+        """``references`` of one row in floats: ``own`` holds the user's own statistics at
+        the global, skill and item levels (``own_stats`` rows)."""
+        it_i = self.item_index.get(item, -1)
+        sk_i = self.skill_index.get(skill, -1) if skill is not None else -1
+        g = [max(a - b, 0.0) for a, b in zip(self.global_stats.tolist(), own[0], strict=True)]
+        p = (g[SS] + 0.5) / (g[SN] + 1.0)
+        mu = (g[STS] + math.log(DEFAULT_TIME_MEDIAN_S)) / (g[STN] + 1.0)
+        levels = (
+            (sk_i, self.skill_stats, REF_K_SKILL, own[1]),
+            (it_i, self.item_stats, REF_K_ITEM, own[2]),
+        )
+        for row, table, k, mine in levels:
+            if row >= 0:
+                x = [max(a - b, 0.0) for a, b in zip(table[row].tolist(), mine, strict=True)]
+                p = (x[SS] + k * p) / (x[SN] + k)
+                mu = (x[STS] + k * mu) / (x[STN] + k)
+        return p, mu
 
     def add(self, item: str, skill: str | None, stats: np.ndarray) -> None:
         """Add one attempt's statistics (new items and skills get a row)."""
