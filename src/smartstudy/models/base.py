@@ -263,6 +263,12 @@ def winsorise(
     return np.clip(lt, centre - half, centre + half)
 
 
+def winsorise_one(lt: float, centre: float, spread: float, z: float = ROBUST_Z) -> float:
+    """``winsorise`` of one log time, in floats (a model's online update of one row)."""
+    half = z * max(spread, MIN_ROBUST_SPREAD)
+    return min(max(lt, centre - half), centre + half)
+
+
 def robust_log_time_bounds(
     codes: np.ndarray,
     lt: np.ndarray,

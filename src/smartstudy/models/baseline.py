@@ -75,16 +75,15 @@ from smartstudy.data.schema import (
 )
 from smartstudy.models._arrays import grouped_sums, logit, lookup, sigmoid, with_capacity
 from smartstudy.models.base import (
-    MIN_ROBUST_SPREAD,
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
-    ROBUST_Z,
     Z80,
     LearnerModel,
     log_normal_predictions,
     plausible_log_times,
     population_weights,
     winsorise,
+    winsorise_one,
 )
 
 # Time prediction when training held no usable time at all: a minute, and a log-sd of 1
@@ -723,8 +722,7 @@ class Baseline(LearnerModel):
         if has_t:
             item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
             _, centre, var = _shrink_one(item_row, self.k_item, (0.5, top[1], top[2]))
-            half = ROBUST_Z * max(math.sqrt(var), MIN_ROBUST_SPREAD)
-            lt = min(max(lt, centre - half), centre + half)
+            lt = winsorise_one(lt, centre, math.sqrt(var))
 
         user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
         item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)

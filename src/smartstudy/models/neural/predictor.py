@@ -93,10 +93,8 @@ from smartstudy.data.schema import (
 )
 from smartstudy.models._arrays import logit, lookup, row_group_totals, sigmoid
 from smartstudy.models.base import (
-    MIN_ROBUST_SPREAD,
     POP_ATTEMPTS_PER_USER_ITEM,
     PREDICTION_COLUMNS,
-    ROBUST_Z,
     Z80,
     LearnerModel,
     log_normal_predictions,
@@ -105,6 +103,7 @@ from smartstudy.models.base import (
     robust_seconds,
     shared_time_rows,
     winsorise,
+    winsorise_one,
 )
 from smartstudy.models.neural.features import (
     EMA_SKILL,
@@ -788,14 +787,15 @@ class NeuralPredictor(LearnerModel):
         p_ref, mu_ref = self.refs_.reference_one(item, skill, own)
         lt_row, timed_row = plausible_log_times(np.array([rt]))
         has_t = bool(timed_row[0])
-        half = ROBUST_Z * max(self.time_scale_, MIN_ROBUST_SPREAD)
-        lt = min(max(float(lt_row[0]), mu_ref - half), mu_ref + half)
+        lt = winsorise_one(float(lt_row[0]), mu_ref, self.time_scale_)
         res = lt - mu_ref if has_t else math.nan
         # The time enters the population statistics only for the user's first attempts.
         pop = has_t and float(i_cnt[0, TN]) < POP_ATTEMPTS_PER_USER_ITEM
         contrib = np.zeros(N_COUNTERS)
-        contrib[C if y == 1.0 else W] = 1.0
-        contrib[WC if y == 1.0 else WW] = 1.0 - p_ref if y == 1.0 else p_ref
+        if y == 1.0:
+            contrib[C], contrib[WC] = 1.0, 1.0 - p_ref
+        else:
+            contrib[W], contrib[WW] = 1.0, p_ref
         if has_t:
             contrib[TN], contrib[TRES] = 1.0, res
         if pop:
