@@ -16,6 +16,7 @@ from smartstudy.jobs import SyncRunner
 from smartstudy.models import base as base_module
 from smartstudy.models.base import PREDICTION_COLUMNS, LearnerModel
 from smartstudy.models.lnirt import LNIRT, DegenerateFitError, TopicLNIRT
+from smartstudy.models.lnirt import model as lnirt_model
 from smartstudy.services import accounts, catalogue, tasks
 from smartstudy.services.errors import CannotPredictError
 from smartstudy.services.predictor import PredictionService
@@ -271,6 +272,45 @@ def test_topic_predict_one_equals_predict(topic_model: TopicLNIRT) -> None:
         assert _outcome(lambda probe=probe: clone.predict_one(*probe)) == _outcome(
             lambda probe=probe: model.predict_one(*probe)
         )
+
+
+def test_a_loaded_model_builds_its_interval_table_before_it_serves(
+    topic_model: TopicLNIRT,
+) -> None:
+    """The Student-t interval table is built by ``load``, not by the first prediction: a
+    served version is loaded off the request path, and a request holds its model's lock."""
+    assert any(m.time_df_ is not None for m in topic_model.models_.values())
+    lnirt_model._halfwidth_table.cache_clear()
+    model = TopicLNIRT.from_bytes(topic_model.to_bytes())
+    built = lnirt_model._halfwidth_table.cache_info().misses
+    assert built >= 1
+    for probe in TOPIC_PROBES:
+        _outcome(lambda p=probe: model.predict_one(*p))
+    assert lnirt_model._halfwidth_table.cache_info().misses == built
+
+
+def test_topic_learn_many_is_update_row_by_row(topic_model: TopicLNIRT) -> None:
+    """Each topic learns its rows at once; rows of a topic without an LNIRT (Waves) or of an
+    unknown one teach nothing, and rows without a skill go by their item's topic."""
+    rows, _ = simulate_app_learners([25] * 12, seed=9)
+    rows = rows.assign(user_id=lambda d: np.where(d.index % 3 == 0, "learner1", d["user_id"]))
+    rows.loc[rows.index[::5], "skill_id"] = None
+    rows.loc[rows.index[::5], "item_id"] = "Calculus"
+    rows.loc[rows.index[1::9], "skill_id"] = "Optics"
+    one_by_one, at_once = (TopicLNIRT.from_bytes(topic_model.to_bytes()) for _ in range(2))
+    for row in rows.to_dict("records"):
+        one_by_one.update(row)
+    at_once.learn_many(rows)
+    probes = {(u, i, s) for u, i, s in rows[["user_id", "item_id", "skill_id"]].itertuples(False)}
+    for probe in sorted(probes, key=str)[:200]:
+        mine, theirs = (
+            _outcome(lambda p=probe: at_once.predict_one(*p)),
+            _outcome(lambda p=probe: one_by_one.predict_one(*p)),
+        )
+        if isinstance(theirs, dict):
+            assert mine == pytest.approx(theirs, rel=1e-12)
+        else:
+            assert mine == theirs
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,46 @@ def test_a_tampered_factor_state_is_refused(factored) -> None:
     model._parts["time"].loadings[:] = np.nan
     with pytest.raises(ArtifactError, match="time factors"):
         LNIRT.from_bytes(model.to_bytes())
+
+
+def _states(model: LNIRT) -> list[np.ndarray]:
+    n = len(model._user_ids)
+    parts = [model._parts[name] for name in ("time", "response")]
+    return [
+        model._pmean[:n],
+        model._pcov[:n],
+        model._pn[:n],
+        *(array[:n] for part in parts for array in (part.mean, part.cov)),
+    ]
+
+
+def test_learn_many_is_update_row_by_row(factored) -> None:
+    """``learn_many`` (all persons at once) leaves the state ``update`` row by row leaves:
+    known persons and new ones (added in the same order), answers with and without times."""
+    model, _, test = factored
+    known = test.assign(user_id=test["user_id"].str.removeprefix("new-"))
+    rows = pd.concat([test.iloc[:3000], known.iloc[:500]]).sample(frac=1.0, random_state=3)
+    rows.loc[rows.index[::7], "rt_seconds"] = np.nan
+    one_by_one, at_once = (LNIRT.from_bytes(model.to_bytes()) for _ in range(2))
+    for row in rows.to_dict("records"):
+        one_by_one.update(row)
+    at_once.learn_many(rows)
+    assert at_once._user_ids == one_by_one._user_ids
+    for mine, theirs in zip(_states(at_once), _states(one_by_one), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_learn_many_refuses_what_update_refuses_after_learning_the_rows_before(factored) -> None:
+    model, _, test = factored
+    rows = test.iloc[:40].copy()
+    rows["correct"] = rows["correct"].astype(object)
+    rows.iloc[25, rows.columns.get_loc("correct")] = 2
+    at_once, one_by_one = (LNIRT.from_bytes(model.to_bytes()) for _ in range(2))
+    with pytest.raises(ValueError, match="correct") as refused:
+        at_once.learn_many(rows)
+    with pytest.raises(ValueError) as expected:
+        for row in rows.to_dict("records"):
+            one_by_one.update(row)
+    assert str(refused.value) == str(expected.value)
+    for mine, theirs in zip(_states(at_once), _states(one_by_one), strict=True):
+        np.testing.assert_array_equal(mine, theirs)

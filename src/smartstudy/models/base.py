@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from smartstudy.data.schema import validate_interactions
+from smartstudy.data.schema import id_string, is_missing, validate_interactions
 
 ARTIFACT_FORMAT = "smartstudy-model/1"
 PREDICTION_COLUMNS: tuple[str, ...] = ("p_correct", "time_median_s", "time_p10_s", "time_p90_s")
@@ -98,6 +98,13 @@ class LearnerModel(ABC):
     @abstractmethod
     def update(self, row: Mapping[str, Any]) -> None:
         """Learn from one observed attempt in constant time (the live service's step)."""
+
+    def learn_many(self, rows: pd.DataFrame) -> None:
+        """``update`` with each row of ``rows`` in turn, in their order: the same state, and
+        the same error for a row ``update`` refuses (the rows before it are learnt). A model
+        may do it faster than row by row (LNIRT: all persons at once)."""
+        for row in rows.to_dict("records"):
+            self.update(row)
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
         """Prediction for the user's next attempt at ``item_id``, from the current state."""
@@ -253,6 +260,38 @@ def plausible_log_times(rt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rt = np.asarray(rt, dtype=float)
     has_t = np.isfinite(rt) & (rt > 0)
     return np.log(np.where(has_t, np.maximum(rt, MIN_PLAUSIBLE_SECONDS), 1.0)), has_t
+
+
+def plain_attempts(
+    rows: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray] | None:
+    """(users, items, skills or None, correct, rt seconds) of ``rows`` as arrays, ids as
+    ``update`` reads them, when every row is one ``update`` takes without a question: ids
+    present, ``correct`` a number 0 or 1, ``rt_seconds`` (if any) missing or a positive
+    finite number. None otherwise (``learn_many`` then goes row by row, for ``update``'s
+    error). A missing skill is None in ``skills``."""
+    if not {"user_id", "item_id", "correct"} <= set(rows.columns):
+        return None
+    ids = rows[["user_id", "item_id"]]
+    if ids.isna().to_numpy().any() or not pd.api.types.is_numeric_dtype(rows["correct"]):
+        return None
+    correct = rows["correct"].to_numpy(dtype=float)
+    if not np.isin(correct, (0.0, 1.0)).all():
+        return None
+    rt = np.full(len(rows), np.nan)
+    if "rt_seconds" in rows.columns:
+        if not pd.api.types.is_numeric_dtype(rows["rt_seconds"]):
+            return None
+        rt = rows["rt_seconds"].to_numpy(dtype=float)
+        if not (np.isnan(rt) | (np.isfinite(rt) & (rt > 0))).all():
+            return None
+    users = np.array([id_string(u) for u in ids["user_id"]], dtype=object)
+    items = np.array([id_string(i) for i in ids["item_id"]], dtype=object)
+    skills = None
+    if "skill_id" in rows.columns:
+        names = [None if is_missing(s) else id_string(s) for s in rows["skill_id"]]
+        skills = np.array(names, dtype=object)
+    return users, items, skills, correct, rt
 
 
 def winsorise(

@@ -133,6 +133,7 @@ from smartstudy.data.schema import id_string, sort_for_sequences, validate_inter
 from smartstudy.models.base import (
     Z80,
     LearnerModel,
+    plain_attempts,
     plausible_log_times,
     population_seconds,
     robust_seconds,
@@ -1419,10 +1420,12 @@ class LNIRT(LearnerModel):
         correct: np.ndarray,
         log_t: np.ndarray,
         skill_ids: np.ndarray | None = None,
+        final: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Per row (sorted by user and order): P(correct), the centre of log time, the
         variance of ``beta - tau`` and the item's alpha, each from the user's state before
-        the row; the row then updates a private copy of the state (the model is unchanged)."""
+        the row; the row then updates a private copy of the state (the model is unchanged).
+        ``final``, if given, receives the copies after the last row (``learn_many``)."""
         n = len(users)
         a, b, var_b, alpha, beta, var_beta, floor = self._item_arrays(item_ids, skill_ids)
         # Rows of one user are contiguous after sorting; `rank` is the step within the user.
@@ -1459,6 +1462,8 @@ class LNIRT(LearnerModel):
             # Only after predicting does the row's own outcome update the user's copy.
             items = (a, b, var_b, alpha, beta, var_beta, floor)
             self._learn(mean, cov, g, rows, correct, log_t, *items, factors=(tf, rf))
+        if final is not None:
+            final.update(users=uniq, mean=mean, cov=cov, factors=(tf, rf), rows=np.bincount(group))
         return out
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
@@ -1668,6 +1673,39 @@ class LNIRT(LearnerModel):
                 self._parts[name].mean[i], self._parts[name].cov[i] = state[0][0], state[1][0]
         self._pn[i] += 1
 
+    def learn_many(self, rows: pd.DataFrame) -> None:
+        """``update`` with each row in turn, in one pass: a person's state moves only with
+        their own answers (the items stay fixed), so all persons advance one answer at a
+        time together, as in ``predict`` (the same arithmetic as ``update``, element by
+        element). A training replays its held-out students this way (``served_state``).
+        Rows ``update`` would question go through it one by one, for its errors."""
+        self._check_fitted()
+        plain = plain_attempts(rows)
+        if plain is None:
+            super().learn_many(rows)
+            return
+        users, items, skills, correct, rt = plain
+        if not len(users):
+            return
+        log_t = np.full(len(rt), np.nan)
+        if self.times_fitted_:
+            lt, has_t = plausible_log_times(rt)
+            log_t[has_t] = lt[has_t]
+        # Each person's rows together, in their given order.
+        pos = np.argsort(pd.factorize(users)[0], kind="stable")
+        final: dict[str, Any] = {}
+        skill_ids = None if skills is None else skills[pos]
+        self._one_step_ahead(users[pos], items[pos], correct[pos], log_t[pos], skill_ids, final)
+        for k, user in enumerate(final["users"]):
+            i = self.user_index_.get(user)
+            if i is None:
+                i = self._add_user(user)
+            self._pmean[i], self._pcov[i] = final["mean"][k], final["cov"][k]
+            for name, state in zip(("time", "response"), final["factors"], strict=True):
+                if state is not None:
+                    self._parts[name].mean[i], self._parts[name].cov[i] = state[0][k], state[1][k]
+            self._pn[i] += final["rows"][k]
+
     def _add_user(self, user: str) -> int:
         i = len(self._user_ids)
         if i == len(self._pn):
@@ -1770,6 +1808,11 @@ class LNIRT(LearnerModel):
         self.times_fitted_ = bool(state.get("times_fitted_", True))
         # Artifacts written before the Student-t time model had normal residuals.
         self.time_df_ = _checked_time_df(state.get("time_df_"))
+        if self.time_df_ is not None:
+            # Built now, as a fit does: a served version is loaded off the request path,
+            # and a request that built it held its model's lock for tens of milliseconds
+            # of CPU, while every other request for that model waited.
+            _halfwidth_table(self.time_df_)
         # ... and static persons.
         drift = np.asarray(state.get("drift_", [0.0, 0.0]), dtype=float)
         if drift.shape != (2,) or not np.all(np.isfinite(drift) & (drift >= 0)):

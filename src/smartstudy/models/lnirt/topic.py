@@ -28,7 +28,12 @@ import numpy as np
 import pandas as pd
 
 from smartstudy.data.schema import id_string, parse_attempt, validate_interactions
-from smartstudy.models.base import PREDICTION_COLUMNS, CannotPredictError, LearnerModel
+from smartstudy.models.base import (
+    PREDICTION_COLUMNS,
+    CannotPredictError,
+    LearnerModel,
+    plain_attempts,
+)
 from smartstudy.models.baseline import fast_path_ids
 from smartstudy.models.lnirt.fit import DegenerateFitError
 from smartstudy.models.lnirt.model import LNIRT
@@ -151,6 +156,24 @@ class TopicLNIRT(LearnerModel):
         if model is None:
             return  # a topic without an LNIRT yet: the next training includes this row
         model.update(row)
+
+    def learn_many(self, rows: pd.DataFrame) -> None:
+        """``update`` with each row in turn: each topic's LNIRT learns its rows in one pass
+        (``LNIRT.learn_many``); topics do not share persons' states, so the order between
+        them does not matter. Rows of a topic without an LNIRT teach nothing, as in
+        ``update``."""
+        self._check_fitted()
+        plain = plain_attempts(rows)
+        if plain is None:
+            super().learn_many(rows)
+            return
+        _users, items, skills, _correct, _rt = plain  # a row's topic: its skill, else its item
+        if skills is not None:
+            items = np.array([i if s is None else s for i, s in zip(items, skills, strict=True)])
+        for topic, positions in pd.Series(np.arange(len(items))).groupby(items, sort=False):
+            model = self.models_.get(topic)
+            if model is not None:
+                model.learn_many(rows.iloc[positions.to_numpy()])
 
     def person_state(self, user_id: Any, skill_id: Any) -> dict[str, Any]:
         """The user's (theta, tau) posterior for one topic (see ``LNIRT.person_state``)."""
