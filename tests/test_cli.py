@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -288,3 +290,31 @@ def test_evaluate_dominant_user_scenario(data_dir):
     assert unknown.exit_code == 1 and "unknown scenario" in unknown.output
     nothing = runner.invoke(app, ["evaluate"])
     assert nothing.exit_code == 1 and "--dataset" in nothing.output
+
+
+LOWERED = """
+import os, threading
+from smartstudy.cli import lower_priority
+started, stop = threading.Event(), threading.Event()
+def wait():
+    started.set()
+    stop.wait()
+thread = threading.Thread(target=wait)
+thread.start()
+started.wait()
+before = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+lower_priority(3)
+print(before, os.getpriority(os.PRIO_PROCESS, thread.native_id), os.getpriority(os.PRIO_PROCESS, 0))
+stop.set()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads' priorities: Linux")
+def test_the_worker_priority_is_lowered_in_threads_started_before_it() -> None:
+    """``worker --nice``: on Linux a priority is per thread, and libraries start threads on
+    import; each of them is lowered too (a subprocess, so this test keeps its priority)."""
+    out = subprocess.run(
+        [sys.executable, "-c", LOWERED], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, thread, main = (int(v) for v in out.stdout.split())
+    assert thread == main == min(19, before + 3)

@@ -305,7 +305,7 @@ def worker(
 
     if Settings().jobs != "celery":
         raise fail("`smartstudy worker` needs SMARTSTUDY_JOBS=celery (and SMARTSTUDY_REDIS_URL)")
-    os.nice(nice)
+    lower_priority(nice)
     context = _context()
     _check_broker(context.settings)
     _observability(context.settings)
@@ -321,6 +321,22 @@ def worker(
         context.close()
     if code:
         raise typer.Exit(code)
+
+
+def lower_priority(by: int) -> None:
+    """``os.nice(by)`` for every thread of this process. On Linux a priority belongs to a
+    thread, and new threads take their creator's: the numerical libraries start their
+    threads on import, before a command runs, and would stay at the old priority."""
+    os.nice(by)
+    value = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, now lowered
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return
+    for task in tasks.iterdir():
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(task.name), value)
+        except (OSError, ValueError):  # a thread that has ended meanwhile
+            continue
 
 
 def _seed_demo(context: AppContext) -> None:
