@@ -25,9 +25,10 @@ items get predictions; a model may decline a *skill* it was not fitted on with
 ``CannotPredictError``), one-step-ahead prediction without peeking at a row's own outcome and
 without leaks between users, ``predict`` changing nothing, missing outcomes teaching nothing,
 ``order`` respected, batch ``predict`` equal to the ``predict_one``/``update`` loop, O(1)
-``update`` that rejects bad rows, ``fit`` leaving its input unchanged and resetting all learned
-state, save/load round trips that refuse garbage and other classes' files, determinism, errors
-that name the bad column, and robustness of one student's absurd times.
+``update`` that rejects bad rows, ``learn_many`` equal to the ``update`` loop, ``fit``
+leaving its input unchanged and resetting all learned state, save/load round trips that
+refuse garbage and other classes' files, determinism, errors that name the bad column, and
+robustness of one student's absurd times.
 
 The default data (:func:`contract_data`) are synthetic and seeded: person ability and item
 difficulty drive correctness, person speed and item time intensity drive log-normal response
@@ -504,6 +505,30 @@ def check_update_changes_prediction_with_constant_state(case: ContractCase) -> N
     assert np.isfinite(list(model.predict_one(user, item, skill).values())).all()
 
 
+def check_learn_many_matches_update_loop(case: ContractCase) -> None:
+    """``learn_many`` leaves the state that ``update`` row by row leaves: every next
+    prediction agrees, for new users and known ones, with rows in a mixed order."""
+    rows = pd.concat([case.test, case.train.iloc[:200]]).sample(frac=1.0, random_state=5)
+    one_by_one, at_once = case.copy_of_fitted(), case.copy_of_fitted()
+    for _, row in rows.iterrows():
+        one_by_one.update(_attempt(row))
+    at_once.learn_many(rows[["user_id", "item_id", "skill_id", "correct", "rt_seconds"]])
+    probes = rows[["user_id", "item_id", "skill_id"]].drop_duplicates().head(200)
+    for user, item, skill in probes.itertuples(index=False):
+        mine, theirs = (
+            at_once.predict_one(user, item, skill),
+            one_by_one.predict_one(user, item, skill),
+        )
+        for key, value in theirs.items():
+            np.testing.assert_allclose(
+                mine[key],
+                value,
+                rtol=case.loop_rtol,
+                atol=case.loop_atol,
+                err_msg=f"learn_many and the update loop disagree on {key} of {user}, {item}",
+            )
+
+
 def _expect_error(call: Callable[[], object], error: type[Exception], name: str, what: str) -> None:
     """``call`` raises ``error`` naming ``name`` (``what`` is the call, for the message)."""
     try:
@@ -730,6 +755,7 @@ CHECKS: dict[str, Callable[[ContractCase], None]] = {
         check_predict_matches_online_loop,
         check_update_changes_prediction_with_constant_state,
         check_update_rejects_bad_rows,
+        check_learn_many_matches_update_loop,
         check_fit_leaves_input_unchanged,
         check_refit_resets_state,
         check_deterministic,
