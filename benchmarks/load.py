@@ -45,7 +45,8 @@ from typing import Any
 import httpx
 import numpy as np
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from scratch_db import add_database_options, scratch_database
 
 PASSWORD = "load benchmark password"
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -237,12 +238,11 @@ def _percentiles(seconds: list[float]) -> dict[str, float | None]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"smartstudy_load_{uuid.uuid4().hex[:10]}"
-    template = f' TEMPLATE "{args.template}"' if args.template else ""
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-    url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.postgres_url, "smartstudy_load", args.template) as url:
+        return _run(args, url)
+
+
+def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     procs: list[subprocess.Popen] = []
     folder = Path(tempfile.mkdtemp(prefix="smartstudy-load-"))
     try:
@@ -379,31 +379,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--students", type=int, default=500)
-    parser.add_argument("--tasks", type=int, default=200)
+    add_database_options(parser)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--retrain-every", type=int, default=5)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "SMARTSTUDY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument(
-        "--template",
-        help="copy this database, already filled and trained (CREATE DATABASE ... TEMPLATE), "
-        "instead of preloading a new one: for repeated runs",
-    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)

@@ -21,14 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 
 import pandas as pd
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from scratch_db import add_database_options, scratch_database
 from smartstudy.services import predictor
 from smartstudy.store.orm import PracticeTask
 
@@ -44,13 +43,7 @@ def _best_cpu(read: Callable[[], pd.DataFrame]) -> tuple[float, pd.DataFrame]:
 
 
 def run(args: argparse.Namespace) -> None:
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"smartstudy_read_{uuid.uuid4().hex[:10]}"
-    template = f' TEMPLATE "{args.template}"' if args.template else ""
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-    url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(args.postgres_url, "smartstudy_read", args.template) as url:
         if not args.template:
             with tempfile.TemporaryDirectory() as folder:
                 env = {**os.environ, "SMARTSTUDY_DATABASE_URL": url, "SMARTSTUDY_DATA_DIR": folder}
@@ -77,29 +70,17 @@ def run(args: argparse.Namespace) -> None:
                 )
             )
         engine.dispose()
-        same = frame.assign(task_id=frame["task_id"].astype(str)).equals(
-            reference.assign(task_id=reference["task_id"].astype(str))
-        )
-        print(f"{len(frame)} completed tasks read as a training reads them (CPU, best of 3):")
-        print(f"  ids as text: {fast:.2f} s; ORM column types: {generic:.2f} s")
-        print(f"  ratio {generic / fast:.1f}x; same frame: {same}")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    same = frame.assign(task_id=frame["task_id"].astype(str)).equals(
+        reference.assign(task_id=reference["task_id"].astype(str))
+    )
+    print(f"{len(frame)} completed tasks read as a training reads them (CPU, best of 3):")
+    print(f"  ids as text: {fast:.2f} s; ORM column types: {generic:.2f} s")
+    print(f"  ratio {generic / fast:.1f}x; same frame: {same}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--students", type=int, default=500)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "SMARTSTUDY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
-    parser.add_argument("--template", help="copy this filled database instead of filling one")
+    add_database_options(parser)
     run(parser.parse_args())
 
 

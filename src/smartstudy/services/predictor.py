@@ -99,7 +99,7 @@ _INTERACTION_COLUMNS = (
 #: The same columns as PostgreSQL reads them fastest: ids as text (``uuid::text`` is the
 #: form ``str(uuid.UUID)`` writes, and sorts as the UUIDs do) and the time without
 #: ``UTCDateTime``'s per-row conversion, done once in ``interactions_frame``. A training
-#: reads every completed task: at 100,000 tasks this takes the read from 1.6 to 0.5 s of
+#: reads every completed task: at 100,000 tasks this takes the read from 1.6 to 0.6 s of
 #: CPU. Such a frame's ``task_id`` is text; ``_task_id`` makes it a UUID where a served
 #: model remembers it.
 _POSTGRES_INTERACTION_COLUMNS = (
