@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.jobs import InProcessRunner
 from smartstudy.models.baseline import Baseline
 from smartstudy.services import accounts, catalogue, registry, training
@@ -93,6 +95,39 @@ def test_holdout_students_are_stable_and_need_ten_students():
     assert 0 < len(held) < len(many) / 2
     more = many + [str(uuid.UUID(int=1000 + i)) for i in range(40)]
     assert held <= registry.holdout_users(more)  # nobody moves from held-out to training
+
+
+def test_held_out_memo_predicts_again_only_students_with_new_tasks():
+    """A training reuses a version's held-out predictions of students whose held-out tasks
+    did not change; the answer is the same as predicting every row again."""
+    data, _ = simulate_app_learners([40] * 30, seed=4)
+    data = data.assign(task_id=[f"t{k:05d}" for k in range(len(data))])
+    users = data["user_id"].unique()
+    model = Baseline().fit(data[~data["user_id"].isin(users[:10])])
+    held = data[data["user_id"].isin(users[:10])]
+    first = held.groupby("user_id").head(30)  # what the first training saw
+    asked: list[set] = []
+    predict = model.predict
+
+    def spy(rows):
+        asked.append(set(rows["user_id"]))
+        return predict(rows)
+
+    model.predict = spy
+    memo = registry.HeldOutMemo()
+    pd.testing.assert_frame_equal(
+        memo.predict("baseline", "v1", model, first), registry.predict_rows(model, first)
+    )
+    # Two students completed more tasks since; the others' predictions are kept.
+    later = pd.concat([first, held[held["user_id"].isin(users[:2])].groupby("user_id").tail(10)])
+    asked.clear()
+    again = memo.predict("baseline", "v1", model, later)
+    assert asked == [set(users[:2])]
+    np.testing.assert_allclose(again, registry.predict_rows(model, later), rtol=1e-12)
+    # Another version predicts everyone again.
+    asked.clear()
+    memo.predict("baseline", "v2", model, later)
+    assert asked == [set(users[:10])]
 
 
 def test_a_worse_version_is_kept_but_not_activated(context):

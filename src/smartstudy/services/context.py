@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from smartstudy.config import Settings
 from smartstudy.jobs.runner import InProcessRunner, JobRunner
 from smartstudy.services.predictor import PredictionService
+from smartstudy.services.registry import HeldOutMemo
 from smartstudy.store import migrate
 from smartstudy.store.db import make_engine, make_session_factory
 
@@ -31,6 +32,8 @@ class AppContext:
     sessions: sessionmaker[Session]
     predictor: PredictionService = field(default_factory=PredictionService)
     runner: JobRunner = field(default_factory=InProcessRunner)
+    #: What the trainings of this process predicted of the held-out students.
+    held_out: HeldOutMemo = field(default_factory=HeldOutMemo)
 
     def __setattr__(self, name: str, value: object) -> None:
         # A runner that runs jobs in this process runs them against the context holding it,

@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,7 +55,7 @@ from smartstudy.eval.metrics import (
     log_loss,
     rmse_log_time,
 )
-from smartstudy.models.base import ArtifactError, LearnerModel
+from smartstudy.models.base import PREDICTION_COLUMNS, ArtifactError, LearnerModel
 from smartstudy.services.calibration import COVERAGE, Calibrator, fit_calibrator, fit_time
 from smartstudy.services.errors import CannotPredictError, ConflictError, NotFoundError
 from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter
@@ -133,6 +134,59 @@ def predict_rows(model: LearnerModel, data: pd.DataFrame) -> pd.DataFrame:
     for part in parts:
         out.loc[part.index, part.columns] = part.to_numpy(dtype=float)
     return out
+
+
+class HeldOutMemo:
+    """The held-out predictions of each family's version, kept between the trainings of one
+    process, so that a training predicts again only the students with new held-out tasks.
+
+    A student's one-step-ahead predictions depend on the version and on their own tasks
+    only (no prediction depends on another student's rows: the model contract's
+    ``no_cross_user_leak``), so they stay the same while both do. A training that refits
+    nothing used to predict every held-out task of every family again (about a second of
+    CPU at 100,000 tasks, taken from the requests on a shared machine)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: family -> (version id, {user: (their task ids in order, their predictions)})
+        self._kept: dict[str, tuple[str, dict[str, tuple[tuple, np.ndarray]]]] = {}
+
+    def predict(
+        self, name: str, version_id: str, model: LearnerModel, holdout: pd.DataFrame
+    ) -> pd.DataFrame:
+        """``predict_rows(model, holdout)``, reusing what this memo kept of ``name``'s
+        version ``version_id`` for the students whose held-out tasks are unchanged."""
+        with self._lock:
+            version, kept = self._kept.get(name, ("", {}))
+        if version != version_id:
+            kept = {}
+        positions = holdout.groupby("user_id", sort=False).indices
+        task_ids = holdout["task_id"].to_numpy()
+        out = np.empty((len(holdout), len(PREDICTION_COLUMNS)))
+        stale = []
+        for user, where in positions.items():
+            old = kept.get(user)
+            if old is not None and old[0] == tuple(task_ids[where]):
+                out[where] = old[1]
+            else:
+                stale.append(where)
+        if stale:
+            rows = np.concatenate(stale)
+            out[rows] = predict_rows(model, holdout.iloc[rows]).to_numpy(dtype=float)
+        pred = pd.DataFrame(out, index=holdout.index, columns=list(PREDICTION_COLUMNS))
+        self.keep(name, version_id, holdout, pred)
+        return pred
+
+    def keep(self, name: str, version_id: str, holdout: pd.DataFrame, pred: pd.DataFrame) -> None:
+        """Remember ``pred`` (``predict_rows`` of ``holdout``) as ``name``'s version
+        ``version_id`` predicted it."""
+        task_ids, values = holdout["task_id"].to_numpy(), pred.to_numpy(dtype=float)
+        kept = {
+            user: (tuple(task_ids[where]), values[where].copy())
+            for user, where in holdout.groupby("user_id", sort=False).indices.items()
+        }
+        with self._lock:
+            self._kept[name] = (version_id, kept)
 
 
 def score(data: pd.DataFrame, pred: pd.DataFrame, predicts_time: bool) -> dict[str, Any]:

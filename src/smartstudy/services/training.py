@@ -347,6 +347,7 @@ def _train_family(
     pred = decision.candidate_pred if decision.activate else decision.active_pred
     if holdout.empty or pred is None or not version_id:
         return out, None
+    context.held_out.keep(name, version_id, holdout, pred)  # the next training reuses them
     usable = pred["p_correct"].notna().to_numpy()
     if not decision.activate and comparable is not None:
         # The kept version may have been fitted on early held-out rows (before a hold-out).
@@ -392,7 +393,7 @@ def _held_out_predictions(
             holdout, (row.training_summary or {}).get("holdout_users") or (), row.trained_until
         )
         version_id = str(row.id)
-    pred = registry.predict_rows(model, holdout)
+    pred = context.held_out.predict(name, version_id, model, holdout)
     usable = usable & pred["p_correct"].notna().to_numpy()
     predicts_time = bool(getattr(model, "predicts_time", False))
     return registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
