@@ -1684,7 +1684,17 @@ class LNIRT(LearnerModel):
         if plain is None:
             super().learn_many(rows)
             return
-        users, items, skills, correct, rt = plain
+        self.learn_attempts(*plain)
+
+    def learn_attempts(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        skills: np.ndarray | None,
+        correct: np.ndarray,
+        rt: np.ndarray,
+    ) -> None:
+        """``learn_many`` of rows already read by ``base.plain_attempts``."""
         if not len(users):
             return
         log_t = np.full(len(rt), np.nan)

@@ -167,13 +167,15 @@ class TopicLNIRT(LearnerModel):
         if plain is None:
             super().learn_many(rows)
             return
-        _users, items, skills, _correct, _rt = plain  # a row's topic: its skill, else its item
+        items, skills = plain[1], plain[2]  # a row's topic: its skill, else its item
+        topics = items
         if skills is not None:
-            items = np.array([i if s is None else s for i, s in zip(items, skills, strict=True)])
-        for topic, positions in pd.Series(np.arange(len(items))).groupby(items, sort=False):
+            topics = np.array([i if s is None else s for i, s in zip(items, skills, strict=True)])
+        for topic, positions in pd.Series(np.arange(len(topics))).groupby(topics, sort=False):
             model = self.models_.get(topic)
             if model is not None:
-                model.learn_many(rows.iloc[positions.to_numpy()])
+                where = positions.to_numpy()
+                model.learn_attempts(*(None if part is None else part[where] for part in plain))
 
     def person_state(self, user_id: Any, skill_id: Any) -> dict[str, Any]:
         """The user's (theta, tau) posterior for one topic (see ``LNIRT.person_state``)."""
