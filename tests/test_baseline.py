@@ -810,3 +810,44 @@ def test_a_version_stored_before_the_offset_filter_serves_the_offsets_it_served(
     negative[3, 1] = -0.5
     with pytest.raises(ValueError, match="negative information"):
         Baseline()._set_state({**state, "user_stats": negative})
+
+
+def test_learn_many_is_update_row_by_row() -> None:
+    """``learn_many`` (rows read once) leaves exactly the state ``update`` row by row leaves:
+    known and new users, items and skills, rows without a skill, missing and absurd times."""
+    data, _ = simulate_app_learners([30] * 40, seed=8)
+    users = data["user_id"].unique()
+    model = Baseline().fit(data[~data["user_id"].isin(users[:10])])
+    rows = data[data["user_id"].isin(users[:14])].copy()
+    rows.loc[rows.index[::5], "rt_seconds"] = np.nan
+    rows.loc[rows.index[1::9], "rt_seconds"] = 1e-300
+    rows.loc[rows.index[2::11], "item_id"] = "a new item"
+    rows.loc[rows.index[3::13], "skill_id"] = None
+    rows.loc[rows.index[4::17], "skill_id"] = "a new skill"
+    one_by_one, at_once = (Baseline.from_bytes(model.to_bytes()) for _ in range(2))
+    for row in rows.to_dict("records"):
+        one_by_one.update(row)
+    at_once.learn_many(rows)
+    for name in ("user_index_", "item_index_", "skill_index_", "pair_timed_"):
+        assert getattr(at_once, name) == getattr(one_by_one, name)
+    for name in ("user_stats_", "item_stats_", "item_skill_", "skill_stats_", "global_stats_"):
+        np.testing.assert_array_equal(getattr(at_once, name), getattr(one_by_one, name))
+    probe = rows.iloc[:50].assign(correct=np.nan)
+    pd.testing.assert_frame_equal(at_once.predict(probe), one_by_one.predict(probe))
+
+
+def test_learn_many_refuses_what_update_refuses_after_the_rows_before() -> None:
+    data, _ = simulate_app_learners([20] * 20, seed=9)
+    model = Baseline().fit(data)
+    rows = data.iloc[:30].copy()
+    rows["rt_seconds"] = rows["rt_seconds"].astype(object)
+    rows.iloc[12, rows.columns.get_loc("rt_seconds")] = "slow"
+    at_once, one_by_one = (Baseline.from_bytes(model.to_bytes()) for _ in range(2))
+    with pytest.raises(ValueError, match="rt_seconds") as refused:
+        at_once.learn_many(rows)
+    with pytest.raises(ValueError) as expected:
+        for row in rows.to_dict("records"):
+            one_by_one.update(row)
+    assert str(refused.value) == str(expected.value)
+    np.testing.assert_array_equal(at_once.user_stats_, one_by_one.user_stats_)
+    np.testing.assert_array_equal(at_once.item_stats_, one_by_one.item_stats_)

@@ -106,6 +106,20 @@ class LearnerModel(ABC):
         for row in rows.to_dict("records"):
             self.update(row)
 
+    def warm_start(self, previous: LearnerModel) -> bool:
+        """Before ``fit``: take over the hyperparameters that ``previous`` (a fitted model
+        of this family and these settings, fitted on most of the same data) chose by
+        search, so that this fit does not search for them again. True when something was
+        taken; the default takes nothing. ``searched_rows`` says how much data that search
+        saw, so that the caller knows when to search again."""
+        return False
+
+    def searched_rows(self) -> int | None:
+        """Training rows of the fit that last searched this model's hyperparameters (the
+        fit itself, or the one ``warm_start`` took them from); None when it searches for
+        none (the default) or does not know."""
+        return None
+
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
         """Prediction for the user's next attempt at ``item_id``, from the current state."""
         frame = pd.DataFrame(

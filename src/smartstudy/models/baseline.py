@@ -80,6 +80,7 @@ from smartstudy.models.base import (
     Z80,
     LearnerModel,
     log_normal_predictions,
+    plain_attempts,
     plausible_log_times,
     population_weights,
     winsorise,
@@ -710,7 +711,26 @@ class Baseline(LearnerModel):
         the prediction the model would have made just before the attempt.
         """
         self._check_fitted()
-        user, item, skill, y, rt = parse_attempt(row)
+        self._learn_one(*parse_attempt(row))
+
+    def learn_many(self, rows: pd.DataFrame) -> None:
+        """``update`` row by row, with the rows checked and their ids read once for all
+        (``plain_attempts``) instead of once per row: the same state. The population
+        counts move with every row, so the rows are still learnt one at a time. A subclass
+        that changes ``update`` learns through it."""
+        self._check_fitted()
+        plain = plain_attempts(rows) if type(self).update is Baseline.update else None
+        if plain is None:
+            super().learn_many(rows)
+            return
+        users, items, skills, correct, rt = plain
+        if skills is None:
+            skills = np.full(len(users), None, dtype=object)
+        for args in zip(users, items, skills, correct.tolist(), rt.tolist(), strict=True):
+            self._learn_one(*args)
+
+    def _learn_one(self, user: str, item: str, skill: str | None, y: float, rt: float) -> None:
+        """``update`` of one attempt already read by ``parse_attempt``."""
         lt_row, timed_row = _log_times(np.array([rt]))
         has_t, lt = bool(timed_row[0]), float(lt_row[0])
 

@@ -759,9 +759,15 @@ class PredictionService:
             served_artifact=served_state(model, train, holdout),
         )
 
-    def fit_model(self, name: str, data: pd.DataFrame) -> tuple[LearnerModel, float]:
-        """A new model of family ``name`` fitted on ``data``, and the seconds it took."""
+    def fit_model(
+        self, name: str, data: pd.DataFrame, warm: LearnerModel | None = None
+    ) -> tuple[LearnerModel, float]:
+        """A new model of family ``name`` fitted on ``data``, and the seconds it took;
+        ``warm``: a fitted model of the family whose searched hyperparameters it reuses
+        (``LearnerModel.warm_start``)."""
         model = self.factories[name]()
+        if warm is not None:
+            model.warm_start(warm)
         started = time.perf_counter()
         model.fit(data)
         return model, time.perf_counter() - started

@@ -58,7 +58,7 @@ from smartstudy.eval.metrics import (
 from smartstudy.models.base import PREDICTION_COLUMNS, ArtifactError, LearnerModel
 from smartstudy.services.calibration import COVERAGE, Calibrator, fit_calibrator, fit_time
 from smartstudy.services.errors import CannotPredictError, ConflictError, NotFoundError
-from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter
+from smartstudy.store.orm import Job, ModelVersion, PracticeTask, TrainingCounter, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,13 @@ def comparable_rows(
     mask = holdout["user_id"].astype(str).isin(set(active_holdout)).to_numpy()
     if active_trained_until is None:
         return np.ones(len(holdout), dtype=bool)
-    later = np.array([at > active_trained_until for at in holdout["completed_at"]], dtype=bool)
+    if "order" in holdout:
+        # ``order`` is ``completed_at`` as a POSIX timestamp (``interactions_frame``): one
+        # vectorised comparison instead of one per row of datetimes.
+        cut = as_utc(active_trained_until).timestamp()
+        later = holdout["order"].to_numpy(dtype=float) > cut
+    else:
+        later = np.array([at > active_trained_until for at in holdout["completed_at"]], dtype=bool)
     return mask | later
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from smartstudy.jobs import durable
+from smartstudy.models.base import LearnerModel
 from smartstudy.services import registry, tasks
 from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
@@ -61,6 +62,11 @@ REFIT_GROWTH: dict[str, float] = {"neural": 0.2, "lnirt": 0.02, "baseline": 0.02
 #: Below this many training tasks a family is refitted by every training whatever its growth:
 #: there a refit takes a few seconds at most, and an admin's "Train now" refits.
 REFIT_ALWAYS_BELOW: dict[str, int] = {"lnirt": 20_000, "baseline": 20_000}
+#: A refit starts from the hyperparameters its active version chose by search (LNIRT's
+#: replays of training persons: about two thirds of its fit, ``LearnerModel.warm_start``)
+#: until the training data have grown by this fraction since that search; then, and on
+#: ``smartstudy train``, it searches again.
+SEARCH_AGAIN_GROWTH = 0.2
 
 
 def claim_training(session: Session | Connection, every: int) -> bool:
@@ -311,9 +317,6 @@ def _train_family(
     not_due = None if refit_all else _refit_not_due(context, name, train)
     if not_due is not None:
         return {"skipped": not_due}, _held_out_predictions(context, name, holdout)
-    report(name, "fitting")
-    model, seconds = context.predictor.fit_model(name, train)
-    report(name, "validating")
     with session_scope(context.sessions) as session:
         active, row = context.predictor.load_active(session, name)
         comparable = None
@@ -323,6 +326,10 @@ def _train_family(
                 (row.training_summary or {}).get("holdout_users") or (),
                 row.trained_until,
             )
+    report(name, "fitting")
+    warm = None if refit_all else _warm_from(active, len(train))
+    model, seconds = context.predictor.fit_model(name, train, warm=warm)
+    report(name, "validating")
     decision = registry.validate(model, active, holdout, train, comparable)
     # Outside any transaction: replaying the held-out students can take seconds.
     served = served_state(model, train, holdout) if decision.activate else None
@@ -344,6 +351,8 @@ def _train_family(
             "fit_seconds": round(seconds, 3),
             "decision": decision.reason,
         }
+        if warm is not None:
+            out["searched"] = f"hyperparameters of version {row.version if row else '?'} reused"
     pred = decision.candidate_pred if decision.activate else decision.active_pred
     if holdout.empty or pred is None or not version_id:
         return out, None
@@ -354,6 +363,15 @@ def _train_family(
         usable = usable & comparable
     predicts_time = bool(getattr(model, "predicts_time", False))
     return out, registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
+
+
+def _warm_from(active: LearnerModel | None, rows: int) -> LearnerModel | None:
+    """The active version, when a refit on ``rows`` training tasks may reuse what it
+    searched for (``SEARCH_AGAIN_GROWTH``); else None."""
+    searched = active.searched_rows() if active is not None else None
+    if searched is None or rows >= searched * (1.0 + SEARCH_AGAIN_GROWTH):
+        return None
+    return active
 
 
 def _refit_not_due(context: AppContext, name: str, train: pd.DataFrame) -> str | None:

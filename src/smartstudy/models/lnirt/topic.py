@@ -81,8 +81,24 @@ class TopicLNIRT(LearnerModel):
         self.lnirt_params = lnirt_params
         self.min_repeats = min_repeats
 
+    def warm_start(self, previous: LearnerModel) -> bool:
+        """Each topic of ``previous`` (a fitted ``TopicLNIRT`` with the same settings) hands
+        its searched values to this model's LNIRT of that topic (``LNIRT.warm_start``); a
+        topic new since then searches for its own. ``searched_rows`` stays that of the fit
+        that searched."""
+        if not isinstance(previous, TopicLNIRT) or not getattr(previous, "fitted_", False):
+            return False
+        if previous.get_params() != self.get_params() or previous.searched_rows() is None:
+            return False
+        self._warm = (dict(previous.models_), previous.searched_rows())
+        return True
+
+    def searched_rows(self) -> int | None:
+        return getattr(self, "searched_rows_", None)
+
     def fit(self, df: pd.DataFrame) -> Self:
         data = validate_interactions(df)
+        warm, searched = self.__dict__.pop("_warm", ({}, len(data)))
         models: dict[str, LNIRT] = {}
         skipped: dict[str, str] = {}
         skills = data["skill_id"].fillna(data["item_id"])
@@ -99,12 +115,16 @@ class TopicLNIRT(LearnerModel):
                 )
                 continue
             try:
-                models[str(skill)] = LNIRT(**(self.lnirt_params or {})).fit(rows)
+                model = LNIRT(**(self.lnirt_params or {}))
+                if str(skill) in warm:
+                    model.warm_start(warm[str(skill)])
+                models[str(skill)] = model.fit(rows)
             except DegenerateFitError as exc:
                 log.warning("LNIRT for topic %s not used: %s", skill, exc)
                 skipped[str(skill)] = f"degenerate fit: {exc}"
         self.models_ = models
         self.skipped_ = skipped
+        self.searched_rows_ = int(searched)
         self.fitted_ = True
         return self
 
@@ -223,6 +243,8 @@ class TopicLNIRT(LearnerModel):
     def _get_state(self) -> dict[str, Any]:
         skills = sorted(self.models_)
         state: dict[str, Any] = {"skills": skills, "skipped": self.skipped_}
+        if self.searched_rows() is not None:
+            state["searched_rows"] = self.searched_rows()
         for i, skill in enumerate(skills):
             state[f"model_{i}"] = np.frombuffer(self.models_[skill].to_bytes(), dtype=np.uint8)
         return state
@@ -233,3 +255,9 @@ class TopicLNIRT(LearnerModel):
             for i, skill in enumerate(state["skills"])
         }
         self.skipped_ = dict(state["skipped"])
+        # Artifacts written before warm starts do not say: their next fit searches.
+        searched = state.get("searched_rows")
+        if searched is not None:
+            if isinstance(searched, bool) or not isinstance(searched, int) or searched < 0:
+                raise ValueError(f"TopicLNIRT state has an invalid searched_rows: {searched!r}")
+            self.searched_rows_ = searched
