@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from smartstudy.cli import app
 from smartstudy.store.orm import Exam, ModelVersion, PracticeTask, Question, User
+from smartstudy.threads import THREAD_VARIABLES
 
 from .demo_server import demo_server
 
@@ -318,3 +319,29 @@ def test_the_worker_priority_is_lowered_in_threads_started_before_it() -> None:
     )
     before, thread, main = (int(v) for v in out.stdout.split())
     assert thread == main == min(19, before + 3)
+
+
+def _cli_import(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    code = "import os, smartstudy.cli; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=environment,
+    )
+
+
+def test_the_command_line_gives_numerical_libraries_one_thread_before_numpy_loads() -> None:
+    """``smartstudy.threads``: the command line's processes (servers, workers) run numerical
+    libraries on one thread each, set before NumPy reads it; a value set by hand stays."""
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    out = _cli_import(environment)
+    assert out.stdout.split() == ["1"]
+    # -X importtime lists each module as its import ends: ours before any of NumPy's.
+    modules = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()]
+    assert modules.index("smartstudy.threads") < modules.index("numpy")
+    assert _cli_import({**environment, "OPENBLAS_NUM_THREADS": "2"}).stdout.split() == ["2"]

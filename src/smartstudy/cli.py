@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
+import smartstudy.threads  # noqa: F401 (first: before NumPy is loaded)
 from smartstudy import __version__
 from smartstudy.config import Settings, private_dir
 from smartstudy.services.context import AppContext

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from smartstudy.config import Settings
 from smartstudy.jobs.runner import InProcessRunner, JobRunner
+from smartstudy.services.history import TrainingHistory
 from smartstudy.services.predictor import PredictionService
 from smartstudy.services.registry import HeldOutMemo
 from smartstudy.store import migrate
@@ -34,6 +35,8 @@ class AppContext:
     runner: JobRunner = field(default_factory=InProcessRunner)
     #: What the trainings of this process predicted of the held-out students.
     held_out: HeldOutMemo = field(default_factory=HeldOutMemo)
+    #: The completed tasks its last training read (``services.history``).
+    history: TrainingHistory = field(default_factory=TrainingHistory)
 
     def __setattr__(self, name: str, value: object) -> None:
         # A runner that runs jobs in this process runs them against the context holding it,

@@ -34,7 +34,7 @@ from smartstudy.models.base import LearnerModel
 from smartstudy.services import registry, tasks
 from smartstudy.services.app_models import NEURAL_MIN_ROWS
 from smartstudy.services.context import AppContext
-from smartstudy.services.predictor import completed_interactions, served_state
+from smartstudy.services.predictor import served_state
 from smartstudy.store.db import session_scope
 from smartstudy.store.orm import (
     Job,
@@ -242,9 +242,10 @@ def run_training(
         try:
             durable.check_stop()
             with session_scope(context.sessions) as session:
-                data = completed_interactions(session)
+                data = context.history.read(session)
             train, holdout, held = registry.split_for_validation(data)
             summary.update(rows=len(data), training_rows=len(train), holdout_rows=len(holdout))
+            summary["read"] = context.history.last_read
             scored: dict[str, registry.HeldOutPredictions] = {}
             for name in context.predictor.chain:
                 durable.check_stop()
