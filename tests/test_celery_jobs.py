@@ -48,7 +48,7 @@ BLOCKED_FIT = """
 import pathlib, sys, time
 from smartstudy.services.predictor import PredictionService
 started = pathlib.Path(sys.argv[1])
-def blocked_fit(self, name, data):
+def blocked_fit(self, name, data, warm=None):
     started.touch()
     time.sleep(3600)
 PredictionService.fit_model = blocked_fit

@@ -193,7 +193,7 @@ def test_the_check_allows_imports_within_the_lower_layers():
 #: whole ASGI app, so it mounts ``web``'s pages and renders its error pages; ``cli`` serves it.
 #: ``planning`` is pure functions, like ``models``; ``eval`` simulates the planner with it.
 DEPENDS_ON: dict[str, frozenset[str]] = {
-    "cli": frozenset({"api", "services"}),
+    "cli": frozenset({"api", "services", "threads"}),
     "api": frozenset({"web", "services"}),
     "web": frozenset({"services"}),
     "services": frozenset(
@@ -208,6 +208,7 @@ DEPENDS_ON: dict[str, frozenset[str]] = {
     "planning": frozenset(),
     "data": frozenset(),
     "config": frozenset(),
+    "threads": frozenset(),
 }
 
 

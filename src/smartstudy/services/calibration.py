@@ -190,12 +190,17 @@ def fit_calibrator(
     rt: np.ndarray,
     times: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     prior: Calibrator | None = None,
+    *,
+    chance: bool = True,
 ) -> Calibrator:
     """A calibrator fitted on held-out predictions ``p`` (and ``times`` = (median, p10,
     p90), None for a family without times) against outcomes ``y`` and times ``rt``,
-    shrunk towards ``prior`` (the identity by default)."""
+    shrunk towards ``prior`` (the identity by default). ``chance=False``: the chance's
+    map is ``prior``'s, only the time part is fitted."""
     prior = prior or Calibrator()
-    slope, intercept = fit_platt(p, y, (prior.slope, prior.intercept))
+    slope, intercept = prior.slope, prior.intercept
+    if chance:
+        slope, intercept = fit_platt(p, y, (slope, intercept))
     shift, scale, time_rows = prior.time_shift, prior.interval_scale, 0
     if times is not None:
         shift, scale = fit_time(rt, *times, centre=(prior.time_shift, prior.interval_scale))

@@ -109,7 +109,7 @@ def holdout_users(user_ids: Iterable[str]) -> set[str]:
 
 def split_for_validation(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     """(training rows, held-out rows, held-out student ids) of completed interactions."""
-    held = holdout_users(data["user_id"]) if len(data) else set()
+    held = holdout_users(data["user_id"].unique()) if len(data) else set()
     mask = data["user_id"].astype(str).isin(held).to_numpy() if len(data) else np.zeros(0, bool)
     return data.loc[~mask], data.loc[mask], held
 
@@ -348,15 +348,10 @@ def _fit_kinds(
 
     def fit(mask: np.ndarray, prior: Calibrator | None = None) -> Calibrator:
         times = None if t is None else (t[0][mask], t[1][mask], t[2][mask])
-        return fit_calibrator(p[mask], y[mask], rt[mask], times, prior)
+        return fit_calibrator(p[mask], y[mask], rt[mask], times, prior, chance=prior is None)
 
     pooled = fit(rows)
-    chance = {"slope": pooled.slope, "intercept": pooled.intercept}
-    return {
-        "all": pooled,
-        "cold": replace(fit(rows & cold, pooled), **chance),
-        "warm": replace(fit(rows & ~cold, pooled), **chance),
-    }
+    return {"all": pooled, "cold": fit(rows & cold, pooled), "warm": fit(rows & ~cold, pooled)}
 
 
 def _calibrated(
@@ -418,11 +413,14 @@ def _worth_it(raw: dict[str, Any], calibrated: dict[str, Any]) -> tuple[bool, bo
 
 
 def _serving_block(
-    family: HeldOutPredictions, data: pd.DataFrame, common: np.ndarray, fold: np.ndarray
+    family: HeldOutPredictions,
+    data: pd.DataFrame,
+    common: np.ndarray,
+    fold: np.ndarray,
+    cold: np.ndarray,
 ) -> dict[str, Any]:
     """One family's held-out scores (raw, and calibrated where calibration validated
-    better) per kind, and the calibrators it serves with."""
-    cold = cold_rows(data)
+    better) per kind, and the calibrators it serves with (``cold``: ``cold_rows``)."""
     honest = _cross_fitted(family, data, cold, fold)
     calibrators = _fit_kinds(family, data, family.usable, cold)
     masks = {"all": common, "cold": common & cold, "warm": common & ~cold}
@@ -465,14 +463,16 @@ def evaluate_serving(
         f.name for f in families
     }
     common = np.logical_and.reduce([f.usable for f in families if f.name in ranked])
-    fold = np.array([(_user_hash(u) // HOLDOUT_BUCKETS) % 2 for u in holdout["user_id"]])
+    users, codes = np.unique(holdout["user_id"].astype(str).to_numpy(), return_inverse=True)
+    fold = np.array([(_user_hash(u) // HOLDOUT_BUCKETS) % 2 for u in users])[codes.ravel()]
     at = datetime.now(UTC).isoformat(timespec="seconds")
+    cold = cold_rows(holdout)
     return {
         f.name: {
             "evaluation": evaluation,
             "evaluated_at": at,
             "ranked": f.name in ranked,
-            **_serving_block(f, holdout, common & f.usable, fold),
+            **_serving_block(f, holdout, common & f.usable, fold, cold),
         }
         for f in families
     }
