@@ -1,4 +1,6 @@
-"""CPU time of the trainings of one worker process when nothing is due for a refit.
+"""CPU time of the trainings of one worker process: when nothing is due for a refit, or
+with ``--refit``, when LNIRT and Baseline refit every time (as under load, once their data
+have grown by 2%).
 
 Under load a training is due every few completions, while the families are refitted only
 once their data have grown enough (``training.REFIT_GROWTH``). Such a training still reads
@@ -9,9 +11,12 @@ scratch PostgreSQL database filled with ``smartstudy simulate cohort`` and train
 (``--template DB`` copies a database already filled and trained), and prints the CPU and wall
 seconds of each. The first one predicts every held-out task; the later ones reuse the
 predictions of students whose held-out tasks did not change (``registry.HeldOutMemo``), so
-the difference between them is what that memo saves.
+the difference between them is what that memo saves. With ``--refit`` the first training
+refits every family and searches LNIRT's hyperparameters again (``smartstudy train``); the
+later ones refit LNIRT and Baseline, and reuse the search (``training.SEARCH_AGAIN_GROWTH``).
 
     .venv/bin/python benchmarks/training_cost.py [--students 500] [--tasks 200] [--template DB]
+        [--trainings 3] [--refit]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 
 from scratch_db import add_database_options, scratch_database
 from smartstudy.config import Settings
+from smartstudy.services import training
 from smartstudy.services.context import AppContext
 from smartstudy.services.training import run_training
 
@@ -56,14 +62,21 @@ def run(args: argparse.Namespace) -> None:
         settings = Settings(database_url=url, data_dir=folder, training_pause=0.0)
         context = AppContext.from_settings(settings)
         try:
+            if args.refit:
+                training.REFIT_GROWTH.update(lnirt=0.0, baseline=0.0)
             for k in range(args.trainings):
                 cpu, wall = time.process_time(), time.perf_counter()
-                job = run_training(context)
+                job = run_training(context, refit_all=args.refit and k == 0)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 refits = [n for n in context.predictor.chain if "version" in job.summary.get(n, {})]
                 print(
                     f"training {k + 1}: {cpu:.2f} s of CPU, {wall:.2f} s, {job.status}, "
                     f"{job.summary.get('rows')} tasks, refitted: {', '.join(refits) or 'none'}"
+                    + "".join(
+                        f"; {n}: {job.summary[n]['searched']}"
+                        for n in refits
+                        if "searched" in job.summary[n]
+                    )
                 )
         finally:
             context.close()
@@ -73,6 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_database_options(parser)
     parser.add_argument("--trainings", type=int, default=3)
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit LNIRT and Baseline in every training (the first one refits everything)",
+    )
     run(parser.parse_args())
 
 
