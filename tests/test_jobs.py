@@ -221,12 +221,12 @@ def _blocking_fit(context, *, cooperative: bool) -> tuple[threading.Event, threa
     started, release = threading.Event(), threading.Event()
     fit = context.predictor.fit_model
 
-    def slow_fit(name, data):
+    def slow_fit(name, data, warm=None):
         started.set()
         while not release.wait(0.02):
             if cooperative and durable.should_stop():
                 break
-        return fit(name, data)
+        return fit(name, data, warm)
 
     context.predictor.fit_model = slow_fit
     return started, release

@@ -107,7 +107,11 @@ def test_a_warm_start_searches_again_where_the_times_changed(first, searches) ->
 
 def test_the_searched_rows_survive_save_and_load(first) -> None:
     model, _ = first
-    assert TopicLNIRT.from_bytes(model.to_bytes()).searched_rows() == model.searched_rows()
+    loaded = TopicLNIRT.from_bytes(model.to_bytes())
+    assert loaded.searched_rows() == model.searched_rows()
+    # A stored version hands its searched values over as the fitted one does.
+    assert TopicLNIRT().warm_start(loaded)
+    assert all(LNIRT().warm_start(topic) for topic in loaded.models_.values())
     state = model._get_state()
     state.pop("searched_rows")
     old = TopicLNIRT(**model.get_params())

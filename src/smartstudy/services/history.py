@@ -21,11 +21,10 @@ import time
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from smartstudy.services.predictor import SYNC_WINDOW, completed_interactions
-from smartstudy.store.orm import PracticeTask
+from smartstudy.store.repositories import tasks as tasks_repo
 
 #: How late a completion may be committed after its recorded time and still be read.
 LATE = SYNC_WINDOW
@@ -52,7 +51,7 @@ class TrainingHistory:
                 frame = self._read_all(session)
             else:
                 frame = _with_new(frame, session)
-                if len(frame) != _completed_count(session):
+                if len(frame) != tasks_repo.completed_count(session):
                     frame = self._read_all(session)  # rows went, or came with old times
                 else:
                     self.last_read = "new rows only"
@@ -87,14 +86,3 @@ def _with_new(frame: pd.DataFrame, session: Session) -> pd.DataFrame:
     merged = pd.concat([tail, fresh], ignore_index=True)
     merged = merged.sort_values(["order", "task_id"], kind="stable")
     return pd.concat([head, merged], ignore_index=True)
-
-
-def _completed_count(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(PracticeTask)
-            .where(PracticeTask.completed_at.is_not(None))
-        )
-        or 0
-    )

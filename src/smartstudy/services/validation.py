@@ -54,6 +54,7 @@ from smartstudy.store.orm import (
     TrainingCounter,
     User,
 )
+from smartstudy.store.repositories import tasks as tasks_repo
 
 #: Problems named in one detail line; the rest are counted.
 SHOWN_PROBLEMS = 3
@@ -230,14 +231,7 @@ def check_training_counter(session: Session) -> Problems:
     removes its tasks but never lowers ``total``. So 0 <= count <= total, and total >= the
     completed tasks stored (equal while no account with tasks has been deleted)."""
     counter = session.get(TrainingCounter, TRAINING_COUNTER)
-    completed = (
-        session.scalar(
-            select(func.count())
-            .select_from(PracticeTask)
-            .where(PracticeTask.completed_at.is_not(None))
-        )
-        or 0
-    )
+    completed = tasks_repo.completed_count(session)
     if counter is None:
         missing = f"no {TRAINING_COUNTER!r} counter row, but {completed} completed tasks"
         return ([missing] if completed else []), "no completions yet"

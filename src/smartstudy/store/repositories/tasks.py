@@ -5,10 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from smartstudy.store.orm import PracticeTask, Topic
+
+
+def completed_count(session: Session) -> int:
+    """How many tasks are completed, everyone's."""
+    stmt = select(func.count()).select_from(PracticeTask)
+    return int(session.scalar(stmt.where(PracticeTask.completed_at.is_not(None))) or 0)
 
 
 def open_tasks(session: Session, user_id: uuid.UUID, limit: int) -> list[PracticeTask]:
