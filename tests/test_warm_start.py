@@ -138,6 +138,7 @@ def _searched(context, name: str = "lnirt") -> tuple[int, int | None]:
 
 def test_training_reuses_a_search_until_the_data_have_grown(context, monkeypatch) -> None:
     monkeypatch.setattr(training, "SEARCH_AGAIN_GROWTH", 0.2)
+    monkeypatch.setattr(training, "REFIT_ALWAYS_BELOW", {"lnirt": 20})
     context.runner = SyncRunner()
     with session_scope(context.sessions) as session:
         user = accounts.create_user(session, "ada@example.com", "password 123")
@@ -148,22 +149,24 @@ def test_training_reuses_a_search_until_the_data_have_grown(context, monkeypatch
     context.predictor = PredictionService(
         chain=("lnirt", "baseline"), factories={"lnirt": TopicLNIRT, "baseline": Baseline}
     )
-    for k in range(20):
+    for k in range(19):
         _do(context, user, topic, correct=k % 3 > 0, seconds=60.0 + 7 * k)
+    job = run_training(context)  # below 20 training tasks every refit searches
+    assert "searched" not in job.summary["lnirt"]
+    assert _searched(context)[1] == 19
+    for added in (1, 2):  # 20, then 22 tasks: less than a fifth more than 19
+        for k in range(added):
+            _do(context, user, topic, correct=k % 2 == 0, seconds=80.0)
+        job = run_training(context)
+        version, searched = _searched(context)
+        reused = f"hyperparameters of version {version - 1} reused"
+        assert job.summary["lnirt"]["searched"] == reused
+        assert searched == 19
+    _do(context, user, topic)  # 23 tasks: a fifth more than the search saw
     job = run_training(context)
     assert "searched" not in job.summary["lnirt"]
-    assert _searched(context)[1] == 20
-    for k in range(3):  # 23 tasks: less than a fifth more
-        _do(context, user, topic, correct=k % 2 == 0, seconds=80.0)
-    job = run_training(context)
-    version, searched = _searched(context)
-    assert job.summary["lnirt"]["searched"] == f"hyperparameters of version {version - 1} reused"
-    assert searched == 20
-    _do(context, user, topic)  # 24 tasks: a fifth more than the search saw
-    job = run_training(context)
-    assert "searched" not in job.summary["lnirt"]
-    assert _searched(context)[1] == 24
+    assert _searched(context)[1] == 23
     _do(context, user, topic)
     job = run_training(context, refit_all=True)  # `smartstudy train` always searches
     assert "searched" not in job.summary["lnirt"]
-    assert _searched(context)[1] == 25
+    assert _searched(context)[1] == 24

@@ -62,10 +62,11 @@ REFIT_GROWTH: dict[str, float] = {"neural": 0.2, "lnirt": 0.02, "baseline": 0.02
 #: Below this many training tasks a family is refitted by every training whatever its growth:
 #: there a refit takes a few seconds at most, and an admin's "Train now" refits.
 REFIT_ALWAYS_BELOW: dict[str, int] = {"lnirt": 20_000, "baseline": 20_000}
-#: A refit starts from the hyperparameters its active version chose by search (LNIRT's
-#: replays of training persons: about two thirds of its fit, ``LearnerModel.warm_start``)
-#: until the training data have grown by this fraction since that search; then, and on
-#: ``smartstudy train``, it searches again.
+#: From ``REFIT_ALWAYS_BELOW`` training tasks on, a refit starts from the hyperparameters
+#: its active version chose by search (LNIRT's replays of training persons: about two
+#: thirds of its fit, ``LearnerModel.warm_start``) until the training data have grown by
+#: this fraction since that search; then, and on ``smartstudy train``, it searches again.
+#: With less data every refit searches: it is cheap there, and the values still move.
 SEARCH_AGAIN_GROWTH = 0.2
 
 
@@ -328,7 +329,7 @@ def _train_family(
                 row.trained_until,
             )
     report(name, "fitting")
-    warm = None if refit_all else _warm_from(active, len(train))
+    warm = None if refit_all else _warm_from(name, active, len(train))
     model, seconds = context.predictor.fit_model(name, train, warm=warm)
     report(name, "validating")
     decision = registry.validate(model, active, holdout, train, comparable)
@@ -366,13 +367,13 @@ def _train_family(
     return out, registry.HeldOutPredictions(name, version_id, predicts_time, pred, usable)
 
 
-def _warm_from(active: LearnerModel | None, rows: int) -> LearnerModel | None:
-    """The active version, when a refit on ``rows`` training tasks may reuse what it
-    searched for (``SEARCH_AGAIN_GROWTH``); else None."""
+def _warm_from(name: str, active: LearnerModel | None, rows: int) -> LearnerModel | None:
+    """The active version of ``name``, when a refit on ``rows`` training tasks may reuse
+    what it searched for (``SEARCH_AGAIN_GROWTH``); else None."""
     searched = active.searched_rows() if active is not None else None
-    if searched is None or rows >= searched * (1.0 + SEARCH_AGAIN_GROWTH):
+    if searched is None or rows < REFIT_ALWAYS_BELOW.get(name, 0):
         return None
-    return active
+    return active if rows < searched * (1.0 + SEARCH_AGAIN_GROWTH) else None
 
 
 def _refit_not_due(context: AppContext, name: str, train: pd.DataFrame) -> str | None:
