@@ -14,6 +14,7 @@ from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.eval.metrics import auc, interval_coverage, log_loss, rmse_log_time
 from smartstudy.models.base import ArtifactError
 from smartstudy.models.lnirt import LNIRT, factors
+from tests.learn_many import refused_alike
 from tests.test_lnirt_floor import assert_answers_never_move_their_item_against_them
 
 
@@ -178,12 +179,6 @@ def test_learn_many_refuses_what_update_refuses_after_learning_the_rows_before(f
     rows = test.iloc[:40].copy()
     rows["correct"] = rows["correct"].astype(object)
     rows.iloc[25, rows.columns.get_loc("correct")] = 2
-    at_once, one_by_one = (LNIRT.from_bytes(model.to_bytes()) for _ in range(2))
-    with pytest.raises(ValueError, match="correct") as refused:
-        at_once.learn_many(rows)
-    with pytest.raises(ValueError) as expected:
-        for row in rows.to_dict("records"):
-            one_by_one.update(row)
-    assert str(refused.value) == str(expected.value)
+    at_once, one_by_one = refused_alike(model, rows, "correct")
     for mine, theirs in zip(_states(at_once), _states(one_by_one), strict=True):
         np.testing.assert_array_equal(mine, theirs)
