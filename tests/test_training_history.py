@@ -98,8 +98,6 @@ def test_everything_is_read_again_after_a_while(students, monkeypatch) -> None:
     _same_as_a_whole_read(context, kept, "full")
     monkeypatch.setattr(history, "FULL_EVERY", 300.0)
     _same_as_a_whole_read(context, kept, "new rows only")
-    kept.forget()
-    _same_as_a_whole_read(context, kept, "full")
 
 
 def test_trainings_read_only_what_is_new(students) -> None:

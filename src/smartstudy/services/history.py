@@ -63,11 +63,6 @@ class TrainingHistory:
         self.last_read = "full"
         return completed_interactions(session)
 
-    def forget(self) -> None:
-        """Read everything next time."""
-        with self._lock:
-            self._frame = None
-
 
 def _with_new(frame: pd.DataFrame, session: Session) -> pd.DataFrame:
     """``frame`` (a whole read, in completion order) with the rows completed since its

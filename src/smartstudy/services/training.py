@@ -353,7 +353,7 @@ def _train_family(
             "fit_seconds": round(seconds, 3),
             "decision": decision.reason,
         }
-        if warm is not None:
+        if warm is not None and model.searched_rows() == warm.searched_rows():  # it took them
             out["searched"] = f"hyperparameters of version {row.version if row else '?'} reused"
     pred = decision.candidate_pred if decision.activate else decision.active_pred
     if holdout.empty or pred is None or not version_id:
