@@ -13,9 +13,11 @@ What it does, in order:
 3. runs ``--clients`` threads: each signs in as a cohort student; once all have, each loops
    "create a task (its prediction is stored), complete it" for ``--seconds``;
 4. prints throughput (completions per second), latency p50 / p99 / max of every request,
-   errors, the trainings that finished during the run, the CPU time each part took (API
-   processes, worker, PostgreSQL, the clients), and the peak memory (VmHWM) of each
-   process; ``--json`` prints the same as JSON. The scratch database is dropped at the end.
+   the lowest and highest median latency of a client (equal when the API processes share
+   the clients evenly), errors, the trainings that finished during the run, the CPU time
+   each part took (API processes, worker, PostgreSQL, the clients), and the peak memory
+   (VmHWM) of each process; ``--json`` prints the same as JSON. The scratch database is
+   dropped at the end.
 
     .venv/bin/python benchmarks/load.py [--students 500] [--tasks 200] [--clients 32]
         [--seconds 60] [--processes 2] [--retrain-every 5] [--template DB] [--json]
@@ -237,6 +239,14 @@ def _percentiles(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
+def _spread(per_client: list[list[float]]) -> dict[str, float | None]:
+    """The lowest and highest of the clients' median latencies (seconds in, ms out)."""
+    medians = [float(np.median(x)) * 1000 for x in per_client if x]
+    if not medians:
+        return {"min": None, "max": None}
+    return {"min": round(min(medians), 1), "max": round(max(medians), 1)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with scratch_database(args.postgres_url, "smartstudy_load", args.template) as url:
         return _run(args, url)
@@ -364,6 +374,9 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 route: _percentiles([x for c in clients for x in c.by_route[route]])
                 for route in ("create", "complete")
             },
+            # The spread of the clients' median latencies: with the API processes equally
+            # busy every client waits about as long (api.balancing).
+            "client_median_ms": _spread([c.latencies for c in clients]),
             "errors": len(errors),
             "error_examples": errors[:5],
             "trainings_completed_during_run": int(trainings or 0),
@@ -411,6 +424,8 @@ def main() -> None:
     )
     for route, r in result["latency_ms_by_route"].items():
         print(f"  {route}: p50 {r['p50']} ms, p99 {r['p99']} ms, max {r['max']} ms")
+    spread = result["client_median_ms"]
+    print(f"  median latency per client: {spread['min']} to {spread['max']} ms")
     print(
         f"trainings completed during the run: {result['trainings_completed_during_run']}; "
         f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"

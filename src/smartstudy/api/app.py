@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api import observability, openapi, security_headers
+from smartstudy.api import balancing, observability, openapi, security_headers
 from smartstudy.api.errors import install_outage_handlers, install_page_errors
 from smartstudy.api.routers import (
     auth,
@@ -77,7 +77,10 @@ def serving_process_app() -> FastAPI:
     durable.recover_and_wake(context)
     context.predictor.load_in_background = True
     context.predictor.sync_interval = settings.sync_interval
-    return create_app(context=context, warm_up=True, freeze=True)
+    app = create_app(context=context, warm_up=True, freeze=True)
+    if (table := balancing.this_process()) is not None:
+        balancing.install(app, table)  # several processes: keep them equally busy
+    return app
 
 
 def _warm_up(context: AppContext, freeze: bool) -> None:

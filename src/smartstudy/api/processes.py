@@ -24,6 +24,9 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from smartstudy.api import balancing
+from smartstudy.api.balancing import LoadTable
+
 log = logging.getLogger(__name__)
 
 APP_FACTORY = "smartstudy.api.app:serving_process_app"
@@ -48,9 +51,12 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_process(host: str, port: int, log_level: str) -> None:
-    """One API process: its own socket on the shared port, the app from the environment."""
+def _run_process(host: str, port: int, log_level: str, table: LoadTable, index: int) -> None:
+    """One API process: its own socket on the shared port, the app from the environment,
+    and its slot ``index`` in the processes' shared ``table`` of requests in flight."""
     import uvicorn
+
+    balancing.share(table.attach(index))
 
     sock = _listening_socket(host, port)
     config = uvicorn.Config(
@@ -71,12 +77,15 @@ class Supervisor:
         self.args = (host, port, log_level)
         self.workers = workers
         self.context = multiprocessing.get_context("spawn")
+        self.table = LoadTable.create(workers, self.context)
         self.processes: list[tuple[BaseProcess, float]] = []
         self.stopping = False
         self.failed: str | None = None
 
-    def _start_one(self) -> tuple[BaseProcess, float]:
-        process = self.context.Process(target=_run_process, args=self.args, name="smartstudy-api")
+    def _start_one(self, index: int) -> tuple[BaseProcess, float]:
+        process = self.context.Process(
+            target=_run_process, args=(*self.args, self.table, index), name="smartstudy-api"
+        )
         process.start()
         return process, time.monotonic()
 
@@ -99,7 +108,7 @@ class Supervisor:
                 process.pid,
                 process.exitcode,
             )
-            self.processes[i] = self._start_one()
+            self.processes[i] = self._start_one(i)
 
     def _shutdown(self) -> None:
         for process, _ in self.processes:
@@ -118,7 +127,7 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT; the reason it failed, or None after a clean stop."""
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self.processes = [self._start_one() for _ in range(self.workers)]
+            self.processes = [self._start_one(i) for i in range(self.workers)]
             while not self.stopping:
                 time.sleep(_POLL_SECONDS)
                 self._check()

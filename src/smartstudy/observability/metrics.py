@@ -77,6 +77,12 @@ FALLBACKS = Counter(
     ("family", "reason"),
 )
 
+CONNECTIONS_SHED = Counter(
+    "smartstudy_connections_shed",
+    "Answers sent with 'Connection: close' because this API process had more requests in "
+    "flight than another (serve --workers N; the client reconnects and may land elsewhere).",
+)
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Record one answered request (``status`` goes in as its class, e.g. ``4xx``)."""
@@ -86,6 +92,10 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 def prediction_served(family: str) -> None:
     PREDICTIONS.labels(family).inc()
+
+
+def connection_shed() -> None:
+    CONNECTIONS_SHED.inc()
 
 
 def prediction_fallback(family: str, reason: str) -> None:
