@@ -466,10 +466,13 @@ def _evaluate_serving(
                 metrics["serving"] = block
             if metrics != (row.metrics or {}):
                 row.metrics = metrics  # a new dict, so the JSON column is written
+        session.flush()
+        # Last, then the commit at once: every completion updates this row too, and waits
+        # while it is locked (this process may be a worker at a lower CPU priority).
         session.execute(
             update(TrainingCounter)
             .where(TrainingCounter.name == tasks.TRAINING_COUNTER)
             .values(last_trained_at=utcnow())
         )
-        policy = registry.describe_policy(registry.ServingPolicy(blocks, live), chain)
+    policy = registry.describe_policy(registry.ServingPolicy(blocks, live), chain)
     return {"held_out": policy["held_out"], "reason": policy["reason"], "order": policy["order"]}
