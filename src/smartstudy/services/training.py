@@ -466,7 +466,6 @@ def _evaluate_serving(
                 metrics["serving"] = block
             if metrics != (row.metrics or {}):
                 row.metrics = metrics  # a new dict, so the JSON column is written
-        session.flush()
         # Last, then the commit at once: every completion updates this row too, and waits
         # while it is locked (this process may be a worker at a lower CPU priority).
         session.execute(
