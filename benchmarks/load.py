@@ -14,7 +14,8 @@ What it does, in order:
    "create a task (its prediction is stored), complete it" for ``--seconds``;
 4. prints throughput (completions per second), latency p50 / p99 / max of every request,
    the lowest and highest median latency of a client (equal when the API processes share
-   the clients evenly), errors, the trainings that finished during the run, the CPU time
+   the clients evenly), p50 and p99 of the requests that started while a training ran and of
+   the others, errors, the trainings that finished during the run, the CPU time
    each part took (API processes, worker, PostgreSQL, the clients), and the peak memory
    (VmHWM) of each process; ``--json`` prints the same as JSON. The scratch database is
    dropped at the end.
@@ -165,6 +166,7 @@ class Client(threading.Thread):
         self.signed_in = threading.Event()
         self.rng = random.Random(seed)
         self.latencies: list[float] = []
+        self.starts: list[float] = []  # wall-clock start of each timed request
         self.by_route: dict[str, list[float]] = {"create": [], "complete": []}
         self.errors: list[str] = []
         self.completions = 0
@@ -173,7 +175,7 @@ class Client(threading.Thread):
 
     def _call(self, method: str, url: str, body: dict, route: str | None = None) -> Any | None:
         """The JSON answer, or None after recording an error."""
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         try:
             if self.http is None:
                 host, port = self.base.removeprefix("http://").split(":")
@@ -189,6 +191,7 @@ class Client(threading.Thread):
             return None
         if route is not None:
             self.latencies.append(time.perf_counter() - started)
+            self.starts.append(wall)
             self.by_route[route].append(self.latencies[-1])
         if answer.status >= 400:
             self.errors.append(f"{method} {url}: {answer.status} {data[:120]!r}")
@@ -236,6 +239,25 @@ def _percentiles(seconds: list[float]) -> dict[str, float | None]:
         "p50": round(float(np.percentile(ms, 50)), 1),
         "p99": round(float(np.percentile(ms, 99)), 1),
         "max": round(float(ms.max()), 1),
+    }
+
+
+def _by_training(
+    clients: list[Client], spans: list[tuple[float, float]], t0: float, elapsed: float
+) -> dict[str, Any]:
+    """Latency percentiles of the requests that started while a training ran and of the
+    others, and the share of the run during which one ran."""
+    starts = np.array([x for c in clients for x in c.starts])
+    latencies = np.array([x for c in clients for x in c.latencies])
+    during = np.zeros(len(starts), dtype=bool)
+    covered = 0.0
+    for begin, end in spans:
+        during |= (starts >= begin) & (starts <= end)
+        covered += max(0.0, min(end, t0 + elapsed) - max(begin, t0))
+    return {
+        "training_share_of_run": round(covered / elapsed, 2) if elapsed else None,
+        "latency_ms_while_training": _percentiles(latencies[during].tolist()),
+        "latency_ms_otherwise": _percentiles(latencies[~during].tolist()),
     }
 
 
@@ -341,6 +363,16 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 ),
                 {"t0": time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(t0))},
             ).scalar()
+            # When each training ran (epoch seconds), to split the latencies by it.
+            spans = conn.execute(
+                text(
+                    "SELECT extract(epoch FROM started_at), "
+                    "extract(epoch FROM coalesce(finished_at, now())) FROM jobs "
+                    "WHERE kind = 'training' AND started_at IS NOT NULL "
+                    "AND coalesce(finished_at, now()) >= to_timestamp(:t0)"
+                ),
+                {"t0": t0},
+            ).all()
             queued = conn.execute(
                 text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
             ).scalar()
@@ -377,6 +409,7 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             # The spread of the clients' median latencies: with the API processes equally
             # busy every client waits about as long (api.balancing).
             "client_median_ms": _spread([c.latencies for c in clients]),
+            **_by_training(clients, [(float(a), float(b)) for a, b in spans], t0, elapsed),
             "errors": len(errors),
             "error_examples": errors[:5],
             "trainings_completed_during_run": int(trainings or 0),
@@ -426,6 +459,12 @@ def main() -> None:
         print(f"  {route}: p50 {r['p50']} ms, p99 {r['p99']} ms, max {r['max']} ms")
     spread = result["client_median_ms"]
     print(f"  median latency per client: {spread['min']} to {spread['max']} ms")
+    during, other = result["latency_ms_while_training"], result["latency_ms_otherwise"]
+    print(
+        f"  requests started while a training ran ({result['training_share_of_run']:.0%} of "
+        f"the run): p50 {during['p50']} ms, p99 {during['p99']} ms; the others: "
+        f"p50 {other['p50']} ms, p99 {other['p99']} ms"
+    )
     print(
         f"trainings completed during the run: {result['trainings_completed_during_run']}; "
         f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"
