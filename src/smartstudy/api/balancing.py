@@ -11,9 +11,9 @@ So the processes share a table of their requests in flight: one integer per proc
 shared memory, each written only by its own process (on its event loop, so without a lock)
 and read by all. A process whose requests in flight exceed the least busy process's by more
 than ``SLACK`` (or an eighth of that process's, when that is more) answers the request it is
-finishing with ``Connection: close``. The client
-opens a new connection for its next request, and the kernel places that one afresh; a
-connection that lands on the busy process again may be closed again after its next answer.
+finishing with ``Connection: close``. The client opens a new connection for its next
+request, and the kernel places that one afresh; a connection that lands on the busy process
+again may be closed again after its next answer.
 Nothing is lost: the answer is complete, and HTTP clients reconnect by themselves. The
 connections settle within ``SLACK`` of even, and a balanced server closes none.
 """
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smartstudy.api.security_headers import HTTPMiddleware
+from smartstudy.api.security_headers import HTTPMiddleware, wrap_outermost
 from smartstudy.observability import metrics
 
 #: How many more requests in flight than the least busy process a process may have before it
@@ -127,9 +126,4 @@ def this_process() -> LoadTable | None:
 
 def install(app: FastAPI, table: LoadTable) -> None:
     """Put the balancer outside everything else of ``app``, so that every answer counts."""
-    build: Callable[[], ASGIApp] = app.build_middleware_stack
-
-    def build_with_balancer() -> ASGIApp:
-        return ConnectionBalancer(build(), table)
-
-    app.build_middleware_stack = build_with_balancer  # type: ignore[method-assign]
+    wrap_outermost(app, lambda inner: ConnectionBalancer(inner, table))

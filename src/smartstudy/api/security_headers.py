@@ -11,6 +11,7 @@ the headers.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from itertools import product
 
 from fastapi import FastAPI
@@ -117,15 +118,22 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI) -> None:
-    """Put the middleware outside everything else of ``app``, error handling included.
+def wrap_outermost(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Put ``wrap`` around everything else of ``app``, error handling included (the last
+    call wraps outermost).
 
-    ``app.add_middleware`` would place it inside ``ServerErrorMiddleware``, whose 500 answers
-    would then go out bare.
+    ``app.add_middleware`` would place a middleware inside ``ServerErrorMiddleware``, whose
+    500 answers would then bypass it.
     """
     build = app.build_middleware_stack
 
-    def build_with_headers() -> ASGIApp:
-        return SecurityHeadersMiddleware(build())
+    def build_wrapped() -> ASGIApp:
+        return wrap(build())
 
-    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
+
+
+def install(app: FastAPI) -> None:
+    """Put the middleware outside everything else of ``app``: even a 500 answer of
+    ``ServerErrorMiddleware`` carries the headers."""
+    wrap_outermost(app, SecurityHeadersMiddleware)
