@@ -203,6 +203,17 @@ def test_a_following_server_learns_other_processes_without_a_request(context, wo
         assert after.p_correct < learnt.p_correct
 
 
+def test_a_server_stopped_before_its_warm_up_ended_starts_no_follower(context):
+    """The warm-up thread starts the follower when it is done; a server told to stop before
+    that (a short-lived process, a test's client) must neither fail to stop nor leave a
+    follower reading through a closed engine."""
+    service = PredictionService(sync_interval=0.05)
+    service.stop_following()
+    service.follow(context.sessions)
+    assert service._follower is None
+    service.stop_following()
+
+
 def test_a_completion_committed_late_is_learnt_by_the_next_whole_window_read(
     context, world, monkeypatch
 ):

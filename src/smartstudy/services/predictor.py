@@ -381,6 +381,7 @@ class PredictionService:
         self._loading: set[str] = set()
         self._follower: threading.Thread | None = None
         self._stop_following = threading.Event()
+        self._follow_lock = threading.Lock()
         #: True while ``warm_up`` runs: the process is not ready for traffic yet.
         self.warming_up = False
         unknown = [n for n in chain if n not in self.factories]
@@ -642,9 +643,6 @@ class PredictionService:
         the others completed meanwhile (under load, 70 ms at p99). Nothing to follow with a
         ``sync_interval`` of 0 (every prediction reads first). ``stop_following`` ends it
         for good."""
-        if self.sync_interval <= 0 or (self._follower is not None and self._follower.is_alive()):
-            return
-
         def run() -> None:
             failing = False
             while not self._stop_following.wait(self.sync_interval):
@@ -658,15 +656,23 @@ class PredictionService:
                         log.exception("reading other processes' completions failed; retrying")
                     failing = True
 
-        self._follower = threading.Thread(target=run, name="feed-follower", daemon=True)
-        self._follower.start()
+        # The warm-up thread starts it while the server may already be stopping: under the
+        # lock, a stop that came first leaves nothing started, and one that comes next finds
+        # the thread started.
+        with self._follow_lock:
+            following = self._follower is not None and self._follower.is_alive()
+            if self.sync_interval <= 0 or following or self._stop_following.is_set():
+                return
+            self._follower = threading.Thread(target=run, name="feed-follower", daemon=True)
+            self._follower.start()
 
     def stop_following(self, timeout: float = 2.0) -> None:
-        """End the ``follow`` thread (at shutdown)."""
-        self._stop_following.set()
-        if self._follower is not None:
-            self._follower.join(timeout)
-            self._follower = None
+        """End the ``follow`` thread (at shutdown), and any ``follow`` after it."""
+        with self._follow_lock:
+            self._stop_following.set()
+            follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.join(timeout)
 
     @staticmethod
     def _counts_learn(counts: _TopicCounts, fresh: list[dict], since: datetime) -> bool:
