@@ -643,6 +643,7 @@ class PredictionService:
         the others completed meanwhile (under load, 70 ms at p99). Nothing to follow with a
         ``sync_interval`` of 0 (every prediction reads first). ``stop_following`` ends it
         for good."""
+
         def run() -> None:
             failing = False
             while not self._stop_following.wait(self.sync_interval):
