@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from smartstudy.eval import metrics
 from smartstudy.services import accounts, catalogue
 from smartstudy.services.context import AppContext
 from smartstudy.services.reports import prediction_quality as pq
@@ -108,6 +109,51 @@ def test_no_rows_and_no_predictions_give_no_numbers():
     quality = pq.prediction_quality([_row(None, True), _row(None, False)])
     assert (quality.n, quality.accuracy) == (2, 0.5)
     assert quality.ece is None and quality.brier is None and quality.coverage80 is None
+
+
+def test_the_ece_is_set_against_what_chance_alone_gives_on_as_many_tasks():
+    """Calibrated predictions on 40 tasks show an ECE of about 15% by chance alone, so such
+    an ECE is no sign of miscalibration; predictions of 90% on 200 tasks of which a third
+    were solved are miscalibrated beyond any chance."""
+    rng = random.Random(4)
+    p = [rng.uniform(0.3, 0.9) for _ in range(40)]
+    calibrated = [_row(pi, rng.random() < pi) for pi in p] + [_row(None, True)]
+    quality = pq.prediction_quality(calibrated)
+    mean, p95 = metrics.calibrated_ece(p, draws=pq.CHANCE_DRAWS)
+    assert (quality.ece_by_chance, quality.ece_by_chance_p95) == (mean, p95)
+    assert 0.1 < quality.ece_by_chance < 0.2 and quality.scored == 40
+    assert quality.ece is not None and quality.ece <= p95
+    assert quality.ece_beyond_chance is False
+
+    overconfident = [_row(0.9, k % 3 == 0) for k in range(200)]
+    quality = pq.prediction_quality(overconfident)
+    assert quality.ece == pytest.approx(0.9 - 67 / 200)
+    assert quality.ece_by_chance is not None and quality.ece_by_chance < 0.05
+    assert quality.ece_beyond_chance is True
+    assert pq.prediction_quality([_row(None, True)]).ece_beyond_chance is None
+
+
+def test_the_coverage_is_set_against_what_chance_alone_gives_on_as_many_tasks():
+    # 40 tasks: exact 80% intervals cover 27 to 37 of them 95 times in 100 (binomial).
+    assert metrics.coverage_by_chance(40) == (27 / 40, 37 / 40)
+    low, high = metrics.coverage_by_chance(1000)
+    assert 0.77 < low < 0.8 < high < 0.83
+    for bad in (0, 2.5, -1):
+        with pytest.raises(ValueError, match="n"):
+            metrics.coverage_by_chance(bad)  # type: ignore[arg-type]
+
+    def rows(inside: int, outside: int) -> list[CompletedRow]:
+        interval = (30.0, 60.0, 120.0)
+        return [_row(0.5, True, seconds=60.0, interval=interval) for _ in range(inside)] + [
+            _row(0.5, True, seconds=600.0, interval=interval) for _ in range(outside)
+        ]
+
+    within = pq.prediction_quality([*rows(29, 11), _row(0.5, True)])  # 72.5%, one untimed
+    assert within.timed == 40 and within.coverage_by_chance == (27 / 40, 37 / 40)
+    assert within.coverage_beyond_chance is False
+    assert pq.prediction_quality(rows(20, 20)).coverage_beyond_chance is True
+    assert pq.prediction_quality(rows(40, 0)).coverage_beyond_chance is True
+    assert pq.prediction_quality([_row(0.5, True)]).coverage_beyond_chance is None
 
 
 def test_the_calibration_shortfall_counts_only_tasks_with_a_prediction():

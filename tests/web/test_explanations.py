@@ -149,6 +149,13 @@ def test_analytics_waits_for_enough_tasks_then_labels_bin_counts(web: Web, conte
     page = web.get("/analytics").text
     assert "Not enough data yet" not in page and 'id="chart-calibration"' in page
     assert 'id="ece-value"' in page and '"n=' in page  # each point labelled with its count
+    # The ECE and the coverage are set against what chance alone gives on as many tasks.
+    done = 3 + 2 * ((need - 3) // 2 + 1)
+    ece = r'id="ece-chance">By chance alone about [\d.]+% on (\d+) tasks: (.*?)<'
+    chance = re.search(ece, page)
+    assert chance is not None and chance.groups() == (str(done), "within chance")
+    coverage = re.search(r'id="coverage-chance">By chance alone \d+%–\d+% on (\d+) tasks', page)
+    assert coverage is not None and coverage.group(1) == str(done)
 
 
 def test_wrong_answers_never_raise_the_mastery_shown(web: Web, context, maths):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import rankdata
+from scipy.stats import binom, rankdata
 
 
 def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
@@ -207,6 +207,19 @@ def interval_coverage(actual_s: ArrayLike, low_s: ArrayLike, high_s: ArrayLike) 
     if len(actual) == 0:
         return float("nan")
     return float(np.mean((actual >= low) & (actual <= high)))
+
+
+def coverage_by_chance(n: int, nominal: float = 0.8, level: float = 0.95) -> tuple[float, float]:
+    """The range of the coverage that intervals holding exactly ``nominal`` of the times show
+    on ``n`` times in ``level`` of cases (binomial quantiles, as shares of ``n``): on 40 times
+    an 80% interval covers 67.5% to 92.5% of them by chance alone."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"`n` must be a positive integer, got {n!r}")
+    if not (0.0 < nominal < 1.0 and 0.0 < level < 1.0):
+        raise ValueError("`nominal` and `level` must be in (0, 1)")
+    tail = (1.0 - level) / 2.0
+    low, high = binom.ppf([tail, 1.0 - tail], int(n), nominal)
+    return float(low) / n, float(high) / n
 
 
 def correctness_metrics(y: ArrayLike, p: ArrayLike) -> dict[str, Any]:

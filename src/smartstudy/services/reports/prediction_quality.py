@@ -27,6 +27,9 @@ from smartstudy.store.repositories import reports as queries
 #: diagram) is shown: with ten bins, fewer tasks leave most bins with one or two tasks, whose
 #: observed rate is 0% or 100% by chance and makes any prediction look miscalibrated.
 CALIBRATION_MIN_TASKS = 30
+#: Outcome vectors drawn to find the ECE that chance alone gives (``metrics.calibrated_ece``):
+#: enough for a stable mean and 95th percentile, a few milliseconds for thousands of tasks.
+CHANCE_DRAWS = 200
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,38 @@ class Quality:
     ece: float | None
     coverage80: float | None
     median_abs_log_ratio: float | None
+    #: The ECE that predictions calibrated perfectly would show on these tasks by chance
+    #: alone: its mean and 95th percentile (``metrics.calibrated_ece``). On few tasks it is
+    #: large (about 15% on 40), so an ECE below the percentile is no sign of miscalibration.
+    ece_by_chance: float | None = None
+    ece_by_chance_p95: float | None = None
+    #: Tasks with a predicted chance (those the Brier score and the ECE are about).
+    scored: int = 0
+    #: Tasks with a predicted interval, and the range the coverage of exact 80% intervals
+    #: falls in on that many tasks 95 times in 100 (``metrics.coverage_by_chance``).
+    timed: int = 0
+    coverage_by_chance: tuple[float, float] | None = None
+
+    @property
+    def ece_beyond_chance(self) -> bool | None:
+        """Whether the ECE is larger than chance alone gives 95 times in 100."""
+        if self.ece is None or self.ece_by_chance_p95 is None:
+            return None
+        return self.ece > self.ece_by_chance_p95
+
+    @property
+    def coverage_beyond_chance(self) -> bool | None:
+        """Whether the coverage is outside the range chance alone gives exact intervals."""
+        if self.coverage80 is None or self.coverage_by_chance is None:
+            return None
+        low, high = self.coverage_by_chance
+        return not low <= self.coverage80 <= high
 
 
 def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
     """Accuracy of every completed task; Brier score, mean predicted chance and ECE
-    (``n_bins`` bins) of those with a predicted chance; coverage of the 80% interval and the
+    (``n_bins`` bins) of those with a predicted chance, with the ECE chance alone would give
+    them; coverage of the 80% interval and the
     median of |log(actual / predicted median)| of those with a predicted time.
 
     A task counts as timed when its time and its predicted median, p10 and p90 are positive
@@ -168,7 +198,7 @@ def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
     and is left out instead of being counted as a miss)."""
     if not rows:
         return Quality(0, None, None, None, None, None, None)
-    brier = ece = mean_p = None
+    brier = ece = mean_p = chance = chance_p95 = None
     scored = [r for r in rows if r.p_correct is not None]
     if scored:
         y = [float(r.correct) for r in scored]
@@ -176,9 +206,11 @@ def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
         brier = sum((pi - yi) ** 2 for pi, yi in zip(p, y, strict=True)) / len(p)
         mean_p = sum(p) / len(p)
         ece = metrics.expected_calibration_error(y, p, n_bins)
-    coverage = median_log = None
+        chance, chance_p95 = metrics.calibrated_ece(p, n_bins, draws=CHANCE_DRAWS)
+    coverage = median_log = chance_range = None
     timed = [r for r in rows if _has_interval(r)]
     if timed:
+        chance_range = metrics.coverage_by_chance(len(timed))
         actual = [r.seconds for r in timed]
         coverage = metrics.interval_coverage(
             actual, [r.p10_s for r in timed], [r.p90_s for r in timed]
@@ -193,6 +225,11 @@ def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
         ece=ece,
         coverage80=coverage,
         median_abs_log_ratio=median_log,
+        ece_by_chance=chance,
+        ece_by_chance_p95=chance_p95,
+        scored=len(scored),
+        timed=len(timed),
+        coverage_by_chance=chance_range,
     )
 
 
