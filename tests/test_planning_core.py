@@ -170,6 +170,7 @@ def test_recommendations_prefer_the_band_and_explain_themselves():
     first = {r.topic_id: r for r in recs[:3]}
     assert first["t0"].difficulty == "medium"  # 70%: inside the 60-85% band
     assert "Mastery of Chain rule is 28%" in first["t0"].reason
+    assert "at medium you are predicted to succeed 70% of the time" in first["t0"].reason
     assert "which is where practice pays most" in first["t0"].reason
     assert "last practised 5 days ago" in first["t0"].reason
     assert "not practised Series yet" in first["t2"].reason

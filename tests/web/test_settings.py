@@ -69,6 +69,19 @@ def test_password_change_errors(web: Web):
     web.login("robin@example.com", PASSWORD)  # unchanged
 
 
+def test_the_password_form_names_its_account_for_password_managers(web: Web):
+    web.signup("robin@example.com")
+    page = web.get("/settings").text
+    form = page[
+        page.index('action="/settings/password"') : page.index(
+            "</form>", page.index('action="/settings/password"')
+        )
+    ]
+    field = re.search(r"<input type=\"email\" autocomplete=\"username\"[^>]*>", form)
+    assert field is not None and 'value="robin@example.com"' in field.group(0)
+    assert " hidden" in field.group(0) and "name=" not in field.group(0)  # never submitted
+
+
 def test_csv_export_holds_every_own_task(web: Web, maths):
     web.signup("robin@example.com")
     done = create_task(web, maths.topic_id, "hard", description='=HYPERLINK("http://x")')

@@ -324,7 +324,7 @@ def _best_difficulty(
 
 def _band_sentence(p: float, difficulty: str, band: tuple[float, float]) -> str:
     low, high = band
-    where = f"at {difficulty} you succeed about {_percent(p)} of the time"
+    where = f"at {difficulty} you are predicted to succeed {_percent(p)} of the time"
     if low <= p <= high:
         return f"{where}, which is where practice pays most"
     span = f"{_percent(low)}–{_percent(high)}"
