@@ -190,7 +190,7 @@ class Quality:
 def prediction_quality(rows: list[CompletedRow], n_bins: int = 10) -> Quality:
     """Accuracy of every completed task; Brier score, mean predicted chance and ECE
     (``n_bins`` bins) of those with a predicted chance, with the ECE chance alone would give
-    them; coverage of the 80% interval and the
+    them; coverage of the 80% interval, with the range chance alone would give it, and the
     median of |log(actual / predicted median)| of those with a predicted time.
 
     A task counts as timed when its time and its predicted median, p10 and p90 are positive
