@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from smartstudy.eval import metrics as metrics_module
 from smartstudy.eval.metrics import (
     accuracy,
     auc,
@@ -113,6 +114,23 @@ def test_calibrated_ece_is_the_sampling_noise_of_a_calibrated_model():
     assert calibrated_ece(p, seed=3) == calibrated_ece(p, seed=3)
     y = (rng.uniform(size=2000) < np.clip(p + 0.1, 0, 1)).astype(float)
     assert expected_calibration_error(y, p) > calibrated_ece(p)[1]
+
+
+@pytest.mark.parametrize("block", [1, 7 * 300, 1 << 20])
+def test_calibrated_ece_in_blocks_is_one_draw_at_a_time(monkeypatch, block: int):
+    """Draws taken in blocks (one matrix product each) give exactly what one outcome vector
+    at a time gave: the same uniform stream, the same sums."""
+    p = np.random.default_rng(5).uniform(0.0, 1.0, 300)
+    rng = np.random.default_rng(2)
+    bins = np.minimum((p * 10).astype(int), 9)
+    sum_p = np.bincount(bins, weights=p, minlength=10)
+    values = []
+    for _ in range(50):
+        outcomes = (rng.uniform(size=len(p)) < p).astype(float)
+        values.append(np.abs(np.bincount(bins, weights=outcomes, minlength=10) - sum_p).sum())
+    expected = (float(np.mean(values) / len(p)), float(np.quantile(values, 0.95) / len(p)))
+    monkeypatch.setattr(metrics_module, "_OUTCOMES_PER_BLOCK", block)
+    assert calibrated_ece(p, draws=50, seed=2) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize(
