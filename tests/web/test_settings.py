@@ -72,11 +72,8 @@ def test_password_change_errors(web: Web):
 def test_the_password_form_names_its_account_for_password_managers(web: Web):
     web.signup("robin@example.com")
     page = web.get("/settings").text
-    form = page[
-        page.index('action="/settings/password"') : page.index(
-            "</form>", page.index('action="/settings/password"')
-        )
-    ]
+    start = page.index('action="/settings/password"')
+    form = page[start : page.index("</form>", start)]
     field = re.search(r"<input type=\"email\" autocomplete=\"username\"[^>]*>", form)
     assert field is not None and 'value="robin@example.com"' in field.group(0)
     assert " hidden" in field.group(0) and "name=" not in field.group(0)  # never submitted
