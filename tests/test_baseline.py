@@ -257,8 +257,8 @@ def test_interval_scale_is_one_without_enough_data() -> None:
 
 # -- user offsets ---------------------------------------------------------------------------
 def test_user_offset_formula_within_predict() -> None:
-    prec, k_time = 2.0, 3.0
-    model = _tiny_model(user_prior_precision=prec, k_user_time=k_time)
+    prec, k_time, k_pair = 2.0, 3.0, 4.0
+    model = _tiny_model(user_prior_precision=prec, k_user_time=k_time, k_pair_time=k_pair)
     plain = _tiny_model(user_prior_precision=None)
     new_user = pd.DataFrame(
         {
@@ -288,7 +288,11 @@ def test_user_offset_formula_within_predict() -> None:
 
         timed = [s for s in range(t) if not np.isnan(lt[s])]
         offset = sum(lt[s] - mu[s] for s in timed) / (len(timed) + k_time)
-        assert pred["time_median_s"].iloc[t] == pytest.approx(math.exp(mu[t] + offset)), t
+        # The user's own earlier times on this item pull it towards their mean there.
+        same = [s for s in timed if new_user["item_id"].iloc[s] == new_user["item_id"].iloc[t]]
+        mean = (sum(lt[s] for s in same) + k_pair * (mu[t] + offset)) / (len(same) + k_pair)
+        expected_median = math.exp(mean)
+        assert pred["time_median_s"].iloc[t] == pytest.approx(expected_median), t
     # Two early misses pull the user down; the sign is the point of the offset.
     assert pred["p_correct"].iloc[2] < base["p_correct"].iloc[2]
 
@@ -846,3 +850,101 @@ def test_learn_many_refuses_what_update_refuses_after_the_rows_before() -> None:
     at_once, one_by_one = refused_alike(model, rows, "rt_seconds")
     np.testing.assert_array_equal(at_once.user_stats_, one_by_one.user_stats_)
     np.testing.assert_array_equal(at_once.item_stats_, one_by_one.item_stats_)
+
+
+# -- a user's time on one item ------------------------------------------------------------------
+def _item_speed_cohort(
+    users: int, interaction_sd: float, seed: int, prefix: str = "u"
+) -> pd.DataFrame:
+    """``users`` students × 4 items × 8 timed attempts: log time = item + user (+ a user × item
+    effect of sd ``interaction_sd``) + noise of sd 0.5."""
+    rng = np.random.default_rng(seed)
+    items = {"i1": 3.5, "i2": 4.0, "i3": 4.5, "i4": 5.0}
+    rows = []
+    for u in range(users):
+        speed = rng.normal(0.0, 0.4)
+        for item, centre in items.items():
+            own = rng.normal(0.0, interaction_sd)
+            for k in range(8):
+                lt = centre + speed + own + rng.normal(0.0, 0.5)
+                rows.append((f"{prefix}{u}", item, "S", int(rng.random() < 0.6), math.exp(lt), k))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "skill_id", "correct", "rt", "k"])
+    frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    frame["order"] = frame.groupby("user_id").cumcount()
+    return frame.rename(columns={"rt": "rt_seconds"}).drop(columns="k")
+
+
+def test_a_student_who_is_nearly_all_of_an_items_data_is_predicted_from_their_own_times() -> None:
+    """Only a student's first timed attempt at an item enters its shared time statistics (so
+    one student cannot move another's prediction), yet a student with a hundred attempts at
+    an item is predicted from them: the offset on the item beyond the student's overall one.
+    Seed 000's bulk user in miniature: one student, very different times per item."""
+    rng = np.random.default_rng(3)
+    medians = {"easy": 40.0, "medium": 200.0, "hard": 600.0}
+    rows = [
+        ("heavy", item, "T", int(rng.random() < 0.5), median * math.exp(rng.normal(0.0, 0.3)))
+        for _ in range(100)
+        for item, median in medians.items()
+    ]
+    rows += [("light", item, "T", 1, 120.0) for item in medians]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds"])
+    frame["order"] = frame.groupby("user_id").cumcount()
+    model = Baseline().fit(frame)
+    without = Baseline(k_pair_time=None).fit(frame)
+    for item in medians:
+        observed = frame[(frame["user_id"] == "heavy") & (frame["item_id"] == item)]
+        own = float(np.median(observed["rt_seconds"]))
+        assert model.predict_one("heavy", item, "T")["time_median_s"] == pytest.approx(
+            own, rel=0.15
+        ), item
+        # Without that offset the three items' times are nearly alike (one attempt each).
+        if item != "medium":
+            assert without.predict_one("heavy", item, "T")["time_median_s"] != pytest.approx(
+                own, rel=0.15
+            ), item
+        # Another student still gets the population's time: the heavy student's hundred
+        # attempts count once in the shared statistics.
+        other = model.predict_one("new", item, "T")["time_median_s"]
+        assert other == without.predict_one("new", item, "T")["time_median_s"]
+    # Online learning gets there too: a hundred attempts learnt one by one.
+    online = Baseline().fit(frame[frame["user_id"] == "light"])
+    for row in frame[frame["user_id"] == "heavy"].to_dict("records"):
+        online.update(row)
+    hard = frame[(frame["user_id"] == "heavy") & (frame["item_id"] == "hard")]
+    assert online.predict_one("heavy", "hard", "T")["time_median_s"] == pytest.approx(
+        float(np.median(hard["rt_seconds"])), rel=0.15
+    )
+
+
+def test_the_strength_of_a_students_offset_on_an_item_is_learned() -> None:
+    """Empirical Bayes, as for the user priors: where students' times on an item differ from
+    their times elsewhere, the offset is learned with a small pseudo-count and predicts
+    unseen students' later times better; where they do not, it is turned off."""
+    with_effect = _item_speed_cohort(60, interaction_sd=0.6, seed=1)
+    model = Baseline().fit(with_effect)
+    assert model.pair_time_k_ is not None and model.pair_time_k_ <= 4.0
+    test = _item_speed_cohort(30, interaction_sd=0.6, seed=2, prefix="new")
+    later = test["order"] >= 16
+
+    def rmse(m: Baseline) -> float:
+        pred = m.predict(test)[later]
+        residual = np.log(pred["time_median_s"]) - np.log(test.loc[later, "rt_seconds"])
+        return float(np.sqrt(np.mean(residual**2)))
+
+    assert rmse(model) < rmse(Baseline(k_pair_time=None).fit(with_effect)) - 0.05
+    none = Baseline().fit(_item_speed_cohort(60, interaction_sd=0.0, seed=3))
+    assert none.pair_time_k_ is None or none.pair_time_k_ >= 16.0
+
+
+def test_offsets_on_items_are_saved_and_validated() -> None:
+    model = Baseline().fit(_item_speed_cohort(40, interaction_sd=0.6, seed=4))
+    # A state stored before these offsets serves without them, as it did.
+    bads = (0, -1.0, math.nan, math.inf, "x", True)
+    _assert_state_round_trip(model, "pair_time_k", None, bads, ("u1", "i2", "S"))
+    state = model._get_state()
+    with pytest.raises(ValueError, match="pair_time_sums"):
+        Baseline()._set_state({**state, "pair_time_sums": state["pair_time_sums"][:-1]})
+    bad = state["pair_time_sums"].copy()
+    bad[0, 1] = -1.0
+    with pytest.raises(ValueError, match="pair_time_sums"):
+        Baseline()._set_state({**state, "pair_time_sums": bad})

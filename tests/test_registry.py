@@ -226,6 +226,7 @@ def test_a_corrupt_active_version_falls_back_and_is_recorded(context):
     users, topic_id = _history(context, n_users=3)
     state = {"flipped": False}
     context.predictor = _flippable_service(state)
+    context.predictor.fixed_order = True  # the candidate is asked first: nothing is held out
     run_training(context)
     with session_scope(context.sessions) as session:
         row = session.scalar(select(ModelVersion).where(ModelVersion.model_name == "candidate"))

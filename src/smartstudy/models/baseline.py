@@ -8,8 +8,9 @@ What it is
     posterior per answer, taken at the current offset (``_offset_filter``), so an answer
     always moves it in the answer's direction. Response time
     uses the same hierarchy for the mean and the residual variance of ``log(rt_seconds)``,
-    plus a shrunken per-user log-time offset; the median is ``exp(mu)`` and the 80 % interval
-    ``exp(mu ± Z80 · sigma)``.
+    plus a shrunken per-user log-time offset; the user's own times on the item pull that
+    towards their mean there (a student much faster at easy tasks than at hard ones). The
+    median is ``exp(mu)`` and the 80 % interval ``exp(mu ± Z80 · sigma)``.
 
 Why
     It is the transparent reference point that every other model (LNIRT, BKT, neural) must
@@ -41,8 +42,10 @@ Robust time statistics
     item's median and MAD, in ``update`` the current shrunk mean and sd), and only a user's
     first ``POP_ATTEMPTS_PER_USER_ITEM`` timed attempts at an item enter the shared item /
     skill / global time sums. So ten absurd completions by one student move another student's
-    predicted median by a bounded, small amount; the student's own time offset still learns
-    from every attempt.
+    predicted median by a bounded, small amount; the student's own time offset and their
+    times on the item (``k_pair_time``) still learn from every attempt. So a student who is
+    nearly all of an item's data is predicted from their own times on it, not from the one
+    attempt the shared sums keep.
 
 Interval scale
     Real times have heavier tails than a log-normal, so ``exp(mu ± Z80 · sigma)`` can hold
@@ -102,6 +105,9 @@ MIN_LOG_TIME_VAR = 1e-4
 # offset) that ``fit`` chooses from: 1/8 to 32 in steps of a fourth of a doubling, fine
 # enough that refits on growing data move the choice gradually, not in jumps of 2x.
 PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 21))
+# Candidate pseudo-counts of the (user, item) log-time offset: the same grid, or none at all
+# (inf: the offset is off) where a user's times on one item say nothing beyond their others.
+PAIR_TIME_GRID: tuple[float, ...] = (*PRIOR_GRID, math.inf)
 # Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
 FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
 PRIOR_MIN_USERS = 20
@@ -129,7 +135,8 @@ _OFFSET_FORM = "filter"
 # Columns of ``_user_contributions``: score and information at a zero offset, log-time
 # residual, timed.
 _C_SCORE, _C_INFO = 0, 1
-# Key of a (user, item) pair in ``pair_timed_``: user index * _PAIR_BASE + item index.
+# Key of a (user, item) pair in ``pair_timed_`` and ``pair_time_`` (the pair's sum of log
+# times and timed attempts): user index * _PAIR_BASE + item index.
 _PAIR_BASE = 1 << 32
 # The smallest positive float: a floor that keeps a probability out of a division by zero.
 _TINY = float(np.finfo(float).tiny)
@@ -163,6 +170,17 @@ class Baseline(LearnerModel):
         user's log-times shrunk by ``n / (n + k_user_time)``. 5 fits the usual ratio of
         within-person to between-person log-time variance (about 4–6). ``None`` disables
         time offsets only.
+    k_pair_time:
+        Pseudo-attempts with which a user's own log-time mean on one item is shrunk towards
+        the prediction from the item level and the user's overall offset:
+        ``(sum + k mu) / (n + k)`` over the user's ``n`` timed attempts there. Only a
+        user's first timed attempt at an item enters the item's shared time statistics
+        (robust learning), so without it a student with a hundred tasks at one item would
+        be predicted the population's time there. ``None`` disables it. With
+        ``learn_user_prior`` it is learned like ``k_user_time`` (``PAIR_TIME_GRID``, where
+        ``inf`` turns it off); the default, the same 5, serves until there are enough users
+        to learn it from (a class of a few students, whose items' shared time statistics
+        hold one attempt per student).
     learn_user_prior:
         Learn the strength of both user priors from the training data (empirical Bayes):
         ``fit`` replays each training user's history one step ahead and keeps the prior
@@ -201,6 +219,7 @@ class Baseline(LearnerModel):
         learn_interval_scale: bool = True,
         guess_floor: float = 0.0,
         learn_guess_floor: bool = True,
+        k_pair_time: float | None = 5.0,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -210,6 +229,7 @@ class Baseline(LearnerModel):
         self.learn_interval_scale = learn_interval_scale
         self.guess_floor = guess_floor
         self.learn_guess_floor = learn_guess_floor
+        self.k_pair_time = k_pair_time
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
@@ -221,7 +241,7 @@ class Baseline(LearnerModel):
             value = getattr(self, name)
             if not _is_positive_number(value):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("user_prior_precision", "k_user_time"):
+        for name in ("user_prior_precision", "k_user_time", "k_pair_time"):
             value = getattr(self, name)
             if value is not None and not _is_positive_number(value):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
@@ -289,6 +309,13 @@ class Baseline(LearnerModel):
         )
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
         user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
+        pos = sort_for_sequences(data)
+        earlier = np.empty_like(user_contrib)
+        earlier[pos] = _exclusive_sums(user_codes[pos], user_contrib[pos])
+        user_shift = self._user_time_shift(earlier)  # the user's offset before each row
+        pair_codes = user_codes.astype(np.int64) * _PAIR_BASE + item_codes
+        timed = user_contrib[:, _U_TN] > 0
+        mu_pair = self._fit_pairs(pos, pair_codes, (lt, timed), mu_loo + user_shift, enough)
         self.interval_scale_ = 1.0
         if (
             self.learn_interval_scale
@@ -296,10 +323,66 @@ class Baseline(LearnerModel):
             and int(user_contrib[:, _U_TN].sum()) >= PRIOR_MIN_ROWS
         ):
             self.interval_scale_ = self._learn_interval_scale(
-                data, lt, mu_loo, var_loo, user_contrib
+                lt, mu_pair, var_loo, user_contrib, earlier
             )
         self.fitted_ = True
         return self
+
+    def _user_time_shift(self, state: np.ndarray) -> np.ndarray:
+        """The user's log-time offset of rows with user statistics ``state`` (0 where time
+        offsets are off)."""
+        precision, time_k = self._user_priors()
+        if time_k is None or precision is None:
+            return np.zeros(len(state))
+        return state[:, _U_TRES] / (state[:, _U_TN] + time_k)
+
+    def _pair_k(self) -> float | None:
+        """The (user, item) time pseudo-count in use; None when that offset is off (also
+        whenever the user's own time offset is)."""
+        precision, time_k = self._user_priors()
+        if time_k is None or precision is None:
+            return None
+        return getattr(self, "pair_time_k_", None)
+
+    def _fit_pairs(
+        self,
+        pos: np.ndarray,
+        pair_codes: np.ndarray,
+        times: tuple[np.ndarray, np.ndarray],
+        mu_user: np.ndarray,
+        enough: bool,
+    ) -> np.ndarray:
+        """The (user, item) time statistics: each pair's sum of log times and its number of
+        timed attempts (``times``: the rows' log times and whether each is timed), and the
+        pseudo-count that shrinks the pair's mean towards the user's prediction
+        (``_pair_mean``), learned (``PAIR_TIME_GRID``) by replaying every pair's rows in the
+        users' order (``pos``; ``mu_user``: the item level plus the user's offset before
+        each row) with the smallest squared error, as ``k_user_time`` is. Returns each row's
+        log-time mean with the pair's earlier rows."""
+        lt, timed = times
+        sums = np.column_stack([np.where(timed, lt, 0.0), timed.astype(float)])
+        earlier = np.empty_like(sums)
+        earlier[pos] = _exclusive_sums(pd.factorize(pair_codes[pos])[0], sums[pos])
+        self.pair_time_k_ = self.k_pair_time
+        if self._user_priors()[1] is None or self._user_priors()[0] is None:
+            self.pair_time_k_ = None
+        elif self.k_pair_time is not None and self.learn_user_prior and enough and timed.any():
+            own, n, base = earlier[timed, 0], earlier[timed, 1], mu_user[timed]
+            errors = [
+                float(np.mean((lt[timed] - _pair_mean(own, n, base, k)) ** 2))
+                for k in PAIR_TIME_GRID
+            ]
+            k = PAIR_TIME_GRID[int(np.argmin(errors))]
+            self.pair_time_k_ = None if math.isinf(k) else k
+        codes, keys = pd.factorize(pair_codes)
+        totals = grouped_sums(codes, sums, len(keys))
+        # Every pair seen, timed or not (as ``pair_timed_``), so later updates add no keys.
+        self.pair_time_ = {
+            int(key): [float(t[0]), float(t[1])]
+            for key, t in zip(keys.tolist(), totals.tolist(), strict=True)
+        }
+        k = self._pair_k()
+        return mu_user if k is None else _pair_mean(earlier[:, 0], earlier[:, 1], mu_user, k)
 
     def _fit_users(
         self,
@@ -426,33 +509,28 @@ class Baseline(LearnerModel):
 
     def _learn_interval_scale(
         self,
-        data: pd.DataFrame,
         lt: np.ndarray,
-        mu_item: np.ndarray,
+        mu: np.ndarray,
         var_item: np.ndarray,
         contrib: np.ndarray,
+        earlier: np.ndarray,
     ) -> float:
         """The factor on sigma that makes the 80 % interval hold 80 % of the training times.
 
         Every timed training row is predicted as ``_predict_validated`` would have predicted
-        it one step ahead: the item level from the rows before it (``mu_item``,
-        ``var_item``) plus the user's time offset from the user's earlier rows only, with
-        the same narrowing of the variance. The factor is the 80 % quantile of the
+        it one step ahead: ``mu``, the item level from the rows before it plus the user's
+        time offsets (overall and on the item) from the user's earlier rows only, and
+        ``var_item`` with the same narrowing of the variance (``earlier``: the user's sums
+        before each row). The factor is the 80 % quantile of the
         standardised residuals |z| over Z80 (conformal prediction, Vovk, Gammerman & Shafer
         2005, "Algorithmic Learning in a Random World", on prequential residuals, Dawid
         1984, "Statistical theory: the prequential approach"), shrunk towards 1 in log
         space and kept in ``SCALE_BOUNDS``.
         """
         timed = contrib[:, _U_TN] > 0
-        pos = sort_for_sequences(data)
-        codes = pd.factorize(data["user_id"].to_numpy(dtype=object)[pos])[0]
-        running = pd.DataFrame(contrib[pos]).groupby(codes, sort=False).cumsum()
-        earlier = np.empty_like(contrib)
-        earlier[pos] = running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
-        mu, var = mu_item, var_item
+        var = var_item
         precision, time_k = self._user_priors()
         if time_k is not None and precision is not None:
-            mu = mu_item + earlier[:, _U_TRES] / (earlier[:, _U_TN] + time_k)
             var = var_item * time_k / (1.0 + time_k) * (1.0 + 1.0 / (earlier[:, _U_TN] + time_k))
         z = np.abs(lt[timed] - mu[timed]) / np.sqrt(var[timed])
         n = len(z)
@@ -600,6 +678,25 @@ class Baseline(LearnerModel):
         start[codes] = fitted
         state[:, [_U_OFFSET, _U_INFO]] = self._filter_offsets(codes, p_item, y, start)
         p, mu, sigma = self._personalise(p_item, mu_item, var, state)
+        k = self._pair_k()
+        if k is not None:
+            # The user's own times on the item (the fitted pair sums plus the pair's earlier
+            # rows here) pull the prediction towards their mean.
+            items = data["item_id"].to_numpy(dtype=object)[pos]
+            timed = contrib[:, _U_TN] > 0
+            sums = np.column_stack([np.where(timed, lt, 0.0), timed.astype(float)])
+            pairs = pd.factorize(pd.MultiIndex.from_arrays([codes, items]))[0]
+            fitted_pairs = np.array(
+                [
+                    self.pair_time_.get(u * _PAIR_BASE + i, (0.0, 0.0))
+                    if u >= 0 and i >= 0
+                    else (0.0, 0.0)
+                    for u, i in zip(user_idx.tolist(), item_idx.tolist(), strict=True)
+                ],
+                dtype=float,
+            ).reshape(-1, 2)
+            pair_state = fitted_pairs + _exclusive_sums(pairs, sums)
+            mu = _pair_mean(pair_state[:, 0], pair_state[:, 1], mu, k)
         return log_normal_predictions(p, mu, sigma, pos, data.index)
 
     def _personalise(
@@ -657,7 +754,8 @@ class Baseline(LearnerModel):
         if ids is None:
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
-        p, mu, var, _ = self._level_one(self.item_index_.get(item, -1), skill)
+        item_i = self.item_index_.get(item, -1)
+        p, mu, var, _ = self._level_one(item_i, skill)
         # A user the model has not seen has zero statistics (as ``predict`` adds the, here
         # empty, earlier rows of the user to them); ``_personalise`` for one row in floats.
         user_i = self.user_index_.get(user)
@@ -676,6 +774,10 @@ class Baseline(LearnerModel):
         if time_k is not None and precision is not None:
             mu += tres / (tn + time_k)
             var = var * time_k / (1.0 + time_k) * (1.0 + 1.0 / (tn + time_k))
+            k = self._pair_k()
+            if k is not None and user_i is not None and item_i >= 0:
+                own, n = self.pair_time_.get(user_i * _PAIR_BASE + item_i, (0.0, 0.0))
+                mu = (own + k * mu) / (n + k)
         sigma = math.sqrt(var) * self._interval_scale()
         return {
             "p_correct": p,
@@ -762,6 +864,9 @@ class Baseline(LearnerModel):
             self.item_skill_[item_i] = skill_i
         stats = self.user_stats_[user_i]
         if has_t:
+            sums = self.pair_time_.setdefault(pair, [0.0, 0.0])
+            sums[0] += lt
+            sums[1] += 1.0
             stats[_U_TRES] += lt - mu_item
             stats[_U_TN] += 1.0
         # The offset moves from where it is, by the answer's evidence at that point.
@@ -813,6 +918,11 @@ class Baseline(LearnerModel):
                 self.pair_timed_.values(), dtype=np.int64, count=len(self.pair_timed_)
             ),
             "user_priors": list(self._user_priors()),
+            "pair_time_keys": np.fromiter(
+                self.pair_time_, dtype=np.int64, count=len(self.pair_time_)
+            ),
+            "pair_time_sums": np.array(list(self.pair_time_.values()), dtype=float).reshape(-1, 2),
+            "pair_time_k": getattr(self, "pair_time_k_", None),
             "interval_scale": self._interval_scale(),
             "guess_floor": self._guess_floor(),
             "user_offsets": _OFFSET_FORM,
@@ -859,6 +969,7 @@ class Baseline(LearnerModel):
         if keys.shape != counts.shape:
             raise ValueError("pair_keys and pair_counts differ in length")
         self.pair_timed_ = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+        self._read_pair_times(state)
         # Versions stored before the priors were learned use the constructor's values.
         precision, time_k = state.get("user_priors", (self.user_prior_precision, self.k_user_time))
         for name, value in (("user_priors[0]", precision), ("user_priors[1]", time_k)):
@@ -877,6 +988,24 @@ class Baseline(LearnerModel):
         if not is_guess_floor(floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
         self.guess_floor_ = float(floor)
+
+    def _read_pair_times(self, state: dict[str, Any]) -> None:
+        """The (user, item) time sums and pseudo-count; a version stored before them has
+        none, and serves without that offset, as it did."""
+        keys = np.asarray(state.get("pair_time_keys", np.zeros(0)), dtype=np.int64)
+        sums = np.asarray(state.get("pair_time_sums", np.zeros((0, 2))), dtype=float)
+        if sums.shape != (len(keys), 2):
+            raise ValueError(f"pair_time_sums has shape {sums.shape}, expected {(len(keys), 2)}")
+        if not np.isfinite(sums).all() or (sums[:, 1] < 0).any():
+            raise ValueError("non-finite or negative pair_time_sums in state")
+        self.pair_time_ = {
+            int(key): [float(r), float(n)]
+            for key, (r, n) in zip(keys.tolist(), sums.tolist(), strict=True)
+        }
+        k = state.get("pair_time_k")
+        if k is not None and not _is_positive_number(k):
+            raise ValueError(f"pair_time_k must be None or a positive finite number, got {k!r}")
+        self.pair_time_k_ = None if k is None else float(k)
 
     def _read_offsets(self, form: Any) -> None:
         """Check the stored users' offset columns. A version stored before the offset filter
@@ -967,6 +1096,23 @@ def _population_contributions(
     (0 or 1: whether the time enters shared statistics), correctness always counts."""
     w = np.where(has_t, weight, 0.0)
     return np.column_stack([np.ones_like(y), y, w, w * lt, w * lt * lt])
+
+
+def _pair_mean(own: np.ndarray, n: np.ndarray, mu_user: np.ndarray, k: float) -> np.ndarray:
+    """A user's log-time mean on an item: the mean of their ``n`` log times there (sum
+    ``own``) shrunk towards ``mu_user`` (the item level plus the user's overall offset) with
+    ``k`` pseudo-attempts; ``mu_user`` itself when ``k`` is infinite. So a hundred attempts at
+    an item predict their own mean there, whatever the item level was when they were made."""
+    if math.isinf(k):
+        return mu_user
+    return (own + k * mu_user) / (n + k)
+
+
+def _exclusive_sums(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each row's column sums of the earlier rows of its group (``codes``; rows in order):
+    a running sum per group, shifted by one row, so a row never counts itself."""
+    running = pd.DataFrame(values).groupby(codes, sort=False).cumsum()
+    return running.groupby(codes, sort=False).shift(1, fill_value=0.0).to_numpy()
 
 
 def _pair_counts(

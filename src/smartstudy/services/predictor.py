@@ -15,7 +15,7 @@ chance for every kind, increasing in p, so a family's direction guarantees hold 
 requests turn from cold to warm too; the time part per kind. A family that cannot answer or
 fails falls back to the next. Telling cold from warm is a dictionary look-up in per (user,
 topic) counts kept up to date like the models. With nothing held out (fewer than
-``registry.MIN_USERS_FOR_HOLDOUT`` students) the chain keeps its default order, uncalibrated.
+``registry.MIN_USERS_FOR_HOLDOUT`` students) the chain's last family answers first, uncalibrated.
 """
 
 from __future__ import annotations

@@ -661,7 +661,7 @@ class ServingPolicy:
     """Which family answers first, per kind of request, and each family's calibration, as
     decided by the newest held-out evaluation of the active versions (``serving`` blocks
     in their metrics). Families without a block from that evaluation follow the ranked ones
-    in the chain's default order; without any block the default order stands."""
+    in the chain's default order; without any block the chain's last family answers first."""
 
     blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``live_scores`` as of the newest training (None: not measured).
@@ -701,12 +701,15 @@ class ServingPolicy:
         families whose live log loss beats the chain's last family's on the tasks they
         answered, by ``LIVE_MARGIN`` and by ``LIVE_SE_FACTOR`` standard errors, answer first,
         best first; the last family answers everything else, and the others come after it
-        (they are still asked, for the record). Before that, with held-out students, the last
-        family answers first: the held-out ranking is shown and calibrates, but does not
+        (they are still asked, for the record). Before that the last family answers first.
+        With held-out students, the held-out ranking is shown and calibrates, but does not
         promote a family, because held-out students are scored by versions fitted on every
         training student's rows, later ones included, which flatters the richer families
         (the replay showed families ranked first that way doing worse live). With nothing
-        validated at all (fewer than ``MIN_USERS_FOR_HOLDOUT`` students), the default order."""
+        validated at all (fewer than ``MIN_USERS_FOR_HOLDOUT`` students) no family has shown
+        that it predicts better than the last one either: in replays of classes of 3 and 6
+        learners the chain's default order served worse chances and swung more than the last
+        family alone (README, "A small class")."""
         live = self.live_basis(chain, kind)
         if live is not None:
             families = (self.live or {}).get("families") or {}
@@ -728,9 +731,7 @@ class ServingPolicy:
                 key=lambda n: (-advantage(n), chain.index(n)),
             )
             return (*ahead, chain[-1], *(n for n in chain[:-1] if n not in ahead))
-        if self.evaluation is not None:
-            return (chain[-1], *chain[:-1])
-        return chain
+        return (chain[-1], *chain[:-1])
 
     def calibrator(self, name: str, version_id: Any, kind: str) -> Calibrator:
         """The calibration served for ``name``'s version ``version_id`` and ``kind``
@@ -832,7 +833,8 @@ def describe_policy(policy: ServingPolicy, chain: tuple[str, ...]) -> dict[str, 
     if policy.evaluation is None:
         reason = (
             f"nothing held out yet (held-out students are chosen from {MIN_USERS_FOR_HOLDOUT} "
-            "students on): the chain keeps its default order and predictions are not calibrated"
+            f"students on): {chain[-1]} answers first, the others after it for the record, and "
+            "predictions are not calibrated"
         )
     else:
         reason = "; ".join(

@@ -445,8 +445,8 @@ def _evaluate_serving(
     """Score the served version of every family on the same held-out rows, fit their
     calibration, and store both with each version (``metrics["serving"]``), in the
     transaction that marks the training done, so a predictor that sees the new training
-    time sees the new policy. With nothing held out the blocks are removed: the chain keeps
-    its default order, uncalibrated."""
+    time sees the new policy. With nothing held out the blocks are removed: the chain's last
+    family answers first, uncalibrated."""
     blocks = registry.evaluate_serving(holdout, list(scored.values()), evaluation)
     chain = tuple(context.predictor.chain)
     with session_scope(context.sessions) as session:
