@@ -366,14 +366,26 @@ class Baseline(LearnerModel):
         self.pair_time_k_ = self.k_pair_time
         if self._user_priors()[1] is None or self._user_priors()[0] is None:
             self.pair_time_k_ = None
-        elif self.k_pair_time is not None and self.learn_user_prior and enough and timed.any():
-            own, n, base = earlier[timed, 0], earlier[timed, 1], mu_user[timed]
+        elif self.k_pair_time is not None and self.learn_user_prior and enough:
+            # Only a row after another timed attempt at its item says anything about k; with
+            # too few of them (say each student met each item once) the default stays.
+            again = timed & (earlier[:, 1] > 0)
+            if int(again.sum()) < PRIOR_MIN_ROWS:
+                return self._pair_totals(pair_codes, sums, earlier, mu_user)
+            own, n, base = earlier[again, 0], earlier[again, 1], mu_user[again]
             errors = [
-                float(np.mean((lt[timed] - _pair_mean(own, n, base, k)) ** 2))
+                float(np.mean((lt[again] - _pair_mean(own, n, base, k)) ** 2))
                 for k in PAIR_TIME_GRID
             ]
             k = PAIR_TIME_GRID[int(np.argmin(errors))]
             self.pair_time_k_ = None if math.isinf(k) else k
+        return self._pair_totals(pair_codes, sums, earlier, mu_user)
+
+    def _pair_totals(
+        self, pair_codes: np.ndarray, sums: np.ndarray, earlier: np.ndarray, mu_user: np.ndarray
+    ) -> np.ndarray:
+        """Store every pair's sums (``_fit_pairs``) and return each row's log-time mean with
+        the pair's ``earlier`` rows."""
         codes, keys = pd.factorize(pair_codes)
         totals = grouped_sums(codes, sums, len(keys))
         # Every pair seen, timed or not (as ``pair_timed_``), so later updates add no keys.
