@@ -2,7 +2,10 @@
 cells, a training, then the prediction for each cell against what the user did.
 
 Acceptance 2 of issue 10: every predicted chance within 0.05 of the observed rate, every
-predicted median time within 15% of the observed median. Runs on a scratch SQLite database.
+predicted median time within 15% of the observed median. The table also shows the predicted
+80% range and the share of the user's own times in the cell that fall inside it (the promise
+of the study page: "the range is where 8 of 10 of your times should fall"). Runs on a scratch
+SQLite database.
 
     python benchmarks/bulk_user.py [--seed 0]
 """
@@ -44,9 +47,9 @@ def main() -> None:
 
 def print_table(context: AppContext) -> None:
     columns = ["topic", "difficulty", "observed rate", "predicted", "observed median s"]
-    columns += ["predicted s", "model", "within"]
+    columns += ["predicted s", "model", "within", "predicted 80% range s", "own times inside"]
     print("| " + " | ".join(columns) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|" + "---|" * len(columns))
     with context.sessions() as session:
         user = accounts.get_user_by_email(session, "bulk@example.com")
         assert user is not None
@@ -56,7 +59,8 @@ def print_table(context: AppContext) -> None:
                 if not rows:
                     continue
                 rate = float(np.mean([r[0] for r in rows]))
-                median = float(np.median([r[1] for r in rows]))
+                times = np.array([r[1] for r in rows], dtype=float)
+                median = float(np.median(times))
                 p = context.predictor.predict(session, user.id, topic.id, difficulty)
                 ok = (
                     abs(p.p_correct - rate) <= 0.05
@@ -65,6 +69,9 @@ def print_table(context: AppContext) -> None:
                 cells = [topic.name, difficulty, f"{rate:.2f}", f"{p.p_correct:.2f}"]
                 cells += [f"{median:.0f}", f"{p.time_median_s:.0f}", p.model_name]
                 cells.append("yes" if ok else "NO")
+                cells.append(f"{p.time_p10_s:.0f}–{p.time_p90_s:.0f}")
+                inside = (times >= p.time_p10_s) & (times <= p.time_p90_s)
+                cells.append(f"{inside.mean():.2f}")
                 print("| " + " | ".join(cells) + " |")
 
 

@@ -948,3 +948,113 @@ def test_offsets_on_items_are_saved_and_validated() -> None:
     bad[0, 1] = -1.0
     with pytest.raises(ValueError, match="pair_time_sums"):
         Baseline()._set_state({**state, "pair_time_sums": bad})
+
+
+def _scatter_cohort(
+    users: int, seed: int, scatters: tuple[float, ...], prefix: str = "u"
+) -> pd.DataFrame:
+    """``users`` students × 4 items × 10 timed attempts: log time = item + user speed + noise
+    whose sd is the student's own (cycling through ``scatters``)."""
+    rng = np.random.default_rng(seed)
+    items = {"i1": 3.5, "i2": 4.0, "i3": 4.5, "i4": 5.0}
+    rows = []
+    for u in range(users):
+        speed, sd = rng.normal(0.0, 0.4), scatters[u % len(scatters)]
+        for _ in range(10):
+            for item, centre in items.items():
+                lt = centre + speed + rng.normal(0.0, sd)
+                rows.append((f"{prefix}{u}", item, "S", int(rng.random() < 0.6), math.exp(lt)))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds"])
+    frame["order"] = frame.groupby("user_id").cumcount()
+    return frame
+
+
+def test_a_students_own_scatter_at_an_item_sets_the_width_of_their_range() -> None:
+    """Steady and erratic students: with the pair's scatter learned, the range of each holds
+    about 80 % of their later times; with the model's scatter for everyone, the steady
+    students' ranges hold nearly all of them and the erratic ones' too few."""
+    scatters = (0.15, 0.9)
+    train = _scatter_cohort(60, seed=1, scatters=scatters)
+    model = Baseline().fit(train)
+    assert model.pair_var_nu_ is not None and model.pair_var_nu_ <= 8.0
+    plain = Baseline(k_pair_var=None).fit(train)
+    assert plain.pair_var_nu_ is None
+    test = _scatter_cohort(40, seed=2, scatters=scatters, prefix="new")
+    later = (test["order"] >= 20).to_numpy()
+    steady = (test["user_id"].str[3:].astype(int) % 2 == 0).to_numpy()
+
+    def coverage(m: Baseline, rows: np.ndarray) -> float:
+        pred = m.predict(test)
+        rt = test["rt_seconds"].to_numpy()
+        inside = (rt >= pred["time_p10_s"].to_numpy()) & (rt <= pred["time_p90_s"].to_numpy())
+        return float(inside[rows].mean())
+
+    for group in (steady, ~steady):
+        assert 0.7 <= coverage(model, later & group) <= 0.9
+    assert coverage(plain, later & steady) > 0.95
+    assert coverage(plain, later & ~steady) < 0.7
+    # The same model predicts the same for everyone before their second time at an item.
+    first = (test["order"] < 8).to_numpy()
+    a, b = model.predict(test)[first], plain.predict(test)[first]
+    np.testing.assert_allclose(
+        np.log(a["time_p90_s"] / a["time_p10_s"]),
+        np.log(b["time_p90_s"] / b["time_p10_s"]) * model.interval_scale_ / plain.interval_scale_,
+    )
+    # Where every student scatters alike, the pair's scatter is not used (or barely).
+    alike = Baseline().fit(_scatter_cohort(60, seed=3, scatters=(0.5,)))
+    assert alike.pair_var_nu_ is None or alike.pair_var_nu_ >= 8.0
+
+
+def test_a_heavy_students_range_at_an_item_is_as_narrow_as_their_times() -> None:
+    """Seed 000's bulk user in miniature: a hundred steady attempts at each of three items.
+    Their range holds about 80 % of their times, learned in a fit or one update at a time."""
+    rng = np.random.default_rng(4)
+    medians = {"easy": 40.0, "medium": 200.0, "hard": 600.0}
+    rows = [
+        ("heavy", item, "T", int(rng.random() < 0.5), median * math.exp(rng.normal(0.0, 0.3)))
+        for _ in range(100)
+        for item, median in medians.items()
+    ]
+    rows += [("light", item, "T", 1, t) for item in medians for t in (30.0, 300.0)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds"])
+    frame["order"] = frame.groupby("user_id").cumcount()
+    online = Baseline().fit(frame[frame["user_id"] == "light"])
+    for row in frame[frame["user_id"] == "heavy"].to_dict("records"):
+        online.update(row)
+    for model in (Baseline().fit(frame), online):
+        for item in medians:
+            times = frame.loc[
+                (frame["user_id"] == "heavy") & (frame["item_id"] == item), "rt_seconds"
+            ].to_numpy()
+            pred = model.predict_one("heavy", item, "T")
+            inside = float(np.mean((times >= pred["time_p10_s"]) & (times <= pred["time_p90_s"])))
+            assert 0.7 <= inside <= 0.95, (item, inside)
+            # A new student still gets the population's range.
+            new = model.predict_one("new", item, "T")
+            assert (
+                new["time_p90_s"] / new["time_p10_s"] > 2 * pred["time_p90_s"] / pred["time_p10_s"]
+            )
+
+
+def test_the_scatter_at_an_item_is_saved_and_validated() -> None:
+    model = Baseline().fit(_scatter_cohort(60, seed=5, scatters=(0.15, 0.9)))
+    bads = (0, -1.0, math.nan, math.inf, "x", True)
+    _assert_state_round_trip(model, "pair_var_nu", None, bads, ("u1", "i2", "S"))
+    # A version stored before the sums of squares (two columns) serves the ranges it served.
+    state = model._get_state()
+    del state["pair_var_nu"]
+    state["pair_time_sums"] = state["pair_time_sums"][:, :2]
+    old = Baseline()
+    old._set_state(state)
+    old.fitted_ = True  # as from_bytes does after _set_state
+    assert old.pair_var_nu_ is None
+    without = Baseline.from_bytes(model.to_bytes())
+    without.pair_var_nu_ = None
+    assert old.predict_one("u1", "i2", "S") == without.predict_one("u1", "i2", "S")
+    assert old.predict_one("u1", "i2", "S") != model.predict_one("u1", "i2", "S")
+    old.update({"user_id": "u1", "item_id": "i2", "correct": 1, "rt_seconds": 50.0})
+    assert len(old.pair_time_[next(iter(old.pair_time_))]) == 3
+    bad = model._get_state()["pair_time_sums"].copy()
+    bad[0, 2] = -1.0
+    with pytest.raises(ValueError, match="pair_time_sums"):
+        Baseline()._set_state({**model._get_state(), "pair_time_sums": bad})

@@ -9,8 +9,9 @@ What it is
     always moves it in the answer's direction. Response time
     uses the same hierarchy for the mean and the residual variance of ``log(rt_seconds)``,
     plus a shrunken per-user log-time offset; the user's own times on the item pull that
-    towards their mean there (a student much faster at easy tasks than at hard ones). The
-    median is ``exp(mu)`` and the 80 % interval ``exp(mu ± Z80 · sigma)``.
+    towards their mean there (a student much faster at easy tasks than at hard ones), and
+    their own scatter there narrows or widens the range (``k_pair_var``). The median is
+    ``exp(mu)`` and the 80 % interval ``exp(mu ± Z80 · sigma)``.
 
 Why
     It is the transparent reference point that every other model (LNIRT, BKT, neural) must
@@ -108,6 +109,9 @@ PRIOR_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-12, 
 # Candidate pseudo-counts of the (user, item) log-time offset: the same grid, or none at all
 # (inf: the offset is off) where a user's times on one item say nothing beyond their others.
 PAIR_TIME_GRID: tuple[float, ...] = (*PRIOR_GRID, math.inf)
+# Candidate pseudo-attempts of the prior on a user's own scatter of log times at an item
+# (``k_pair_var``): the same grid, or inf (the model's scatter, whatever the user's own).
+PAIR_VAR_GRID: tuple[float, ...] = (*PRIOR_GRID, math.inf)
 # Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
 FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
 PRIOR_MIN_USERS = 20
@@ -128,6 +132,9 @@ _N_STATS = 5
 # about it (``_offset_filter``), the sum of log-time residuals, attempts with a time.
 _U_OFFSET, _U_INFO, _U_TRES, _U_TN = range(4)
 _N_USER_STATS = 4
+# Columns of a (user, item) pair's time sums (``pair_time_``): sum of log times, timed
+# attempts, sum of squared log times.
+_N_PAIR_STATS = 3
 # How stored user statistics hold the correctness offset. Versions stored before the filter
 # held the sums of the score and information at zero (``_user_contributions``), from which
 # ``_set_state`` derives the offset.
@@ -181,6 +188,16 @@ class Baseline(LearnerModel):
         ``inf`` turns it off); the default, the same 5, serves until there are enough users
         to learn it from (a class of a few students, whose items' shared time statistics
         hold one attempt per student).
+    k_pair_var:
+        Pseudo-attempts of the prior on how widely a user's own log times scatter at one
+        item. The model's own scatter there (the item's, less the differences between
+        users) is the prior; after ``n`` timed attempts with a sum of squared deviations
+        ``ss`` from their own mean, the scatter is ``(k · model + ss) / (k + n - 1)``, and the
+        interval's variance is scaled by its ratio to the model's. So a student whose times
+        at an item are steady gets a range as narrow as their times, and an erratic one a
+        wider range. ``None`` disables it. With ``learn_user_prior`` it is learned
+        (``PAIR_VAR_GRID``, where ``inf`` turns it off) by the predictive likelihood of the
+        training times, one step ahead; the default 5 serves until there are enough.
     learn_user_prior:
         Learn the strength of both user priors from the training data (empirical Bayes):
         ``fit`` replays each training user's history one step ahead and keeps the prior
@@ -220,6 +237,7 @@ class Baseline(LearnerModel):
         guess_floor: float = 0.0,
         learn_guess_floor: bool = True,
         k_pair_time: float | None = 5.0,
+        k_pair_var: float | None = 5.0,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -230,6 +248,7 @@ class Baseline(LearnerModel):
         self.guess_floor = guess_floor
         self.learn_guess_floor = learn_guess_floor
         self.k_pair_time = k_pair_time
+        self.k_pair_var = k_pair_var
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
@@ -241,7 +260,7 @@ class Baseline(LearnerModel):
             value = getattr(self, name)
             if not _is_positive_number(value):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("user_prior_precision", "k_user_time", "k_pair_time"):
+        for name in ("user_prior_precision", "k_user_time", "k_pair_time", "k_pair_var"):
             value = getattr(self, name)
             if value is not None and not _is_positive_number(value):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
@@ -315,16 +334,18 @@ class Baseline(LearnerModel):
         user_shift = self._user_time_shift(earlier)  # the user's offset before each row
         pair_codes = user_codes.astype(np.int64) * _PAIR_BASE + item_codes
         timed = user_contrib[:, _U_TN] > 0
-        mu_pair = self._fit_pairs(pos, pair_codes, (lt, timed), mu_loo + user_shift, enough)
+        mu_pair, pair_earlier = self._fit_pairs(
+            pos, pair_codes, (lt, timed), mu_loo + user_shift, enough
+        )
+        var_user = self._user_time_var(var_loo, earlier)
+        factor = self._fit_pair_var(lt, timed, mu_pair, var_user, var_loo, pair_earlier, enough)
         self.interval_scale_ = 1.0
         if (
             self.learn_interval_scale
             and enough
             and int(user_contrib[:, _U_TN].sum()) >= PRIOR_MIN_ROWS
         ):
-            self.interval_scale_ = self._learn_interval_scale(
-                lt, mu_pair, var_loo, user_contrib, earlier
-            )
+            self.interval_scale_ = self._learn_interval_scale(lt, mu_pair, var_user * factor, timed)
         self.fitted_ = True
         return self
 
@@ -335,6 +356,66 @@ class Baseline(LearnerModel):
         if time_k is None or precision is None:
             return np.zeros(len(state))
         return state[:, _U_TRES] / (state[:, _U_TN] + time_k)
+
+    def _user_time_var(self, var_item: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The log-time variance of rows with item-level variance ``var_item`` once the user's
+        offset is known from the timed attempts in ``state`` (``_personalise``)."""
+        precision, time_k = self._user_priors()
+        if time_k is None or precision is None:
+            return var_item
+        return var_item * time_k / (1.0 + time_k) * (1.0 + 1.0 / (state[:, _U_TN] + time_k))
+
+    def _within_var(self, var_item: np.ndarray) -> np.ndarray:
+        """The model's scatter of one user's log times at an item: the item's variance less
+        the differences between users (``k_user_time`` is their ratio)."""
+        time_k = self._user_priors()[1]
+        return var_item if time_k is None else var_item * time_k / (1.0 + time_k)
+
+    def _pair_nu(self) -> float | None:
+        """The pseudo-attempts of the (user, item) scatter prior in use; None when off."""
+        precision, time_k = self._user_priors()
+        if time_k is None or precision is None:
+            return None
+        return getattr(self, "pair_var_nu_", None)
+
+    def _fit_pair_var(
+        self,
+        lt: np.ndarray,
+        timed: np.ndarray,
+        mu: np.ndarray,
+        var_user: np.ndarray,
+        var_item: np.ndarray,
+        pair_earlier: np.ndarray,
+        enough: bool,
+    ) -> np.ndarray:
+        """Learn ``k_pair_var`` and return each training row's variance factor (1 = none).
+
+        Each timed row is predicted one step ahead (``mu``; variance ``var_user`` times the
+        factor of its pair's earlier rows, ``pair_earlier``: sums, counts and sums of
+        squares). The pseudo-count kept is the one whose Gaussian predictive likelihood is
+        highest once a common scale is fitted (the interval scale learned next), so the
+        choice is about which rows get wider or narrower ranges, not how wide all are."""
+        self.pair_var_nu_ = self.k_pair_var
+        if self._user_priors()[1] is None or self._user_priors()[0] is None:
+            self.pair_var_nu_ = None
+        elif self.k_pair_var is not None and self.learn_user_prior and enough:
+            # Only a row after two timed attempts at its item has a scatter to learn from.
+            again = timed & (pair_earlier[:, 1] >= 2)
+            if int(again.sum()) >= PRIOR_MIN_ROWS:
+                within = self._within_var(var_item)[timed]
+                sq_err = (lt[timed] - mu[timed]) ** 2
+                state = pair_earlier[timed]
+
+                def profile(nu: float) -> float:
+                    v = var_user[timed] * _pair_var_factor(state, within, nu)
+                    return float(np.mean(np.log(v)) + math.log(np.mean(sq_err / v)))
+
+                nu = min(PAIR_VAR_GRID, key=profile)
+                self.pair_var_nu_ = None if math.isinf(nu) else nu
+        nu = self._pair_nu()
+        if nu is None:
+            return np.ones(len(lt))
+        return _pair_var_factor(pair_earlier, self._within_var(var_item), nu)
 
     def _pair_k(self) -> float | None:
         """The (user, item) time pseudo-count in use; None when that offset is off (also
@@ -358,9 +439,9 @@ class Baseline(LearnerModel):
         (``_pair_mean``), learned (``PAIR_TIME_GRID``) by replaying every pair's rows in the
         users' order (``pos``; ``mu_user``: the item level plus the user's offset before
         each row) with the smallest squared error, as ``k_user_time`` is. Returns each row's
-        log-time mean with the pair's earlier rows."""
+        log-time mean with the pair's earlier rows, and those rows' sums (``_pair_rows``)."""
         lt, timed = times
-        sums = np.column_stack([np.where(timed, lt, 0.0), timed.astype(float)])
+        sums = _pair_rows(lt, timed)
         earlier = np.empty_like(sums)
         earlier[pos] = _exclusive_sums(pd.factorize(pair_codes[pos])[0], sums[pos])
         self.pair_time_k_ = self.k_pair_time
@@ -383,18 +464,19 @@ class Baseline(LearnerModel):
 
     def _pair_totals(
         self, pair_codes: np.ndarray, sums: np.ndarray, earlier: np.ndarray, mu_user: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Store every pair's sums (``_fit_pairs``) and return each row's log-time mean with
-        the pair's ``earlier`` rows."""
+        the pair's ``earlier`` rows, and ``earlier``."""
         codes, keys = pd.factorize(pair_codes)
         totals = grouped_sums(codes, sums, len(keys))
         # Every pair seen, timed or not (as ``pair_timed_``), so later updates add no keys.
         self.pair_time_ = {
-            int(key): [float(t[0]), float(t[1])]
+            int(key): [float(v) for v in t]
             for key, t in zip(keys.tolist(), totals.tolist(), strict=True)
         }
         k = self._pair_k()
-        return mu_user if k is None else _pair_mean(earlier[:, 0], earlier[:, 1], mu_user, k)
+        mu = mu_user if k is None else _pair_mean(earlier[:, 0], earlier[:, 1], mu_user, k)
+        return mu, earlier
 
     def _fit_users(
         self,
@@ -520,30 +602,20 @@ class Baseline(LearnerModel):
         return max(PRIOR_GRID[max(i - 3, 0) : i + 4], key=log_post)
 
     def _learn_interval_scale(
-        self,
-        lt: np.ndarray,
-        mu: np.ndarray,
-        var_item: np.ndarray,
-        contrib: np.ndarray,
-        earlier: np.ndarray,
+        self, lt: np.ndarray, mu: np.ndarray, var: np.ndarray, timed: np.ndarray
     ) -> float:
         """The factor on sigma that makes the 80 % interval hold 80 % of the training times.
 
         Every timed training row is predicted as ``_predict_validated`` would have predicted
         it one step ahead: ``mu``, the item level from the rows before it plus the user's
         time offsets (overall and on the item) from the user's earlier rows only, and
-        ``var_item`` with the same narrowing of the variance (``earlier``: the user's sums
-        before each row). The factor is the 80 % quantile of the
+        ``var``, the item level's variance narrowed by what the user's earlier rows say
+        (``_user_time_var`` and the pair's scatter). The factor is the 80 % quantile of the
         standardised residuals |z| over Z80 (conformal prediction, Vovk, Gammerman & Shafer
         2005, "Algorithmic Learning in a Random World", on prequential residuals, Dawid
         1984, "Statistical theory: the prequential approach"), shrunk towards 1 in log
         space and kept in ``SCALE_BOUNDS``.
         """
-        timed = contrib[:, _U_TN] > 0
-        var = var_item
-        precision, time_k = self._user_priors()
-        if time_k is not None and precision is not None:
-            var = var_item * time_k / (1.0 + time_k) * (1.0 + 1.0 / (earlier[:, _U_TN] + time_k))
         z = np.abs(lt[timed] - mu[timed]) / np.sqrt(var[timed])
         n = len(z)
         # All-equal times (integer seconds, one item) can leave no residual at all.
@@ -690,25 +762,27 @@ class Baseline(LearnerModel):
         start[codes] = fitted
         state[:, [_U_OFFSET, _U_INFO]] = self._filter_offsets(codes, p_item, y, start)
         p, mu, sigma = self._personalise(p_item, mu_item, var, state)
-        k = self._pair_k()
-        if k is not None:
+        k, nu = self._pair_k(), self._pair_nu()
+        if k is not None or nu is not None:
             # The user's own times on the item (the fitted pair sums plus the pair's earlier
-            # rows here) pull the prediction towards their mean.
+            # rows here) pull the prediction towards their mean, and their scatter there
+            # narrows or widens the range.
             items = data["item_id"].to_numpy(dtype=object)[pos]
-            timed = contrib[:, _U_TN] > 0
-            sums = np.column_stack([np.where(timed, lt, 0.0), timed.astype(float)])
+            sums = _pair_rows(lt, contrib[:, _U_TN] > 0)
             pairs = pd.factorize(pd.MultiIndex.from_arrays([codes, items]))[0]
+            empty = (0.0,) * _N_PAIR_STATS
             fitted_pairs = np.array(
                 [
-                    self.pair_time_.get(u * _PAIR_BASE + i, (0.0, 0.0))
-                    if u >= 0 and i >= 0
-                    else (0.0, 0.0)
+                    self.pair_time_.get(u * _PAIR_BASE + i, empty) if u >= 0 and i >= 0 else empty
                     for u, i in zip(user_idx.tolist(), item_idx.tolist(), strict=True)
                 ],
                 dtype=float,
-            ).reshape(-1, 2)
+            ).reshape(-1, _N_PAIR_STATS)
             pair_state = fitted_pairs + _exclusive_sums(pairs, sums)
-            mu = _pair_mean(pair_state[:, 0], pair_state[:, 1], mu, k)
+            if k is not None:
+                mu = _pair_mean(pair_state[:, 0], pair_state[:, 1], mu, k)
+            if nu is not None:
+                sigma = sigma * np.sqrt(_pair_var_factor(pair_state, self._within_var(var), nu))
         return log_normal_predictions(p, mu, sigma, pos, data.index)
 
     def _personalise(
@@ -785,11 +859,16 @@ class Baseline(LearnerModel):
         p = min(max(p, P_CLIP), 1.0 - P_CLIP)
         if time_k is not None and precision is not None:
             mu += tres / (tn + time_k)
-            var = var * time_k / (1.0 + time_k) * (1.0 + 1.0 / (tn + time_k))
-            k = self._pair_k()
-            if k is not None and user_i is not None and item_i >= 0:
-                own, n = self.pair_time_.get(user_i * _PAIR_BASE + item_i, (0.0, 0.0))
-                mu = (own + k * mu) / (n + k)
+            var_item = var
+            within = var_item * time_k / (1.0 + time_k)
+            var = within * (1.0 + 1.0 / (tn + time_k))
+            k, nu = self._pair_k(), self._pair_nu()
+            if user_i is not None and item_i >= 0 and (k is not None or nu is not None):
+                own, n, sq = self.pair_time_.get(user_i * _PAIR_BASE + item_i, (0.0, 0.0, 0.0))
+                if k is not None:
+                    mu = (own + k * mu) / (n + k)
+                if nu is not None:
+                    var *= _pair_var_factor_one(own, n, sq, within, nu)
         sigma = math.sqrt(var) * self._interval_scale()
         return {
             "p_correct": p,
@@ -876,9 +955,10 @@ class Baseline(LearnerModel):
             self.item_skill_[item_i] = skill_i
         stats = self.user_stats_[user_i]
         if has_t:
-            sums = self.pair_time_.setdefault(pair, [0.0, 0.0])
+            sums = self.pair_time_.setdefault(pair, [0.0] * _N_PAIR_STATS)
             sums[0] += lt
             sums[1] += 1.0
+            sums[2] += lt * lt
             stats[_U_TRES] += lt - mu_item
             stats[_U_TN] += 1.0
         # The offset moves from where it is, by the answer's evidence at that point.
@@ -933,8 +1013,11 @@ class Baseline(LearnerModel):
             "pair_time_keys": np.fromiter(
                 self.pair_time_, dtype=np.int64, count=len(self.pair_time_)
             ),
-            "pair_time_sums": np.array(list(self.pair_time_.values()), dtype=float).reshape(-1, 2),
+            "pair_time_sums": np.array(list(self.pair_time_.values()), dtype=float).reshape(
+                -1, _N_PAIR_STATS
+            ),
             "pair_time_k": getattr(self, "pair_time_k_", None),
+            "pair_var_nu": getattr(self, "pair_var_nu_", None),
             "interval_scale": self._interval_scale(),
             "guess_floor": self._guess_floor(),
             "user_offsets": _OFFSET_FORM,
@@ -1002,22 +1085,30 @@ class Baseline(LearnerModel):
         self.guess_floor_ = float(floor)
 
     def _read_pair_times(self, state: dict[str, Any]) -> None:
-        """The (user, item) time sums and pseudo-count; a version stored before them has
-        none, and serves without that offset, as it did."""
+        """The (user, item) time sums and pseudo-counts; a version stored before them has
+        none, and serves without that offset, as it did. A version stored before the sums of
+        squares (two columns) serves without the pair's scatter."""
         keys = np.asarray(state.get("pair_time_keys", np.zeros(0)), dtype=np.int64)
-        sums = np.asarray(state.get("pair_time_sums", np.zeros((0, 2))), dtype=float)
-        if sums.shape != (len(keys), 2):
-            raise ValueError(f"pair_time_sums has shape {sums.shape}, expected {(len(keys), 2)}")
-        if not np.isfinite(sums).all() or (sums[:, 1] < 0).any():
+        sums = np.asarray(state.get("pair_time_sums", np.zeros((0, _N_PAIR_STATS))), dtype=float)
+        old = sums.ndim == 2 and sums.shape[1] == 2 and "pair_var_nu" not in state
+        if sums.shape != (len(keys), 2 if old else _N_PAIR_STATS):
+            expected = (len(keys), _N_PAIR_STATS)
+            raise ValueError(f"pair_time_sums has shape {sums.shape}, expected {expected}")
+        if not np.isfinite(sums).all() or (sums[:, 1] < 0).any() or (sums[:, 2:] < 0).any():
             raise ValueError("non-finite or negative pair_time_sums in state")
+        if old:
+            # No scatter was kept: the squares of a pair's mean (no spread), never used.
+            mean_sq = np.where(sums[:, 1] > 0, sums[:, 0] ** 2 / np.maximum(sums[:, 1], 1), 0.0)
+            sums = np.column_stack([sums, mean_sq])
         self.pair_time_ = {
-            int(key): [float(r), float(n)]
-            for key, (r, n) in zip(keys.tolist(), sums.tolist(), strict=True)
+            int(key): [float(v) for v in row]
+            for key, row in zip(keys.tolist(), sums.tolist(), strict=True)
         }
-        k = state.get("pair_time_k")
-        if k is not None and not _is_positive_number(k):
-            raise ValueError(f"pair_time_k must be None or a positive finite number, got {k!r}")
-        self.pair_time_k_ = None if k is None else float(k)
+        for name in ("pair_time_k", "pair_var_nu"):
+            k = state.get(name)
+            if k is not None and not _is_positive_number(k):
+                raise ValueError(f"{name} must be None or a positive finite number, got {k!r}")
+            setattr(self, f"{name}_", None if k is None else float(k))
 
     def _read_offsets(self, form: Any) -> None:
         """Check the stored users' offset columns. A version stored before the offset filter
@@ -1118,6 +1209,34 @@ def _pair_mean(own: np.ndarray, n: np.ndarray, mu_user: np.ndarray, k: float) ->
     if math.isinf(k):
         return mu_user
     return (own + k * mu_user) / (n + k)
+
+
+def _pair_rows(lt: np.ndarray, timed: np.ndarray) -> np.ndarray:
+    """Rows of the (user, item) time sums: log time, timed, squared log time (0 untimed)."""
+    t = np.where(timed, lt, 0.0)
+    return np.column_stack([t, timed.astype(float), t * t])
+
+
+def _pair_var_factor(state: np.ndarray, within: np.ndarray, nu: float) -> np.ndarray:
+    """The factor on a row's log-time variance from its pair's earlier times (``state``:
+    sums, counts and sums of squares, ``_pair_rows``): the pair's scatter, its ``n`` times'
+    squared deviations from their mean with ``nu`` pseudo-attempts of the model's scatter
+    ``within``, over ``within``. 1 for a pair with fewer than two times, and for an
+    infinite ``nu`` (the model's scatter whatever the pair's)."""
+    if math.isinf(nu):
+        return np.ones(len(state))
+    own, n, sq = state[:, 0], state[:, 1], state[:, 2]
+    ss = np.maximum(sq - np.where(n > 0, own * own / np.maximum(n, 1.0), 0.0), 0.0)
+    within = np.maximum(within, MIN_LOG_TIME_VAR)
+    dof = np.maximum(n - 1.0, 0.0)
+    return (nu + ss / within) / (nu + dof)
+
+
+def _pair_var_factor_one(own: float, n: float, sq: float, within: float, nu: float) -> float:
+    """``_pair_var_factor`` of one pair in floats."""
+    ss = max(sq - (own * own / n if n > 0 else 0.0), 0.0)
+    dof = max(n - 1.0, 0.0)
+    return (nu + ss / max(within, MIN_LOG_TIME_VAR)) / (nu + dof)
 
 
 def _exclusive_sums(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
