@@ -48,6 +48,18 @@ Robust time statistics
     nearly all of an item's data is predicted from their own times on it, not from the one
     attempt the shared sums keep.
 
+Levels
+    In SmartStudy an item is a (topic, difficulty) pair, and a difficulty means the same
+    thing in every topic. With ``item_level_sep`` an item's level is read from its id, and an
+    item with little data is shrunk towards its skill *at its level*: the skill's rate (and
+    log-time mean) with the level's effect, in the logit (and in log time), put in. A level's
+    effect is the level's own rate against the global one (shrunk with ``k_skill``). A
+    skill's rate mixes its levels in the proportions practised, so that mix of effects is
+    taken out first (and the skill is shrunk towards the global rate moved by it). So a topic
+    nobody has practised is predicted at the levels' rates, harder and slower at "hard", and
+    one practised only at "easy" does not make its "hard" look easy. Counts per level and
+    per (skill, level) are sums like the others, so ``update`` stays O(1).
+
 Interval scale
     Real times have heavier tails than a log-normal, so ``exp(mu ± Z80 · sigma)`` can hold
     fewer than 80 % of them. ``fit`` therefore replays every timed training row one step
@@ -221,6 +233,12 @@ class Baseline(LearnerModel):
         one-step-ahead residuals of the training rows, so that it holds 80 % of them (see
         the module docstring). Needs as much data as ``learn_user_prior``; below that, or
         when False, the factor is 1.
+    item_level_sep:
+        Items whose id ends in this separator and a label (SmartStudy's items are
+        ``topic:difficulty``, and the app sets ``":"``) share that label's level: an item
+        with little data is shrunk towards its skill *at its level* (see "Levels" in the
+        module docstring), so a topic nobody has practised yet is predicted harder at
+        "hard" than at "easy". ``None`` (the default): no levels.
     """
 
     name = "baseline"
@@ -238,6 +256,7 @@ class Baseline(LearnerModel):
         learn_guess_floor: bool = True,
         k_pair_time: float | None = 5.0,
         k_pair_var: float | None = 5.0,
+        item_level_sep: str | None = None,
     ) -> None:
         self.k_item = k_item
         self.k_skill = k_skill
@@ -249,6 +268,7 @@ class Baseline(LearnerModel):
         self.learn_guess_floor = learn_guess_floor
         self.k_pair_time = k_pair_time
         self.k_pair_var = k_pair_var
+        self.item_level_sep = item_level_sep
 
     # -- hyperparameters -------------------------------------------------------------
     def _check_params(self) -> None:
@@ -266,6 +286,9 @@ class Baseline(LearnerModel):
                 raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
         if not is_guess_floor(self.guess_floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
+        sep = self.item_level_sep
+        if sep is not None and not (isinstance(sep, str) and sep):
+            raise ValueError(f"item_level_sep must be None or a non-empty string, got {sep!r}")
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> Self:
@@ -301,12 +324,26 @@ class Baseline(LearnerModel):
             .to_numpy(dtype=np.int64)
         )
 
+        # Levels: an item's level is the label its id ends in (``item_level_sep``).
+        labels = pd.Series([level_label(str(v), self.item_level_sep) for v in item_ids])
+        item_level, level_ids = pd.factorize(labels.to_numpy(dtype=object))
+        n_levels = len(level_ids)
+        row_level = item_level[item_codes] if n_items else np.zeros(0, dtype=np.int64)
+        level_stats = grouped_sums(row_level, contrib, n_levels)
+        mix_rows = _mix_contributions(contrib, row_level, skill_codes, n_levels)
+        skill_mix = np.zeros((n_skills, 2, n_levels))
+        np.add.at(skill_mix, skill_codes[has_skill], mix_rows[has_skill])
+
         self.item_index_ = {str(v): i for i, v in enumerate(item_ids)}
         self.skill_index_ = {str(v): i for i, v in enumerate(skill_ids)}
         self.user_index_ = {str(v): i for i, v in enumerate(user_ids)}
+        self.level_index_ = {str(v): i for i, v in enumerate(level_ids)}
         self.item_stats_ = with_capacity(item_stats, n_items)
         self.item_skill_ = with_capacity(item_skill, n_items, fill=-1)
+        self.item_level_ = with_capacity(item_level.astype(np.int64), n_items, fill=-1)
         self.skill_stats_ = with_capacity(skill_stats, n_skills)
+        self.skill_mix_ = with_capacity(skill_mix, n_skills)
+        self.level_stats_ = level_stats
         self.global_stats_ = np.asarray(global_stats, dtype=float)
         self.pair_timed_ = _pair_counts(user_codes, item_codes, has_t)
 
@@ -323,8 +360,24 @@ class Baseline(LearnerModel):
                 - contrib[has_skill]
             )
         before_global = np.cumsum(contrib, axis=0) - contrib
+        before_levels = None
+        if n_levels:
+            by_level = np.zeros((len(y), n_levels, _N_STATS))
+            leveled = np.flatnonzero(row_level >= 0)
+            by_level[leveled, row_level[leveled]] = contrib[leveled]
+            before_mix = np.zeros_like(mix_rows)
+            if has_skill.any():
+                flat = mix_rows[has_skill].reshape(int(has_skill.sum()), -1)
+                running = pd.DataFrame(flat).groupby(skill_codes[has_skill]).cumsum().to_numpy()
+                before_mix[has_skill] = (running - flat).reshape(-1, 2, n_levels)
+            before_levels = (np.cumsum(by_level, axis=0) - by_level, before_mix, row_level)
         p_loo, mu_loo, var_loo = self._levels(
-            before_global, before_skill, has_skill, before_item, np.ones(len(y), dtype=bool)
+            before_global,
+            before_skill,
+            has_skill,
+            before_item,
+            np.ones(len(y), dtype=bool),
+            before_levels,
         )
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
         user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
@@ -632,11 +685,16 @@ class Baseline(LearnerModel):
         has_sk: np.ndarray,
         it: np.ndarray,
         has_it: np.ndarray,
+        levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Item-level p, log-time mean and predictive log-time variance for each row.
 
         ``g``, ``sk`` and ``it`` hold one row of statistics per prediction (``g`` may be a
         single row); a missing skill or item falls back exactly to its parent's values.
+        ``levels``: the statistics of every level (rows, or one row, of levels × stats),
+        each row's skill's counts per level (rows × 2 × levels: attempts, timed attempts)
+        and each row's level (-1: none); an item's parent is then its skill at its level
+        (``_level_parents``). None, or no levels: the plain hierarchy.
         """
         g = np.atleast_2d(g)
         # The global level is itself shrunk towards the documented defaults with a single
@@ -647,10 +705,13 @@ class Baseline(LearnerModel):
             g, GLOBAL_PRIOR_WEIGHT, 0.5, math.log(DEFAULT_TIME_MEDIAN_S), DEFAULT_LOG_TIME_SD**2
         )
 
-        p_s, mu_s, var_s = _shrink(sk, self.k_skill, p_g, mu_g, var_g)
-        p_s = np.where(has_sk, p_s, p_g)
-        mu_s = np.where(has_sk, mu_s, mu_g)
-        var_s = np.where(has_sk, var_s, var_g)
+        if levels is None or not levels[0].shape[-2]:
+            p_s, mu_s, var_s = _shrink(sk, self.k_skill, p_g, mu_g, var_g)
+            p_s = np.where(has_sk, p_s, p_g)
+            mu_s = np.where(has_sk, mu_s, mu_g)
+            var_s = np.where(has_sk, var_s, var_g)
+        else:
+            p_s, mu_s, var_s = self._level_parents(p_g, mu_g, var_g, sk, has_sk, levels)
 
         p_i, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
         # The item mean is itself estimated; its variance (var / effective n) widens the
@@ -660,6 +721,51 @@ class Baseline(LearnerModel):
         mu = np.where(has_it, mu_i, mu_s)
         var = np.where(has_it, var_pred_i, var_s * (1.0 + 1.0 / self.k_item))
         return np.clip(p, P_CLIP, 1.0 - P_CLIP), mu, np.maximum(var, MIN_LOG_TIME_VAR)
+
+    def _level_effects(
+        self, stats: np.ndarray, p_g: np.ndarray, mu_g: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each level's effect on the logit of the rate and on the log-time mean, against
+        the global level (``p_g``, ``mu_g``: one per row of ``stats``, rows × levels ×
+        stats): the level's statistics shrunk towards the global ones with ``k_skill``
+        pseudo-attempts, so a level without data has no effect."""
+        k = self.k_skill
+        p_l = (stats[..., _S] + k * p_g[:, None]) / (stats[..., _N] + k)
+        mu_l = (stats[..., _TSUM] + k * mu_g[:, None]) / (stats[..., _TN] + k)
+        return logit(p_l) - logit(p_g)[:, None], mu_l - mu_g[:, None]
+
+    def _level_parents(
+        self,
+        p_g: np.ndarray,
+        mu_g: np.ndarray,
+        var_g: np.ndarray,
+        sk: np.ndarray,
+        has_sk: np.ndarray,
+        levels: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parent (rate, log-time mean, variance) of each row's item: its skill at its
+        level. A skill's rate mixes its levels in the proportions practised, so its
+        shrinkage target is the global level moved by that mix of level effects, and the
+        mix is taken out again before the item's own level effect is put in (additive in
+        the logit and in log time). A row without a level gets the skill itself."""
+        stats, mix, row_level = levels
+        e, d = self._level_effects(stats, p_g, mu_g)
+        n_s, tn_s = sk[:, _N], sk[:, _TN]
+        m = np.where(n_s > 0, (mix[:, 0, :] * e).sum(axis=1) / np.maximum(n_s, 1.0), 0.0)
+        dm = np.where(tn_s > 0, (mix[:, 1, :] * d).sum(axis=1) / np.maximum(tn_s, 1.0), 0.0)
+        m, dm = np.where(has_sk, m, 0.0), np.where(has_sk, dm, 0.0)
+        lg = logit(p_g)
+        p_s, mu_s, var_s = _shrink(sk, self.k_skill, sigmoid(lg + m), mu_g + dm, var_g)
+        p_s = np.where(has_sk, p_s, p_g)
+        mu_s = np.where(has_sk, mu_s, mu_g)
+        var_s = np.where(has_sk, var_s, var_g)
+        leveled = row_level >= 0
+        at = np.maximum(row_level, 0)[:, None]
+        e_row = np.take_along_axis(np.broadcast_to(e, (len(at), e.shape[1])), at, 1)[:, 0]
+        d_row = np.take_along_axis(np.broadcast_to(d, (len(at), d.shape[1])), at, 1)[:, 0]
+        p_par = np.where(leveled, sigmoid(logit(p_s) - m + e_row), p_s)
+        mu_par = np.where(leveled, mu_s - dm + d_row, mu_s)
+        return p_par, mu_par, var_s
 
     def _band(self, it: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centre and spread (log seconds) against which a new time is winsorised: the item's
@@ -698,21 +804,41 @@ class Baseline(LearnerModel):
         return x
 
     def _levels_for(
-        self, item_idx: np.ndarray, skill_idx: np.ndarray
+        self, item_idx: np.ndarray, skill_idx: np.ndarray, row_level: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``_levels`` for item / skill indices into the fitted tables (-1 = unknown)."""
+        """``_levels`` for item / skill / level indices into the fitted tables (-1 =
+        unknown)."""
         has_it, has_sk = item_idx >= 0, skill_idx >= 0
         it = np.where(has_it[:, None], self.item_stats_[np.maximum(item_idx, 0)], 0.0)
         sk = np.where(has_sk[:, None], self.skill_stats_[np.maximum(skill_idx, 0)], 0.0)
-        return self._levels(self.global_stats_, sk, has_sk, it, has_it)
+        levels = None
+        if self.level_index_:
+            mix = self.skill_mix_[np.maximum(skill_idx, 0)] * has_sk[:, None, None]
+            levels = (self.level_stats_[None], mix, row_level)
+        return self._levels(self.global_stats_, sk, has_sk, it, has_it, levels)
+
+    def _row_levels(self, items: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The level of each row's item (-1: none): a known item's, else its id's."""
+        out = np.where(item_idx >= 0, self.item_level_[np.maximum(item_idx, 0)], -1)
+        if self.level_index_:
+            for i in np.flatnonzero(item_idx < 0):
+                out[i] = self._level_code(str(items[i]), -1)
+        return out
+
+    def _level_code(self, item: str, item_i: int) -> int:
+        """The level of item ``item`` (row ``item_i``; -1: new) among the known levels."""
+        if item_i >= 0:
+            return int(self.item_level_[item_i])
+        label = level_label(item, self.item_level_sep)
+        return -1 if label is None else self.level_index_.get(label, -1)
 
     def _level_one(
-        self, item_i: int, skill: str | None
+        self, item_i: int, skill: str | None, level_i: int = -1
     ) -> tuple[float, float, float, tuple[float, float, float]]:
         """``_levels_for`` of one row in floats: the item-level p, log-time mean and
-        predictive log-time variance of item row ``item_i`` (-1: unknown) under the row's
-        skill ``skill`` (else the item's last one, as ``_parent_skill``), and the global
-        level's (p, mean, variance)."""
+        predictive log-time variance of item row ``item_i`` (-1: unknown) at level
+        ``level_i`` (-1: none) under the row's skill ``skill`` (else the item's last one, as
+        ``_parent_skill``), and the global level's (p, mean, variance)."""
         skill_i = self.skill_index_.get(skill, -1) if skill is not None else -1
         if skill_i < 0 and item_i >= 0:
             skill_i = int(self.item_skill_[item_i])
@@ -721,7 +847,12 @@ class Baseline(LearnerModel):
             GLOBAL_PRIOR_WEIGHT,
             (0.5, math.log(DEFAULT_TIME_MEDIAN_S), DEFAULT_LOG_TIME_SD**2),
         )
-        parent = top if skill_i < 0 else _shrink_one(self.skill_stats_[skill_i], self.k_skill, top)
+        if level_i >= 0:
+            parent = self._level_parent_one(top, skill_i, level_i)
+        elif skill_i < 0:
+            parent = top
+        else:
+            parent = _shrink_one(self.skill_stats_[skill_i], self.k_skill, top)
         if item_i < 0:
             p, mu, var = parent[0], parent[1], parent[2] * (1.0 + 1.0 / self.k_item)
         else:
@@ -729,6 +860,30 @@ class Baseline(LearnerModel):
             p, mu, var = _shrink_one(row, self.k_item, parent)
             var *= 1.0 + 1.0 / (float(row[_TN]) + self.k_item)
         return min(max(p, P_CLIP), 1.0 - P_CLIP), mu, max(var, MIN_LOG_TIME_VAR), top
+
+    def _level_parent_one(
+        self, top: tuple[float, float, float], skill_i: int, level_i: int
+    ) -> tuple[float, float, float]:
+        """``_level_parents`` of one row in floats: the skill ``skill_i`` (-1: none) at
+        level ``level_i``, under the global level ``top``."""
+        p_g, mu_g, var_g = top
+        lg, k = _logit_one(p_g), self.k_skill
+        effects = [
+            (_logit_one((s + k * p_g) / (n + k)) - lg, (tsum + k * mu_g) / (tn + k) - mu_g)
+            for n, s, tn, tsum, _ in self.level_stats_.tolist()
+        ]
+        m = dm = 0.0
+        skill = top
+        if skill_i >= 0:
+            row = self.skill_stats_[skill_i]
+            counts, timed = self.skill_mix_[skill_i].tolist()
+            if row[_N] > 0:
+                m = sum(c * e for c, (e, _) in zip(counts, effects, strict=True)) / row[_N]
+            if row[_TN] > 0:
+                dm = sum(c * d for c, (_, d) in zip(timed, effects, strict=True)) / row[_TN]
+            skill = _shrink_one(row, self.k_skill, (_sigmoid_one(lg + m), mu_g + dm, var_g))
+        e, d = effects[level_i]
+        return _sigmoid_one(_logit_one(skill[0]) - m + e), skill[1] - dm + d, skill[2]
 
     def _parent_skill(self, item_idx: np.ndarray, row_skill_idx: np.ndarray) -> np.ndarray:
         # The row's own (known) skill wins; otherwise the skill the item was last seen with.
@@ -745,7 +900,8 @@ class Baseline(LearnerModel):
         lt, has_t = _log_times(data["rt_seconds"].to_numpy(dtype=float)[pos])
 
         parent = self._parent_skill(item_idx, skill_idx)
-        p_item, mu_item, var = self._levels_for(item_idx, parent)
+        row_level = self._row_levels(data["item_id"].to_numpy(dtype=object)[pos], item_idx)
+        p_item, mu_item, var = self._levels_for(item_idx, parent, row_level)
 
         # Each user's offset state = fitted state + that user's EARLIER rows in `data`. The
         # exclusive running sums come from a per-user cumsum shifted by one row, so a row's
@@ -841,7 +997,7 @@ class Baseline(LearnerModel):
             return super().predict_one(user_id, item_id, skill_id)
         user, item, skill = ids
         item_i = self.item_index_.get(item, -1)
-        p, mu, var, _ = self._level_one(item_i, skill)
+        p, mu, var, _ = self._level_one(item_i, skill, self._level_code(item, item_i))
         # A user the model has not seen has zero statistics (as ``predict`` adds the, here
         # empty, earlier rows of the user to them); ``_personalise`` for one row in floats.
         user_i = self.user_index_.get(user)
@@ -931,14 +1087,19 @@ class Baseline(LearnerModel):
         # and ``_offset_filter`` compute it for n = 1, without the cost of length-1 arrays:
         # this runs for every completion in every serving process.
         item_i = self.item_index_.get(item, -1)
-        p_item, mu_item, _, top = self._level_one(item_i, skill)
+        level_i = self._level_code(item, item_i)
+        label = level_label(item, self.item_level_sep) if item_i < 0 else None
+        if label is not None and level_i < 0:
+            level_i = self._add_level(label)  # a new level: no effect until it has data
+        p_item, mu_item, _, top = self._level_one(item_i, skill, level_i)
         if has_t:
             item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)
             _, centre, var = _shrink_one(item_row, self.k_item, (0.5, top[1], top[2]))
             lt = winsorise_one(lt, centre, math.sqrt(var))
 
         user_i = self._slot("user_index_", (("user_stats_", 0.0),), user)
-        item_i = self._slot("item_index_", (("item_stats_", 0.0), ("item_skill_", -1)), item)
+        item_arrays = (("item_stats_", 0.0), ("item_skill_", -1), ("item_level_", -1))
+        item_i = self._slot("item_index_", item_arrays, item)
         pair = user_i * _PAIR_BASE + item_i
         seen = self.pair_timed_.get(pair, 0)
         weight = 1.0 if has_t and seen < POP_ATTEMPTS_PER_USER_ITEM else 0.0
@@ -949,10 +1110,16 @@ class Baseline(LearnerModel):
         contrib = np.array([1.0, y, w, w * lt, w * lt * lt])
         self.global_stats_ += contrib
         self.item_stats_[item_i] += contrib
+        if level_i >= 0:
+            self.level_stats_[level_i] += contrib
+            self.item_level_[item_i] = level_i
         if skill is not None:
-            skill_i = self._slot("skill_index_", (("skill_stats_", 0.0),), skill)
+            skill_arrays = (("skill_stats_", 0.0), ("skill_mix_", 0.0))
+            skill_i = self._slot("skill_index_", skill_arrays, skill)
             self.skill_stats_[skill_i] += contrib
             self.item_skill_[item_i] = skill_i
+            if level_i >= 0:
+                self.skill_mix_[skill_i, :, level_i] += (1.0, w)
         stats = self.user_stats_[user_i]
         if has_t:
             sums = self.pair_time_.setdefault(pair, [0.0] * _N_PAIR_STATS)
@@ -972,6 +1139,16 @@ class Baseline(LearnerModel):
             gained = (1.0 - c) * s * s * (1.0 - s) / p
             stats[_U_OFFSET] = offset + score / (precision + info + gained)
             stats[_U_INFO] = info + gained
+
+    def _add_level(self, label: str) -> int:
+        """Index of a new level ``label``, with empty statistics."""
+        i = len(self.level_index_)
+        self.level_index_[label] = i
+        self.level_stats_ = np.vstack([self.level_stats_, np.zeros((1, _N_STATS))])
+        grown = np.zeros((*self.skill_mix_.shape[:2], i + 1))
+        grown[:, :, :i] = self.skill_mix_
+        self.skill_mix_ = grown
+        return i
 
     def _slot(self, index_attr: str, arrays: tuple[tuple[str, float], ...], key: str) -> int:
         """Row of ``key`` in a table, appending one (doubling capacity when full) if new."""
@@ -1003,6 +1180,10 @@ class Baseline(LearnerModel):
             "item_stats": self.item_stats_[:n_items].copy(),
             "item_skill": self.item_skill_[:n_items].astype(np.int64),
             "skill_stats": self.skill_stats_[:n_skills].copy(),
+            "level_ids": list(self.level_index_),
+            "level_stats": self.level_stats_.copy(),
+            "item_level": self.item_level_[:n_items].astype(np.int64),
+            "skill_mix": self.skill_mix_[:n_skills].copy(),
             "user_stats": self.user_stats_[:n_users].copy(),
             "global_stats": self.global_stats_.copy(),
             "pair_keys": np.fromiter(self.pair_timed_, dtype=np.int64, count=len(self.pair_timed_)),
@@ -1059,6 +1240,7 @@ class Baseline(LearnerModel):
         self.skill_stats_ = with_capacity(tables["skill"][1], n_skills)
         self.user_stats_ = with_capacity(tables["user"][1], len(tables["user"][0]))
         self.global_stats_ = global_stats
+        self._read_levels(state, n_items, n_skills)
         keys = np.asarray(state.get("pair_keys", np.zeros(0)), dtype=np.int64)
         counts = np.asarray(state.get("pair_counts", np.zeros(0)), dtype=np.int64)
         if keys.shape != counts.shape:
@@ -1083,6 +1265,28 @@ class Baseline(LearnerModel):
         if not is_guess_floor(floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
         self.guess_floor_ = float(floor)
+
+    def _read_levels(self, state: dict[str, Any], n_items: int, n_skills: int) -> None:
+        """The levels' statistics; a version stored before levels has none."""
+        ids = [str(v) for v in state.get("level_ids", [])]
+        n = len(ids)
+        stats = np.asarray(state.get("level_stats", np.zeros((n, _N_STATS))), dtype=float)
+        item_level = np.asarray(state.get("item_level", np.full(n_items, -1)), dtype=np.int64)
+        mix = np.asarray(state.get("skill_mix", np.zeros((n_skills, 2, n))), dtype=float)
+        if len(set(ids)) != n:
+            raise ValueError("duplicate level ids in state")
+        if stats.shape != (n, _N_STATS) or mix.shape != (n_skills, 2, n):
+            raise ValueError("level_stats or skill_mix do not match the level and skill ids")
+        if item_level.shape != (n_items,) or (
+            n_items and (item_level.min() < -1 or item_level.max() >= n)
+        ):
+            raise ValueError("item_level does not match the item and level ids")
+        if not (np.isfinite(stats).all() and np.isfinite(mix).all()):
+            raise ValueError("non-finite level statistics in state")
+        self.level_index_ = {v: i for i, v in enumerate(ids)}
+        self.level_stats_ = stats
+        self.item_level_ = with_capacity(item_level, n_items, fill=-1)
+        self.skill_mix_ = with_capacity(mix, n_skills)
 
     def _read_pair_times(self, state: dict[str, Any]) -> None:
         """The (user, item) time sums and pseudo-counts; a version stored before them has
@@ -1237,6 +1441,28 @@ def _pair_var_factor_one(own: float, n: float, sq: float, within: float, nu: flo
     ss = max(sq - (own * own / n if n > 0 else 0.0), 0.0)
     dof = max(n - 1.0, 0.0)
     return (nu + ss / max(within, MIN_LOG_TIME_VAR)) / (nu + dof)
+
+
+def level_label(item: str, sep: str | None) -> str | None:
+    """The level an item id names after its last ``sep`` (``"<topic>:hard"`` → ``"hard"``),
+    or None (no separator given, or none in the id, or nothing on either side of it)."""
+    if sep is None:
+        return None
+    head, found, label = item.rpartition(sep)
+    return label if found and head and label else None
+
+
+def _mix_contributions(
+    contrib: np.ndarray, row_level: np.ndarray, skill_codes: np.ndarray, n_levels: int
+) -> np.ndarray:
+    """Each row's addition to its skill's counts per level (rows × 2 × levels: attempts,
+    timed attempts that entered the population sums), zero for a row without a level or a
+    skill."""
+    out = np.zeros((len(row_level), 2, n_levels))
+    rows = np.flatnonzero((row_level >= 0) & (skill_codes >= 0))
+    out[rows, 0, row_level[rows]] = contrib[rows, _N]
+    out[rows, 1, row_level[rows]] = contrib[rows, _TN]
+    return out
 
 
 def _exclusive_sums(codes: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -37,11 +37,10 @@ from sqlalchemy import DateTime, String, case, cast, func, select, type_coerce, 
 from sqlalchemy.orm import Session
 
 from smartstudy.models.base import ArtifactError, LearnerModel
-from smartstudy.models.baseline import Baseline
 from smartstudy.models.lnirt import TopicLNIRT
 from smartstudy.observability import metrics
 from smartstudy.services import registry
-from smartstudy.services.app_models import app_neural
+from smartstudy.services.app_models import ITEM_LEVEL_SEP, app_baseline, app_neural
 from smartstudy.services.calibration import Calibrator
 from smartstudy.services.errors import CannotPredictError, ServiceError
 from smartstudy.store.orm import ModelVersion, PracticeTask, TrainingCounter, utcnow
@@ -54,7 +53,7 @@ ModelFactory = Callable[[], LearnerModel]
 APP_MODELS: dict[str, ModelFactory] = {
     "neural": app_neural,
     "lnirt": TopicLNIRT,
-    "baseline": Baseline,
+    "baseline": app_baseline,
 }
 #: The order in which the chain asks them when held-out students cannot decide (fewer than
 #: ten students, or no held-out rows for a kind); the first that answers wins. The last one
@@ -114,7 +113,8 @@ _POSTGRES_INTERACTION_COLUMNS = (
 
 
 def item_key(topic_id: uuid.UUID | str, difficulty: str) -> str:
-    return f"{topic_id}:{difficulty}"
+    """The model contract's item of a topic and a difficulty: ``<topic id>:<difficulty>``."""
+    return f"{topic_id}{ITEM_LEVEL_SEP}{difficulty}"
 
 
 def completed_interactions(
