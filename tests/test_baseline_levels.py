@@ -1,0 +1,172 @@
+"""Baseline's levels (``item_level_sep``): a difficulty means the same in every topic, so an
+item with little data is predicted from its topic *at its difficulty*."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smartstudy.models.baseline import Baseline, level_label
+from smartstudy.services.app_models import ITEM_LEVEL_SEP, app_baseline
+from smartstudy.services.predictor import item_key
+
+RATE = {"easy": 0.85, "medium": 0.6, "hard": 0.3}
+SECONDS = {"easy": 60.0, "medium": 150.0, "hard": 400.0}
+LEVELS = tuple(RATE)
+
+
+def _cohort(seed: int = 0, users: int = 60, tasks: int = 30, topics: int = 5) -> pd.DataFrame:
+    """Students doing random topics at random difficulties; only the difficulty matters."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        for _ in range(tasks):
+            topic = f"T{rng.integers(topics)}"
+            level = LEVELS[rng.integers(3)]
+            rows.append(
+                {
+                    "user_id": f"u{u}",
+                    "item_id": f"{topic}:{level}",
+                    "skill_id": topic,
+                    "correct": float(rng.random() < RATE[level]),
+                    "rt_seconds": SECONDS[level] * float(np.exp(rng.normal(0.0, 0.5))),
+                    "order": len(rows),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _one(model: Baseline, user: str, topic: str, level: str) -> dict[str, float]:
+    return model.predict_one(user, f"{topic}:{level}", topic)
+
+
+def test_the_level_is_what_the_item_id_names_after_its_last_separator() -> None:
+    assert level_label("0b6e-topic:hard", ":") == "hard"
+    assert level_label("a:b:easy", ":") == "easy"
+    assert level_label("no-separator", ":") is None
+    assert level_label(":hard", ":") is None
+    assert level_label("topic:", ":") is None
+    assert level_label("topic:hard", None) is None
+    assert level_label(item_key("topic", "medium"), ITEM_LEVEL_SEP) == "medium"
+    with pytest.raises(ValueError, match="item_level_sep"):
+        Baseline(item_level_sep="").fit(_cohort(users=2, tasks=2))
+
+
+def test_a_topic_nobody_practised_is_predicted_at_each_difficultys_rate_and_time() -> None:
+    data = _cohort()
+    plain = Baseline().fit(data)
+    leveled = Baseline(item_level_sep=":").fit(data)
+    flat = [_one(plain, "new", "NEW", level) for level in LEVELS]
+    # Without levels a new topic is one number, whatever the difficulty.
+    assert len({round(p["p_correct"], 9) for p in flat}) == 1
+    got = {level: _one(leveled, "new", "NEW", level) for level in LEVELS}
+    for level in LEVELS:
+        assert got[level]["p_correct"] == pytest.approx(RATE[level], abs=0.05)
+        assert got[level]["time_median_s"] == pytest.approx(SECONDS[level], rel=0.15)
+    assert got["easy"]["p_correct"] > got["medium"]["p_correct"] > got["hard"]["p_correct"]
+    assert got["easy"]["time_median_s"] < got["medium"]["time_median_s"]
+    assert got["medium"]["time_median_s"] < got["hard"]["time_median_s"]
+
+
+def test_a_topic_practised_only_at_easy_does_not_make_its_hard_tasks_look_easy() -> None:
+    data = _cohort()
+    plain = Baseline().fit(data)
+    model = Baseline(item_level_sep=":").fit(data)
+    # Twenty easy tasks of a new topic, solved as often as easy tasks are, at their time.
+    for k in range(20):
+        row = {"user_id": f"s{k}", "item_id": "E:easy", "skill_id": "E"}
+        update = {**row, "correct": float(k % 20 < 17), "rt_seconds": SECONDS["easy"]}
+        model.update(update)
+        plain.update(update)
+    hard = _one(model, "new", "E", "hard")
+    # The topic's high rate is that of its easy tasks, not of an easy topic.
+    assert hard["p_correct"] == pytest.approx(RATE["hard"], abs=0.05)
+    assert hard["time_median_s"] == pytest.approx(SECONDS["hard"], rel=0.2)
+    # Without levels the hard tasks of that topic look like its easy ones.
+    assert _one(plain, "new", "E", "hard")["p_correct"] > 0.75
+
+
+def test_levels_change_nothing_where_item_ids_name_none() -> None:
+    data = _cohort(seed=1)
+    data["item_id"] = data["item_id"].str.replace(":", "-")
+    data["item_id"] = data["item_id"] + "-" + data.index.map(lambda i: str(i % 7))
+    test = _cohort(seed=2, users=5)
+    test["item_id"] = test["item_id"].str.replace(":", "-")
+    a = Baseline().fit(data).predict(test)
+    b = Baseline(item_level_sep=":").fit(data).predict(test)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_fit_then_update_is_a_refit_and_predict_one_equals_predict() -> None:
+    data = _cohort(seed=3)
+    # Hyperparameters fixed: a refit on more data would otherwise choose others.
+    fixed = {"learn_user_prior": False, "learn_guess_floor": False, "learn_interval_scale": False}
+    online = Baseline(item_level_sep=":", **fixed).fit(data.iloc[:900])
+    online.learn_many(data.iloc[900:])
+    refit = Baseline(item_level_sep=":", **fixed).fit(data)
+    np.testing.assert_allclose(online.level_stats_, refit.level_stats_)
+    n = len(refit.skill_index_)
+    np.testing.assert_allclose(online.skill_mix_[:n], refit.skill_mix_[:n])
+    for user, topic, level in (("u3", "T1", "hard"), ("u7", "T2", "easy"), ("x", "NEW", "medium")):
+        one = _one(online, user, topic, level)
+        again = _one(refit, user, topic, level)
+        assert one["p_correct"] == pytest.approx(again["p_correct"], rel=1e-9)
+        assert one["time_median_s"] == pytest.approx(again["time_median_s"], rel=1e-9)
+        frame = pd.DataFrame(
+            [
+                {
+                    "user_id": user,
+                    "item_id": f"{topic}:{level}",
+                    "skill_id": topic,
+                    "correct": 1.0,
+                    "rt_seconds": np.nan,
+                    "order": 0,
+                }
+            ]
+        )
+        batch = refit.predict(frame).iloc[0]
+        assert batch["p_correct"] == pytest.approx(again["p_correct"], rel=1e-9)
+        assert batch["time_p90_s"] == pytest.approx(again["time_p90_s"], rel=1e-9)
+
+
+def test_a_new_level_learnt_online_and_the_levels_survive_save_and_load() -> None:
+    model = Baseline(item_level_sep=":").fit(_cohort(seed=4))
+    before = _one(model, "new", "T0", "expert")["p_correct"]
+    for k in range(30):
+        row = {"user_id": f"e{k}", "item_id": f"T{k % 5}:expert", "skill_id": f"T{k % 5}"}
+        model.update({**row, "correct": float(k % 10 == 0), "rt_seconds": 900.0})
+    assert "expert" in model.level_index_
+    after = _one(model, "new", "NEW", "expert")
+    assert after["p_correct"] < before
+    assert after["p_correct"] < _one(model, "new", "NEW", "hard")["p_correct"]
+    copy = Baseline.from_bytes(model.to_bytes())
+    assert copy.item_level_sep == ":"
+    assert _one(copy, "new", "NEW", "expert") == pytest.approx(after)
+
+
+def test_a_version_stored_before_levels_still_loads_and_serves_without_them() -> None:
+    model = Baseline(item_level_sep=":").fit(_cohort(seed=5))
+    state = model._get_state()
+    for key in ("level_ids", "level_stats", "item_level", "skill_mix"):
+        del state[key]
+    old = Baseline(item_level_sep=":")
+    old._set_state(state)
+    old.fitted_ = True
+    assert old.level_index_ == {}
+    assert _one(old, "new", "NEW", "hard") == _one(old, "new", "NEW", "easy")
+    assert _one(old, "u1", "T1", "hard") == pytest.approx(_one(model, "u1", "T1", "hard"), rel=0.1)
+    old.update({"user_id": "n", "item_id": "T9:hard", "skill_id": "T9", "correct": 0.0})
+    assert old.level_index_ == {"hard": 0}
+    bad = model._get_state()
+    bad["item_level"] = bad["item_level"][:-1]
+    with pytest.raises(ValueError, match="item_level"):
+        Baseline(item_level_sep=":")._set_state(bad)
+
+
+def test_the_app_trains_its_baseline_with_the_difficulty_as_level() -> None:
+    model = app_baseline()
+    assert isinstance(model, Baseline)
+    assert model.item_level_sep == ITEM_LEVEL_SEP
+    topic = "3f1c2a55-0000-4000-8000-000000000000"
+    assert level_label(item_key(topic, "hard"), model.item_level_sep) == "hard"
