@@ -307,7 +307,6 @@ class Baseline(LearnerModel):
         # user's first few timed attempts at an item count in the shared time sums.
         pop_w = population_weights(user_codes, item_codes, has_t)
         lt = self._sequential_winsorise(lt, has_t, pop_w, item_codes)
-
         # Per-row contributions; bincount adds them in row order, exactly as update() would.
         contrib = _population_contributions(y, pop_w, has_t, lt)
         item_stats = grouped_sums(item_codes, contrib, n_items)
@@ -324,26 +323,12 @@ class Baseline(LearnerModel):
             .to_numpy(dtype=np.int64)
         )
 
-        # Levels: an item's level is the label its id ends in (``item_level_sep``).
-        labels = pd.Series([level_label(str(v), self.item_level_sep) for v in item_ids])
-        item_level, level_ids = pd.factorize(labels.to_numpy(dtype=object))
-        n_levels = len(level_ids)
-        row_level = item_level[item_codes] if n_items else np.zeros(0, dtype=np.int64)
-        level_stats = grouped_sums(row_level, contrib, n_levels)
-        mix_rows = _mix_contributions(contrib, row_level, skill_codes, n_levels)
-        skill_mix = np.zeros((n_skills, 2, n_levels))
-        np.add.at(skill_mix, skill_codes[has_skill], mix_rows[has_skill])
-
         self.item_index_ = {str(v): i for i, v in enumerate(item_ids)}
         self.skill_index_ = {str(v): i for i, v in enumerate(skill_ids)}
         self.user_index_ = {str(v): i for i, v in enumerate(user_ids)}
-        self.level_index_ = {str(v): i for i, v in enumerate(level_ids)}
         self.item_stats_ = with_capacity(item_stats, n_items)
         self.item_skill_ = with_capacity(item_skill, n_items, fill=-1)
-        self.item_level_ = with_capacity(item_level.astype(np.int64), n_items, fill=-1)
         self.skill_stats_ = with_capacity(skill_stats, n_skills)
-        self.skill_mix_ = with_capacity(skill_mix, n_skills)
-        self.level_stats_ = level_stats
         self.global_stats_ = np.asarray(global_stats, dtype=float)
         self.pair_timed_ = _pair_counts(user_codes, item_codes, has_t)
 
@@ -360,25 +345,10 @@ class Baseline(LearnerModel):
                 - contrib[has_skill]
             )
         before_global = np.cumsum(contrib, axis=0) - contrib
-        before_levels = None
-        if n_levels:
-            by_level = np.zeros((len(y), n_levels, _N_STATS))
-            leveled = np.flatnonzero(row_level >= 0)
-            by_level[leveled, row_level[leveled]] = contrib[leveled]
-            before_mix = np.zeros_like(mix_rows)
-            if has_skill.any():
-                flat = mix_rows[has_skill].reshape(int(has_skill.sum()), -1)
-                running = pd.DataFrame(flat).groupby(skill_codes[has_skill]).cumsum().to_numpy()
-                before_mix[has_skill] = (running - flat).reshape(-1, 2, n_levels)
-            before_levels = (np.cumsum(by_level, axis=0) - by_level, before_mix, row_level)
-        p_loo, mu_loo, var_loo = self._levels(
-            before_global,
-            before_skill,
-            has_skill,
-            before_item,
-            np.ones(len(y), dtype=bool),
-            before_levels,
-        )
+        known = np.ones(len(y), dtype=bool)  # every training row's item is known
+        levels = self._fit_levels(item_ids, item_codes, skill_codes, contrib)
+        args = (before_global, before_skill, has_skill, before_item, known, levels)
+        p_loo, mu_loo, var_loo = self._levels(*args)
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
         user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
         pos = sort_for_sequences(data)
@@ -401,6 +371,40 @@ class Baseline(LearnerModel):
             self.interval_scale_ = self._learn_interval_scale(lt, mu_pair, var_user * factor, timed)
         self.fitted_ = True
         return self
+
+    def _fit_levels(
+        self,
+        item_ids: np.ndarray,
+        item_codes: np.ndarray,
+        skill_codes: np.ndarray,
+        contrib: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Learn the levels' statistics (an item's level is the label its id ends in,
+        ``item_level_sep``) and each skill's counts per level. Returns ``_levels``' level
+        arguments for each training row as it stood before the row (None without levels)."""
+        labels = [level_label(str(v), self.item_level_sep) for v in item_ids]
+        item_level, level_ids = pd.factorize(np.array(labels, dtype=object))
+        n_levels, n_skills = len(level_ids), len(self.skill_index_)
+        row_level = item_level[item_codes] if len(item_ids) else np.zeros(0, dtype=np.int64)
+        mix_rows = _mix_contributions(contrib, row_level, skill_codes, n_levels)
+        has_skill = skill_codes >= 0
+        skill_mix = np.zeros((n_skills, 2, n_levels))
+        np.add.at(skill_mix, skill_codes[has_skill], mix_rows[has_skill])
+        self.level_index_ = {str(v): i for i, v in enumerate(level_ids)}
+        self.level_stats_ = grouped_sums(row_level, contrib, n_levels)
+        self.item_level_ = with_capacity(item_level.astype(np.int64), len(item_ids), fill=-1)
+        self.skill_mix_ = with_capacity(skill_mix, n_skills)
+        if not n_levels:
+            return None
+        by_level = np.zeros((len(contrib), n_levels, _N_STATS))
+        leveled = np.flatnonzero(row_level >= 0)
+        by_level[leveled, row_level[leveled]] = contrib[leveled]
+        before_mix = np.zeros_like(mix_rows)
+        if has_skill.any():
+            flat = mix_rows[has_skill].reshape(int(has_skill.sum()), -1)
+            running = pd.DataFrame(flat).groupby(skill_codes[has_skill]).cumsum().to_numpy()
+            before_mix[has_skill] = (running - flat).reshape(-1, 2, n_levels)
+        return np.cumsum(by_level, axis=0) - by_level, before_mix, row_level
 
     def _user_time_shift(self, state: np.ndarray) -> np.ndarray:
         """The user's log-time offset of rows with user statistics ``state`` (0 where time
