@@ -53,8 +53,11 @@ Levels
     thing in every topic. With ``item_level_sep`` an item's level is read from its id, and an
     item with little data is shrunk towards its skill *at its level*: the skill's rate (and
     log-time mean) with the level's effect, in the logit (and in log time), put in. A level's
-    effect is the level's own rate against the global one (shrunk with ``k_skill``). A
-    skill's rate mixes its levels in the proportions practised, so that mix of effects is
+    effect is the level's own rate (and log-time mean) against the global one, shrunk with a
+    strength learned from how far the levels lie apart beyond their noise (empirical Bayes,
+    ``_level_strengths``): only a student's first time at an item is shared, so a small
+    class has few shared times per level, and a fixed prior would drown clear differences.
+    A skill's rate mixes its levels in the proportions practised, so that mix of effects is
     taken out first (and the skill is shrunk towards the global rate moved by it). So a topic
     nobody has practised is predicted at the levels' rates, harder and slower at "hard", and
     one practised only at "easy" does not make its "hard" look easy. Counts per level and
@@ -163,6 +166,8 @@ _TINY = float(np.finfo(float).tiny)
 # about tenfold on real data); it stops once no log time moves by more than rounding.
 _MAX_WINSOR_PASSES = 50
 _WINSOR_TOLERANCE = 1e-12
+# The strength of a level that has no effect: pseudo-attempts enough to drown any data.
+_NO_EFFECT = 1e12
 
 
 class Baseline(LearnerModel):
@@ -731,11 +736,11 @@ class Baseline(LearnerModel):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each level's effect on the logit of the rate and on the log-time mean, against
         the global level (``p_g``, ``mu_g``: one per row of ``stats``, rows × levels ×
-        stats): the level's statistics shrunk towards the global ones with ``k_skill``
-        pseudo-attempts, so a level without data has no effect."""
-        k = self.k_skill
-        p_l = (stats[..., _S] + k * p_g[:, None]) / (stats[..., _N] + k)
-        mu_l = (stats[..., _TSUM] + k * mu_g[:, None]) / (stats[..., _TN] + k)
+        stats): the level's statistics shrunk towards the global ones with the strengths
+        of ``_level_strengths``, so a level without data has no effect."""
+        k_p, k_t = _level_strengths(stats, p_g, mu_g)
+        p_l = (stats[..., _S] + k_p[:, None] * p_g[:, None]) / (stats[..., _N] + k_p[:, None])
+        mu_l = (stats[..., _TSUM] + k_t[:, None] * mu_g[:, None]) / (stats[..., _TN] + k_t[:, None])
         return logit(p_l) - logit(p_g)[:, None], mu_l - mu_g[:, None]
 
     def _level_parents(
@@ -871,10 +876,15 @@ class Baseline(LearnerModel):
         """``_level_parents`` of one row in floats: the skill ``skill_i`` (-1: none) at
         level ``level_i``, under the global level ``top``."""
         p_g, mu_g, var_g = top
-        lg, k = _logit_one(p_g), self.k_skill
+        lg = _logit_one(p_g)
+        rows = self.level_stats_.tolist()
+        k_p, k_t = _level_strengths_one(rows, p_g, mu_g)
         effects = [
-            (_logit_one((s + k * p_g) / (n + k)) - lg, (tsum + k * mu_g) / (tn + k) - mu_g)
-            for n, s, tn, tsum, _ in self.level_stats_.tolist()
+            (
+                _logit_one((s + k_p * p_g) / (n + k_p)) - lg,
+                (tsum + k_t * mu_g) / (tn + k_t) - mu_g,
+            )
+            for n, s, tn, tsum, _ in rows
         ]
         m = dm = 0.0
         skill = top
@@ -1454,6 +1464,70 @@ def level_label(item: str, sep: str | None) -> str | None:
         return None
     head, found, label = item.rpartition(sep)
     return label if found and head and label else None
+
+
+def _level_strengths(
+    stats: np.ndarray, p_g: np.ndarray, mu_g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-attempts with which each level's rate and log-time mean are shrunk towards the
+    global ones (``stats``: rows × levels × stats; ``p_g``, ``mu_g``: one per row), learned
+    from how far the levels lie apart (empirical Bayes, by the method of moments).
+
+    The spread of the levels around the global value, less what their sampling noise alone
+    gives, estimates the variance ``tau2`` of a level's true effect: in the logit for the
+    rate (a level of n attempts has a sampling variance of about 1 / (n p (1 - p))) and in
+    log time (the pooled within-level variance over the timed attempts). The strength is
+    the noise of one attempt over ``tau2``. Levels that differ clearly keep nearly their own
+    values even on a few attempts (a topic's first "hard" task is predicted slow at once);
+    levels that do not differ beyond noise, or fewer than two levels with data, have no
+    effect (an infinite strength, ``_NO_EFFECT``)."""
+    n, s = stats[..., _N], stats[..., _S]
+    tn, tsum, tsq = stats[..., _TN], stats[..., _TSUM], stats[..., _TSQ]
+    p_g, mu_g = np.broadcast_to(p_g, n.shape[:1]), np.broadcast_to(mu_g, n.shape[:1])
+    has, has_t = n > 0, tn > 0
+    q = (s + 0.5) / (n + 1.0)
+    spread = np.where(
+        has, (logit(q) - logit(p_g)[:, None]) ** 2 - 1.0 / ((n + 1.0) * q * (1.0 - q)), 0.0
+    )
+    count = has.sum(axis=1)
+    tau2 = np.where(count >= 2, spread.sum(axis=1) / np.maximum(count, 1), 0.0)
+    pq = p_g * (1.0 - p_g)
+    k_p = np.where(tau2 > 0, 1.0 / (pq * np.maximum(tau2, 1.0 / _NO_EFFECT)), _NO_EFFECT)
+    mean = tsum / np.maximum(tn, 1.0)
+    ss = np.maximum(tsq - tsum * mean, 0.0).sum(axis=1)
+    within = (ss + DEFAULT_LOG_TIME_SD**2) / (np.maximum(tn - 1.0, 0.0).sum(axis=1) + 1.0)
+    spread_t = np.where(
+        has_t, (mean - mu_g[:, None]) ** 2 - within[:, None] / np.maximum(tn, 1.0), 0.0
+    )
+    count_t = has_t.sum(axis=1)
+    tau2_t = np.where(count_t >= 2, spread_t.sum(axis=1) / np.maximum(count_t, 1), 0.0)
+    k_t = np.where(tau2_t > 0, within / np.maximum(tau2_t, 1.0 / _NO_EFFECT), _NO_EFFECT)
+    return np.minimum(k_p, _NO_EFFECT), np.minimum(k_t, _NO_EFFECT)
+
+
+def _level_strengths_one(rows: list[list[float]], p_g: float, mu_g: float) -> tuple[float, float]:
+    """``_level_strengths`` of one set of level statistics, in floats."""
+    lg = _logit_one(p_g)
+    spread = spread_t = ss = dof = 0.0
+    count = count_t = 0
+    for n, s, tn, tsum, tsq in rows:
+        if n > 0:
+            q = (s + 0.5) / (n + 1.0)
+            spread += (_logit_one(q) - lg) ** 2 - 1.0 / ((n + 1.0) * q * (1.0 - q))
+            count += 1
+        if tn > 0:
+            ss += max(tsq - tsum * (tsum / tn), 0.0)
+            dof += max(tn - 1.0, 0.0)
+    within = (ss + DEFAULT_LOG_TIME_SD**2) / (dof + 1.0)
+    for _, _, tn, tsum, _ in rows:
+        if tn > 0:
+            spread_t += (tsum / tn - mu_g) ** 2 - within / tn
+            count_t += 1
+    tau2 = spread / count if count >= 2 else 0.0
+    tau2_t = spread_t / count_t if count_t >= 2 else 0.0
+    k_p = 1.0 / (p_g * (1.0 - p_g) * max(tau2, 1.0 / _NO_EFFECT)) if tau2 > 0 else _NO_EFFECT
+    k_t = within / max(tau2_t, 1.0 / _NO_EFFECT) if tau2_t > 0 else _NO_EFFECT
+    return min(k_p, _NO_EFFECT), min(k_t, _NO_EFFECT)
 
 
 def _mix_contributions(
