@@ -179,6 +179,50 @@ def test_wrong_answers_never_raise_the_mastery_shown(web: Web, context, maths):
     assert 'id="bkt-params"' in web.get(f"/concepts/{maths.concept_ids[0]}").text
 
 
+def test_a_cell_with_few_tasks_is_explained_by_its_difficulty_in_every_topic(
+    client, context, admin, student, topic
+):
+    """Where other students have done fewer than five tasks in a cell, the prediction leans on
+    how they do at that difficulty in every topic (Baseline's levels), and the explanation
+    says so, with the same numbers from the predictor's counts (a new task) and from the
+    database (a stored task); with five or more in the cell that sentence is left out."""
+    me = uuid.UUID(client.get("/v1/auth/me", headers=student).json()["id"])
+    waves = client.post(
+        "/v1/topics", json={"subject_id": topic["subject_id"], "name": "Waves"}, headers=admin
+    ).json()
+    with session_scope(context.sessions) as session:
+        others = [
+            accounts.create_user(session, f"o{k}@example.com", "correct horse 1").id
+            for k in range(2)
+        ]
+    calculus, waves_id = uuid.UUID(topic["id"]), uuid.UUID(waves["id"])
+    _add_done(context, others[0], waves_id, [True, True, False, True], difficulty="hard")
+    _add_done(context, others[1], waves_id, [True, False], difficulty="hard")
+    _add_done(context, others[1], calculus, [True], difficulty="hard")
+    _add_done(context, me, waves_id, [False, False, False], difficulty="hard")
+
+    with session_scope(context.sessions) as session:
+        kept = context.predictor.others_at_level(session, me, "hard")
+        sql = explain.population_rate(session, me, calculus, "hard").level
+        assert explain.population_rate(session, me, calculus, "easy").level.n_tasks == 0
+    assert kept == (sql.n_tasks, sql.correct, sql.n_users) == (7, 5, 2)
+
+    body = {"topic_id": topic["id"], "difficulty": "hard"}
+    task = client.post("/v1/tasks", json=body, headers=student).json()
+    expected = "Across all topics, other students solve about 71% of hard tasks (7 tasks)."
+    assert "Other students have done only 1 such task and solved 1." in task["explanation"]
+    assert expected in task["explanation"]
+    with session_scope(context.sessions) as session:
+        stored = explain.for_task(session, session.get(PracticeTask, uuid.UUID(task["id"])))
+    assert expected in stored.sentences
+    # Waves has six hard tasks by others: its own rate is said, not the difficulty's.
+    waves_task = client.post(
+        "/v1/tasks", json={"topic_id": waves["id"], "difficulty": "hard"}, headers=student
+    ).json()
+    assert "Other students solve about 67% of these" in " ".join(waves_task["explanation"])
+    assert not any("Across all topics" in s for s in waves_task["explanation"])
+
+
 def test_the_predictors_cell_counts_match_the_database(client, context, student, topic):
     """An explanation of a new task or a preview takes the other students' record from the
     predictor's counts (``others_in_cell``), not from an aggregate over the cell: they are

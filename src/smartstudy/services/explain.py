@@ -8,14 +8,16 @@ apart (``Explanation.model``), so pages can put them behind a details toggle.
 
 Cost: two queries per explanation, both bounded. The student's record reads at most
 ``RECENT`` rows of their own tasks (the ``user_id`` index); the population rate is one
-aggregate over the cell's completed tasks (the ``topic_id`` index).
+aggregate over the cell's completed tasks (the ``topic_id`` index). Where the cell has fewer
+than ``FEW_OTHERS`` tasks by others, a third aggregate gives their record at that difficulty
+in every topic (a prediction just made takes both from the predictor's counts instead).
 """
 
 from __future__ import annotations
 
 import statistics
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,9 @@ class PopulationRate:
     n_tasks: int
     correct: int
     n_users: int
+    #: Where the cell has fewer than ``FEW_OTHERS`` such tasks: the other students' record
+    #: at the same difficulty in every topic, which the prediction leans on instead.
+    level: PopulationRate | None = None
 
     @property
     def rate(self) -> float | None:
@@ -93,8 +98,14 @@ def known_population(
     difficulty: str,
 ) -> PopulationRate:
     """The other students' record in the cell from the counts the predictor keeps
-    (``PredictionService.others_in_cell``): for a prediction just made, no query."""
-    return PopulationRate(*predictor.others_in_cell(session, user_id, topic_id, difficulty))
+    (``PredictionService.others_in_cell``): for a prediction just made, no query. With
+    fewer than ``FEW_OTHERS`` tasks there, also their record at the difficulty in every
+    topic (``PredictionService.others_at_level``)."""
+    cell = predictor.others_in_cell(session, user_id, topic_id, difficulty)
+    level = None
+    if cell[0] < FEW_OTHERS:
+        level = PopulationRate(*predictor.others_at_level(session, user_id, difficulty))
+    return PopulationRate(*cell, level=level)
 
 
 def population_rate(
@@ -104,17 +115,33 @@ def population_rate(
     difficulty: str,
     before: datetime | None = None,
 ) -> PopulationRate:
-    """Other students' completed tasks in the cell, as one aggregate query."""
+    """Other students' completed tasks in the cell, as one aggregate query; with fewer than
+    ``FEW_OTHERS`` of them, a second one at the difficulty in every topic."""
+    cell = _others_record(session, user_id, difficulty, before, topic_id)
+    if cell.n_tasks < FEW_OTHERS:
+        cell = replace(cell, level=_others_record(session, user_id, difficulty, before))
+    return cell
+
+
+def _others_record(
+    session: Session,
+    user_id: uuid.UUID,
+    difficulty: str,
+    before: datetime | None,
+    topic_id: uuid.UUID | None = None,
+) -> PopulationRate:
+    """Other students' completed tasks at ``difficulty``, in one topic or in all."""
     stmt = select(
         func.count(),
         func.coalesce(func.sum(case((PracticeTask.is_correct.is_(True), 1), else_=0)), 0),
         func.count(func.distinct(PracticeTask.user_id)),
     ).where(
-        PracticeTask.topic_id == topic_id,
         PracticeTask.difficulty == difficulty,
         PracticeTask.completed_at.is_not(None),
         PracticeTask.user_id != user_id,
     )
+    if topic_id is not None:
+        stmt = stmt.where(PracticeTask.topic_id == topic_id)
     if before is not None:
         stmt = stmt.where(PracticeTask.completed_at < before)
     n, correct, users = session.connection().execute(stmt).one()  # plain row, no ORM step
@@ -151,6 +178,18 @@ def record_sentence(record: CellRecord, cell: str) -> str:
     if record.n < RECENT:
         return f"You solved {record.correct} of your {record.n} {cell} tasks so far."
     return f"You solved {record.correct} of your last {record.n} {cell} tasks."
+
+
+def level_sentence(population: PopulationRate, difficulty: str) -> str | None:
+    """Where the cell has few tasks by others: how they do at ``difficulty`` in every topic,
+    which is what the prediction leans on (None when that is unknown or as scarce)."""
+    level = population.level
+    if population.n_tasks >= FEW_OTHERS or level is None or level.n_tasks < FEW_OTHERS:
+        return None
+    return (
+        f"Across all topics, other students solve about {round(100 * (level.rate or 0.0))}% "
+        f"of {difficulty} tasks ({_plural(level.n_tasks, 'task')})."
+    )
 
 
 def population_sentence(population: PopulationRate) -> str:
@@ -213,6 +252,9 @@ def explain(
         population = population_rate(session, user_id, topic_id, difficulty, before)
     cell = f"{difficulty} {topic_name}"
     sentences = [record_sentence(record, cell), population_sentence(population)]
+    level = level_sentence(population, difficulty)
+    if level is not None:
+        sentences.append(level)
     sentences += time_sentences(record, p10, p90)
     model = f"{model_name} version {model_version}" if model_name else None
     return Explanation(sentences=sentences, model=model, record=record, population=population)
@@ -294,6 +336,7 @@ __all__ = [
     "explain",
     "for_prediction",
     "for_task",
+    "level_sentence",
     "own_record",
     "population_rate",
     "population_sentence",

@@ -250,6 +250,15 @@ class _Served(_Stream):
         self._mark(task_id, completed_at)
 
 
+def _others(
+    users: dict[str, list[int]], total: Sequence[int], user_id: str
+) -> tuple[int, int, int]:
+    """(tasks, correct, students) of a tally by user and its total, without ``user_id``."""
+    n, correct = total
+    mine_n, mine_correct = users.get(user_id, (0, 0))
+    return n - mine_n, correct - mine_correct, len(users) - (user_id in users)
+
+
 @dataclass
 class _TopicCounts(_Stream):
     """Completed tasks per (user, topic), and tasks and successes per (cell, user), kept up
@@ -261,6 +270,10 @@ class _TopicCounts(_Stream):
     cells: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: item key -> [tasks, correct] of everyone, so that ``others`` is a subtraction
     totals: dict[str, list[int]] = field(default_factory=dict)
+    #: difficulty -> user id -> [tasks, correct], over every topic
+    levels: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: difficulty -> [tasks, correct] of everyone
+    level_totals: dict[str, list[int]] = field(default_factory=dict)
     loaded: bool = False
 
     def learn(
@@ -272,21 +285,26 @@ class _TopicCounts(_Stream):
         self._mark(task_id, at)
 
     def _add(self, user_id: str, item: str, n: int, correct: int) -> None:
-        key = (user_id, item.split(":", 1)[0])
+        topic, _, level = item.partition(ITEM_LEVEL_SEP)
+        key = (user_id, topic)
         self.counts[key] = self.counts.get(key, 0) + n
         for tally in (
             self.cells.setdefault(item, {}).setdefault(user_id, [0, 0]),
             self.totals.setdefault(item, [0, 0]),
+            self.levels.setdefault(level, {}).setdefault(user_id, [0, 0]),
+            self.level_totals.setdefault(level, [0, 0]),
         ):
             tally[0] += n
             tally[1] += correct
 
     def others(self, user_id: str, item: str) -> tuple[int, int, int]:
         """(tasks, correct, students) of everyone but ``user_id`` in cell ``item``."""
-        users = self.cells.get(item, {})
-        n, correct = self.totals.get(item, (0, 0))
-        mine_n, mine_correct = users.get(user_id, (0, 0))
-        return n - mine_n, correct - mine_correct, len(users) - (user_id in users)
+        return _others(self.cells.get(item, {}), self.totals.get(item, (0, 0)), user_id)
+
+    def others_at_level(self, user_id: str, level: str) -> tuple[int, int, int]:
+        """(tasks, correct, students) of everyone but ``user_id`` at difficulty ``level``,
+        in every topic."""
+        return _others(self.levels.get(level, {}), self.level_totals.get(level, (0, 0)), user_id)
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
@@ -311,6 +329,7 @@ class _TopicCounts(_Stream):
             if self.loaded:
                 return
             self.counts, self.cells, self.totals = {}, {}, {}
+            self.levels, self.level_totals = {}, {}
             for user_id, topic_id, difficulty, n, correct in rows:
                 self._add(str(user_id), item_key(topic_id, difficulty), int(n), int(correct or 0))
             self.watermark = newest
@@ -567,6 +586,16 @@ class PredictionService:
         counts = self._loaded_counts(session)
         with counts.lock:
             return counts.others(str(user_id), item_key(topic_id, difficulty))
+
+    def others_at_level(
+        self, session: Session, user_id: uuid.UUID, difficulty: str
+    ) -> tuple[int, int, int]:
+        """(completed tasks, correct, students) of the other students at ``difficulty`` in
+        every topic, as of the last sync: what a level means where a cell has little data
+        (Baseline's levels)."""
+        counts = self._loaded_counts(session)
+        with counts.lock:
+            return counts.others_at_level(str(user_id), difficulty)
 
     def _kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
         counts = self._loaded_counts(session)
