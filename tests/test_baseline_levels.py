@@ -25,22 +25,26 @@ LEVELS = tuple(RATE)
 def _cohort(seed: int = 0, users: int = 60, tasks: int = 30, topics: int = 5) -> pd.DataFrame:
     """Students doing random topics at random difficulties; only the difficulty matters."""
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[dict] = []
     for u in range(users):
         for _ in range(tasks):
             topic = f"T{rng.integers(topics)}"
-            level = LEVELS[rng.integers(3)]
-            rows.append(
-                {
-                    "user_id": f"u{u}",
-                    "item_id": f"{topic}:{level}",
-                    "skill_id": topic,
-                    "correct": float(rng.random() < RATE[level]),
-                    "rt_seconds": SECONDS[level] * float(np.exp(rng.normal(0.0, 0.5))),
-                    "order": len(rows),
-                }
-            )
+            rows.append(_attempt(rng, f"u{u}", topic, LEVELS[rng.integers(3)], 0.5, len(rows)))
     return pd.DataFrame(rows)
+
+
+def _attempt(
+    rng: np.random.Generator, user: str, topic: str, level: str, sd: float, order: int
+) -> dict:
+    """One attempt at the level's rate, at its time with a log-normal scatter of ``sd``."""
+    return {
+        "user_id": user,
+        "item_id": f"{topic}:{level}",
+        "skill_id": topic,
+        "correct": float(rng.random() < RATE[level]),
+        "rt_seconds": SECONDS[level] * float(np.exp(rng.normal(0.0, sd))),
+        "order": order,
+    }
 
 
 def _one(model: Baseline, user: str, topic: str, level: str) -> dict[str, float]:
@@ -186,21 +190,12 @@ def test_a_small_class_times_a_new_topic_at_its_difficultys_time() -> None:
     this far apart must count nearly in full (the demo's case: with a fixed prior of ten
     attempts a new topic's hard tasks were predicted at 6 min where the class took 10)."""
     rng = np.random.default_rng(7)
-    rows = []
+    rows: list[dict] = []
     for u in range(4):
         for topic in ("A", "B", "C"):
             for level in LEVELS:
                 for _ in range(4):
-                    rows.append(
-                        {
-                            "user_id": f"s{u}",
-                            "item_id": f"{topic}:{level}",
-                            "skill_id": topic,
-                            "correct": float(rng.random() < RATE[level]),
-                            "rt_seconds": SECONDS[level] * float(np.exp(rng.normal(0.0, 0.3))),
-                            "order": len(rows),
-                        }
-                    )
+                    rows.append(_attempt(rng, f"s{u}", topic, level, 0.3, len(rows)))
     model = Baseline(item_level_sep=":").fit(pd.DataFrame(rows))
     for level in LEVELS:
         got = _one(model, "new", "NEW", level)["time_median_s"]
