@@ -223,6 +223,51 @@ def test_a_cell_with_few_tasks_is_explained_by_its_difficulty_in_every_topic(
     assert not any("Across all topics" in s for s in waves_task["explanation"])
 
 
+def test_a_student_who_does_better_than_others_is_told_so_where_the_prediction_leans_on_it(
+    client, context, admin, student, topic
+):
+    """With fewer than three tasks in a cell, the prediction leans on the student's other
+    tasks: the explanation compares their record with other students' rates in the same
+    cells (from the predictor's counts for a new task, from the database for a stored one:
+    the same numbers), and leaves it out where the two are close."""
+    me = uuid.UUID(client.get("/v1/auth/me", headers=student).json()["id"])
+    with session_scope(context.sessions) as session:
+        peer = accounts.create_user(session, "peer@example.com", "correct horse 1").id
+        close = accounts.create_user(session, "close@example.com", "correct horse 1").id
+    calculus = uuid.UUID(topic["id"])
+    for difficulty in ("easy", "medium"):
+        _add_done(context, peer, calculus, [True, False] * 5, difficulty=difficulty)
+        _add_done(context, me, calculus, [True] * 9 + [False], difficulty=difficulty)
+        _add_done(context, close, calculus, [True, False] * 3, difficulty=difficulty)
+
+    with session_scope(context.sessions) as session:
+        kept = context.predictor.standing(session, me)
+        sql = explain.standing(session, me)
+    assert kept[:2] == (sql.n_tasks, sql.correct) == (20, 18)
+    # The others' rate: the peer's 10 of 20 and the close student's 6 of 12, per cell.
+    assert kept[2] == pytest.approx(sql.expected) == pytest.approx(10 * 8 / 16 * 2)
+
+    body = {"topic_id": topic["id"], "difficulty": "hard"}
+    task = client.post("/v1/tasks", json=body, headers=student).json()
+    said = (
+        "On the topics and difficulties you have practised you solved 18 of your 20 tasks, "
+        "where other students' rates there would give about 10; the prediction takes your "
+        "record into account."
+    )
+    assert said in task["explanation"]
+    with session_scope(context.sessions) as session:
+        stored = explain.for_task(session, session.get(PracticeTask, uuid.UUID(task["id"])))
+    assert said in stored.sentences
+    # Where the student already has ten tasks in the cell, their own record says it.
+    medium = client.post("/v1/tasks", json={**body, "difficulty": "medium"}, headers=student).json()
+    assert not any("you have practised" in s for s in medium["explanation"])
+    # A student whose record is what the others' rates give is not told anything of it.
+    assert (
+        explain.standing_sentence(explain.CellRecord(0, 0, None), explain.Standing(12, 6, 6.6))
+        is None
+    )
+
+
 def test_the_predictors_cell_counts_match_the_database(client, context, student, topic):
     """An explanation of a new task or a preview takes the other students' record from the
     predictor's counts (``others_in_cell``), not from an aggregate over the cell: they are

@@ -34,6 +34,9 @@ RECENT = 10
 FEW_OWN = 3
 #: Below this many tasks by others their rate is given as counts, not as a percentage.
 FEW_OTHERS = 5
+#: A student's record against other students' rates is told from this many tasks on, and
+#: only where it differs from what those rates give by at least a tenth (and two tasks).
+STANDING_MIN_TASKS = 10
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,23 @@ class PopulationRate:
     #: Where the cell has fewer than ``FEW_OTHERS`` such tasks: the other students' record
     #: at the same difficulty in every topic, which the prediction leans on instead.
     level: PopulationRate | None = None
+    #: The student's record in the cells others have practised too, against their rates
+    #: there (``Standing``), where the student has fewer than ``FEW_OWN`` tasks in the cell.
+    standing: Standing | None = None
 
     @property
     def rate(self) -> float | None:
         return self.correct / self.n_tasks if self.n_tasks else None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A student's completed tasks and successes in the cells other students have practised
+    too, and the successes the other students' rate in each of those cells would give."""
+
+    n_tasks: int
+    correct: int
+    expected: float
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,8 @@ def known_population(
     level = None
     if cell[0] < FEW_OTHERS:
         level = PopulationRate(*predictor.others_at_level(session, user_id, difficulty))
-    return PopulationRate(*cell, level=level)
+    standing = Standing(*predictor.standing(session, user_id))
+    return PopulationRate(*cell, level=level, standing=standing)
 
 
 def population_rate(
@@ -121,6 +138,22 @@ def population_rate(
     if cell.n_tasks < FEW_OTHERS:
         cell = replace(cell, level=_others_record(session, user_id, difficulty, before))
     return cell
+
+
+def standing(session: Session, user_id: uuid.UUID, before: datetime | None = None) -> Standing:
+    """``Standing`` from the database: the student's tasks per cell, then the other
+    students' in the same topics (two grouped queries)."""
+    own = tasks_repo.cell_tallies(session, user_id=user_id, before=before)
+    topics = {topic for topic, _ in own}
+    others = tasks_repo.cell_tallies(session, other_than=user_id, topic_ids=topics, before=before)
+    n = correct = 0
+    expected = 0.0
+    for key, (mine_n, mine_correct) in own.items():
+        others_n, others_correct = others.get(key, (0, 0))
+        if others_n > 0:
+            n, correct = n + mine_n, correct + mine_correct
+            expected += mine_n * others_correct / others_n
+    return Standing(n_tasks=n, correct=correct, expected=expected)
 
 
 def _others_record(
@@ -192,6 +225,21 @@ def level_sentence(population: PopulationRate, difficulty: str) -> str | None:
     )
 
 
+def standing_sentence(record: CellRecord, standing: Standing | None) -> str | None:
+    """Where the prediction leans on the student's other tasks (fewer than ``FEW_OWN`` in
+    the cell): their record against other students' rates in the same cells, when it
+    differs from them by at least a tenth of their tasks (and two)."""
+    if standing is None or record.n >= FEW_OWN or standing.n_tasks < STANDING_MIN_TASKS:
+        return None
+    if abs(standing.correct - standing.expected) < max(2.0, 0.1 * standing.n_tasks):
+        return None
+    return (
+        f"On the topics and difficulties you have practised you solved {standing.correct} "
+        f"of your {standing.n_tasks} tasks, where other students' rates there would give "
+        f"about {round(standing.expected)}; the prediction takes your record into account."
+    )
+
+
 def population_sentence(population: PopulationRate) -> str:
     """How other students do in the cell."""
     if population.n_tasks == 0:
@@ -250,11 +298,16 @@ def explain(
     record = own_record(session, user_id, topic_id, difficulty, before)
     if population is None:
         population = population_rate(session, user_id, topic_id, difficulty, before)
+        if record.n < FEW_OWN:
+            population = replace(population, standing=standing(session, user_id, before))
     cell = f"{difficulty} {topic_name}"
     sentences = [record_sentence(record, cell), population_sentence(population)]
-    level = level_sentence(population, difficulty)
-    if level is not None:
-        sentences.append(level)
+    for extra in (
+        level_sentence(population, difficulty),
+        standing_sentence(record, population.standing),
+    ):
+        if extra is not None:
+            sentences.append(extra)
     sentences += time_sentences(record, p10, p90)
     model = f"{model_name} version {model_version}" if model_name else None
     return Explanation(sentences=sentences, model=model, record=record, population=population)
@@ -333,6 +386,7 @@ __all__ = [
     "CellRecord",
     "Explanation",
     "PopulationRate",
+    "Standing",
     "explain",
     "for_prediction",
     "for_task",
@@ -343,5 +397,7 @@ __all__ = [
     "record_sentence",
     "shown_next",
     "spoken_duration",
+    "standing",
+    "standing_sentence",
     "time_sentences",
 ]

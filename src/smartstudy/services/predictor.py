@@ -274,6 +274,8 @@ class _TopicCounts(_Stream):
     levels: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: difficulty -> [tasks, correct] of everyone
     level_totals: dict[str, list[int]] = field(default_factory=dict)
+    #: user id -> the item keys (cells) they have completed tasks in
+    user_items: dict[str, set[str]] = field(default_factory=dict)
     loaded: bool = False
 
     def learn(
@@ -288,6 +290,7 @@ class _TopicCounts(_Stream):
         topic, _, level = item.partition(ITEM_LEVEL_SEP)
         key = (user_id, topic)
         self.counts[key] = self.counts.get(key, 0) + n
+        self.user_items.setdefault(user_id, set()).add(item)
         for tally in (
             self.cells.setdefault(item, {}).setdefault(user_id, [0, 0]),
             self.totals.setdefault(item, [0, 0]),
@@ -305,6 +308,19 @@ class _TopicCounts(_Stream):
         """(tasks, correct, students) of everyone but ``user_id`` at difficulty ``level``,
         in every topic."""
         return _others(self.levels.get(level, {}), self.level_totals.get(level, (0, 0)), user_id)
+
+    def standing(self, user_id: str) -> tuple[int, int, float]:
+        """(tasks, correct, expected correct) of ``user_id`` over the cells where others
+        have tasks too: expected at the other students' rate in each cell."""
+        n = correct = 0
+        expected = 0.0
+        for item in self.user_items.get(user_id, ()):
+            mine_n, mine_correct = self.cells[item][user_id]
+            others_n, others_correct, _ = self.others(user_id, item)
+            if others_n > 0:
+                n, correct = n + mine_n, correct + mine_correct
+                expected += mine_n * others_correct / others_n
+        return n, correct, expected
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
@@ -329,7 +345,7 @@ class _TopicCounts(_Stream):
             if self.loaded:
                 return
             self.counts, self.cells, self.totals = {}, {}, {}
-            self.levels, self.level_totals = {}, {}
+            self.levels, self.level_totals, self.user_items = {}, {}, {}
             for user_id, topic_id, difficulty, n, correct in rows:
                 self._add(str(user_id), item_key(topic_id, difficulty), int(n), int(correct or 0))
             self.watermark = newest
@@ -596,6 +612,14 @@ class PredictionService:
         counts = self._loaded_counts(session)
         with counts.lock:
             return counts.others_at_level(str(user_id), difficulty)
+
+    def standing(self, session: Session, user_id: uuid.UUID) -> tuple[int, int, float]:
+        """(completed tasks, correct, expected correct) of ``user_id`` in the cells other
+        students have practised too, expected at their rate in each cell, as of the last
+        sync: how the student compares, which their offset in the models carries."""
+        counts = self._loaded_counts(session)
+        with counts.lock:
+            return counts.standing(str(user_id))
 
     def _kind(self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID) -> str:
         counts = self._loaded_counts(session)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from smartstudy.store.orm import PracticeTask, Topic
@@ -65,3 +66,35 @@ def cell_outcomes(
         stmt = stmt.limit(limit)
     # Plain rows through the session's connection: every new task's explanation asks.
     return [(bool(ok), t) for ok, t in session.connection().execute(stmt)]
+
+
+def cell_tallies(
+    session: Session,
+    *,
+    user_id: uuid.UUID | None = None,
+    other_than: uuid.UUID | None = None,
+    topic_ids: Collection[uuid.UUID] | None = None,
+    before: datetime | None = None,
+) -> dict[tuple[uuid.UUID, str], tuple[int, int]]:
+    """(tasks, correct) of completed tasks per (topic, difficulty): of ``user_id``, or of
+    everyone but ``other_than``, in ``topic_ids`` (all topics: None), completed before
+    ``before``."""
+    stmt = select(
+        PracticeTask.topic_id,
+        PracticeTask.difficulty,
+        func.count(),
+        func.coalesce(func.sum(case((PracticeTask.is_correct.is_(True), 1), else_=0)), 0),
+    ).where(PracticeTask.completed_at.is_not(None))
+    if user_id is not None:
+        stmt = stmt.where(PracticeTask.user_id == user_id)
+    if other_than is not None:
+        stmt = stmt.where(PracticeTask.user_id != other_than)
+    if topic_ids is not None:
+        stmt = stmt.where(PracticeTask.topic_id.in_(list(topic_ids)))
+    if before is not None:
+        stmt = stmt.where(PracticeTask.completed_at < before)
+    stmt = stmt.group_by(PracticeTask.topic_id, PracticeTask.difficulty)
+    return {
+        (topic, difficulty): (int(n), int(correct))
+        for topic, difficulty, n, correct in session.connection().execute(stmt)
+    }
