@@ -116,12 +116,15 @@ def known_population(
     """The other students' record in the cell from the counts the predictor keeps
     (``PredictionService.others_in_cell``): for a prediction just made, no query. With
     fewer than ``FEW_OTHERS`` tasks there, also their record at the difficulty in every
-    topic (``PredictionService.others_at_level``)."""
+    topic (``PredictionService.others_at_level``); with fewer than ``FEW_OWN`` of the
+    student's own, the student's ``Standing`` (``PredictionService.standing``)."""
     cell = predictor.others_in_cell(session, user_id, topic_id, difficulty)
     level = None
     if cell[0] < FEW_OTHERS:
         level = PopulationRate(*predictor.others_at_level(session, user_id, difficulty))
-    standing = Standing(*predictor.standing(session, user_id))
+    standing = None
+    if predictor.own_in_cell(session, user_id, topic_id, difficulty) < FEW_OWN:
+        standing = Standing(*predictor.standing(session, user_id))
     return PopulationRate(*cell, level=level, standing=standing)
 
 

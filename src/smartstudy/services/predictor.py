@@ -613,6 +613,15 @@ class PredictionService:
         with counts.lock:
             return counts.others_at_level(str(user_id), difficulty)
 
+    def own_in_cell(
+        self, session: Session, user_id: uuid.UUID, topic_id: uuid.UUID, difficulty: str
+    ) -> int:
+        """How many tasks ``user_id`` has completed in the cell, as of the last sync."""
+        counts = self._loaded_counts(session)
+        with counts.lock:
+            mine = counts.cells.get(item_key(topic_id, difficulty), {}).get(str(user_id))
+            return mine[0] if mine else 0
+
     def standing(self, session: Session, user_id: uuid.UUID) -> tuple[int, int, float]:
         """(completed tasks, correct, expected correct) of ``user_id`` in the cells other
         students have practised too, expected at their rate in each cell, as of the last
