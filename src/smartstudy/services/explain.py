@@ -10,7 +10,9 @@ Cost: two queries per explanation, both bounded. The student's record reads at m
 ``RECENT`` rows of their own tasks (the ``user_id`` index); the population rate is one
 aggregate over the cell's completed tasks (the ``topic_id`` index). Where the cell has fewer
 than ``FEW_OTHERS`` tasks by others, a third aggregate gives their record at that difficulty
-in every topic (a prediction just made takes both from the predictor's counts instead).
+in every topic; where the student has fewer than ``FEW_OWN`` there, two grouped queries give
+the student's ``Standing``. A prediction just made takes all of these from the predictor's
+counts instead.
 """
 
 from __future__ import annotations
