@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 import zipfile
 
 import numpy as np
@@ -17,8 +18,14 @@ from scipy import integrate, stats
 from smartstudy.data.simulate import simulate_lnirt
 from smartstudy.eval.metrics import interval_coverage
 from smartstudy.eval.protocol import split_by_student
-from smartstudy.models.base import ArtifactError
-from smartstudy.models.lnirt import LNIRT, accuracy_update, predictive_moments, time_update
+from smartstudy.models.base import ArtifactError, CannotPredictError
+from smartstudy.models.lnirt import (
+    LNIRT,
+    TopicLNIRT,
+    accuracy_update,
+    predictive_moments,
+    time_update,
+)
 from smartstudy.models.lnirt import model as lnirt_model
 from smartstudy.models.lnirt.model import t_interval_halfwidth
 
@@ -539,3 +546,28 @@ def test_the_interval_table_matches_the_converged_quantile(nu: float, monkeypatc
     monkeypatch.setattr(lnirt_model, "_NEWTON_STEPS", 30)
     exact = lnirt_model._standard_halfwidth(np.sqrt(var), nu)
     assert np.max(np.abs(table / exact - 1.0)) < 2e-4
+
+
+def test_times_all_equal_fit_without_overflow_and_are_not_served() -> None:
+    """A class whose every time is the same number (typed, not timed) has no residual spread:
+    the time precision is fitted to a floor instead of growing without bound, and the
+    small-topic rule then keeps that LNIRT from serving."""
+    rows = []
+    for user, results in (("a", [1, 0] * 5), ("b", [1] * 9 + [0]), ("c", [1, 0] * 3)):
+        for level in ("easy", "medium"):
+            for ok in results:
+                rows.append(
+                    {
+                        "user_id": user,
+                        "item_id": f"T:{level}",
+                        "skill_id": "T",
+                        "correct": float(ok),
+                        "rt_seconds": 150.0,
+                        "order": len(rows),
+                    }
+                )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = TopicLNIRT().fit(pd.DataFrame(rows))
+    with pytest.raises(CannotPredictError):
+        model.predict_one("b", "T:easy", "T")

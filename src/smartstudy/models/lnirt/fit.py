@@ -49,6 +49,8 @@ _DENSE_MAX_CELLS = 20_000_000
 _DENSE_MIN_FILL = 0.05
 # Half-width of the ability grid: theta ~ N(0, 1) a priori, so |theta| > 6 carries < 1e-8.
 _GRID_HALF_WIDTH = 6.0
+# The least log-time residual variance an item's time precision is fitted to (sd 0.01).
+_MIN_RESID_VAR = 1e-4
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -425,7 +427,9 @@ def _time_m_step(
     p_beta = 1.0 / priors.beta_sd**2
     a2 = np.exp(2.0 * log_alpha)
     beta = (a2 * s1 + p_beta * centre[1]) / (a2 * nw + p_beta)
-    ss = np.maximum(s2 - 2.0 * beta * s1 + nw * beta * beta, 0.0)
+    # Floored at a log-time sd of 1% per response: times all equal (a student who always
+    # types the same number) would otherwise drive the time precision to infinity.
+    ss = np.maximum(s2 - 2.0 * beta * s1 + nw * beta * beta, nw * _MIN_RESID_VAR)
     p_la = 1.0 / priors.log_alpha_sd**2
     for _ in range(n_newton):
         # f(u) = n u - e^{2u} ss / 2 - p (u - m)^2 / 2 is concave in u = log alpha.
