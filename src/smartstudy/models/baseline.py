@@ -1101,10 +1101,13 @@ class Baseline(LearnerModel):
         # and ``_offset_filter`` compute it for n = 1, without the cost of length-1 arrays:
         # this runs for every completion in every serving process.
         item_i = self.item_index_.get(item, -1)
-        level_i = self._level_code(item, item_i)
-        label = level_label(item, self.item_level_sep) if item_i < 0 else None
-        if label is not None and level_i < 0:
-            level_i = self._add_level(label)  # a new level: no effect until it has data
+        if item_i >= 0:
+            level_i = int(self.item_level_[item_i])
+        else:
+            label = level_label(item, self.item_level_sep)
+            level_i = -1 if label is None else self.level_index_.get(label, -1)
+            if label is not None and level_i < 0:
+                level_i = self._add_level(label)  # a new level: no effect until it has data
         p_item, mu_item, _, top = self._level_one(item_i, skill, level_i)
         if has_t:
             item_row = self.item_stats_[item_i] if item_i >= 0 else np.zeros(_N_STATS)

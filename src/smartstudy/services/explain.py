@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from smartstudy.services.predictor import Prediction, PredictionService
+from smartstudy.services.predictor import Prediction, PredictionService, standing_of
 from smartstudy.store.orm import PracticeTask
 from smartstudy.store.repositories import tasks as tasks_repo
 
@@ -151,14 +151,7 @@ def standing(session: Session, user_id: uuid.UUID, before: datetime | None = Non
     own = tasks_repo.cell_tallies(session, user_id=user_id, before=before)
     topics = {topic for topic, _ in own}
     others = tasks_repo.cell_tallies(session, other_than=user_id, topic_ids=topics, before=before)
-    n = correct = 0
-    expected = 0.0
-    for key, (mine_n, mine_correct) in own.items():
-        others_n, others_correct = others.get(key, (0, 0))
-        if others_n > 0:
-            n, correct = n + mine_n, correct + mine_correct
-            expected += mine_n * others_correct / others_n
-    return Standing(n_tasks=n, correct=correct, expected=expected)
+    return Standing(*standing_of((*mine, *others.get(key, (0, 0))) for key, mine in own.items()))
 
 
 def _others_record(

@@ -250,6 +250,19 @@ class _Served(_Stream):
         self._mark(task_id, completed_at)
 
 
+def standing_of(cells: Iterable[tuple[int, int, int, int]]) -> tuple[int, int, float]:
+    """(tasks, correct, expected correct) of a student over cells given as (their tasks,
+    their correct, others' tasks, others' correct): the cells others have practised too,
+    each expected at the others' rate."""
+    n = correct = 0
+    expected = 0.0
+    for mine_n, mine_correct, others_n, others_correct in cells:
+        if others_n > 0:
+            n, correct = n + mine_n, correct + mine_correct
+            expected += mine_n * others_correct / others_n
+    return n, correct, expected
+
+
 def _others(
     users: dict[str, list[int]], total: Sequence[int], user_id: str
 ) -> tuple[int, int, int]:
@@ -312,15 +325,10 @@ class _TopicCounts(_Stream):
     def standing(self, user_id: str) -> tuple[int, int, float]:
         """(tasks, correct, expected correct) of ``user_id`` over the cells where others
         have tasks too: expected at the other students' rate in each cell."""
-        n = correct = 0
-        expected = 0.0
-        for item in self.user_items.get(user_id, ()):
-            mine_n, mine_correct = self.cells[item][user_id]
-            others_n, others_correct, _ = self.others(user_id, item)
-            if others_n > 0:
-                n, correct = n + mine_n, correct + mine_correct
-                expected += mine_n * others_correct / others_n
-        return n, correct, expected
+        return standing_of(
+            (*self.cells[item][user_id], *self.others(user_id, item)[:2])
+            for item in self.user_items.get(user_id, ())
+        )
 
     def load(self, session: Session) -> None:
         """Count everything completed before the catch-up window of the newest completion
