@@ -1,6 +1,6 @@
 """CPU time of the trainings of one worker process: when nothing is due for a refit, or
 with ``--refit``, when LNIRT and Baseline refit every time (as under load, once their data
-have grown by 2%).
+have grown by 10%).
 
 Under load a training is due every few completions, while the families are refitted only
 once their data have grown enough (``training.REFIT_GROWTH``). Such a training still reads

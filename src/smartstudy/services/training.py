@@ -54,11 +54,14 @@ MIN_TRAINING_ROWS: dict[str, int] = {"neural": NEURAL_MIN_ROWS}
 #: learns each completion online in between. A family is refitted only once its training
 #: data have grown by this fraction since its active version was fitted; until then the job
 #: scores its active version on the held-out students and keeps it. The neural model's fit
-#: costs tens of seconds at 100k tasks: 20%. Baseline and LNIRT fit in seconds, but a refit
-#: also replays the held-out students through the new version (``served_state``): about
-#: 15 s of CPU at 100k tasks against 3 s for a training that keeps them, so a refit every
-#: fifth completion kept a worker busy all the time for changes too small to matter: 2%.
-REFIT_GROWTH: dict[str, float] = {"neural": 0.2, "lnirt": 0.02, "baseline": 0.02}
+#: costs tens of seconds at 100k tasks: 20%. A refit of Baseline and LNIRT (with the replay
+#: of the held-out students through the new versions, ``served_state``) takes about 4 s of
+#: CPU at 100k tasks against 0.4 s for a training that keeps them. Spread over the
+#: completions that make the data grow by 10% (about 10,000 at 100k tasks), that is 0.4 ms
+#: of CPU per completion, 3% of what serving a completion costs (13 to 16 ms of API and
+#: database CPU at 100k tasks under load, ``benchmarks/load.py``); at 2% it was 2 ms, a
+#: seventh. Between refits every family still learns each completion online: 10%.
+REFIT_GROWTH: dict[str, float] = {"neural": 0.2, "lnirt": 0.1, "baseline": 0.1}
 #: Below this many training tasks a family is refitted by every training whatever its growth:
 #: there a refit takes a few seconds at most, and an admin's "Train now" refits.
 REFIT_ALWAYS_BELOW: dict[str, int] = {"lnirt": 20_000, "baseline": 20_000}
