@@ -230,6 +230,20 @@ class Client(threading.Thread):
             self.http.close()
 
 
+def _training_kind(summary: dict[str, Any] | str | None) -> str:
+    """How a training read the history ("full" or "new rows only") and the families it
+    refitted, from its job summary."""
+    if isinstance(summary, str):
+        summary = json.loads(summary)
+    summary = summary or {}
+    refitted = [
+        name
+        for name, entry in summary.items()
+        if isinstance(entry, dict) and "version" in entry and "skipped" not in entry
+    ]
+    return f"{summary.get('read', '?')} read, refitted: {', '.join(refitted) or 'none'}"
+
+
 def _percentiles(seconds: list[float]) -> dict[str, float | None]:
     """p50, p99 and max of latencies given in seconds, in milliseconds (None if empty)."""
     ms = np.asarray(seconds) * 1000
@@ -363,6 +377,15 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 ),
                 {"t0": time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(t0))},
             ).scalar()
+            # How each of them read the history and which families it refitted.
+            summaries = conn.execute(
+                text(
+                    "SELECT summary FROM jobs WHERE kind = 'training' AND status = 'succeeded' "
+                    "AND finished_at >= :t0 ORDER BY finished_at"
+                ),
+                {"t0": time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(t0))},
+            ).scalars()
+            training_kinds = [_training_kind(summary) for summary in summaries]
             # When each training ran (epoch seconds), to split the latencies by it.
             spans = conn.execute(
                 text(
@@ -413,6 +436,7 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "errors": len(errors),
             "error_examples": errors[:5],
             "trainings_completed_during_run": int(trainings or 0),
+            "trainings_read_and_refitted": training_kinds,
             "jobs_queued_or_running_at_end": int(queued or 0),
             "cpu_seconds": {k: round(cpu_after[k] - cpu_before[k], 1) for k in cpu_after},
             "peak_memory_mb": {k: round(v, 1) if v else None for k, v in memory.items()},
@@ -469,6 +493,7 @@ def main() -> None:
         f"trainings completed during the run: {result['trainings_completed_during_run']}; "
         f"jobs queued or running at the end: {result['jobs_queued_or_running_at_end']}"
     )
+    print("  each: " + "; ".join(result["trainings_read_and_refitted"]))
     cpu = ", ".join(f"{k} {v} s" for k, v in result["cpu_seconds"].items())
     print(f"CPU time during the run: {cpu} (the machine has {os.cpu_count()} cores)")
     for proc, mb in result["peak_memory_mb"].items():

@@ -111,3 +111,33 @@ def test_trainings_read_only_what_is_new(students) -> None:
     second = run_training(context)
     assert (first.summary["read"], second.summary["read"]) == ("full", "new rows only")
     assert second.summary["rows"] == first.summary["rows"] + 3 == 12 * len(users) + 3
+
+
+def test_a_completion_committed_during_a_read_does_not_make_it_read_everything(
+    students, monkeypatch
+) -> None:
+    """The new rows and the count they are checked against come from one snapshot: under
+    load, completions commit between the two statements all the time."""
+    context, users, topic = students
+    if context.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: a read holds the write lock, so nothing commits during it")
+    _complete(context, users[0], topic, START, n=3)
+    kept = TrainingHistory()
+    _same_as_a_whole_read(context, kept, "full")
+    _complete(context, users[0], topic, START + timedelta(minutes=1), n=2)
+    count = history.tasks_repo.completed_count
+    committed = []
+
+    def count_after_another_commit(session):
+        if not committed:  # another process completes a task between the two statements
+            _complete(context, users[1], topic, START + timedelta(minutes=2))
+            committed.append(True)
+        return count(session)
+
+    monkeypatch.setattr(history.tasks_repo, "completed_count", count_after_another_commit)
+    with context.sessions() as session:
+        got = kept.read(session)
+    assert committed and kept.last_read == "new rows only"
+    assert len(got) == 5  # what was committed when the read began
+    monkeypatch.setattr(history.tasks_repo, "completed_count", count)
+    assert len(_same_as_a_whole_read(context, kept, "new rows only")) == 6

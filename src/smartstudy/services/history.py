@@ -44,7 +44,17 @@ class TrainingHistory:
         self.last_read = ""
 
     def read(self, session: Session) -> pd.DataFrame:
-        """Every completed task, in completion order (a copy: the caller may change it)."""
+        """Every completed task, in completion order (a copy: the caller may change it).
+
+        The new rows and the count they are checked against must come from one snapshot of
+        the database: on PostgreSQL (read committed: each statement sees what is committed
+        when it starts) a completion committed between the two made the count larger than
+        the frame, and under load nearly every training read everything again. A fresh
+        ``session`` therefore reads in a repeatable-read transaction there (read-only, so it
+        never fails to serialise). SQLite's transactions (``BEGIN IMMEDIATE``) already see
+        one state."""
+        if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         with self._lock:
             frame = self._frame
             if frame is None or frame.empty or time.monotonic() - self._full_at >= FULL_EVERY:
