@@ -230,16 +230,12 @@ class Client(threading.Thread):
             self.http.close()
 
 
-def _training_kind(summary: dict[str, Any] | str | None) -> str:
+def _training_kind(summary: dict[str, Any] | None) -> str:
     """How a training read the history ("full" or "new rows only") and the families it
-    refitted, from its job summary."""
-    if isinstance(summary, str):
-        summary = json.loads(summary)
+    refitted (those whose entry names a new version), from its job summary."""
     summary = summary or {}
     refitted = [
-        name
-        for name, entry in summary.items()
-        if isinstance(entry, dict) and "version" in entry and "skipped" not in entry
+        name for name, entry in summary.items() if isinstance(entry, dict) and "version" in entry
     ]
     return f"{summary.get('read', '?')} read, refitted: {', '.join(refitted) or 'none'}"
 
