@@ -152,3 +152,39 @@ def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, m
     third = run_training(context)
     assert "skipped" not in third.summary["slow"]
     assert _versions(context, "slow")[-1] == slow_v + 1
+
+
+def test_a_rejected_refit_waits_for_the_data_to_grow_again(sync_context, monkeypatch):
+    """The growth counts from the last fit, activated or not: a family whose refits are
+    rejected is not refitted again at every training."""
+    from smartstudy.services import registry, training
+
+    monkeypatch.setattr(training, "REFIT_GROWTH", {"slow": 0.5})
+    context, user, topic = sync_context
+    context.settings.retrain_every = 1_000_000
+    context.predictor = PredictionService(
+        chain=("slow", "baseline"), factories={"slow": Baseline, "baseline": Baseline}
+    )
+    for k in range(10):
+        _do(context, user, topic, correct=k % 2 == 0)
+    assert run_training(context).status == "succeeded"
+    real_validate = registry.validate
+    rejecting = {"on": False}
+
+    def validate(candidate, active, *args, **kwargs):  # every family's refit is rejected
+        decision = real_validate(candidate, active, *args, **kwargs)
+        if rejecting["on"] and active is not None:
+            decision.activate, decision.reason = False, "worse on held-out students (test)"
+        return decision
+
+    monkeypatch.setattr(registry, "validate", validate)
+    for k in range(5):  # 15 tasks: half as many again, so "slow" is due
+        _do(context, user, topic, correct=k % 2 == 0)
+    rejecting["on"] = True
+    second = run_training(context)
+    assert second.summary["slow"]["status"] == "rejected"
+    slow_v = _versions(context, "slow")[-1]
+    _do(context, user, topic)  # 16 tasks: a little more than the rejected fit saw
+    third = run_training(context)
+    assert third.summary["slow"]["skipped"].endswith("refitted from 23 on (16 now)")
+    assert _versions(context, "slow")[-1] == slow_v

@@ -380,15 +380,20 @@ def _warm_from(name: str, active: LearnerModel | None, rows: int) -> LearnerMode
 
 
 def _refit_not_due(context: AppContext, name: str, train: pd.DataFrame) -> str | None:
-    """Why ``name`` is not refitted this time (``REFIT_GROWTH``), or None when it is due."""
+    """Why ``name`` is not refitted this time (``REFIT_GROWTH``), or None when it is due.
+
+    The growth counts from the family's last fit, whether validation activated it or not: a
+    refit that validation rejected was tried on nearly these data, and refitting at every
+    training until one is activated kept the worker busy for nothing."""
     growth = REFIT_GROWTH.get(name)
     if growth is None or len(train) < REFIT_ALWAYS_BELOW.get(name, 0):
         return None
     with session_scope(context.sessions) as session:
         row = session.execute(
-            select(ModelVersion.version, ModelVersion.n_training_rows).where(
-                ModelVersion.model_name == name, ModelVersion.is_active.is_(True)
-            )
+            select(ModelVersion.version, ModelVersion.n_training_rows)
+            .where(ModelVersion.model_name == name)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
         ).first()
     if row is None or not row.n_training_rows:
         return None
