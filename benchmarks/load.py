@@ -21,7 +21,13 @@ What it does, in order:
    dropped at the end.
 
     .venv/bin/python benchmarks/load.py [--students 500] [--tasks 200] [--clients 32]
-        [--seconds 60] [--processes 2] [--retrain-every 5] [--template DB] [--json]
+        [--seconds 60] [--processes 2] [--retrain-every 5] [--template DB]
+        [--worker-cpu-quota 0.3] [--json]
+
+``--worker-cpu-quota F`` runs the worker in a cgroup limited to F of one core, as the
+deployment guide's ``CPUQuota=30%`` does for its systemd unit (README, "Running in
+production"): on the 2-core virtual machine any CPU the worker takes comes out of the
+requests, whatever its scheduling priority, and a quota spreads a training's CPU thinner.
 
 Issue 11's targets: p99 under 250 ms and no errors while at least two trainings complete, and
 at least 100 completions/s in total on a 2-core machine. The clients run on the same machine
@@ -31,6 +37,7 @@ and take their share of its cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -124,6 +131,63 @@ def _is_resource_tracker(pid: int) -> bool:
         return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+class CpuQuota:
+    """A CPU quota for one process and the threads and children it starts later: a cgroup
+    with ``fraction`` of one core (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us``), as
+    systemd's ``CPUQuota=`` sets for a service. Needs the right to create cgroups (root, or
+    a delegated subtree); ``CpuQuota.unavailable()`` says why it cannot be made."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, fraction: float):
+        self.fraction = fraction
+        self.path: Path | None = None
+
+    @staticmethod
+    def _root() -> tuple[Path, str] | None:
+        v2 = Path("/sys/fs/cgroup")
+        if (v2 / "cgroup.controllers").exists() and "cpu" in (
+            v2 / "cgroup.controllers"
+        ).read_text().split():
+            return v2, "v2"
+        for v1 in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct")):
+            if (v1 / "cpu.cfs_quota_us").exists():
+                return v1, "v1"
+        return None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        root = cls._root()
+        if root is None:
+            return "no cgroup CPU controller is mounted"
+        if not os.access(root[0], os.W_OK):
+            return f"{root[0]} is not writable (run as root, or give a delegated cgroup)"
+        return None
+
+    def apply(self, pid: int) -> None:
+        root = self._root()
+        if root is None:
+            raise RuntimeError("no cgroup CPU controller is mounted")
+        base, version = root
+        self.path = base / f"smartstudy-load-{uuid.uuid4().hex[:8]}"
+        self.path.mkdir()
+        quota = max(1000, int(self.fraction * self.PERIOD_US))
+        if version == "v2":
+            enabled = (base / "cgroup.subtree_control").read_text().split()
+            if "cpu" not in enabled:
+                (base / "cgroup.subtree_control").write_text("+cpu")
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
@@ -286,6 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     procs: list[subprocess.Popen] = []
+    quota = None if args.worker_cpu_quota is None else CpuQuota(args.worker_cpu_quota)
     folder = Path(tempfile.mkdtemp(prefix="smartstudy-load-"))
     try:
         env = {
@@ -335,6 +400,8 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 stderr=subprocess.STDOUT,
             )
         procs.append(worker)
+        if quota is not None:
+            quota.apply(worker.pid)
         _wait_ready(base, serve, serve_log)
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -409,6 +476,7 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 "api_processes": args.processes,
                 "clients": args.clients,
                 "retrain_every": args.retrain_every,
+                "worker_cpu_quota": args.worker_cpu_quota,
             },
             "seconds": round(elapsed, 1),
             "completions": completions,
@@ -439,6 +507,8 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if quota is not None:
+            quota.remove()
 
 
 def main() -> None:
@@ -449,8 +519,21 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--retrain-every", type=int, default=5)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--worker-cpu-quota",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="run the worker in a cgroup with this share of one core (0.3: systemd's "
+        "CPUQuota=30%%); needs the right to create cgroups",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.worker_cpu_quota is not None:
+        if not 0 < args.worker_cpu_quota <= os.cpu_count():
+            parser.error(f"--worker-cpu-quota must be above 0 and at most {os.cpu_count()}")
+        if (why := CpuQuota.unavailable()) is not None:
+            parser.error(f"--worker-cpu-quota: {why}")
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -461,6 +544,11 @@ def main() -> None:
         f"{s['preload_seconds']} s, first training {s['first_training_seconds']} s; "
         f"{s['api_processes']} API processes + 1 worker, {s['clients']} clients, "
         f"a training every {s['retrain_every']} completions"
+        + (
+            f", the worker at a CPU quota of {s['worker_cpu_quota']:.0%} of a core"
+            if s["worker_cpu_quota"] is not None
+            else ""
+        )
     )
     lat = result["latency_ms"]
     print(
