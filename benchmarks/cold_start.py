@@ -13,7 +13,8 @@ What it does, in order:
    family), then ``--previews`` more previews;
 3. runs ``smartstudy train`` in another process, which refits every family and activates new
    versions, while one client asks for a preview every 20 ms; it prints the slowest preview
-   while that training ran, when the server first answered with a new version, that
+   while that training ran, when the server first answered with a new version (relative to
+   the end of the training process: the versions are activated before it ends), that
    answer's latency and the slowest one in the ``--after`` seconds after it;
 4. completes tasks until the server queues a training of its own, sends SIGTERM while that
    training runs and times the exit;
@@ -166,11 +167,12 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         swapped_at = None
         while time.monotonic() < deadline:
+            # The first answer from another version than the first one's, whenever it came.
             swapped_at = next(
                 (
                     wall
-                    for wall, _, version in watcher.answers
-                    if wall >= train_ended and version != watcher.answers[0][2]
+                    for wall, _, version in list(watcher.answers)
+                    if version != watcher.answers[0][2]
                 ),
                 None,
             )
@@ -194,6 +196,7 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             ]
             result["new_version"].update(
                 served_after=after[0][2],
+                # Negative: the new version answered before the training process ended.
                 first_answer_after_training_s=round(swapped_at - train_ended, 2),
                 first_prediction_of_new_version_ms=_ms(after[0][1]),
                 previews_after_swap_ms=_percentiles([lat for _, lat, _ in after]),
@@ -234,11 +237,16 @@ def _run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             result["sigterm"] = {"error": "no training of the server's own started"}
         else:
             time.sleep(0.5)  # well into the training
+            with engine.connect() as conn:
+                still = conn.execute(
+                    text("SELECT count(*) FROM jobs WHERE kind = 'training' AND status = 'running'")
+                ).scalar_one()
             sent = time.perf_counter()
             serve.send_signal(signal.SIGTERM)
             try:
                 serve.wait(timeout=60)
                 result["sigterm"] = {
+                    "training_running_when_sent": bool(still),
                     "training_ran_s_before_it": round(sent - running_since, 2),
                     "exited_after_s": round(time.perf_counter() - sent, 2),
                     "exit_code": serve.returncode,
@@ -290,8 +298,9 @@ def main() -> None:
     )
     if "served_after" in new:
         print(
-            f"new version served {new['first_answer_after_training_s']} s after the training "
-            f"ended ({new['served_before']} -> {new['served_after']}); its first prediction "
+            f"new version first served {new['first_answer_after_training_s']} s after the "
+            f"training process ended, negative: before ({new['served_before']} -> "
+            f"{new['served_after']}); its first prediction "
             f"{new['first_prediction_of_new_version_ms']} ms; previews in the {args.after:g} s "
             f"after: p50 {new['previews_after_swap_ms']['p50']} ms, max "
             f"{new['previews_after_swap_ms']['max']} ms"
@@ -305,8 +314,9 @@ def main() -> None:
     )
     term = result["sigterm"]
     if "training_ran_s_before_it" in term:
+        during = "" if term["training_running_when_sent"] else " (it had ended before the signal)"
         print(
-            f"SIGTERM {term['training_ran_s_before_it']} s into a training: exited after "
+            f"SIGTERM {term['training_ran_s_before_it']} s into a training{during}: exited after "
             f"{term['exited_after_s']} s (code {term['exit_code']}); newest training jobs: "
             f"{'; '.join(term['training_jobs_after'])}"
         )
