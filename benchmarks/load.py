@@ -37,7 +37,6 @@ and take their share of its cores.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -185,9 +184,17 @@ class CpuQuota:
         (self.path / "cgroup.procs").write_text(str(pid))
 
     def remove(self) -> None:
-        if self.path is not None:
-            with contextlib.suppress(OSError):
+        """Remove the cgroup once the processes in it have gone (a few seconds at most)."""
+        if self.path is None:
+            return
+        for _ in range(50):
+            try:
                 self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # busy: a process in it has not been reaped yet
+                time.sleep(0.1)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
