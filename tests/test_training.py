@@ -128,7 +128,9 @@ def test_topic_lnirt_round_trip_and_unknown_topic():
         model.predict(probe.assign(skill_id="t9"))
 
 
-def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, monkeypatch):
+def _slow_family(sync_context, monkeypatch):
+    """A chain of a "slow" family refitted at 50% growth and Baseline, trainings by hand only,
+    and 10 completed tasks."""
     from smartstudy.services import training
 
     monkeypatch.setattr(training, "REFIT_GROWTH", {"slow": 0.5})
@@ -139,6 +141,11 @@ def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, m
     )
     for k in range(10):
         _do(context, user, topic, correct=k % 2 == 0)
+    return context, user, topic
+
+
+def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, monkeypatch):
+    context, user, topic = _slow_family(sync_context, monkeypatch)
     first = run_training(context)
     assert first.status == "succeeded", first.error
     slow_v, base_v = _versions(context, "slow")[-1], _versions(context, "baseline")[-1]
@@ -157,16 +164,9 @@ def test_a_slow_family_is_refitted_only_once_its_data_have_grown(sync_context, m
 def test_a_rejected_refit_waits_for_the_data_to_grow_again(sync_context, monkeypatch):
     """The growth counts from the last fit, activated or not: a family whose refits are
     rejected is not refitted again at every training."""
-    from smartstudy.services import registry, training
+    from smartstudy.services import registry
 
-    monkeypatch.setattr(training, "REFIT_GROWTH", {"slow": 0.5})
-    context, user, topic = sync_context
-    context.settings.retrain_every = 1_000_000
-    context.predictor = PredictionService(
-        chain=("slow", "baseline"), factories={"slow": Baseline, "baseline": Baseline}
-    )
-    for k in range(10):
-        _do(context, user, topic, correct=k % 2 == 0)
+    context, user, topic = _slow_family(sync_context, monkeypatch)
     assert run_training(context).status == "succeeded"
     real_validate = registry.validate
     rejecting = {"on": False}
