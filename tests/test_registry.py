@@ -395,3 +395,14 @@ def test_100_concurrent_completions_keep_the_counter_exact(client, context, monk
     # Coalescing may merge claims, but the last training saw every completion.
     assert jobs[-1].summary["rows"] == 100
     assert latest.n_training_rows == 100 and latest.trained_until == done
+
+
+def test_a_version_fitted_on_nothing_says_it_is_the_prior(context):
+    """On an empty system the first version of each family has learnt nothing: the admin page
+    must not say its training predictions were checked."""
+    service = PredictionService()
+    with session_scope(context.sessions) as session:
+        version = service.train(session, "baseline")
+        assert version.n_training_rows == 0
+        reason = (version.training_summary or {}).get("decision", "")
+    assert "no completed tasks yet" in str(reason)

@@ -244,6 +244,11 @@ def validate(
     (default: all of them).
     """
     predicts_time = bool(getattr(candidate, "predicts_time", False))
+    if holdout.empty and train.empty:
+        # The first version of a family on an empty system: its priors, until data arrive.
+        return Decision(
+            True, "no completed tasks yet: the family's prior, until the first training"
+        )
     if holdout.empty:
         # Nothing held out: check the new model on what it learnt from, so at least a
         # broken model (non-finite or out-of-range output) is never activated.
