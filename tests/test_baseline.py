@@ -366,6 +366,44 @@ def test_user_prior_strength_is_learned_from_the_spread_of_abilities() -> None:
     assert Baseline.from_bytes(spread.to_bytes())._user_priors() == spread._user_priors()
 
 
+def _item_spread_cohort(item_sd: float, seed: int, users: int = 150, draw: int = 0) -> pd.DataFrame:
+    """Students (``draw``: which ones) doing items of 30 skills (10 items each) whose logits
+    scatter by ``item_sd`` around their skill's (fixed by ``seed``); students of equal
+    ability."""
+    rng = np.random.default_rng(seed)
+    skill_logit = rng.normal(0.5, 0.8, 30)
+    item_logit = skill_logit.repeat(10) + rng.normal(0.0, item_sd, 300)
+    rng = np.random.default_rng([seed, draw])
+    rows = []
+    for u in range(users):
+        for t, i in enumerate(rng.integers(300, size=20)):
+            p = 1 / (1 + math.exp(-item_logit[i]))
+            rows.append((f"u{draw}-{u}", f"i{i}", f"s{i // 10}", float(rng.random() < p), 30.0, t))
+    return pd.DataFrame(
+        rows, columns=["user_id", "item_id", "skill_id", "correct", "rt_seconds", "order"]
+    )
+
+
+def test_how_strongly_an_items_rate_is_shrunk_is_learned() -> None:
+    """Empirical Bayes for ``k_item``'s rate: items that scatter widely around their skill
+    keep more of their own record (fewer pseudo-attempts), items that are all alike are
+    pulled to their skill; other students are predicted better than with the default 8."""
+    for seed in (0, 1):
+        for item_sd in (1.5, 0.05):
+            model = Baseline().fit(_item_spread_cohort(item_sd, seed))
+            assert (model.item_rate_k_ < 8.0) if item_sd > 1 else (model.item_rate_k_ > 8.0)
+            default = Baseline.from_bytes(model.to_bytes())
+            default.item_rate_k_ = 8.0
+            test = _item_spread_cohort(item_sd, seed, draw=1)
+            assert _log_loss(model, test) < _log_loss(default, test)
+    # Too few students: the constructor's value.
+    assert Baseline(k_item=5.0).fit(_item_spread_cohort(1.5, 0, users=10)).item_rate_k_ == 5.0
+    assert Baseline(learn_user_prior=False).fit(_item_spread_cohort(1.5, 0)).item_rate_k_ == 8.0
+    model = Baseline().fit(_item_spread_cohort(1.5, 2))
+    bads = (0, -1.0, math.nan, math.inf, "x", True)
+    _assert_state_round_trip(model, "item_rate_k", 8.0, bads, ("u0-1", "i1", "s0"))
+
+
 def _three_pl_cohort(floor: float, users: int, seed: int, per_user: int = 20) -> pd.DataFrame:
     """Multiple-choice-like answers: ``floor + (1 - floor) sigmoid(ability - difficulty)``,
     abilities N(0, 1.5), 12 items of one skill with difficulties from -1.5 to 2."""

@@ -158,7 +158,16 @@ def test_a_new_level_learnt_online_and_the_levels_survive_save_and_load() -> Non
 def test_a_version_stored_before_levels_still_loads_and_serves_without_them() -> None:
     model = Baseline(item_level_sep=":").fit(_cohort(seed=5))
     state = model._get_state()
-    for key in ("level_ids", "level_stats", "item_level", "skill_mix"):
+    # Such a version had none of the levels' statistics, nor what is learned with them.
+    old_keys = (
+        "level_ids",
+        "level_stats",
+        "item_level",
+        "skill_mix",
+        "level_transfer",
+        "item_rate_k",
+    )
+    for key in old_keys:
         del state[key]
     old = Baseline(item_level_sep=":")
     old._set_state(state)
@@ -222,3 +231,52 @@ def test_levels_that_do_not_differ_have_no_effect() -> None:
     k_p, k_t = _level_strengths(apart[None], np.array([0.58]), np.array([5.03]))
     assert 0 < k_p[0] < 10 and 0 < k_t[0] < 2
     assert _level_strengths_one(apart.tolist(), 0.58, 5.03) == pytest.approx((k_p[0], k_t[0]))
+
+
+def _uneven_cohort(seed: int, users: int = 60, tasks: int = 30) -> pd.DataFrame:
+    """Difficulty labels that do not carry over: most attempts are in topic T0, where the
+    levels differ as in ``RATE``; in the twenty other topics every level is solved at 0.6."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    for u in range(users):
+        for _ in range(tasks):
+            topic = "T0" if rng.random() < 0.6 else f"T{rng.integers(1, 21)}"
+            level = LEVELS[rng.integers(3)]
+            row = _attempt(rng, f"u{u}", topic, level, 0.5, len(rows))
+            if topic != "T0":
+                row["correct"] = float(rng.random() < 0.6)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_how_much_of_a_level_holds_within_a_topic_is_learned() -> None:
+    """Where a difficulty means the same in every topic the whole level effect is kept; where
+    it holds in one topic only, less of it is applied elsewhere, so a cell with little data
+    in another topic is predicted nearer what such cells turn out to be."""
+    same = Baseline(item_level_sep=":").fit(_cohort(seed=7))
+    assert same.level_transfer_ >= 0.8
+    data = _uneven_cohort(seed=7)
+    uneven = Baseline(item_level_sep=":").fit(data)
+    assert uneven.level_transfer_ <= 0.5
+    whole = Baseline(item_level_sep=":", learn_user_prior=False).fit(data)
+    assert whole.level_transfer_ == 1.0
+    # A new student, a topic's hard cell with no data: the topic is solved at 0.6 whatever
+    # the level, and the learned transfer predicts it nearer 0.6 than the whole effect does.
+    learned = uneven.predict_one("new", "T9:hard", "T1")["p_correct"]
+    full = whole.predict_one("new", "T9:hard", "T1")["p_correct"]
+    assert abs(learned - 0.6) < abs(full - 0.6)
+    # The same numbers from the DataFrame path, and after a save and load.
+    row = {"user_id": "new", "item_id": "T9:hard", "skill_id": "T1", "correct": 1.0}
+    frame = pd.DataFrame([{**row, "rt_seconds": np.nan, "order": 0}])
+    assert uneven.predict(frame).iloc[0]["p_correct"] == pytest.approx(learned, rel=1e-9)
+    copy = Baseline.from_bytes(uneven.to_bytes())
+    assert copy.level_transfer_ == uneven.level_transfer_
+    assert copy.predict_one("new", "T9:hard", "T1")["p_correct"] == pytest.approx(learned)
+
+
+def test_a_stored_transfer_out_of_range_is_refused() -> None:
+    state = Baseline(item_level_sep=":").fit(_cohort(seed=8))._get_state()
+    for bad in (-0.1, 1.5, float("nan"), True, "1"):
+        broken = {**state, "level_transfer": bad}
+        with pytest.raises(ValueError, match="level_transfer"):
+            Baseline(item_level_sep=":")._set_state(broken)

@@ -3,7 +3,8 @@
 What it is
     Correctness is the item's success rate shrunk towards its skill's rate, which is shrunk
     towards the global rate (a beta-binomial / empirical-Bayes hierarchy with pseudo-counts
-    ``k_item`` and ``k_skill``). A per-user offset in logit space makes predictions follow
+    ``k_item`` and ``k_skill``; the item rates' pseudo-count is learned, ``_learn_item_rates``).
+    A per-user offset in logit space makes predictions follow
     the user's own history: a Laplace filter from a zero-mean prior, one Newton step on the
     posterior per answer, taken at the current offset (``_offset_filter``), so an answer
     always moves it in the answer's direction. Response time
@@ -62,6 +63,11 @@ Levels
     nobody has practised is predicted at the levels' rates, harder and slower at "hard", and
     one practised only at "easy" does not make its "hard" look easy. Counts per level and
     per (skill, level) are sums like the others, so ``update`` stays O(1).
+    How much of a level's effect on the rate holds within a skill is learned too
+    (``level_transfer_``, ``_learn_item_rates``): where a difficulty label means the same in
+    every topic it is about 1; where one topic's "hard" is much like its "easy" (a label
+    made from few outcomes, say), the data choose less, so a cell with little data is not
+    pushed further from its topic than such cells turn out to lie.
 
 Interval scale
     Real times have heavier tails than a log-normal, so ``exp(mu ± Z80 · sigma)`` can hold
@@ -129,6 +135,13 @@ PAIR_TIME_GRID: tuple[float, ...] = (*PRIOR_GRID, math.inf)
 PAIR_VAR_GRID: tuple[float, ...] = (*PRIOR_GRID, math.inf)
 # Candidate guessing floors (``fit`` keeps the one whose replay predicts best); 0 = none.
 FLOOR_GRID: tuple[float, ...] = tuple(k / 20 for k in range(8))
+# Candidate shares of a level's effect on the rate that hold within a skill (``fit`` keeps
+# the one whose item-level predictions of the training rows are best; see "Levels").
+LEVEL_TRANSFER_GRID: tuple[float, ...] = tuple(k / 10 for k in range(11))
+# Candidate pseudo-attempts with which an item's rate is shrunk towards its parent (``fit``
+# keeps the one whose item-level predictions of the training rows are best): 1 to 256 in
+# steps of a fourth of a doubling.
+ITEM_RATE_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(33))
 PRIOR_MIN_USERS = 20
 PRIOR_MIN_ROWS = 200
 # The learned interval scale: pseudo-rows of its zero-log prior and the range it may take.
@@ -180,6 +193,10 @@ class Baseline(LearnerModel):
         skill. 8 is what a beta prior gives when item success rates scatter with a standard
         deviation of about 0.15 around 0.7 (``m(1-m)/v - 1 = 0.21/0.0225 - 1 ≈ 8``), typical
         of test and tutor data: an item's own data dominate after about eight attempts.
+        With ``learn_user_prior`` the pseudo-count of the item's *rate* is learned
+        (``ITEM_RATE_GRID``, by the one-step-ahead log-likelihood of the training rows at the
+        item level, under a hyperprior centred on ``k_item`` with an sd of one doubling);
+        the log-time mean and variance keep ``k_item``.
     k_skill:
         Pseudo-count pulling a skill's statistics towards the global ones. Skills differ
         less from each other than items do and usually have many attempts, so a slightly
@@ -224,7 +241,9 @@ class Baseline(LearnerModel):
         (fast for every pair), then the precision is re-chosen near that one by replaying
         the filter that serves (``_filtered_precision``). So how far a new
         student's first answers move their prediction is what the population's own spread
-        of abilities justifies, not a hand-set constant. Needs ``PRIOR_MIN_USERS`` users and
+        of abilities justifies, not a hand-set constant. The same flag learns how strongly an
+        item's rate is shrunk (``k_item``) and, with levels, how much of a level's effect
+        holds within a skill (``item_level_sep``). Needs ``PRIOR_MIN_USERS`` users and
         ``PRIOR_MIN_ROWS`` rows; below that the constructor's values are kept.
     guess_floor:
         Lower asymptote of a student's chance on an item, in [0, 0.5) (see "Guessing floor"
@@ -353,8 +372,11 @@ class Baseline(LearnerModel):
         known = np.ones(len(y), dtype=bool)  # every training row's item is known
         levels = self._fit_levels(item_ids, item_codes, skill_codes, contrib)
         args = (before_global, before_skill, has_skill, before_item, known, levels)
-        p_loo, mu_loo, var_loo = self._levels(*args)
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
+        self.item_rate_k_, self.level_transfer_ = self.k_item, 1.0
+        if self.learn_user_prior and enough:
+            self._learn_item_rates(y, args)
+        p_loo, mu_loo, var_loo = self._levels(*args)
         user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
         pos = sort_for_sequences(data)
         earlier = np.empty_like(user_contrib)
@@ -376,6 +398,41 @@ class Baseline(LearnerModel):
             self.interval_scale_ = self._learn_interval_scale(lt, mu_pair, var_user * factor, timed)
         self.fitted_ = True
         return self
+
+    def _learn_item_rates(self, y: np.ndarray, args: tuple[Any, ...]) -> None:
+        """Empirical Bayes for how an item's rate is shrunk: the pseudo-attempts at its
+        parent (``ITEM_RATE_GRID``) and, with levels, how much of a level's effect holds
+        within a skill (``LEVEL_TRANSFER_GRID``). Each training row is predicted at the item
+        level from the rows before it (``args``: ``_levels``' arguments for them), and the
+        pair with the best log-likelihood is kept, under hyperpriors centred on ``k_item``
+        (sd: one doubling) and on a whole level effect (sd 0.5: a difficulty means the same
+        in every topic until the data say otherwise), which keep the choice steady while the
+        data are few. The two are chosen in turn (transfer, strength, transfer)."""
+        g, sk, has_sk, it, has_it, levels = args
+        # The parent's logit is the skill's plus the transfer times the level's effect
+        # against the skill's mix (``_level_parents``): two evaluations give both parts.
+        self.level_transfer_ = 0.0
+        base = logit(self._parents(g, sk, has_sk, levels)[0])
+        self.level_transfer_ = 1.0
+        effect = logit(self._parents(g, sk, has_sk, levels)[0]) - base if levels else 0.0
+        n, s = it[:, _N], it[:, _S]
+
+        def log_post(k: float, transfer: float) -> float:
+            parent = sigmoid(base + transfer * effect)
+            p = np.where(has_it, (s + k * parent) / (n + k), parent)
+            p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
+            log_lik = float(np.sum(np.log(np.where(y > 0, p, 1.0 - p))))
+            shift = math.log2(k / self.k_item)
+            return log_lik - 0.5 * shift * shift - 2.0 * (transfer - 1.0) ** 2
+
+        k, transfer = self.k_item, 1.0
+        steps = (True, False, True) if levels else (False,)
+        for choose_transfer in steps:
+            if choose_transfer:
+                transfer = max(LEVEL_TRANSFER_GRID, key=lambda t: log_post(k, t))
+            else:
+                k = max(ITEM_RATE_GRID, key=lambda c: log_post(c, transfer))
+        self.item_rate_k_, self.level_transfer_ = float(k), float(transfer)
 
     def _fit_levels(
         self,
@@ -705,6 +762,28 @@ class Baseline(LearnerModel):
         and each row's level (-1: none); an item's parent is then its skill at its level
         (``_level_parents``). None, or no levels: the plain hierarchy.
         """
+        p_s, mu_s, var_s = self._parents(g, sk, has_sk, levels)
+        p_i, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
+        k_rate = self._item_rate_k()
+        p_i = (it[:, _S] + k_rate * p_s) / (it[:, _N] + k_rate)
+        # The item mean is itself estimated; its variance (var / effective n) widens the
+        # interval for rarely timed items.
+        var_pred_i = var_i * (1.0 + 1.0 / (it[:, _TN] + self.k_item))
+        p = np.where(has_it, p_i, p_s)
+        mu = np.where(has_it, mu_i, mu_s)
+        var = np.where(has_it, var_pred_i, var_s * (1.0 + 1.0 / self.k_item))
+        return np.clip(p, P_CLIP, 1.0 - P_CLIP), mu, np.maximum(var, MIN_LOG_TIME_VAR)
+
+    def _parents(
+        self,
+        g: np.ndarray,
+        sk: np.ndarray,
+        has_sk: np.ndarray,
+        levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parent (rate, log-time mean, variance) towards which each row's item is
+        shrunk: its skill (at its level, with ``levels``), else the global level
+        (``_levels``' arguments)."""
         g = np.atleast_2d(g)
         # The global level is itself shrunk towards the documented defaults with a single
         # pseudo-attempt, so that a model fitted on a handful of rows (or none, as when the
@@ -721,15 +800,7 @@ class Baseline(LearnerModel):
             var_s = np.where(has_sk, var_s, var_g)
         else:
             p_s, mu_s, var_s = self._level_parents(p_g, mu_g, var_g, sk, has_sk, levels)
-
-        p_i, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
-        # The item mean is itself estimated; its variance (var / effective n) widens the
-        # interval for rarely timed items.
-        var_pred_i = var_i * (1.0 + 1.0 / (it[:, _TN] + self.k_item))
-        p = np.where(has_it, p_i, p_s)
-        mu = np.where(has_it, mu_i, mu_s)
-        var = np.where(has_it, var_pred_i, var_s * (1.0 + 1.0 / self.k_item))
-        return np.clip(p, P_CLIP, 1.0 - P_CLIP), mu, np.maximum(var, MIN_LOG_TIME_VAR)
+        return p_s, mu_s, var_s
 
     def _level_effects(
         self, stats: np.ndarray, p_g: np.ndarray, mu_g: np.ndarray
@@ -772,7 +843,8 @@ class Baseline(LearnerModel):
         at = np.maximum(row_level, 0)[:, None]
         e_row = np.take_along_axis(np.broadcast_to(e, (len(at), e.shape[1])), at, 1)[:, 0]
         d_row = np.take_along_axis(np.broadcast_to(d, (len(at), d.shape[1])), at, 1)[:, 0]
-        p_par = np.where(leveled, sigmoid(logit(p_s) - m + e_row), p_s)
+        transfer = self._level_transfer()
+        p_par = np.where(leveled, sigmoid(logit(p_s) + transfer * (e_row - m)), p_s)
         mu_par = np.where(leveled, mu_s - dm + d_row, mu_s)
         return p_par, mu_par, var_s
 
@@ -866,7 +938,9 @@ class Baseline(LearnerModel):
             p, mu, var = parent[0], parent[1], parent[2] * (1.0 + 1.0 / self.k_item)
         else:
             row = self.item_stats_[item_i]
-            p, mu, var = _shrink_one(row, self.k_item, parent)
+            _, mu, var = _shrink_one(row, self.k_item, parent)
+            k_rate = self._item_rate_k()
+            p = (float(row[_S]) + k_rate * parent[0]) / (float(row[_N]) + k_rate)
             var *= 1.0 + 1.0 / (float(row[_TN]) + self.k_item)
         return min(max(p, P_CLIP), 1.0 - P_CLIP), mu, max(var, MIN_LOG_TIME_VAR), top
 
@@ -897,7 +971,8 @@ class Baseline(LearnerModel):
                 dm = sum(c * d for c, (_, d) in zip(timed, effects, strict=True)) / row[_TN]
             skill = _shrink_one(row, self.k_skill, (_sigmoid_one(lg + m), mu_g + dm, var_g))
         e, d = effects[level_i]
-        return _sigmoid_one(_logit_one(skill[0]) - m + e), skill[1] - dm + d, skill[2]
+        p = _sigmoid_one(_logit_one(skill[0]) + self._level_transfer() * (e - m))
+        return p, skill[1] - dm + d, skill[2]
 
     def _parent_skill(self, item_idx: np.ndarray, row_skill_idx: np.ndarray) -> np.ndarray:
         # The row's own (known) skill wins; otherwise the skill the item was last seen with.
@@ -1060,6 +1135,16 @@ class Baseline(LearnerModel):
         constructor's."""
         return float(getattr(self, "guess_floor_", self.guess_floor))
 
+    def _item_rate_k(self) -> float:
+        """The pseudo-attempts at its parent with which an item's rate is shrunk, learned by
+        ``fit`` (``k_item`` before any was learned)."""
+        return float(getattr(self, "item_rate_k_", self.k_item))
+
+    def _level_transfer(self) -> float:
+        """The share of a level's effect on the rate that holds within a skill, learned by
+        ``fit`` (1 before any was learned: the whole effect)."""
+        return float(getattr(self, "level_transfer_", 1.0))
+
     def _interval_scale(self) -> float:
         """The learned factor on the log-time sd (1 before any was learned)."""
         return float(getattr(self, "interval_scale_", 1.0))
@@ -1218,6 +1303,8 @@ class Baseline(LearnerModel):
             "pair_var_nu": getattr(self, "pair_var_nu_", None),
             "interval_scale": self._interval_scale(),
             "guess_floor": self._guess_floor(),
+            "level_transfer": self._level_transfer(),
+            "item_rate_k": self._item_rate_k(),
             "user_offsets": _OFFSET_FORM,
         }
 
@@ -1282,6 +1369,16 @@ class Baseline(LearnerModel):
         if not is_guess_floor(floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {floor!r}")
         self.guess_floor_ = float(floor)
+        # Versions stored before the transfer was learned apply the whole level effect.
+        transfer = state.get("level_transfer", 1.0)
+        if not _is_share(transfer):
+            raise ValueError(f"level_transfer must be a number in [0, 1], got {transfer!r}")
+        self.level_transfer_ = float(transfer)
+        # Versions stored before the item rates' strength was learned used ``k_item``.
+        k_rate = state.get("item_rate_k", self.k_item)
+        if not _is_positive_number(k_rate):
+            raise ValueError(f"item_rate_k must be a positive finite number, got {k_rate!r}")
+        self.item_rate_k_ = float(k_rate)
 
     def _read_levels(self, state: dict[str, Any], n_items: int, n_skills: int) -> None:
         """The levels' statistics; a version stored before levels has none."""
@@ -1739,6 +1836,16 @@ def is_guess_floor(value: Any) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(value)
         and 0.0 <= value < 0.5
+    )
+
+
+def _is_share(value: Any) -> bool:
+    """A finite real number in [0, 1] (not a bool)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value <= 1.0
     )
 
 
