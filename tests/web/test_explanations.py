@@ -308,3 +308,23 @@ def test_the_predictors_cell_counts_match_the_database(client, context, student,
     assert kept == sql == (4, 2, 2)  # my three hard tasks and the other student's one
     r = client.post("/v1/tasks", json=body, headers=student)
     assert "Other students have done only 4 such tasks and solved 2." in r.json()["explanation"]
+
+
+def test_an_expected_time_far_from_the_students_usual_time_says_why():
+    """The walk-through case: six hard tasks at about 2 minutes, an expected 3 min 22 s. The
+    page said "Your usual time on these is about 2 minutes" beside the larger median and
+    nothing about the gap; now it says what the expected time also weighs."""
+    record = explain.CellRecord(n=6, correct=5, median_time_s=135.0)
+    longer = explain.time_sentences(record, 88.0, 480.0, median=202.0)
+    assert longer[0] == "Your usual time on these is about 2 minutes."
+    assert longer[1].startswith("The expected time, about 3 minutes, is longer because it also")
+    assert "how long other students take on these" in longer[1]
+    assert longer[2].startswith("The 80% range, 88 seconds to about 8 minutes")
+    shorter = explain.time_sentences(record, 30.0, 200.0, median=80.0)
+    assert shorter[1].startswith("The expected time, 80 seconds, is shorter because")
+    # Within a quarter of the usual time, or without one, nothing is added.
+    assert len(explain.time_sentences(record, 88.0, 480.0, median=160.0)) == 2
+    assert len(explain.time_sentences(record, 88.0, 480.0, median=110.0)) == 2
+    none = explain.CellRecord(n=0, correct=0, median_time_s=None)
+    assert len(explain.time_sentences(none, 88.0, 480.0, median=202.0)) == 1
+    assert len(explain.time_sentences(record, None, None, median=None)) == 1

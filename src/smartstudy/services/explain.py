@@ -17,6 +17,7 @@ counts instead.
 
 from __future__ import annotations
 
+import math
 import statistics
 import uuid
 from dataclasses import dataclass, replace
@@ -39,6 +40,9 @@ FEW_OTHERS = 5
 #: A student's record against other students' rates is told from this many tasks on, and
 #: only where it differs from what those rates give by at least a tenth (and two tasks).
 STANDING_MIN_TASKS = 10
+#: The expected median is explained against the student's usual time in the cell when the
+#: two differ by more than this in log time (a quarter: 5 minutes against 4).
+TIME_GAP = math.log(1.25)
 
 
 @dataclass(frozen=True)
@@ -254,15 +258,26 @@ def population_sentence(population: PopulationRate) -> str:
     )
 
 
-def time_sentences(record: CellRecord, p10: float | None, p90: float | None) -> list[str]:
-    """Typical time and the meaning of the 80% range."""
+def time_sentences(
+    record: CellRecord, p10: float | None, p90: float | None, median: float | None = None
+) -> list[str]:
+    """Typical time, why the expected ``median`` differs from it where it differs clearly
+    (by more than ``TIME_GAP``), and the meaning of the 80% range."""
     out = []
     if record.median_time_s is not None:
-        took = spoken_duration(record.median_time_s)
+        own = record.median_time_s
+        took = spoken_duration(own)
         if record.n == 1:
             out.append(f"Your one such task took you {took}.")
         else:
             out.append(f"Your usual time on these is {took}.")
+        if median is not None and median > 0 and abs(math.log(median / own)) > TIME_GAP:
+            longer = "longer" if median > own else "shorter"
+            out.append(
+                f"The expected time, {spoken_duration(median)}, is {longer} because it also "
+                "weighs your other tasks and how long other students take on these; the more "
+                "of these you do, the more it follows your own times."
+            )
     if p10 is not None and p90 is not None:
         out.append(
             f"The 80% range, {spoken_duration(p10)} to {spoken_duration(p90)}, is where 8 of "
@@ -282,6 +297,7 @@ def explain(
     p90: float | None,
     model_name: str | None,
     model_version: str | None,
+    median: float | None = None,
     before: datetime | None = None,
     population: PopulationRate | None = None,
 ) -> Explanation:
@@ -306,7 +322,7 @@ def explain(
     ):
         if extra is not None:
             sentences.append(extra)
-    sentences += time_sentences(record, p10, p90)
+    sentences += time_sentences(record, p10, p90, median)
     model = f"{model_name} version {model_version}" if model_name else None
     return Explanation(sentences=sentences, model=model, record=record, population=population)
 
@@ -328,6 +344,7 @@ def for_task(
         task.difficulty,
         p10=task.predicted_time_p10_s,
         p90=task.predicted_time_p90_s,
+        median=task.predicted_time_median_s,
         model_name=task.model_name,
         model_version=task.model_version,
         before=task.created_at,
@@ -353,6 +370,7 @@ def for_prediction(
         difficulty,
         p10=prediction.time_p10_s,
         p90=prediction.time_p90_s,
+        median=prediction.time_median_s,
         model_name=prediction.model_name,
         model_version=prediction.model_version,
         population=population,
