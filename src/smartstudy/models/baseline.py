@@ -373,10 +373,7 @@ class Baseline(LearnerModel):
         levels = self._fit_levels(item_ids, item_codes, skill_codes, contrib)
         args = (before_global, before_skill, has_skill, before_item, known, levels)
         enough = n_users >= PRIOR_MIN_USERS and len(y) >= PRIOR_MIN_ROWS
-        self.item_rate_k_, self.level_transfer_ = self.k_item, 1.0
-        if self.learn_user_prior and enough:
-            self._learn_item_rates(y, args)
-        p_loo, mu_loo, var_loo = self._levels(*args)
+        p_loo, mu_loo, var_loo = self._fit_item_rates(y, args, enough)
         user_contrib = self._fit_users(data, y, p_loo, user_codes, enough, (lt, has_t, mu_loo))
         pos = sort_for_sequences(data)
         earlier = np.empty_like(user_contrib)
@@ -398,6 +395,17 @@ class Baseline(LearnerModel):
             self.interval_scale_ = self._learn_interval_scale(lt, mu_pair, var_user * factor, timed)
         self.fitted_ = True
         return self
+
+    def _fit_item_rates(
+        self, y: np.ndarray, args: tuple[Any, ...], enough: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Learn how the item rates are shrunk (with ``learn_user_prior`` and ``enough``
+        data; else ``k_item`` and the whole level effect) and return ``_levels(*args)``
+        with it: each training row's item level from the rows before it."""
+        self.item_rate_k_, self.level_transfer_ = self.k_item, 1.0
+        if self.learn_user_prior and enough:
+            self._learn_item_rates(y, args)
+        return self._levels(*args)
 
     def _learn_item_rates(self, y: np.ndarray, args: tuple[Any, ...]) -> None:
         """Empirical Bayes for how an item's rate is shrunk: the pseudo-attempts at its
