@@ -771,7 +771,8 @@ class Baseline(LearnerModel):
         (``_level_parents``). None, or no levels: the plain hierarchy.
         """
         p_s, mu_s, var_s = self._parents(g, sk, has_sk, levels)
-        p_i, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
+        # The rate is shrunk with its learned pseudo-count, the times with ``k_item``.
+        _, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
         k_rate = self._item_rate_k()
         p_i = (it[:, _S] + k_rate * p_s) / (it[:, _N] + k_rate)
         # The item mean is itself estimated; its variance (var / effective n) widens the
