@@ -1839,29 +1839,19 @@ def floored_rate(p_item: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarr
     return c, (p_item - c) / (1.0 - c)
 
 
+def _is_finite_real(value: Any) -> bool:
+    """A finite real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def is_guess_floor(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 <= value < 0.5
-    )
+    return _is_finite_real(value) and 0.0 <= value < 0.5
 
 
 def _is_share(value: Any) -> bool:
     """A finite real number in [0, 1] (not a bool)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 <= value <= 1.0
-    )
+    return _is_finite_real(value) and 0.0 <= value <= 1.0
 
 
 def _is_positive_number(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    return _is_finite_real(value) and value > 0
