@@ -293,7 +293,7 @@ def test_the_practice_lane_bounds_the_task_requests_worked_on_at_once(
     real = deps.authenticate
     inside, most = [0], [0]
     lock, release = threading.Lock(), threading.Event()
-    all_in = threading.Event()
+    one_in, all_in = threading.Event(), threading.Event()
 
     def authenticate(*args, **kwargs):
         # The request's first step in its thread, before any statement (on SQLite the
@@ -301,6 +301,7 @@ def test_the_practice_lane_bounds_the_task_requests_worked_on_at_once(
         with lock:
             inside[0] += 1
             most[0] = max(most[0], inside[0])
+            one_in.set()
             if inside[0] == 3:
                 all_in.set()
         try:
@@ -315,6 +316,8 @@ def test_the_practice_lane_bounds_the_task_requests_worked_on_at_once(
         futures = [pool.submit(_create, client, student, topic) for _ in range(3)]
         if limit:
             # The two others are queued in the lane: they never get in while one is inside.
+            # (Wait for the first to be inside: on a busy machine that can take over a second.)
+            assert one_in.wait(timeout=30)
             assert not all_in.wait(timeout=1.0)
             assert most[0] == 1
         else:
