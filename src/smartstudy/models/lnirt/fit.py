@@ -607,14 +607,17 @@ def fit_em(
     tol: float = 1e-4,
     n_quadrature: int = 121,
     student_t: bool = False,
+    accelerate: bool = True,
 ) -> LNIRTEstimate:
     """Marginal MAP estimation by EM (see the module docstring).
 
-    Stops when no item or population parameter moves by more than ``tol`` in one iteration.
-    ``student_t`` fits Student-t log-time residuals with learned degrees of freedom (see
-    ``_student_t_step``; the person E-step is then conditional on the current weights, and
-    the objective is that of the normal model at the final weights). With
-    ``priors.item_strength`` set, the spreads of the item priors are learned too.
+    Stops when no item or population parameter moves by more than ``tol`` in one EM step;
+    ``max_iter`` bounds the EM steps. ``student_t`` fits Student-t log-time residuals with
+    learned degrees of freedom (see ``_student_t_step``; the person E-step is then conditional
+    on the current weights, and the objective is that of the normal model at the final
+    weights). With ``priors.item_strength`` set, the spreads of the item priors are learned
+    too. ``accelerate`` extrapolates the EM's path (SQUAREM, ``_EMPath``), which reaches the
+    same fixed point in a fraction of the steps; False runs the plain EM.
     """
     if n_quadrature < 11:
         raise ValueError(f"n_quadrature must be at least 11, got {n_quadrature}")
@@ -622,48 +625,198 @@ def fit_em(
     grid = np.linspace(-_GRID_HALF_WIDTH, _GRID_HALF_WIDTH, n_quadrature)
     log_w = -0.5 * grid * grid
     log_w -= logsumexp(log_w)  # the N(0, 1) population of theta, discretised
-    log_a, b, log_alpha, beta = _start_values(d)
-    slope, resid_var = 0.0, priors.speed_sd**2
-    base = priors
     student_t = student_t and packed.has_times
-    nu = _NU_START if student_t else None
+    path = _EMPath(d, grid, log_w, packed.item_skill, priors, _NU_START if student_t else None)
+    x = path.start()
     converged = False
-    n_iter = 0
-    acc_var = time_var = np.ones((2, d.n_items))
-    for n_iter in range(1, max_iter + 1):
-        e = _e_step(d, grid, log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var)
+    if accelerate:
+        x, converged = path.squarem(x, max_iter, tol)
+    while not converged and path.steps < max_iter:
+        new = path.step(x)
+        converged = path.moved(x, new) < tol
+        x = new
+    return path.estimate(packed, x, converged)
+
+
+# SQUAREM's step lengths (Varadhan & Roland 2008, "Simple and globally convergent methods for
+# accelerating the convergence of any EM algorithm", Scand. J. Statist. 35(2), 335-353, scheme
+# S3): the extrapolation length starts at most 1 and may grow fourfold each time it reaches the
+# bound; an extrapolated point whose objective falls below the start's by more than
+# _SQUAREM_SLACK is replaced by the plain EM's point and the bound shrinks again.
+_SQUAREM_STEP_MAX, _SQUAREM_STEP_GROWTH, _SQUAREM_SLACK = 1.0, 4.0, 1.0
+
+
+class _EMPath:
+    """The EM as a map on one vector of everything an iteration carries: ``(log a, b,
+    log alpha, beta)`` of every item, the population's ``(slope, log resid_var)``, and, when
+    learned, ``log nu`` and the logs of the learned prior spreads. ``step`` is one EM
+    iteration from a vector; ``squarem`` extrapolates along the path of steps. The Student-t
+    weights are not in the vector: as in the plain EM, a step's E-step uses the weights the
+    step before it set, and then sets new ones from its own E-step.
+    """
+
+    def __init__(
+        self,
+        d: _Design,
+        grid: np.ndarray,
+        log_w: np.ndarray,
+        item_skill: np.ndarray | None,
+        priors: LNIRTPriors,
+        nu: float | None,
+    ) -> None:
+        self.d, self.grid, self.log_w, self.item_skill = d, grid, log_w, item_skill
+        self.base = priors
+        self.with_nu = nu is not None
+        self.nu0 = nu
+        self.learn_spreads = priors.item_strength is not None
+        self.n_core = 4 * d.n_items + 2  # the part the convergence test looks at
+        self.steps = 0
+        self.objective = -math.inf  # of the last step's starting point
+        self.last: tuple[np.ndarray, np.ndarray, LNIRTPriors] | None = None
+
+    def start(self) -> np.ndarray:
+        log_a, b, log_alpha, beta = _start_values(self.d)
+        p = self.base
+        return self._pack(log_a, b, log_alpha, beta, 0.0, p.speed_sd**2, self.nu0, p)
+
+    def _pack(
+        self,
+        log_a: np.ndarray,
+        b: np.ndarray,
+        log_alpha: np.ndarray,
+        beta: np.ndarray,
+        slope: float,
+        resid_var: float,
+        nu: float | None,
+        priors: LNIRTPriors,
+    ) -> np.ndarray:
+        tail = [slope, math.log(resid_var)]
+        if self.with_nu:
+            tail.append(math.log(nu))  # type: ignore[arg-type]
+        if self.learn_spreads:
+            tail += [math.log(priors.log_a_sd), math.log(priors.log_alpha_sd)]
+            tail.append(math.log(priors.beta_sd))
+        return np.concatenate([log_a, b, log_alpha, beta, tail])
+
+    def _unpack(self, x: np.ndarray) -> tuple:
+        n = self.d.n_items
+        log_a, b, log_alpha, beta = (x[k * n : (k + 1) * n] for k in range(4))
+        slope, resid_var = float(x[4 * n]), max(math.exp(x[4 * n + 1]), 1e-12)
+        rest = list(x[4 * n + 2 :])
+        nu = None
+        if self.with_nu:
+            nu = min(_NU_MAX, max(_NU_MIN, math.exp(rest.pop(0))))
+        priors = self.base
+        if self.learn_spreads:
+            b0 = self.base
+            sds = [
+                min(s0, math.exp(v))
+                for s0, v in zip((b0.log_a_sd, b0.log_alpha_sd, b0.beta_sd), rest, strict=True)
+            ]
+            priors = replace(b0, log_a_sd=sds[0], log_alpha_sd=sds[1], beta_sd=sds[2])
+        return log_a, b, log_alpha, beta, slope, resid_var, nu, priors
+
+    def moved(self, old: np.ndarray, new: np.ndarray) -> float:
+        """The convergence measure: the largest change of an item or population parameter
+        (the residual variance on its own scale)."""
+        k = self.n_core
+        change = np.abs(new[: k - 1] - old[: k - 1])
+        resid = abs(math.exp(new[k - 1]) - math.exp(old[k - 1]))
+        return float(max(change.max(initial=0.0), resid))
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """One EM iteration from ``x``; sets ``objective`` to the log posterior at ``x``."""
+        log_a, b, log_alpha, beta, slope, resid_var, nu, priors = self._unpack(x)
+        d, grid = self.d, self.grid
+        e = _e_step(
+            d, grid, self.log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var
+        )
         if nu is not None:
             nu, weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
             d.weight_times(weights)
         # Prior centres (empirical Bayes): the mean of the current item estimates; for the
         # difficulties, the mean of the item's skill (shrunk towards the mean of all).
-        b_centres = skill_centres(b, packed.item_skill)
+        b_centres = skill_centres(b, self.item_skill)
         centres = (log_a.mean(), b_centres, log_alpha.mean(), beta.mean())
-        old = np.concatenate([log_a, b, log_alpha, beta, [slope, resid_var]])
+        self.objective = (
+            e.loglik
+            + _normal_logprior(log_a, centres[0], priors.log_a_sd)
+            + _normal_logprior(b, b_centres, priors.b_sd)
+            + _normal_logprior(log_alpha, centres[2], priors.log_alpha_sd)
+            + _normal_logprior(beta, centres[3], priors.beta_sd)
+        )
         log_a, b, acc_var = _accuracy_m_step(d, e, grid, log_a, b, centres[:2], priors)
         log_alpha, beta, time_var = _time_m_step(d, e, log_alpha, beta, centres[2:], priors)
         slope, resid_var = _population_m_step(e, priors)
         priors = _learned_priors(
-            priors, base, (log_a, log_alpha, beta), (acc_var[0], time_var[0], time_var[1])
+            priors, self.base, (log_a, log_alpha, beta), (acc_var[0], time_var[0], time_var[1])
         )
-        new = np.concatenate([log_a, b, log_alpha, beta, [slope, resid_var]])
+        new = self._pack(log_a, b, log_alpha, beta, slope, resid_var, nu, priors)
+        self.steps += 1
         if not np.all(np.isfinite(new)):
             raise DegenerateFitError(
-                f"EM produced non-finite parameters at iteration {n_iter}; the data do not "
+                f"EM produced non-finite parameters at iteration {self.steps}; the data do not "
                 "identify the model"
             )
-        if np.max(np.abs(new - old)) < tol:
-            converged = True
-            break
-    e = _e_step(d, grid, log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var)
-    est = _em_estimate(packed, e, (log_a, b, log_alpha, beta), (acc_var, time_var), priors)
-    est.sigma_P = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
-    est.n_iter, est.converged, est.time_df = n_iter, converged, nu
-    if base.item_strength is not None and packed.has_times:
-        # The learned spreads of the time population; the accuracy part keeps the spread
-        # of the fitted items (for log a, the learned spread shrank them to it).
-        est.item_prior_sd[2:] = [priors.log_alpha_sd, priors.beta_sd]
-    return est
+        self.last = (acc_var, time_var, priors)
+        return new
+
+    def squarem(self, x: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, bool]:
+        """SQUAREM cycles (S3): two EM steps give the path's first and second differences
+        ``r`` and ``v``; the point ``x + 2 s r + s^2 v`` with ``s = |r| / |v|`` (bounded,
+        see ``_SQUAREM_STEP_MAX``) is taken one EM step further. Returns the last point and
+        whether an EM step from it moved less than ``tol``."""
+        bound = _SQUAREM_STEP_MAX
+        while self.steps + 3 <= max_iter:
+            x1 = self.step(x)
+            start_objective = self.objective
+            if self.moved(x, x1) < tol:
+                return x1, True
+            x2 = self.step(x1)
+            if self.moved(x1, x2) < tol:
+                return x2, True
+            r, v = x1 - x, x2 - 2.0 * x1 + x
+            norm_v = float(np.sqrt(v @ v))
+            s = float(np.sqrt(r @ r)) / norm_v if norm_v > 0 else 1.0
+            s = min(max(s, 1.0), bound)
+            if s >= bound:
+                bound *= _SQUAREM_STEP_GROWTH
+            jump = x + 2.0 * s * r + s * s * v
+            try:
+                new = self.step(jump)
+                ok = self.objective >= start_objective - _SQUAREM_SLACK
+            except DegenerateFitError:
+                ok = False
+            if not ok:
+                # The extrapolation overshot: fall back to the plain path.
+                bound = max(_SQUAREM_STEP_MAX, bound / _SQUAREM_STEP_GROWTH)
+                new = self.step(x2)
+                jump = x2
+            if self.moved(jump, new) < tol:
+                return new, True
+            x = new
+        return x, False
+
+    def estimate(self, packed: PackedResponses, x: np.ndarray, converged: bool) -> LNIRTEstimate:
+        """The estimate at ``x`` (the variances and learned spreads of the step that made it)."""
+        if self.last is None:  # no step taken (max_iter 0): the start, with unit variances
+            acc_var = time_var = np.ones((2, self.d.n_items))
+            priors = self.base
+        else:
+            acc_var, time_var, priors = self.last
+        log_a, b, log_alpha, beta, slope, resid_var, nu, _ = self._unpack(x)
+        d = self.d
+        e = _e_step(
+            d, self.grid, self.log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var
+        )
+        est = _em_estimate(packed, e, (log_a, b, log_alpha, beta), (acc_var, time_var), priors)
+        est.sigma_P = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
+        est.n_iter, est.converged, est.time_df = self.steps, converged, nu
+        if self.base.item_strength is not None and packed.has_times:
+            # The learned spreads of the time population; the accuracy part keeps the spread
+            # of the fitted items (for log a, the learned spread shrank them to it).
+            est.item_prior_sd[2:] = [priors.log_alpha_sd, priors.beta_sd]
+        return est
 
 
 def _em_estimate(
