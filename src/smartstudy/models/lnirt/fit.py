@@ -371,6 +371,24 @@ def _normal_logprior(x: np.ndarray, centre: float | np.ndarray, sd: float) -> fl
     return float(-0.5 * np.sum(((x - centre) / sd) ** 2))
 
 
+def _log_posterior(
+    loglik: float,
+    items: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    b_centres: np.ndarray,
+    priors: LNIRTPriors,
+) -> float:
+    """The EM's objective: the marginal log-likelihood plus the items' log priors (around the
+    items' means, and for ``b`` its skill's centre), up to a constant."""
+    log_a, b, log_alpha, beta = items
+    return (
+        loglik
+        + _normal_logprior(log_a, float(log_a.mean()), priors.log_a_sd)
+        + _normal_logprior(b, b_centres, priors.b_sd)
+        + _normal_logprior(log_alpha, float(log_alpha.mean()), priors.log_alpha_sd)
+        + _normal_logprior(beta, float(beta.mean()), priors.beta_sd)
+    )
+
+
 def _accuracy_m_step(
     d: _Design,
     e: _EStep,
@@ -675,6 +693,7 @@ class _EMPath:
         self.steps = 0
         self.objective = -math.inf  # of the last step's starting point
         self.last: tuple[np.ndarray, np.ndarray, LNIRTPriors] | None = None
+        self.weights: np.ndarray | None = None  # the Student-t weights the last step set
 
     def start(self) -> np.ndarray:
         log_a, b, log_alpha, beta = _start_values(self.d)
@@ -734,19 +753,13 @@ class _EMPath:
             d, grid, self.log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var
         )
         if nu is not None:
-            nu, weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
-            d.weight_times(weights)
+            nu, self.weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
+            d.weight_times(self.weights)
         # Prior centres (empirical Bayes): the mean of the current item estimates; for the
         # difficulties, the mean of the item's skill (shrunk towards the mean of all).
         b_centres = skill_centres(b, self.item_skill)
         centres = (log_a.mean(), b_centres, log_alpha.mean(), beta.mean())
-        self.objective = (
-            e.loglik
-            + _normal_logprior(log_a, centres[0], priors.log_a_sd)
-            + _normal_logprior(b, b_centres, priors.b_sd)
-            + _normal_logprior(log_alpha, centres[2], priors.log_alpha_sd)
-            + _normal_logprior(beta, centres[3], priors.beta_sd)
-        )
+        self.objective = _log_posterior(e.loglik, (log_a, b, log_alpha, beta), b_centres, priors)
         log_a, b, acc_var = _accuracy_m_step(d, e, grid, log_a, b, centres[:2], priors)
         log_alpha, beta, time_var = _time_m_step(d, e, log_alpha, beta, centres[2:], priors)
         slope, resid_var = _population_m_step(e, priors)
@@ -784,6 +797,7 @@ class _EMPath:
             if s >= bound:
                 bound *= _SQUAREM_STEP_GROWTH
             jump = x + 2.0 * s * r + s * s * v
+            weights = self.weights
             try:
                 new = self.step(jump)
                 ok = self.objective >= start_objective - _SQUAREM_SLACK
@@ -792,6 +806,8 @@ class _EMPath:
             if not ok:
                 # The extrapolation overshot: fall back to the plain path.
                 bound = max(_SQUAREM_STEP_MAX, bound / _SQUAREM_STEP_GROWTH)
+                if weights is not None:  # the step from x2 uses the weights the plain EM would
+                    self.d.weight_times(weights)
                 new = self.step(x2)
                 jump = x2
             if self.moved(jump, new) < tol:
@@ -835,13 +851,7 @@ def _em_estimate(
     a, alpha = np.exp(log_a), np.exp(log_alpha)
     centres = np.array([log_a.mean(), b.mean(), log_alpha.mean(), beta.mean()])
     b_centres = skill_centres(b, packed.item_skill)
-    objective = (
-        e.loglik
-        + _normal_logprior(log_a, centres[0], priors.log_a_sd)
-        + _normal_logprior(b, b_centres, priors.b_sd)
-        + _normal_logprior(log_alpha, centres[2], priors.log_alpha_sd)
-        + _normal_logprior(beta, centres[3], priors.beta_sd)
-    )
+    objective = _log_posterior(e.loglik, items, b_centres, priors)
     person_cov = _person_covariances(
         np.maximum(e.mean_theta2 - e.mean_theta**2, 0.0),
         np.maximum(e.mean_tau2 - e.mean_tau**2, 0.0),
