@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -116,6 +118,36 @@ def test_the_accelerated_em_reaches_the_plain_em_s_fixed_point_in_fewer_steps(
     assert fast.objective == pytest.approx(plain.objective, abs=1e-2 if student_t else 1e-3)
     if student_t:
         assert fast.time_df == pytest.approx(plain.time_df, rel=1e-3)
+
+
+@pytest.mark.parametrize("student_t", [False, True])
+def test_a_wild_extrapolation_is_rejected_and_the_em_still_converges(
+    monkeypatch: pytest.MonkeyPatch, student_t: bool
+) -> None:
+    # The first SQUAREM jump is forced ten thousand times too far (exponentials overflow):
+    # it must be rejected without an error or a warning, and the fit end where the plain EM's
+    # does.
+    df, _ = simulate_lnirt(300, 15, seed=2, p_administered=0.6)
+    packed = lnirt_fit.pack_responses(validate_interactions(df))
+    priors = lnirt_fit.LNIRTPriors(item_strength=2.0)
+    fit = functools.partial(lnirt_fit.fit_em, packed, priors=priors, tol=1e-7, student_t=student_t)
+    plain = fit(accelerate=False)
+    natural = lnirt_fit._EMPath.step_length
+    lengths: list[float] = []
+
+    def wild_first(r: np.ndarray, v: np.ndarray) -> float:
+        lengths.append(1e4 if not lengths else natural(r, v))
+        return lengths[-1]
+
+    monkeypatch.setattr(lnirt_fit._EMPath, "step_length", staticmethod(wild_first))
+    monkeypatch.setattr(lnirt_fit, "_SQUAREM_STEP_MAX", 1e4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forced = fit()
+    assert lengths[0] == 1e4 and len(lengths) > 1
+    assert forced.converged
+    for name in ("a", "b", "alpha", "beta", "person_mean", "sigma_P"):
+        np.testing.assert_allclose(getattr(forced, name), getattr(plain, name), atol=1e-4)
 
 
 def test_sparse_and_dense_designs_give_the_same_fit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -661,9 +661,19 @@ def fit_em(
 # SQUAREM's step lengths (Varadhan & Roland 2008, "Simple and globally convergent methods for
 # accelerating the convergence of any EM algorithm", Scand. J. Statist. 35(2), 335-353, scheme
 # S3): the extrapolation length starts at most 1 and may grow fourfold each time it reaches the
-# bound; an extrapolated point whose objective falls below the start's by more than
-# _SQUAREM_SLACK is replaced by the plain EM's point and the bound shrinks again.
+# bound. An extrapolated point whose objective falls below the cycle's start by more than
+# _SQUAREM_SLACK (nats, as the R package SQUAREM's objfn.inc) is replaced by the plain EM's point
+# and the bound shrinks again. Without slack, Student-t fits gained little: their objective is
+# the normal model's at the current weights, which move between the points compared, and
+# credential_form1 took longer than the plain EM.
 _SQUAREM_STEP_MAX, _SQUAREM_STEP_GROWTH, _SQUAREM_SLACK = 1.0, 4.0, 1.0
+# Logs above this are taken as this when a vector is unpacked: an overshooting extrapolation
+# must give a rejected point, not an overflow.
+_LOG_CAP = 700.0
+
+
+def _capped_exp(value: float) -> float:
+    return math.exp(min(float(value), _LOG_CAP))
 
 
 class _EMPath:
@@ -722,16 +732,16 @@ class _EMPath:
     def _unpack(self, x: np.ndarray) -> tuple:
         n = self.d.n_items
         log_a, b, log_alpha, beta = (x[k * n : (k + 1) * n] for k in range(4))
-        slope, resid_var = float(x[4 * n]), max(math.exp(x[4 * n + 1]), 1e-12)
+        slope, resid_var = float(x[4 * n]), max(_capped_exp(x[4 * n + 1]), 1e-12)
         rest = list(x[4 * n + 2 :])
         nu = None
         if self.with_nu:
-            nu = min(_NU_MAX, max(_NU_MIN, math.exp(rest.pop(0))))
+            nu = min(_NU_MAX, max(_NU_MIN, _capped_exp(rest.pop(0))))
         priors = self.base
         if self.learn_spreads:
             b0 = self.base
             sds = [
-                min(s0, math.exp(v))
+                min(s0, _capped_exp(v))
                 for s0, v in zip((b0.log_a_sd, b0.log_alpha_sd, b0.beta_sd), rest, strict=True)
             ]
             priors = replace(b0, log_a_sd=sds[0], log_alpha_sd=sds[1], beta_sd=sds[2])
@@ -742,7 +752,7 @@ class _EMPath:
         (the residual variance on its own scale)."""
         k = self.n_core
         change = np.abs(new[: k - 1] - old[: k - 1])
-        resid = abs(math.exp(new[k - 1]) - math.exp(old[k - 1]))
+        resid = abs(_capped_exp(new[k - 1]) - _capped_exp(old[k - 1]))
         return float(max(change.max(initial=0.0), resid))
 
     def step(self, x: np.ndarray) -> np.ndarray:
@@ -776,6 +786,12 @@ class _EMPath:
         self.last = (acc_var, time_var, priors)
         return new
 
+    @staticmethod
+    def step_length(r: np.ndarray, v: np.ndarray) -> float:
+        """SQUAREM's extrapolation length ``|r| / |v|``, at least 1 (one plain EM cycle)."""
+        norm_v = float(np.sqrt(v @ v))
+        return max(float(np.sqrt(r @ r)) / norm_v, 1.0) if norm_v > 0 else 1.0
+
     def squarem(self, x: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, bool]:
         """SQUAREM cycles (S3): two EM steps give the path's first and second differences
         ``r`` and ``v``; the point ``x + 2 s r + s^2 v`` with ``s = |r| / |v|`` (bounded,
@@ -791,17 +807,16 @@ class _EMPath:
             if self.moved(x1, x2) < tol:
                 return x2, True
             r, v = x1 - x, x2 - 2.0 * x1 + x
-            norm_v = float(np.sqrt(v @ v))
-            s = float(np.sqrt(r @ r)) / norm_v if norm_v > 0 else 1.0
-            s = min(max(s, 1.0), bound)
+            s = min(self.step_length(r, v), bound)
             if s >= bound:
                 bound *= _SQUAREM_STEP_GROWTH
             jump = x + 2.0 * s * r + s * s * v
             weights = self.weights
             try:
-                new = self.step(jump)
-                ok = self.objective >= start_objective - _SQUAREM_SLACK
-            except DegenerateFitError:
+                with np.errstate(all="ignore"):  # a wild jump is judged by its objective
+                    new = self.step(jump)
+                ok = self.objective >= start_objective - _SQUAREM_SLACK  # False if NaN
+            except (DegenerateFitError, FloatingPointError, OverflowError):
                 ok = False
             if not ok:
                 # The extrapolation overshot: fall back to the plain path.
