@@ -798,7 +798,7 @@ class _EMPath:
         see ``_SQUAREM_STEP_MAX``) is taken one EM step further. Returns the last point and
         whether an EM step from it moved less than ``tol``."""
         bound = _SQUAREM_STEP_MAX
-        while self.steps + 3 <= max_iter:
+        while self.steps + 4 <= max_iter:  # a cycle takes at most four steps
             x1 = self.step(x)
             start_objective = self.objective
             if self.moved(x, x1) < tol:
