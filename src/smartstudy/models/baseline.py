@@ -772,9 +772,7 @@ class Baseline(LearnerModel):
         """
         p_s, mu_s, var_s = self._parents(g, sk, has_sk, levels)
         # The rate is shrunk with its learned pseudo-count, the times with ``k_item``.
-        _, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s)
-        k_rate = self._item_rate_k()
-        p_i = (it[:, _S] + k_rate * p_s) / (it[:, _N] + k_rate)
+        p_i, mu_i, var_i = _shrink(it, self.k_item, p_s, mu_s, var_s, self._item_rate_k())
         # The item mean is itself estimated; its variance (var / effective n) widens the
         # interval for rarely timed items.
         var_pred_i = var_i * (1.0 + 1.0 / (it[:, _TN] + self.k_item))
@@ -947,9 +945,7 @@ class Baseline(LearnerModel):
             p, mu, var = parent[0], parent[1], parent[2] * (1.0 + 1.0 / self.k_item)
         else:
             row = self.item_stats_[item_i]
-            _, mu, var = _shrink_one(row, self.k_item, parent)
-            k_rate = self._item_rate_k()
-            p = (float(row[_S]) + k_rate * parent[0]) / (float(row[_N]) + k_rate)
+            p, mu, var = _shrink_one(row, self.k_item, parent, self._item_rate_k())
             var *= 1.0 + 1.0 / (float(row[_TN]) + self.k_item)
         return min(max(p, P_CLIP), 1.0 - P_CLIP), mu, max(var, MIN_LOG_TIME_VAR), top
 
@@ -1380,7 +1376,7 @@ class Baseline(LearnerModel):
         self.guess_floor_ = float(floor)
         # Versions stored before the transfer was learned apply the whole level effect.
         transfer = state.get("level_transfer", 1.0)
-        if not _is_share(transfer):
+        if not is_share(transfer):
             raise ValueError(f"level_transfer must be a number in [0, 1], got {transfer!r}")
         self.level_transfer_ = float(transfer)
         # Versions stored before the item rates' strength was learned used ``k_item``.
@@ -1671,17 +1667,24 @@ def _pair_counts(
 
 
 def _shrink(
-    stats: np.ndarray, k: float, p_parent: np.ndarray, mu_parent: np.ndarray, var_parent: np.ndarray
+    stats: np.ndarray,
+    k: float,
+    p_parent: np.ndarray,
+    mu_parent: np.ndarray,
+    var_parent: np.ndarray,
+    k_rate: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rate, log-time mean and log-time variance of a level shrunk towards its parent.
 
     ``k`` acts as pseudo-attempts at the parent's values: ``(s + k p) / (n + k)`` for the
     rate and mean, and ``(SS + k var) / (n - 1 + k)`` for the variance (SS has n - 1 degrees
-    of freedom, so one timed attempt gives exactly the parent's variance).
+    of freedom, so one timed attempt gives exactly the parent's variance). ``k_rate``, if
+    given, replaces ``k`` for the rate (an item's learned ``item_rate_k_``).
     """
     n, s = stats[:, _N], stats[:, _S]
     tn, tsum, tsq = stats[:, _TN], stats[:, _TSUM], stats[:, _TSQ]
-    p = (s + k * p_parent) / (n + k)
+    kr = k if k_rate is None else k_rate
+    p = (s + kr * p_parent) / (n + kr)
     mu = (tsum + k * mu_parent) / (tn + k)
     ss = np.maximum(tsq - tsum * tsum / np.maximum(tn, 1.0), 0.0)
     var = (ss + k * var_parent) / (np.maximum(tn - 1.0, 0.0) + k)
@@ -1689,14 +1692,15 @@ def _shrink(
 
 
 def _shrink_one(
-    stats: np.ndarray, k: float, parent: tuple[float, float, float]
+    stats: np.ndarray, k: float, parent: tuple[float, float, float], k_rate: float | None = None
 ) -> tuple[float, float, float]:
     """``_shrink`` of one row of statistics, in floats: (rate, log-time mean, variance)."""
     n, s, tn, tsum, tsq = stats.tolist()
     p_parent, mu_parent, var_parent = parent
     ss = max(tsq - tsum * tsum / max(tn, 1.0), 0.0)
+    kr = k if k_rate is None else k_rate
     return (
-        (s + k * p_parent) / (n + k),
+        (s + kr * p_parent) / (n + kr),
         (tsum + k * mu_parent) / (tn + k),
         (ss + k * var_parent) / (max(tn - 1.0, 0.0) + k),
     )
@@ -1848,7 +1852,7 @@ def is_guess_floor(value: Any) -> bool:
     return _is_finite_real(value) and 0.0 <= value < 0.5
 
 
-def _is_share(value: Any) -> bool:
+def is_share(value: Any) -> bool:
     """A finite real number in [0, 1] (not a bool)."""
     return _is_finite_real(value) and 0.0 <= value <= 1.0
 

@@ -144,6 +144,7 @@ from smartstudy.models.baseline import (
     fast_path_ids,
     floored_rate,
     is_guess_floor,
+    is_share,
     one_row_predictions,
 )
 from smartstudy.models.lnirt.factors import (
@@ -391,15 +392,6 @@ def _state_number(state: Mapping[str, Any], key: str, valid: Callable[[Any], boo
     if not valid(value):
         raise ValueError(f"LNIRT state has an invalid {key}: {value!r}")
     return float(value)
-
-
-def _is_share(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 <= value <= 1.0
-    )
 
 
 def _t_predictive_derivatives(
@@ -774,7 +766,7 @@ class LNIRT(LearnerModel):
         priors = self._priors()
         if not is_guess_floor(self.guess_floor):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
-        if not _is_share(self.time_weight):
+        if not is_share(self.time_weight):
             raise ValueError(f"time_weight must be a number in [0, 1], got {self.time_weight!r}")
         data = validate_interactions(df, allow_missing_outcome=True)
         # Item time parameters are shared by everyone: absurd times are floored and pulled
@@ -1868,7 +1860,7 @@ class LNIRT(LearnerModel):
         self.drift_ = drift
         # ... and no guessing floor, and times that taught speed only.
         self.guess_floor_ = _state_number(state, "guess_floor_", is_guess_floor)
-        self.time_weight_ = _state_number(state, "time_weight_", _is_share)
+        self.time_weight_ = _state_number(state, "time_weight_", is_share)
         # ... and no skill centres (unknown items used the population).
         skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
         centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)
