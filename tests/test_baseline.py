@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
+from smartstudy.data import InteractionsWarning
 from smartstudy.data.simulate import simulate_app_learners
 from smartstudy.models import Baseline
 from smartstudy.models import base as base_module
@@ -586,9 +587,8 @@ def test_service_can_start_empty_and_learn_online() -> None:
         ({"user_id": "u1", "item_id": float("nan"), "correct": 1}, "item_id"),
         ({"user_id": "u1", "item_id": "i1", "correct": 0.5}, "correct"),
         ({"user_id": "u1", "item_id": "i1", "correct": None}, "correct"),
-        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": 0}, "rt_seconds"),
         ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": "fast"}, "rt_seconds"),
-        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": math.inf}, "rt_seconds"),
+        ({"user_id": "u1", "item_id": "i1", "correct": 1, "rt_seconds": True}, "rt_seconds"),
     ],
 )
 def test_update_validates_the_row(row: dict[str, object], field: str) -> None:
@@ -599,6 +599,19 @@ def test_update_validates_the_row(row: dict[str, object], field: str) -> None:
     after = model._get_state()
     assert after["user_ids"] == before["user_ids"]
     np.testing.assert_array_equal(after["global_stats"], before["global_stats"])
+
+
+@pytest.mark.parametrize("seconds", [0, -3.0, math.inf, -math.inf])
+def test_update_reads_an_unusable_time_as_missing(seconds: float) -> None:
+    """A logged duration of zero or less (or an infinite one) teaches the outcome, not the
+    time: the same state as the row with no time, and a warning that says so."""
+    row = {"user_id": "u1", "item_id": "i1", "correct": 1}
+    with_time, without = _tiny_model(), _tiny_model()
+    with pytest.warns(InteractionsWarning, match=r"`rt_seconds` .* read as missing"):
+        with_time.update({**row, "rt_seconds": seconds})
+    without.update(row)
+    assert with_time.predict_one("u1", "i1") == without.predict_one("u1", "i1")
+    assert with_time.predict_one("u1", "i1") != _tiny_model().predict_one("u1", "i1")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from smartstudy.data import InteractionsWarning
 from smartstudy.data.loaders import DatasetNotFoundError
 from smartstudy.data.schema import sort_for_sequences, validate_interactions
 from smartstudy.eval import (
@@ -23,6 +24,7 @@ from smartstudy.eval import (
     split_own,
 )
 from smartstudy.eval.report import NOT_APPLICABLE, TABLE_COLUMNS
+from smartstudy.models import Baseline
 from smartstudy.models.base import LearnerModel
 
 
@@ -207,6 +209,24 @@ def test_evaluate_model_ignores_rows_without_an_outcome():
     test.iloc[:3, test.columns.get_loc("correct")] = np.nan
     result = evaluate_model(RunningMean(), train, test)
     assert result.n_predictions == len(test) - 3
+
+
+def test_evaluation_reads_unusable_times_as_missing():
+    """Real logs hold zero and negative durations (credential_form1 has 109 zeros): an
+    outside evaluation that passes them as they are gets the figures of the same frame with
+    those times missing, and a warning, not an error."""
+    df = make_interactions().reset_index(drop=True)
+    rows = df.index[::7]
+    bad = df.assign(rt_seconds=df["rt_seconds"].astype(float))
+    bad.loc[rows, "rt_seconds"] = np.resize([0.0, -2.5, np.inf], len(rows))
+    missing = df.assign(rt_seconds=df["rt_seconds"].astype(float))
+    missing.loc[rows, "rt_seconds"] = np.nan
+    with pytest.warns(InteractionsWarning, match="rt_seconds"):
+        got = run_evaluation(bad, {"baseline": Baseline()}, seed=3).results[0]
+    want = run_evaluation(missing, {"baseline": Baseline()}, seed=3).results[0]
+    assert got.n_time_predictions == want.n_time_predictions > 0
+    for key in ("auc", "log_loss", "ece", "rmse_log_time", "mae_seconds", "coverage80"):
+        assert getattr(got, key) == pytest.approx(getattr(want, key), rel=1e-12), key
 
 
 def test_evaluate_model_requires_a_learner_model():

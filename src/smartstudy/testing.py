@@ -40,6 +40,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from smartstudy.data.schema import InteractionsError
+from smartstudy.data.schema import InteractionsError, InteractionsWarning
 from smartstudy.models.base import (
     PREDICTION_COLUMNS,
     ArtifactError,
@@ -551,7 +552,7 @@ def check_update_rejects_bad_rows(case: ContractCase) -> None:
     _expect_value_error(lambda: model.update(missing), "correct")
     _expect_value_error(lambda: model.update({**good, "user_id": None}), "user_id")
     if model.predicts_time:
-        _expect_value_error(lambda: model.update({**good, "rt_seconds": -3.0}), "rt_seconds")
+        _expect_value_error(lambda: model.update({**good, "rt_seconds": "slow"}), "rt_seconds")
 
 
 # -- fitting ----------------------------------------------------------------------------------
@@ -663,7 +664,9 @@ _CORRUPTIONS: tuple[tuple[str, Callable[[pd.DataFrame], pd.DataFrame]], ...] = (
     ("correct", lambda df: df.assign(correct=df["correct"].where(df.index != df.index[2], 2))),
     (
         "rt_seconds",
-        lambda df: df.assign(rt_seconds=df["rt_seconds"].where(df.index != df.index[4], -5.0)),
+        lambda df: df.assign(
+            rt_seconds=df["rt_seconds"].astype(object).where(df.index != df.index[4], "slow")
+        ),
     ),
     (
         "order",
@@ -681,6 +684,54 @@ def check_bad_input_names_the_column(case: ContractCase) -> None:
             ("predict", lambda corrupt=corrupt: case.fitted().predict(corrupt(case.test))),
         ):
             _expect_error(call, InteractionsError, column, f"{what} of a frame")
+
+
+#: Times that are numbers but not durations: read as missing, with a warning.
+_UNUSABLE_SECONDS: tuple[float, ...] = (0.0, -5.0, float("inf"))
+
+
+def _warns_of_unusable_times(call: Callable[[], Any], what: str) -> Any:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    said = [w for w in caught if issubclass(w.category, InteractionsWarning)]
+    assert said, f"{what}: an unusable time was read without an InteractionsWarning"
+    assert all("rt_seconds" in str(w.message) for w in said), f"{what}: {said[0].message}"
+    return out
+
+
+def check_unusable_times_are_read_as_missing(case: ContractCase) -> None:
+    """A time of zero, a negative or an infinite one (a logging artefact, common in real
+    logs) is read as missing, with an ``InteractionsWarning``: ``fit``, ``predict`` and
+    ``update`` then behave exactly as with NaN there, and the rest of the frame is used.
+    Text where a time should be is still refused (``bad_input_names_the_column``)."""
+    train, test = case.train.copy(), case.test.copy()
+    bad_train, nan_train = train.copy(), train.copy()
+    bad_test, nan_test = test.copy(), test.copy()
+    for k, seconds in enumerate(_UNUSABLE_SECONDS):
+        for bad, nan, rows in ((bad_train, nan_train, train), (bad_test, nan_test, test)):
+            label = rows.index[3 + 5 * k]
+            bad.loc[label, "rt_seconds"] = seconds
+            nan.loc[label, "rt_seconds"] = np.nan
+    model = _warns_of_unusable_times(lambda: case.new().fit(bad_train), "fit")
+    reference = case.new().fit(nan_train)
+    case.assert_rows_equal(
+        reference.predict(nan_test),
+        _warns_of_unusable_times(lambda: model.predict(bad_test), "predict"),
+        test.index,
+        "unusable times were not read as missing",
+    )
+    row = _attempt(test.iloc[0])
+    online, missing = case.copy_of_fitted(), case.copy_of_fitted()
+    if online.predicts_time:  # a model without times may ignore an update's time
+        _warns_of_unusable_times(lambda: online.update({**row, "rt_seconds": 0.0}), "update")
+    else:
+        online.update({**row, "rt_seconds": 0.0})
+    missing.update({**row, "rt_seconds": np.nan})
+    ask = (row["user_id"], row["item_id"], row["skill_id"])
+    assert _predict_one_or_none(online, *ask) == _predict_one_or_none(missing, *ask), (
+        "update learnt from a zero time"
+    )
 
 
 # -- robust learning (issue 10) ---------------------------------------------------------------
@@ -765,6 +816,7 @@ CHECKS: dict[str, Callable[[ContractCase], None]] = {
         check_artifacts_do_not_load_as_another_class,
         check_not_fitted,
         check_bad_input_names_the_column,
+        check_unusable_times_are_read_as_missing,
         check_absurd_times_of_one_student_barely_move_another,
     )
 }

@@ -9,6 +9,7 @@ from smartstudy.data.loaders import (
 from smartstudy.data.schema import (
     INTERACTION_COLUMNS,
     InteractionsError,
+    InteractionsWarning,
     sort_for_sequences,
     validate_interactions,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "INTERACTION_COLUMNS",
     "DatasetNotFoundError",
     "InteractionsError",
+    "InteractionsWarning",
     "datasets_dir",
     "load_dataset",
     "sort_for_sequences",

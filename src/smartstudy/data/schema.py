@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,18 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
 
 class InteractionsError(ValueError):
     """Raised when a DataFrame does not follow the interactions schema."""
+
+
+class InteractionsWarning(UserWarning):
+    """Issued when a value is read as missing instead of refused: a response time that is a
+    number but not a positive finite number of seconds (see ``usable_seconds``)."""
+
+
+# Why such a time is read as missing rather than refused, in every warning that says so.
+_UNUSABLE_TIME = (
+    "a duration of zero or less, or an infinite one, is a logging artefact (the R package "
+    "LNIRT reads a zero time as missing), and the attempt's outcome is still good"
+)
 
 
 def _first_bad(df: pd.DataFrame, mask: np.ndarray, column: str) -> str:
@@ -115,7 +128,12 @@ def _outcomes(df: pd.DataFrame, allow_missing_outcome: bool) -> pd.Series:
 
 
 def _response_times(df: pd.DataFrame) -> np.ndarray:
-    """``rt_seconds`` as positive finite floats, NaN where missing."""
+    """``rt_seconds`` as positive finite floats, NaN where missing.
+
+    A column that is not numeric is refused. A number that is not a usable duration (zero,
+    negative or infinite) is read as missing, with an ``InteractionsWarning`` that counts
+    them and names the first: real logs hold such times (credential_form1 has 109 zeros),
+    and refusing the whole frame would throw its outcomes away with them."""
     rt = pd.to_numeric(df["rt_seconds"], errors="coerce")
     not_numeric = rt.isna().to_numpy() & ~df["rt_seconds"].isna().to_numpy()
     if not_numeric.any():
@@ -124,13 +142,44 @@ def _response_times(df: pd.DataFrame) -> np.ndarray:
             + _first_bad(df, not_numeric, "rt_seconds")
         )
     arr = rt.to_numpy(dtype=float)
-    bad = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
-    if bad.any():
-        raise InteractionsError(
-            "expected column `rt_seconds` with positive finite seconds (NaN = missing), got "
-            + _first_bad(df, bad, "rt_seconds")
+    unusable = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
+    if unusable.any():
+        warnings.warn(
+            f"column `rt_seconds`: {int(unusable.sum())} time(s) that are not positive finite "
+            f"seconds are read as missing, the first {_first_bad(df, unusable, 'rt_seconds')}; "
+            + _UNUSABLE_TIME,
+            InteractionsWarning,
+            stacklevel=4,
         )
+        arr = np.where(unusable, np.nan, arr)
     return arr
+
+
+def usable_seconds(value: Any, where: str = "update() row") -> float:
+    """One attempt's ``rt_seconds`` as positive finite seconds, NaN where it is missing.
+
+    Text or another non-number raises ``ValueError`` naming ``rt_seconds``; a number that
+    is zero, negative or infinite is read as missing with an ``InteractionsWarning``, as
+    ``validate_interactions`` reads a frame's times."""
+    if is_missing(value):
+        return math.nan
+    rt = math.nan
+    if not isinstance(value, str | bytes | bool | np.bool_):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            rt = float(value)
+    if math.isnan(rt):
+        raise ValueError(
+            f"{where} needs `rt_seconds` as positive seconds or missing, got {value!r}"
+        )
+    if not (math.isfinite(rt) and rt > 0):
+        warnings.warn(
+            f"{where}: `rt_seconds` {value!r} is not a positive finite number of seconds and "
+            f"is read as missing; " + _UNUSABLE_TIME,
+            InteractionsWarning,
+            stacklevel=3,
+        )
+        return math.nan
+    return rt
 
 
 def _order(df: pd.DataFrame) -> pd.Series:
@@ -201,15 +250,5 @@ def parse_attempt(row: Mapping[str, Any]) -> tuple[str, str, str | None, float, 
     if y not in (0.0, 1.0):
         raise ValueError(f"update() row needs `correct` with value 0 or 1, got {correct!r}")
 
-    rt_raw = row.get("rt_seconds")
-    rt = math.nan
-    if not is_missing(rt_raw):
-        try:
-            rt = float(rt_raw)
-        except (TypeError, ValueError):
-            rt = -1.0  # reported below
-        if isinstance(rt_raw, str | bytes) or not (math.isfinite(rt) and rt > 0):
-            raise ValueError(
-                f"update() row needs `rt_seconds` as positive seconds or missing, got {rt_raw!r}"
-            )
+    rt = usable_seconds(row.get("rt_seconds"))
     return ids[0], ids[1], skill, y, rt

@@ -114,29 +114,7 @@ def evaluate_model(
     except ValueError as exc:
         raise ValueError(f"{label}: {exc}") from exc
 
-    timed: dict[str, Any] = {"mae_seconds": None, "rmse_log_time": None, "coverage80": None}
-    n_time = 0
-    has_times = "rt_seconds" in test.columns and bool(test["rt_seconds"].notna().any())
-    if model.predicts_time and has_times:
-        missing = [c for c in _TIME_COLUMNS if c not in pred.columns]
-        if missing:
-            raise ValueError(
-                f"{label}: predicts_time is set but predict() returned no "
-                f"{', '.join(f'`{c}`' for c in missing)}"
-            )
-        actual = test["rt_seconds"].to_numpy(dtype=float, na_value=np.nan)
-        try:
-            tm = time_metrics(
-                actual,
-                pred["time_median_s"].to_numpy(dtype=float, na_value=np.nan),
-                pred["time_p10_s"].to_numpy(dtype=float, na_value=np.nan),
-                pred["time_p90_s"].to_numpy(dtype=float, na_value=np.nan),
-            )
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from exc
-        n_time = tm.pop("n")
-        timed = tm
-
+    timed, n_time = _time_scores(label, model, test, pred)
     return ModelResult(
         name=label,
         model_class=type(model).__name__,
@@ -154,6 +132,42 @@ def evaluate_model(
         n_time_predictions=n_time,
         params=model.get_params(),
     )
+
+
+def _time_scores(
+    label: str, model: LearnerModel, test: pd.DataFrame, pred: pd.DataFrame
+) -> tuple[dict[str, Any], int]:
+    """The time metrics of ``pred`` on ``test`` and how many rows they use (None and 0 when
+    the model predicts no times or no test row has one)."""
+    none: dict[str, Any] = {"mae_seconds": None, "rmse_log_time": None, "coverage80": None}
+    if not (model.predicts_time and "rt_seconds" in test.columns):
+        return none, 0
+    actual = pd.to_numeric(test["rt_seconds"], errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    # A time that is not a duration (zero, negative, infinite) is missing here as it was
+    # for the model (``validate_interactions``, which warned about it in predict).
+    with np.errstate(invalid="ignore"):
+        actual = np.where(np.isfinite(actual) & (actual > 0), actual, np.nan)
+    if np.isnan(actual).all():
+        return none, 0
+    missing = [c for c in _TIME_COLUMNS if c not in pred.columns]
+    if missing:
+        raise ValueError(
+            f"{label}: predicts_time is set but predict() returned no "
+            f"{', '.join(f'`{c}`' for c in missing)}"
+        )
+    try:
+        tm = time_metrics(
+            actual,
+            pred["time_median_s"].to_numpy(dtype=float, na_value=np.nan),
+            pred["time_p10_s"].to_numpy(dtype=float, na_value=np.nan),
+            pred["time_p90_s"].to_numpy(dtype=float, na_value=np.nan),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    n_time = tm.pop("n")
+    return tm, n_time
 
 
 def run_evaluation(

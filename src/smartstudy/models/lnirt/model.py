@@ -130,7 +130,12 @@ from scipy.special import (
     stdtrit,
 )
 
-from smartstudy.data.schema import id_string, sort_for_sequences, validate_interactions
+from smartstudy.data.schema import (
+    id_string,
+    sort_for_sequences,
+    usable_seconds,
+    validate_interactions,
+)
 from smartstudy.models.base import (
     Z80,
     LearnerModel,
@@ -1661,7 +1666,8 @@ class LNIRT(LearnerModel):
         """Learn from one attempt: move the user's (theta, tau) posterior, items stay fixed.
 
         ``row`` needs ``user_id``, ``item_id`` and ``correct`` (0/1) and may hold
-        ``rt_seconds`` (> 0; missing teaches nothing about time). Constant time.
+        ``rt_seconds`` (> 0; missing, or a zero or negative time, teaches nothing about
+        time). Constant time.
         """
         self._check_fitted()
         for key in ("user_id", "item_id"):
@@ -1670,11 +1676,7 @@ class LNIRT(LearnerModel):
         y = _row_value(row, "correct")
         if y not in (0.0, 1.0):
             raise ValueError(f"update needs `correct` 0 or 1, got {row.get('correct')!r}")
-        rt = _row_value(row, "rt_seconds")
-        if not (math.isnan(rt) or (math.isfinite(rt) and rt > 0)):
-            raise ValueError(
-                f"expected positive finite `rt_seconds` (or missing), got {row.get('rt_seconds')!r}"
-            )
+        rt = usable_seconds(row.get("rt_seconds"), "update")
         user = id_string(row["user_id"])
         i = self.user_index_.get(user)
         if i is None:
