@@ -17,7 +17,12 @@ from smartstudy.data.loaders import (
     datasets_dir,
     load_dataset,
 )
-from smartstudy.data.schema import INTERACTION_COLUMNS, validate_interactions
+from smartstudy.data.schema import (
+    INTERACTION_COLUMNS,
+    InteractionsError,
+    InteractionsWarning,
+    validate_interactions,
+)
 
 HAS_SPLIT = {"assistments09", "assistments09_dkt"}
 
@@ -205,3 +210,28 @@ def test_fallback_finds_shared_datasets_under_the_working_directory(monkeypatch,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(loaders, "_REPO_ROOT", tmp_path / "repo")
     assert datasets_dir() == (tmp_path / "shared" / "datasets").resolve()
+
+
+# -- the schema's reading of `order` and `rt_seconds` -------------------------------------
+def _three_rows(**columns: object) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [1, 1, 2], "item_id": [1, 2, 1], "correct": [1, 0, 1]}).assign(
+        **columns
+    )
+
+
+def test_order_reads_iso_times_as_seconds_and_names_a_bad_one():
+    stamps = ["2012-09-01 10:00:00", "2012-09-01 10:05:00", "2012-09-01T10:00:30Z"]
+    out = validate_interactions(_three_rows(order=stamps))
+    assert np.diff(out["order"].to_numpy()).tolist() == [300.0, -270.0]
+    with pytest.raises(InteractionsError, match=r"`order` .* got 'soon' in row 1"):
+        validate_interactions(_three_rows(order=[stamps[0], "soon", stamps[2]]))
+    with pytest.raises(InteractionsError, match=r"`order` .* got 'soon' in row 1"):
+        validate_interactions(_three_rows(order=["1", "soon", "3"]))
+
+
+def test_unusable_times_are_missing_with_a_warning_and_text_is_refused():
+    with pytest.warns(InteractionsWarning, match=r"2 time\(s\) .* the first 0\.0 in row 1"):
+        out = validate_interactions(_three_rows(order=[1, 2, 3], rt_seconds=[5.0, 0.0, -1.0]))
+    assert out["rt_seconds"].iloc[0] == 5.0 and out["rt_seconds"].iloc[1:].isna().all()
+    with pytest.raises(InteractionsError, match=r"`rt_seconds` .* got 'fast' in row 2"):
+        validate_interactions(_three_rows(order=[1, 2, 3], rt_seconds=[5.0, 2.0, "fast"]))

@@ -48,6 +48,8 @@ def _first_bad(df: pd.DataFrame, mask: np.ndarray, column: str) -> str:
     pos = int(np.flatnonzero(mask)[0])
     label = df.index[pos]
     value = df[column].iloc[pos]
+    if isinstance(value, np.generic):  # 0.0, not np.float64(0.0)
+        value = value.item()
     return f"{value!r} in row {label} (position {pos})"
 
 
@@ -183,14 +185,25 @@ def usable_seconds(value: Any, where: str = "update() row") -> float:
 
 
 def _order(df: pd.DataFrame) -> pd.Series:
-    """``order`` as finite floats."""
-    order = pd.to_numeric(df["order"], errors="coerce")
-    bad = ~np.isfinite(order.to_numpy(dtype=float))
+    """``order`` as finite floats: numbers, datetimes, or text that is all ISO 8601 times
+    (``2012-09-01 10:05:00``, as a log's time stamps are often read), as seconds."""
+    raw = df["order"]
+    order = pd.to_numeric(raw, errors="coerce")
+    if order.isna().all() and len(raw) and _is_text(raw):
+        stamps = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+        if stamps.notna().any():  # a text that is not a time is named below
+            order = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    bad = ~np.isfinite(order.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         raise InteractionsError(
-            f"expected column `order` with finite numbers, got {_first_bad(df, bad, 'order')}"
+            "expected column `order` with finite numbers or ISO 8601 times, got "
+            + _first_bad(df, bad, "order")
         )
     return order.astype(float)
+
+
+def _is_text(values: pd.Series) -> bool:
+    return values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
 
 
 def id_string(value: object) -> str:
