@@ -104,9 +104,9 @@ normal-scale standardisation ``alpha_i (log T - beta_i + tau)`` with ``alpha_`` 
 whose times are heavy-tailed is flagged more often, which is what person fit is for. The
 person's speed in it is learned with the robust step.
 
-Artifacts written before the Student-t model, the drift and the guessing floor load as the
-normal model with static persons and no floor (``time_df_`` None, ``drift_`` and
-``guess_floor_`` zero).
+Artifacts written before the Student-t model, the drift, the guessing floor and the success
+gain load as the normal model with static persons, no floor and no gain (``time_df_`` None,
+``drift_``, ``guess_floor_`` and ``success_gain_`` zero).
 """
 
 from __future__ import annotations
