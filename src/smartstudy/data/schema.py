@@ -144,7 +144,7 @@ def _response_times(df: pd.DataFrame) -> np.ndarray:
             + _first_bad(df, not_numeric, "rt_seconds")
         )
     arr = rt.to_numpy(dtype=float)
-    unusable = ~np.isnan(arr) & ~(np.isfinite(arr) & (arr > 0))
+    unusable = ~np.isnan(arr) & np.isnan(usable_times(arr))
     if unusable.any():
         warnings.warn(
             f"column `rt_seconds`: {int(unusable.sum())} time(s) that are not positive finite "
@@ -155,6 +155,12 @@ def _response_times(df: pd.DataFrame) -> np.ndarray:
         )
         arr = np.where(unusable, np.nan, arr)
     return arr
+
+
+def usable_times(seconds: np.ndarray) -> np.ndarray:
+    """``seconds`` with every value that is not a positive finite duration set to NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(seconds) & (seconds > 0), seconds, np.nan)
 
 
 def usable_seconds(value: Any, where: str = "update() row") -> float:

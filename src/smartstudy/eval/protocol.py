@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from smartstudy.data.loaders import load_dataset
+from smartstudy.data.schema import usable_times
 from smartstudy.eval.metrics import correctness_metrics, time_metrics
 from smartstudy.eval.report import EvaluationReport, ModelResult
 from smartstudy.models.base import LearnerModel
@@ -142,13 +143,11 @@ def _time_scores(
     none: dict[str, Any] = {"mae_seconds": None, "rmse_log_time": None, "coverage80": None}
     if not (model.predicts_time and "rt_seconds" in test.columns):
         return none, 0
-    actual = pd.to_numeric(test["rt_seconds"], errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
     # A time that is not a duration (zero, negative, infinite) is missing here as it was
     # for the model (``validate_interactions``, which warned about it in predict).
-    with np.errstate(invalid="ignore"):
-        actual = np.where(np.isfinite(actual) & (actual > 0), actual, np.nan)
+    actual = usable_times(
+        pd.to_numeric(test["rt_seconds"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    )
     if np.isnan(actual).all():
         return none, 0
     missing = [c for c in _TIME_COLUMNS if c not in pred.columns]

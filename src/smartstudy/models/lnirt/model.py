@@ -394,11 +394,6 @@ def _ability_from_time(
     return np.where(correct == 1.0, up, np.where(correct == 0.0, down, answered))
 
 
-def is_success_gain(value: Any) -> bool:
-    """A success gain: a real number in [0, 1] (ability sds per correct answer)."""
-    return is_share(value)
-
-
 def _state_number(state: Mapping[str, Any], key: str, valid: Callable[[Any], bool]) -> float:
     """The number ``state[key]`` (0 when an older artifact has none), checked by ``valid``."""
     value = state.get(key, 0.0)
@@ -789,7 +784,7 @@ class LNIRT(LearnerModel):
             raise ValueError(f"guess_floor must be a number in [0, 0.5), got {self.guess_floor!r}")
         if not is_share(self.time_weight):
             raise ValueError(f"time_weight must be a number in [0, 1], got {self.time_weight!r}")
-        if not is_success_gain(self.success_gain):
+        if not is_share(self.success_gain):  # ability sds per correct answer, at most 1
             raise ValueError(f"success_gain must be a number in [0, 1], got {self.success_gain!r}")
         data = validate_interactions(df, allow_missing_outcome=True)
         # Item time parameters are shared by everyone: absurd times are floored and pulled
@@ -1908,7 +1903,7 @@ class LNIRT(LearnerModel):
         self.guess_floor_ = _state_number(state, "guess_floor_", is_guess_floor)
         self.time_weight_ = _state_number(state, "time_weight_", is_share)
         # ... and persons who did not learn while they worked.
-        self.success_gain_ = _state_number(state, "success_gain_", is_success_gain)
+        self.success_gain_ = _state_number(state, "success_gain_", is_share)
         # ... and no skill centres (unknown items used the population).
         skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
         centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)
