@@ -32,14 +32,19 @@ def _with_guessing(n_persons: int, seed: int, floor: float = 0.25) -> pd.DataFra
     return df.assign(correct=(rng.random(len(df)) < chance).astype(float))
 
 
-@pytest.fixture(scope="module")
-def guessing() -> tuple[LNIRT, LNIRT, pd.DataFrame]:
-    """Models with and without the floor fitted on 600 persons; 200 more are new to both."""
-    df = _with_guessing(800, seed=2)
+def fit_with_and_without(df: pd.DataFrame, **without: object) -> tuple[LNIRT, LNIRT, pd.DataFrame]:
+    """LNIRT fitted on the first 600 persons of ``df`` as it is and with ``without`` (the
+    learned number switched off), and the other persons' rows as new persons."""
     users = df["user_id"].unique()
     train = df[df["user_id"].isin(users[:600])]
     test = df[df["user_id"].isin(users[600:])].assign(user_id=lambda d: "new-" + d["user_id"])
-    return LNIRT().fit(train), LNIRT(learn_guess_floor=False).fit(train), test
+    return LNIRT().fit(train), LNIRT(**without).fit(train), test
+
+
+@pytest.fixture(scope="module")
+def guessing() -> tuple[LNIRT, LNIRT, pd.DataFrame]:
+    """Models with and without the floor fitted on 600 persons; 200 more are new to both."""
+    return fit_with_and_without(_with_guessing(800, seed=2), learn_guess_floor=False)
 
 
 def test_a_floor_is_learned_and_predicts_new_persons_better(guessing) -> None:
@@ -86,6 +91,15 @@ def test_the_floor_keeps_the_population_rate_and_holds_up_a_weak_record(guessing
 
 def test_floored_predictions_are_one_step_ahead_monotone_and_match_updates(guessing) -> None:
     model, _, test = guessing
+    online = assert_one_step_ahead_and_like_updates(model, test)
+    assert_answers_never_move_their_item_against_them(
+        online, [f"probe-{k}" for k in range(20)], 300, seed=5
+    )
+
+
+def assert_one_step_ahead_and_like_updates(model: LNIRT, test: pd.DataFrame) -> LNIRT:
+    """Three new persons of ``test``: a row's own answer does not change its prediction, and
+    ``predict`` equals ``predict_one`` then ``update`` row by row; returns the updated copy."""
     rows = test[test["user_id"].isin(test["user_id"].unique()[:3])]
     pred = model.predict(rows)
     flipped = rows.copy()
@@ -97,9 +111,7 @@ def test_floored_predictions_are_one_step_ahead_monotone_and_match_updates(guess
         one = online.predict_one(row["user_id"], row["item_id"])
         assert pred.loc[row.name, "p_correct"] == pytest.approx(one["p_correct"], rel=1e-10)
         online.update(row.to_dict())
-    assert_answers_never_move_their_item_against_them(
-        online, [f"probe-{k}" for k in range(20)], 300, seed=5
-    )
+    return online
 
 
 def test_a_correct_answer_above_a_floor_takes_the_mixtures_moments() -> None:

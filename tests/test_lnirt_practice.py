@@ -15,6 +15,8 @@ from smartstudy.models.lnirt import LNIRT
 from tests.test_lnirt_floor import (
     assert_answers_never_move_their_item_against_them,
     assert_learned_number_persists,
+    assert_one_step_ahead_and_like_updates,
+    fit_with_and_without,
 )
 
 
@@ -42,11 +44,7 @@ def _with_practice(n_persons: int, seed: int, gain: float = 0.06) -> pd.DataFram
 @pytest.fixture(scope="module")
 def practice() -> tuple[LNIRT, LNIRT, pd.DataFrame]:
     """Models with and without the gain fitted on 600 learning persons; 200 more are new."""
-    df = _with_practice(800, seed=6)
-    users = df["user_id"].unique()
-    train = df[df["user_id"].isin(users[:600])]
-    test = df[df["user_id"].isin(users[600:])].assign(user_id=lambda d: "new-" + d["user_id"])
-    return LNIRT().fit(train), LNIRT(learn_success_gain=False).fit(train), test
+    return fit_with_and_without(_with_practice(800, seed=6), learn_success_gain=False)
 
 
 def test_a_gain_is_learned_and_predicts_learners_better(practice) -> None:
@@ -72,17 +70,7 @@ def test_persons_who_do_not_learn_get_no_gain() -> None:
 def test_the_gain_keeps_predictions_one_step_ahead_and_monotone(practice) -> None:
     model, _, test = practice
     assert model.success_gain_ > 0.0
-    rows = test[test["user_id"].isin(test["user_id"].unique()[:3])]
-    pred = model.predict(rows)
-    flipped = rows.copy()
-    target = rows.index[4]
-    flipped.loc[target, "correct"] = 1.0 - flipped.loc[target, "correct"]
-    pd.testing.assert_series_equal(pred.loc[target], model.predict(flipped).loc[target])
-    online = LNIRT.from_bytes(model.to_bytes())
-    for _, row in rows.sort_values(["user_id", "order"]).iterrows():
-        one = online.predict_one(row["user_id"], row["item_id"])
-        assert pred.loc[row.name, "p_correct"] == pytest.approx(one["p_correct"], rel=1e-10)
-        online.update(row.to_dict())
+    assert_one_step_ahead_and_like_updates(model, test)
     # A large fixed gain: a correct answer still never lowers its item's next prediction,
     # and a wrong one (which gains nothing) never raises it.
     big = LNIRT.from_bytes(model.to_bytes())
