@@ -32,13 +32,17 @@ def _with_guessing(n_persons: int, seed: int, floor: float = 0.25) -> pd.DataFra
     return df.assign(correct=(rng.random(len(df)) < chance).astype(float))
 
 
-def fit_with_and_without(df: pd.DataFrame, **without: object) -> tuple[LNIRT, LNIRT, pd.DataFrame]:
-    """LNIRT fitted on the first 600 persons of ``df`` as it is and with ``without`` (the
-    learned number switched off), and the other persons' rows as new persons."""
+def fit_with_and_without(
+    df: pd.DataFrame, common: dict[str, object] | None = None, **without: object
+) -> tuple[LNIRT, LNIRT, pd.DataFrame]:
+    """LNIRT (with the settings ``common``) fitted on the first 600 persons of ``df`` as it
+    is and with ``without`` (the learned number switched off), and the other persons' rows
+    as new persons."""
     users = df["user_id"].unique()
     train = df[df["user_id"].isin(users[:600])]
     test = df[df["user_id"].isin(users[600:])].assign(user_id=lambda d: "new-" + d["user_id"])
-    return LNIRT().fit(train), LNIRT(**without).fit(train), test
+    common = common or {}
+    return LNIRT(**common).fit(train), LNIRT(**common, **without).fit(train), test
 
 
 @pytest.fixture(scope="module")

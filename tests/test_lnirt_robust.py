@@ -278,10 +278,11 @@ def test_skill_centres_survive_save_and_load_and_older_artifacts_have_none(tmp_p
     again = LNIRT.load(path)
     np.testing.assert_array_equal(again.skill_b_centre_, model.skill_b_centre_)
     assert again.predict_one("new", "unseen", "s0") == model.predict_one("new", "unseen", "s0")
-    # An artifact written before skill centres: unknown items use the population.
+    # An artifact written before skill centres (and so before skill abilities): unknown
+    # items use the population.
 
     def strip(meta: dict) -> None:
-        for key in ("skill_ids_", "skill_b_centre_", "skill_b_sd_"):
+        for key in ("skill_ids_", "skill_b_centre_", "skill_b_sd_", "skill_sd_", "item_skill_"):
             del meta["state"][key]
 
     older = LNIRT.from_bytes(_rewrite_meta(model.to_bytes(), strip))

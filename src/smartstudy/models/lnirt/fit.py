@@ -126,6 +126,8 @@ class LNIRTEstimate:
     skill_ids: np.ndarray | None = None
     skill_b_centre: np.ndarray | None = None
     skill_b_sd: float | None = None
+    # Each item's skill as an index into ``skill_ids`` (``len(skill_ids)``: no skill).
+    item_skill: np.ndarray | None = None
 
 
 @dataclass
@@ -909,6 +911,7 @@ def _skill_summary(packed: PackedResponses, b: np.ndarray) -> dict[str, object]:
         "skill_ids": packed.skill_ids,
         "skill_b_centre": per_skill[:n_skills],
         "skill_b_sd": spread if math.isfinite(spread) and spread > 0 else None,
+        "item_skill": packed.item_skill,
     }
 
 

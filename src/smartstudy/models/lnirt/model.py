@@ -104,9 +104,15 @@ normal-scale standardisation ``alpha_i (log T - beta_i + tau)`` with ``alpha_`` 
 whose times are heavy-tailed is flagged more often, which is what person fit is for. The
 person's speed in it is learned with the robust step.
 
-Artifacts written before the Student-t model, the drift, the guessing floor and the success
-gain load as the normal model with static persons, no floor and no gain (``time_df_`` None,
-``drift_``, ``guess_floor_`` and ``success_gain_`` zero).
+Skill abilities: a person may be stronger on some skills than their ability says. With
+``skill_sd_`` > 0 the probit's argument gains a per-(person, skill) term ``delta ~ N(0,
+skill_sd_^2)`` that only answers on that skill move (``skills``; testlet and bifactor models);
+``fit`` learns ``skill_sd_`` by the same replay as the floor, and 0 with fewer than two skills.
+
+Artifacts written before the Student-t model, the drift, the guessing floor, the success gain
+and the skill abilities load as the normal model with static persons, no floor, no gain and
+one ability for every skill (``time_df_`` None, ``drift_``, ``guess_floor_``,
+``success_gain_`` and ``skill_sd_`` zero).
 """
 
 from __future__ import annotations
@@ -182,6 +188,7 @@ from smartstudy.models.lnirt.personfit import (
     person_fit_parts,
     summarise_person_fit,
 )
+from smartstudy.models.lnirt.skills import SkillPart, SkillState, skill_shift, skill_update
 
 __all__ = [
     "LNIRT",
@@ -220,6 +227,9 @@ _FLOOR_MIN_PERSONS = 50
 # Ability gained by each correct answer, in units of the population's ability sd
 # (``_fit_success_gain``).
 _SUCCESS_GAIN_GRID: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.04)
+# The spreads of the persons' skill abilities tried (``_fit_skill_sd``), in units of the
+# population sd of theta (1).
+_SKILL_SD_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 # The shares of a time's joint step that ability may take (``_fit_time_weight``).
 _TIME_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0)
 # The t-plus-normal interval table (``_halfwidth_table``): Newton converges in five or six
@@ -465,6 +475,8 @@ def predictive_moments(
 # 1e-3 in probability while the normal sd is below three t scales (tested).
 _HERMITE_X, _HERMITE_W = roots_hermitenorm(32)
 _HERMITE_W = _HERMITE_W / _HERMITE_W.sum()
+# Row and user 0 of a one-row state (``predict_one``).
+_ZERO = np.zeros(1, dtype=np.int64)
 
 
 def t_interval_halfwidth(var: np.ndarray, alpha: np.ndarray, nu: float) -> np.ndarray:
@@ -590,6 +602,32 @@ def check_lnirt_parameters(
 # ---------------------------------------------------------------------------------------
 
 
+def _steps(group: np.ndarray) -> list[np.ndarray]:
+    """For rows sorted by user (``group`` numbers the users from 0): the rows of every user's
+    first row, then of every user's second row, and so on, so that all users can advance one
+    row at a time, each step one vectorised update."""
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    rank = np.arange(len(group)) - starts[group]
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(rank))]
+    return [by_rank[bounds[k] : bounds[k + 1]] for k in range(len(bounds) - 1)]
+
+
+def _response_extra(
+    rf: _Factors | None, sf: SkillState | None, g: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """The mean and variance of the probit's argument beyond ``a (theta - b)``: the response
+    factors' part and the skill ability's part, for users ``g`` at rows ``rows``."""
+    mean: np.ndarray | float = 0.0
+    var: np.ndarray | float = 0.0
+    if rf is not None:
+        mean, var = shift(rf[0][g], rf[1][g], rf[2][rows])
+    if sf is not None:
+        m, v = skill_shift(sf, g, rows)
+        mean, var = mean + m, var + v
+    return mean, var
+
+
 def _user_groups(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by user: the mask of each user's first row and the user's number."""
     first = np.r_[True, users[1:] != users[:-1]][: len(users)]
@@ -629,6 +667,7 @@ class _Searched:
     time_weight: float
     times_fitted: bool
     success_gain: float = 0.0
+    skill_sd: float = 0.0
 
 
 class LNIRT(LearnerModel):
@@ -665,6 +704,9 @@ class LNIRT(LearnerModel):
         success_gain: ability gained with each correct answer when it is not learned (see
             ``_fit_success_gain``; 0: persons do not learn while they work).
         learn_success_gain: learn that gain from the training persons.
+        skill_sd: the spread of the persons' skill abilities when it is not learned (see
+            ``skills``; 0: one ability for every skill).
+        learn_skill_sd: learn that spread from the training persons (``_fit_skill_sd``).
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
@@ -672,7 +714,7 @@ class LNIRT(LearnerModel):
     ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
     skills' difficulty centres and the items' spread around them; empty and None without
     skills), ``time_df_`` (None: normal residuals), ``guess_floor_``, ``time_weight_``,
-    ``success_gain_``, ``drift_``
+    ``success_gain_``, ``skill_sd_`` (the spread of the skill abilities; 0: none), ``drift_``
     (per-response variances of theta and tau), ``response_loadings_``/``time_loadings_`` (the
     items' loadings on the factors of answers and of times, shape (items, rank); rank 0
     without factors), ``n_iter_``, ``converged_``, ``objective_`` and
@@ -708,6 +750,8 @@ class LNIRT(LearnerModel):
         learn_time_weight: bool = True,
         success_gain: float = 0.0,
         learn_success_gain: bool = True,
+        skill_sd: float = 0.0,
+        learn_skill_sd: bool = True,
     ) -> None:
         self.method = method
         self.max_iter = max_iter
@@ -732,6 +776,8 @@ class LNIRT(LearnerModel):
         self.learn_time_weight = learn_time_weight
         self.success_gain = success_gain
         self.learn_success_gain = learn_success_gain
+        self.skill_sd = skill_sd
+        self.learn_skill_sd = learn_skill_sd
 
     # -- fitting ---------------------------------------------------------------------
     def _priors(self) -> LNIRTPriors:
@@ -786,6 +832,8 @@ class LNIRT(LearnerModel):
             raise ValueError(f"time_weight must be a number in [0, 1], got {self.time_weight!r}")
         if not is_share(self.success_gain):  # ability sds per correct answer, at most 1
             raise ValueError(f"success_gain must be a number in [0, 1], got {self.success_gain!r}")
+        if not is_share(self.skill_sd):  # in sds of theta, at most 1
+            raise ValueError(f"skill_sd must be a number in [0, 1], got {self.skill_sd!r}")
         data = validate_interactions(df, allow_missing_outcome=True)
         # Item time parameters are shared by everyone: absurd times are floored and pulled
         # into their item's robust band first, and only a user's first few times at an item
@@ -818,12 +866,22 @@ class LNIRT(LearnerModel):
         self.guess_floor_ = 0.0 if self.learn_guess_floor else float(self.guess_floor)
         self.time_weight_ = 0.0 if self.learn_time_weight else float(self.time_weight)
         self.success_gain_ = 0.0 if self.learn_success_gain else float(self.success_gain)
+        self._use_skill_sd(0.0 if self.learn_skill_sd else float(self.skill_sd))
         self.times_fitted_ = packed.has_times
         # The times left out of the item fit still belong to their user: absorbed into the
         # user's posterior as online updates would (items stay fixed).
         held_back = np.isnan(data["rt_seconds"].to_numpy()) & ~np.isnan(robust)
         self.drift_ = np.zeros(2)
         self._absorb_times(data[held_back].assign(rt_seconds=robust[held_back]))
+        self._learn_by_replay(data, robust)
+        self._absorb_skills(data)
+        self.fitted_ = True
+        return self
+
+    def _learn_by_replay(self, data: pd.DataFrame, robust: np.ndarray) -> None:
+        """The fit's learned numbers that replays of training persons choose (or that
+        ``warm_start`` handed over), and the response and time factors; ``robust`` are the
+        rows' robust times."""
         warm = self.__dict__.pop("_warm", None)
         if warm is not None and warm.times_fitted != self.times_fitted_:
             warm = None  # chosen without times (or with): search again
@@ -832,6 +890,8 @@ class LNIRT(LearnerModel):
         if self.learn_factors:
             for name in ("time", "response") if self.times_fitted_ else ("response",):
                 self._fit_factors(data.assign(rt_seconds=robust), name)
+        if self.learn_skill_sd:
+            self._use_skill_sd(warm.skill_sd if warm else self._fit_skill_sd(data))
         if self.learn_guess_floor:
             self.guess_floor_ = warm.guess_floor if warm else self._fit_floor(data)
             self._items_cache = None
@@ -841,11 +901,9 @@ class LNIRT(LearnerModel):
             self.time_weight_ = (
                 warm.time_weight if warm else self._fit_time_weight(data.assign(rt_seconds=robust))
             )
-        self.fitted_ = True
-        return self
 
     def warm_start(self, previous: LearnerModel) -> bool:
-        """Take over the drift, guessing floor, success gain and time weight that
+        """Take over the drift, guessing floor, success gain, skill spread and time weight that
         ``previous`` (a fitted LNIRT with the same settings) chose by replay; this model's
         next ``fit`` uses them instead of replaying again (about two thirds of a fit's time).
         Only the values this model would learn are taken; the items and persons are fitted
@@ -860,6 +918,7 @@ class LNIRT(LearnerModel):
             time_weight=float(previous.time_weight_),
             times_fitted=bool(previous.times_fitted_),
             success_gain=float(previous.success_gain_),
+            skill_sd=float(previous.skill_sd_),
         )
         return True
 
@@ -977,6 +1036,57 @@ class LNIRT(LearnerModel):
             self.time_weight_ = weight
 
         return self._choose_by_replay(data, _TIME_WEIGHT_GRID, use, with_times=True)
+
+    def _fit_skill_sd(self, data: pd.DataFrame) -> float:
+        """The spread of the persons' skill abilities (``_SKILL_SD_GRID``, see ``skills``)
+        whose replay of training persons, as for ``_fit_floor``, has the lowest log loss; 0
+        when the items have fewer than two skills.
+
+        Over five split seeds (README): cognitive_tutor's 12 skills take 0.5 (log loss of new
+        students 0.5293 -> 0.524), mars_ib's 64 puzzle dimensions 0.25 to 0.5.
+        """
+        if len(np.unique(self._item_skill[self._item_skill >= 0])) < 2:
+            return 0.0
+        return self._choose_by_replay(data, _SKILL_SD_GRID, self._use_skill_sd, with_times=False)
+
+    def _use_skill_sd(self, sd: float) -> None:
+        """Set the spread of the skill abilities; every person's then hold the prior."""
+        self._skills = SkillPart(sd, self._item_skill, len(self.skill_ids_), len(self._pn))
+        self._items_cache = None
+
+    @property
+    def skill_sd_(self) -> float:
+        """The spread of the persons' skill abilities (0: one ability for every skill)."""
+        return self._skills.sd if self._skills.active else 0.0
+
+    def _absorb_skills(self, data: pd.DataFrame) -> None:
+        """The training persons' skill abilities from their answers, in each person's order:
+        assumed-density steps of ``delta`` alone, at the person's fitted ability (which the
+        fit learned from the same answers, so it does not move again)."""
+        rows = data[data["correct"].notna()]
+        if not self._skills.active or len(rows) == 0:
+            return
+        pos = sort_for_sequences(rows)
+        users = rows["user_id"].astype(str).to_numpy()[pos]
+        item_ids = rows["item_id"].to_numpy()[pos]
+        correct = rows["correct"].to_numpy(dtype=float)[pos]
+        first, group = _user_groups(users)
+        stored = pd.Index(self._user_ids, dtype=object).get_indexer(users[first])
+        a, b, var_b, *_, floor = self._item_arrays(item_ids)
+        positions = self._item_lookup.get_indexer(item_ids)
+        _, rf, sf = self._factor_states(stored, positions, self._skill_columns(positions, None))
+        mean, cov = self._pmean[stored], self._pcov[stored]
+        if sf is None:  # for the type checker: the part is active
+            return
+        for step in _steps(group):
+            g = group[step]
+            extra = _response_extra(rf, sf, g, step)
+            item, state = (a[step], b[step], var_b[step]), (mean[g], cov[g])
+            score, curvature = probit_step(state, correct[step], item, extra, floor[step])
+            skill_update(sf, g, step, score, curvature)
+        known = stored >= 0
+        self._skills.mean[stored[known]] = sf[0][known]
+        self._skills.var[stored[known]] = sf[1][known]
 
     def _choose_by_replay(
         self,
@@ -1171,12 +1281,7 @@ class LNIRT(LearnerModel):
         Rows must be sorted by user and order; ``group`` numbers the users from 0. All users
         advance one step at a time, so each step is one vectorised update.
         """
-        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        rank = np.arange(len(group)) - starts[group]
-        by_rank = np.argsort(rank, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(rank))]
-        for k in range(len(bounds) - 1):
-            step = by_rank[bounds[k] : bounds[k + 1]]
+        for step in _steps(group):
             self._learn(mean, cov, group[step], step, correct, log_t, *items)
 
     def _adopt(self, est: LNIRTEstimate) -> None:
@@ -1196,6 +1301,13 @@ class LNIRT(LearnerModel):
         self.objective_ = float(est.objective)
         self._set_items(np.asarray(est.item_ids, dtype=str))
         self._set_skills(est.skill_ids, est.skill_b_centre, est.skill_b_sd)
+        codes = est.item_skill
+        n_skills = len(self.skill_ids_)
+        self._item_skill = (
+            np.full(len(self.item_ids_), -1, dtype=np.int64)
+            if codes is None
+            else np.where(np.asarray(codes) < n_skills, codes, -1).astype(np.int64)
+        )
         self._set_persons(
             np.asarray(est.user_ids, dtype=str), est.person_mean, est.person_cov, est.person_n
         )
@@ -1221,6 +1333,7 @@ class LNIRT(LearnerModel):
         self._skill_row = {
             skill: len(self.item_ids_) + 1 + k for k, skill in enumerate(self.skill_ids_.tolist())
         }
+        self._skill_col = {skill: k for k, skill in enumerate(self.skill_ids_.tolist())}
 
     def _set_persons(
         self, user_ids: np.ndarray, mean: np.ndarray, cov: np.ndarray, n: np.ndarray
@@ -1237,6 +1350,7 @@ class LNIRT(LearnerModel):
         self._parts = {
             name: FactorPart.none(len(self.item_ids_), cap) for name in ("time", "response")
         }
+        self._skills = SkillPart(0.0, np.full(len(self.item_ids_), -1), 0, cap)
         self._items_cache = None
 
     @property
@@ -1337,6 +1451,10 @@ class LNIRT(LearnerModel):
             lam = response.loadings
             n = len(lam)
             spread[:n] += np.einsum("ik,kl,il->i", lam, response.prior_cov, lam)
+        if self._skills.active:
+            n_skills = len(self.skill_ids_)
+            table_skill = np.r_[self._item_skill, -1, np.arange(n_skills)]
+            spread[table_skill >= 0] += self._skills.sd**2
         s = np.sqrt(spread)
         rate = ndtr(a * (self.mu_P_[0] - b) / s)
         c, q = floored_rate(rate, self.guess_floor_)
@@ -1357,6 +1475,17 @@ class LNIRT(LearnerModel):
             idx[unknown] = [self._skill_row.get(s, len(self.item_ids_)) for s in skill_ids[unknown]]
         rows = self._item_table()[idx]
         return tuple(np.ascontiguousarray(rows[:, k]) for k in range(7))
+
+    def _skill_columns(self, positions: np.ndarray, skill_ids: np.ndarray | None) -> np.ndarray:
+        """Each row's skill column of the skill abilities: its item's skill for an item the fit
+        knows (``positions`` >= 0), else the row's skill (``skill_ids``) if the fit knows it,
+        else -1 (no skill ability)."""
+        cols = np.full(len(positions), -1, dtype=np.int64)
+        known = positions >= 0
+        cols[known] = self._item_skill[positions[known]]
+        if skill_ids is not None and not known.all():
+            cols[~known] = [self._skill_col.get(s, -1) for s in skill_ids[~known]]
+        return cols
 
     def _item_one(self, item: str, skill: str | None = None) -> tuple[np.ndarray, ...]:
         """``_item_arrays`` of one item id by a dictionary look-up (length-1 arrays)."""
@@ -1512,14 +1641,16 @@ class LNIRT(LearnerModel):
         cov[has] = self._pcov[stored[has]]
         out = np.empty((n, 4))
         out[:, 3] = alpha
-        tf, rf = self._factor_states(stored, self._item_lookup.get_indexer(item_ids))
+        positions = self._item_lookup.get_indexer(item_ids)
+        factors = self._factor_states(stored, positions, self._skill_columns(positions, skill_ids))
+        tf, rf, sf = factors
         # All users advance one step at a time, so each step is one vectorised update.
         by_rank = np.argsort(rank, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(rank))]
         for k in range(len(bounds) - 1):
             rows = by_rank[bounds[k] : bounds[k + 1]]
             g = group[rows]
-            extra = (0.0, 0.0) if rf is None else shift(rf[0][g], rf[1][g], rf[2][rows])
+            extra = _response_extra(rf, sf, g, rows)
             out[rows, 0], out[rows, 1], _ = predictive_moments(
                 *(mean[g], cov[g], a[rows], b[rows], alpha[rows], beta[rows], var_b[rows]),
                 extra=extra,
@@ -1532,9 +1663,9 @@ class LNIRT(LearnerModel):
                 out[rows, 2] += spread
             # Only after predicting does the row's own outcome update the user's copy.
             items = (a, b, var_b, alpha, beta, var_beta, floor)
-            self._learn(mean, cov, g, rows, correct, log_t, *items, factors=(tf, rf))
+            self._learn(mean, cov, g, rows, correct, log_t, *items, factors=factors)
         if final is not None:
-            final.update(users=uniq, mean=mean, cov=cov, factors=(tf, rf), rows=np.bincount(group))
+            final.update(users=uniq, mean=mean, cov=cov, factors=factors, rows=np.bincount(group))
         return out
 
     def predict_one(self, user_id: Any, item_id: Any, skill_id: Any = None) -> dict[str, float]:
@@ -1555,13 +1686,12 @@ class LNIRT(LearnerModel):
         else:
             mean, cov = self._pmean[i : i + 1], self._pcov[i : i + 1]
         a, b, var_b, alpha, beta, var_beta, floor = self._item_one(item, skill)
-        centre, extra = 0.0, (0.0, 0.0)
-        tf, rf = self._factor_states(-1 if i is None else i, self.item_index_.get(item, -1))
+        centre = 0.0
+        tf, rf, sf = self._one_factor_states(i, item, skill)
         if tf is not None:
             c, spread = shift(*tf)
             centre, var_beta = float(c[0]), var_beta + spread
-        if rf is not None:
-            extra = shift(*rf)
+        extra = _response_extra(rf, sf, _ZERO, _ZERO)
         p, mu, sd = predictive_moments(
             mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_, extra, floor
         )
@@ -1585,34 +1715,41 @@ class LNIRT(LearnerModel):
         beta: np.ndarray,
         var_beta: np.ndarray,
         floor: np.ndarray,
-        factors: tuple[_Factors | None, _Factors | None] = (None, None),
+        factors: tuple[_Factors | None, _Factors | None, SkillState | None] = (None, None, None),
     ) -> None:
         """Update ``mean``/``cov`` of users ``g`` in place with their rows ``rows``.
 
-        ``factors`` are the time and response factors (``_factor_states``: the users' means and
-        covariances, indexed like ``mean``, and the loadings per row; None without), updated
-        in place too. An answer moves ability and the response factors by one
-        assumed-density step of their common probit (above the rows' guessing ``floor``). A
+        ``factors`` are the time and response factors and the skill abilities
+        (``_factor_states``: the users' means and covariances, indexed like ``mean``, and the
+        loadings or skill columns per row; None without), updated in place too. An answer
+        moves ability, the response factors and the skill ability by one assumed-density
+        step of their common probit (above the rows' guessing ``floor``). A
         time first moves the time factors by its innovation against the full prediction,
         then the speed by the time less the factors' part (both from the state before the
         time), and ability's mean by ``time_weight_`` of the joint step, bounded by the
         answer (``_ability_from_time``).
         """
-        tf, rf = factors
+        tf, rf, sf = factors
         # Each row's item as it stood before the answer (``_ability_from_time``).
-        z0 = self._item_z((mean[g], cov[g]), g, rows, (a, b, var_b), rf) if self.time_weight_ else 0
+        z0 = (
+            self._item_z((mean[g], cov[g]), g, rows, (a, b, var_b), (rf, sf))
+            if self.time_weight_
+            else 0
+        )
         acc = np.isfinite(correct[rows])
         if acc.any():
             gi, ri = g[acc], rows[acc]
-            extra = (0.0, 0.0)
-            if rf is not None:
-                extra = shift(rf[0][gi], rf[1][gi], rf[2][ri])
+            extra = _response_extra(rf, sf, gi, ri)
+            if rf is not None or sf is not None:
                 item = (a[ri], b[ri], var_b[ri])
                 state = (mean[gi], cov[gi])
                 score, curvature = probit_step(state, correct[ri], item, extra, floor[ri])
-                rf[0][gi], rf[1][gi] = factor_update(
-                    rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
-                )
+                if rf is not None:
+                    rf[0][gi], rf[1][gi] = factor_update(
+                        rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
+                    )
+                if sf is not None:
+                    skill_update(sf, gi, ri, score, curvature)
             mean[gi], cov[gi] = accuracy_update(
                 mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra, floor[ri]
             )
@@ -1630,7 +1767,7 @@ class LNIRT(LearnerModel):
             mean[gi], cov[gi] = speed_only(before, after)
             if self.time_weight_:
                 moved = before[0][:, 0] + self.time_weight_ * (after[0][:, 0] - before[0][:, 0])
-                now = self._item_z(before, gi, ri, (a, b, var_b), rf, parts=True)
+                now = self._item_z(before, gi, ri, (a, b, var_b), (rf, sf), parts=True)
                 mean[gi, 0] = _ability_from_time(before[0][:, 0], moved, correct[ri], z0[tim], now)
         # The persons' random walk between responses (see ``_fit_drift``).
         cov[g, 0, 0] += self.drift_[0]
@@ -1642,16 +1779,17 @@ class LNIRT(LearnerModel):
         g: np.ndarray,
         rows: np.ndarray,
         item: tuple[np.ndarray, np.ndarray, np.ndarray],
-        rf: _Factors | None,
+        extra: tuple[_Factors | None, SkillState | None],
         *,
         parts: bool = False,
     ) -> Any:
         """The probit's argument of each row's own item for the users' ``state`` (indexed by
-        ``g``) and response factors ``rf``: ``(a (mu - b) + e) / s`` (``predictive_moments``).
-        With ``parts``, the pieces ``(a, b, e, s)`` instead, to solve for ``mu``."""
+        ``g``), response factors and skill abilities ``extra``: ``(a (mu - b) + e) / s``
+        (``predictive_moments``). With ``parts``, the pieces ``(a, b, e, s)`` instead, to
+        solve for ``mu``."""
         (mean, cov), (a, b, var_b) = state, item
         a, b, var_b = a[rows], b[rows], var_b[rows]
-        e0, e1 = (0.0, 0.0) if rf is None else shift(rf[0][g], rf[1][g], rf[2][rows])
+        e0, e1 = _response_extra(*extra, g, rows)
         s = np.sqrt(1.0 + a * a * (cov[:, 0, 0] + var_b) + e1)
         if parts:
             return a, b, e0, s
@@ -1685,19 +1823,38 @@ class LNIRT(LearnerModel):
         return log_t - centre, var_beta + spread
 
     def _factor_states(
-        self, stored: np.ndarray | int, positions: np.ndarray | int
-    ) -> tuple[_Factors | None, _Factors | None]:
+        self, stored: np.ndarray, positions: np.ndarray, skills: np.ndarray
+    ) -> tuple[_Factors | None, _Factors | None, SkillState | None]:
         """Per part (time, responses): copies of the factor posteriors of the stored persons
         ``stored`` (index < 0: the prior) and the loadings of the rows' items ``positions``
         (< 0: an item the fit did not see, which loads on nothing); None for a part without
-        factors. One person and one item may be given as integers."""
-        states: list[_Factors | None] = [None, None]
+        factors. Then the copies of the persons' skill abilities with the rows' skill columns
+        ``skills`` (``_skill_columns``); None without skill abilities."""
+        states: list[Any] = [None, None, None]
         for k, name in enumerate(("time", "response")):
             part = self._parts[name]
             if part.rank:
-                who, where = np.atleast_1d(stored), np.atleast_1d(positions)
-                states[k] = (*part.of(who), part.rows(where))
-        return states[0], states[1]
+                states[k] = (*part.of(stored), part.rows(positions))
+        if self._skills.active:
+            states[2] = self._skills.of(stored, skills)
+        return states[0], states[1], states[2]
+
+    def _one_factor_states(
+        self, i: int | None, item: str, skill: str | None
+    ) -> tuple[_Factors | None, _Factors | None, SkillState | None]:
+        """``_factor_states`` of one stored person ``i`` (None: a new one) at one item."""
+        position = np.array([self.item_index_.get(item, -1)])
+        skills = self._skill_columns(position, np.array([skill], dtype=object))
+        return self._factor_states(np.array([-1 if i is None else i]), position, skills)
+
+    def _keep_states(self, i: int, factors: tuple[Any, Any, Any], k: int) -> None:
+        """Store row ``k`` of the factor and skill states ``factors`` as person ``i``'s."""
+        tf, rf, sf = factors
+        for name, state in zip(("time", "response"), (tf, rf), strict=True):
+            if state is not None:
+                self._parts[name].mean[i], self._parts[name].cov[i] = state[0][k], state[1][k]
+        if sf is not None:
+            self._skills.mean[i], self._skills.var[i] = sf[0][k], sf[1][k]
 
     # -- online learning ---------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -1720,11 +1877,11 @@ class LNIRT(LearnerModel):
         if i is None:
             i = self._add_user(user)
         skill = row.get("skill_id")
-        items = self._item_one(
-            id_string(row["item_id"]), None if skill is None or pd.isna(skill) else id_string(skill)
-        )
+        item = id_string(row["item_id"])
+        skill = None if skill is None or pd.isna(skill) else id_string(skill)
+        items = self._item_one(item, skill)
         mean, cov = self._pmean[i : i + 1].copy(), self._pcov[i : i + 1].copy()
-        factors = self._factor_states(i, self.item_index_.get(id_string(row["item_id"]), -1))
+        factors = self._one_factor_states(i, item, skill)
         self._learn(
             mean,
             cov,
@@ -1738,9 +1895,7 @@ class LNIRT(LearnerModel):
             factors=factors,
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]
-        for name, state in zip(("time", "response"), factors, strict=True):
-            if state is not None:
-                self._parts[name].mean[i], self._parts[name].cov[i] = state[0][0], state[1][0]
+        self._keep_states(i, factors, 0)
         self._pn[i] += 1
 
     def learn_many(self, rows: pd.DataFrame) -> None:
@@ -1781,9 +1936,7 @@ class LNIRT(LearnerModel):
             if i is None:
                 i = self._add_user(user)
             self._pmean[i], self._pcov[i] = final["mean"][k], final["cov"][k]
-            for name, state in zip(("time", "response"), final["factors"], strict=True):
-                if state is not None:
-                    self._parts[name].mean[i], self._parts[name].cov[i] = state[0][k], state[1][k]
+            self._keep_states(i, final["factors"], k)
             self._pn[i] += final["rows"][k]
 
     def _add_user(self, user: str) -> int:
@@ -1795,6 +1948,7 @@ class LNIRT(LearnerModel):
             self._pn = np.resize(self._pn, cap)
             for part in self._parts.values():
                 part.grow(cap)
+            self._skills.grow(cap)
         self._pmean[i] = self.mu_P_
         self._pcov[i] = self.sigma_P_
         self._pn[i] = 0
@@ -1839,6 +1993,7 @@ class LNIRT(LearnerModel):
         size = len(self._user_ids)
         for name, part in self._parts.items():
             state.update(part.state(name, size))
+        state.update(self._skills.state(size))
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -1915,6 +2070,9 @@ class LNIRT(LearnerModel):
         self._set_skills(skill_ids, centres, None if spread is None else float(spread))
         for name in ("time", "response"):
             self._parts[name] = FactorPart.from_state(state, name, n_i, n_u, len(self._pn))
+        # ... and one ability for every skill.
+        self._skills = SkillPart.from_state(state, n_i, len(self.skill_ids_), n_u, len(self._pn))
+        self._item_skill = self._skills.item_skill
         self._items_cache = None
         obj = state["objective_"]
         self.objective_ = math.nan if obj is None else float(obj)
