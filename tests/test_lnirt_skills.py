@@ -100,9 +100,13 @@ def test_training_persons_keep_their_skill_abilities() -> None:
     df, delta = _by_skill(400, seed=8)
     model = LNIRT(learn_factors=False).fit(df)
     assert model.skill_sd_ > 0.0
-    learned = model._skills.mean[: len(model._user_ids)]
-    truth = delta.loc[model._user_ids].to_numpy()
-    assert np.corrcoef(learned.ravel(), truth.ravel())[0, 1] > 0.4
+    learned = model.skill_abilities()
+    # Every (person, skill) pair with answers is stored, and only those.
+    assert len(learned) == df.groupby(["user_id", "skill_id"]).ngroups
+    assert (learned["sd"] < model.skill_sd_).all()
+    columns = learned["skill_id"].str[1:].astype(int).to_numpy()
+    truth = delta.loc[learned["user_id"]].to_numpy()[np.arange(len(learned)), columns]
+    assert np.corrcoef(learned["mean"], truth)[0, 1] > 0.4
 
 
 def test_skill_abilities_keep_predictions_one_step_ahead_and_monotone(by_skill) -> None:
@@ -124,25 +128,35 @@ def test_skill_abilities_survive_save_and_load_and_old_artifacts_have_none(by_sk
     item = model.item_ids_[0]
     assert loaded.predict_one(trained, item) == model.predict_one(trained, item)
     state = model._get_state()
-    for key in ("skill_sd_", "item_skill_", "person_skill_mean_", "person_skill_var_"):
+    for key in ("skill_sd_", "item_skill_", "person_skill_pairs_", "person_skill_values_"):
         state.pop(key)
     old = LNIRT(**model.get_params())
     old._set_state(state)
     assert old.skill_sd_ == 0.0
-    for key, value in (("skill_sd_", -0.5), ("person_skill_var_", 0.0)):
-        state = model._get_state()
-        state[key] = value if np.isscalar(state[key]) else np.full_like(state[key], value)
+    # A trained and then updated model keeps its pairs too.
+    model = LNIRT.from_bytes(model.to_bytes())
+    model.update({"user_id": trained, "item_id": item, "correct": 1})
+    again = LNIRT.from_bytes(model.to_bytes())
+    pd.testing.assert_frame_equal(again.skill_abilities(), model.skill_abilities())
+    pairs, values = (
+        model._get_state()["person_skill_pairs_"],
+        model._get_state()["person_skill_values_"],
+    )
+    bad_states = {
+        "a negative spread": {"skill_sd_": -0.5},
+        "a zero variance": {"person_skill_values_": values * [1.0, 0.0]},
+        "a person out of range": {"person_skill_pairs_": np.add(pairs, [10_000, 0])},
+        "a skill out of range": {"person_skill_pairs_": np.add(pairs, [0, 4])},
+        "a pair twice": {"person_skill_pairs_": np.r_[pairs[:1], pairs[:-1]]},
+        "a missing value": {"person_skill_values_": values[:-1]},
+    }
+    for change in bad_states.values():
         bad = LNIRT(**model.get_params())
         with pytest.raises(ValueError, match="skill abilities"):
-            bad._set_state(state)
-    state = model._get_state()
-    state["person_skill_mean_"] = state["person_skill_mean_"][:, :2]
-    blob = LNIRT(**model.get_params())
-    with pytest.raises(ValueError, match="skill abilities"):
-        blob._set_state(state)
-    with pytest.raises(ArtifactError):
-        broken = LNIRT.from_bytes(model.to_bytes())
-        broken._skills.var[:] = -1.0
+            bad._set_state({**model._get_state(), **change})
+    broken = LNIRT.from_bytes(model.to_bytes())
+    broken._skills._values[0, 1] = -1.0
+    with pytest.raises(ArtifactError, match="skill abilities"):
         LNIRT.from_bytes(broken.to_bytes())
 
 

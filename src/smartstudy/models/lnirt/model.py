@@ -623,7 +623,7 @@ def _response_extra(
     if rf is not None:
         mean, var = shift(rf[0][g], rf[1][g], rf[2][rows])
     if sf is not None:
-        m, v = skill_shift(sf, g, rows)
+        m, v = skill_shift(sf, rows)
         mean, var = mean + m, var + v
     return mean, var
 
@@ -1051,13 +1051,28 @@ class LNIRT(LearnerModel):
 
     def _use_skill_sd(self, sd: float) -> None:
         """Set the spread of the skill abilities; every person's then hold the prior."""
-        self._skills = SkillPart(sd, self._item_skill, len(self.skill_ids_), len(self._pn))
+        self._skills = SkillPart(sd, self._item_skill, len(self.skill_ids_))
         self._items_cache = None
 
     @property
     def skill_sd_(self) -> float:
         """The spread of the persons' skill abilities (0: one ability for every skill)."""
         return self._skills.sd if self._skills.active else 0.0
+
+    def skill_abilities(self) -> pd.DataFrame:
+        """Every stored (user, skill) ability that answers have moved from the prior: columns
+        ``user_id``, ``skill_id``, ``mean`` and ``sd`` of ``delta`` (on the probit scale, beyond
+        the user's ability); other pairs hold the prior ``N(0, skill_sd_^2)``. Empty without
+        skill abilities."""
+        pairs, values = self._skills.table()
+        return pd.DataFrame(
+            {
+                "user_id": np.asarray(self._user_ids, dtype=object)[pairs[:, 0]],
+                "skill_id": self.skill_ids_[pairs[:, 1]] if len(pairs) else [],
+                "mean": values[:, 0],
+                "sd": np.sqrt(values[:, 1]),
+            }
+        )
 
     def _absorb_skills(self, data: pd.DataFrame) -> None:
         """The training persons' skill abilities from their answers, in each person's order:
@@ -1074,7 +1089,8 @@ class LNIRT(LearnerModel):
         stored = pd.Index(self._user_ids, dtype=object).get_indexer(users[first])
         a, b, var_b, *_, floor = self._item_arrays(item_ids)
         positions = self._item_lookup.get_indexer(item_ids)
-        _, rf, sf = self._factor_states(stored, positions, self._skill_columns(positions, None))
+        skills = self._skill_columns(positions, None)
+        _, rf, sf = self._factor_states(stored, positions, skills, group)
         if sf is None:  # for the type checker: the part is active
             return
         mean, cov = self._pmean[stored], self._pcov[stored]
@@ -1083,10 +1099,8 @@ class LNIRT(LearnerModel):
             extra = _response_extra(rf, sf, g, step)
             item, state = (a[step], b[step], var_b[step]), (mean[g], cov[g])
             score, curvature = probit_step(state, correct[step], item, extra, floor[step])
-            skill_update(sf, g, step, score, curvature)
-        known = stored >= 0
-        self._skills.mean[stored[known]] = sf[0][known]
-        self._skills.var[stored[known]] = sf[1][known]
+            skill_update(sf, step, score, curvature)
+        self._skills.keep(stored, sf)
 
     def _choose_by_replay(
         self,
@@ -1350,7 +1364,7 @@ class LNIRT(LearnerModel):
         self._parts = {
             name: FactorPart.none(len(self.item_ids_), cap) for name in ("time", "response")
         }
-        self._skills = SkillPart(0.0, np.full(len(self.item_ids_), -1), 0, cap)
+        self._skills = SkillPart(0.0, np.full(len(self.item_ids_), -1), 0)
         self._items_cache = None
 
     @property
@@ -1640,7 +1654,8 @@ class LNIRT(LearnerModel):
         out = np.empty((n, 4))
         out[:, 3] = alpha
         positions = self._item_lookup.get_indexer(item_ids)
-        factors = self._factor_states(stored, positions, self._skill_columns(positions, skill_ids))
+        skills = self._skill_columns(positions, skill_ids)
+        factors = self._factor_states(stored, positions, skills, group)
         tf, rf, sf = factors
         # All users advance one step at a time, so each step is one vectorised update.
         for rows in _steps(group):
@@ -1744,7 +1759,7 @@ class LNIRT(LearnerModel):
                         rf[0][gi], rf[1][gi], rf[2][ri], score, curvature
                     )
                 if sf is not None:
-                    skill_update(sf, gi, ri, score, curvature)
+                    skill_update(sf, ri, score, curvature)
             mean[gi], cov[gi] = accuracy_update(
                 mean[gi], cov[gi], correct[ri], a[ri], b[ri], var_b[ri], extra, floor[ri]
             )
@@ -1818,20 +1833,21 @@ class LNIRT(LearnerModel):
         return log_t - centre, var_beta + spread
 
     def _factor_states(
-        self, stored: np.ndarray, positions: np.ndarray, skills: np.ndarray
+        self, stored: np.ndarray, positions: np.ndarray, skills: np.ndarray, group: np.ndarray
     ) -> tuple[_Factors | None, _Factors | None, SkillState | None]:
         """Per part (time, responses): copies of the factor posteriors of the stored persons
         ``stored`` (index < 0: the prior) and the loadings of the rows' items ``positions``
         (< 0: an item the fit did not see, which loads on nothing); None for a part without
-        factors. Then the copies of the persons' skill abilities with the rows' skill columns
-        ``skills`` (``_skill_columns``); None without skill abilities."""
+        factors. Then the copies of the skill abilities of the rows' users ``group`` (indices
+        into ``stored``) at their skill columns ``skills`` (``_skill_columns``); None without
+        skill abilities."""
         states: list[Any] = [None, None, None]
         for k, name in enumerate(("time", "response")):
             part = self._parts[name]
             if part.rank:
                 states[k] = (*part.of(stored), part.rows(positions))
         if self._skills.active:
-            states[2] = self._skills.of(stored, skills)
+            states[2] = self._skills.of(stored, group, skills)
         return states[0], states[1], states[2]
 
     def _one_factor_states(
@@ -1840,16 +1856,14 @@ class LNIRT(LearnerModel):
         """``_factor_states`` of one stored person ``i`` (None: a new one) at one item."""
         position = np.array([self.item_index_.get(item, -1)])
         skills = self._skill_columns(position, np.array([skill], dtype=object))
-        return self._factor_states(np.array([-1 if i is None else i]), position, skills)
+        return self._factor_states(np.array([-1 if i is None else i]), position, skills, _ZERO)
 
     def _keep_states(self, i: int, factors: tuple[Any, Any, Any], k: int) -> None:
-        """Store row ``k`` of the factor and skill states ``factors`` as person ``i``'s."""
-        tf, rf, sf = factors
-        for name, state in zip(("time", "response"), (tf, rf), strict=True):
+        """Store row ``k`` of the factor states ``factors`` as person ``i``'s (the skill
+        abilities are stored for all users at once: ``SkillPart.keep``)."""
+        for name, state in zip(("time", "response"), factors[:2], strict=True):
             if state is not None:
                 self._parts[name].mean[i], self._parts[name].cov[i] = state[0][k], state[1][k]
-        if sf is not None:
-            self._skills.mean[i], self._skills.var[i] = sf[0][k], sf[1][k]
 
     # -- online learning ---------------------------------------------------------------
     def update(self, row: Mapping[str, Any]) -> None:
@@ -1891,6 +1905,8 @@ class LNIRT(LearnerModel):
         )
         self._pmean[i], self._pcov[i] = mean[0], cov[0]
         self._keep_states(i, factors, 0)
+        if factors[2] is not None:
+            self._skills.keep(np.array([i]), factors[2])
         self._pn[i] += 1
 
     def learn_many(self, rows: pd.DataFrame) -> None:
@@ -1926,13 +1942,17 @@ class LNIRT(LearnerModel):
         final: dict[str, Any] = {}
         skill_ids = None if skills is None else skills[pos]
         self._one_step_ahead(users[pos], items[pos], correct[pos], log_t[pos], skill_ids, final)
+        persons = np.empty(len(final["users"]), dtype=np.int64)
         for k, user in enumerate(final["users"]):
             i = self.user_index_.get(user)
             if i is None:
                 i = self._add_user(user)
+            persons[k] = i
             self._pmean[i], self._pcov[i] = final["mean"][k], final["cov"][k]
             self._keep_states(i, final["factors"], k)
             self._pn[i] += final["rows"][k]
+        if final["factors"][2] is not None:
+            self._skills.keep(persons, final["factors"][2])
 
     def _add_user(self, user: str) -> int:
         i = len(self._user_ids)
@@ -1943,7 +1963,6 @@ class LNIRT(LearnerModel):
             self._pn = np.resize(self._pn, cap)
             for part in self._parts.values():
                 part.grow(cap)
-            self._skills.grow(cap)
         self._pmean[i] = self.mu_P_
         self._pcov[i] = self.sigma_P_
         self._pn[i] = 0
@@ -1988,7 +2007,7 @@ class LNIRT(LearnerModel):
         size = len(self._user_ids)
         for name, part in self._parts.items():
             state.update(part.state(name, size))
-        state.update(self._skills.state(size))
+        state.update(self._skills.state())
         # JSON has no NaN: the Gibbs sampler has no objective.
         state["objective_"] = self.objective_ if math.isfinite(self.objective_) else None
         return state
@@ -2066,7 +2085,7 @@ class LNIRT(LearnerModel):
         for name in ("time", "response"):
             self._parts[name] = FactorPart.from_state(state, name, n_i, n_u, len(self._pn))
         # ... and one ability for every skill.
-        self._skills = SkillPart.from_state(state, n_i, len(self.skill_ids_), n_u, len(self._pn))
+        self._skills = SkillPart.from_state(state, n_i, len(self.skill_ids_), n_u)
         self._item_skill = self._skills.item_skill
         self._items_cache = None
         obj = state["objective_"]
