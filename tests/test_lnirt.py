@@ -34,6 +34,7 @@ from smartstudy.models.lnirt import (
 )
 from smartstudy.models.lnirt import fit as lnirt_fit
 from smartstudy.models.lnirt import model as lnirt_module
+from smartstudy.models.lnirt.calibration import apply_logit_map_one
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -285,11 +286,11 @@ def test_cold_start_user_gets_the_population_prior(model: LNIRT) -> None:
     pred = model.predict_one("never-seen", item)
     i = model.item_index_[item]
     a, b = model.a_[i], model.b_[i]
-    # The item's own uncertainty widens the predictive (b_sd_, beta_sd_ and alpha_sd_).
+    # The item's own uncertainty widens the predictive (b_sd_, beta_sd_ and alpha_sd_), and
+    # the fit's recalibration maps the probit's chance (``calibration``).
     var_theta = 1 + model.b_sd_[i] ** 2
-    assert pred["p_correct"] == pytest.approx(
-        norm.cdf(a * (0.0 - b) / math.sqrt(1 + a * a * var_theta))
-    )
+    probit = norm.cdf(a * (0.0 - b) / math.sqrt(1 + a * a * var_theta))
+    assert pred["p_correct"] == pytest.approx(apply_logit_map_one(probit, model.calibration_))
     alpha = model.alpha_[i] * math.exp(-((model.alpha_sd_[i] / model.alpha_[i]) ** 2))
     var_tau = model.sigma_P_[1, 1] + model.beta_sd_[i] ** 2
     assert model.time_df_ is not None  # Student-t residuals, the default

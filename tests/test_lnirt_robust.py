@@ -27,6 +27,7 @@ from smartstudy.models.lnirt import (
     time_update,
 )
 from smartstudy.models.lnirt import model as lnirt_model
+from smartstudy.models.lnirt.calibration import apply_logit_map_one
 from smartstudy.models.lnirt.model import t_interval_halfwidth
 
 
@@ -349,7 +350,7 @@ def test_old_artifact_without_degrees_of_freedom_loads_as_the_normal_model(heavy
         old.b_sd_[j] ** 2,
         old.beta_sd_[j] ** 2,
     )
-    assert one["p_correct"] == pytest.approx(p[0])
+    assert one["p_correct"] == pytest.approx(apply_logit_map_one(p[0], old.calibration_))
     assert one["time_p90_s"] == pytest.approx(math.exp(mu[0] + 1.2815515655446004 * sd[0]))
 
 

@@ -89,15 +89,17 @@ def test_a_warm_start_needs_a_fitted_model_of_the_family_with_the_same_settings(
     assert not TopicLNIRT(min_rows=20).warm_start(model)
     assert not TopicLNIRT().warm_start(TopicLNIRT())  # not fitted
     assert not TopicLNIRT().warm_start(Baseline().fit(data))
-    assert not LNIRT(learn_factors=False).warm_start(model.models_["t1"])
-    assert LNIRT().warm_start(model.models_["t1"])
+    # A topic's LNIRT leaves calibration to the service (``TopicLNIRT``).
+    assert not LNIRT(learn_factors=False, learn_calibration=False).warm_start(model.models_["t1"])
+    assert not LNIRT().warm_start(model.models_["t1"])
+    assert LNIRT(learn_calibration=False).warm_start(model.models_["t1"])
     assert not Baseline().warm_start(Baseline().fit(data))  # nothing searched to reuse
     assert Baseline().fit(data).searched_rows() is None
 
 
 def test_a_warm_start_searches_again_where_the_times_changed(first, searches) -> None:
     model, data = first
-    untimed = LNIRT()
+    untimed = LNIRT(learn_calibration=False)
     assert untimed.warm_start(model.models_["t1"])
     untimed.fit(data[data["skill_id"] == "t1"].assign(rt_seconds=np.nan))
     # Searched again, except the time weight, which nothing without times learns.
@@ -111,7 +113,9 @@ def test_the_searched_rows_survive_save_and_load(first) -> None:
     assert loaded.searched_rows() == model.searched_rows()
     # A stored version hands its searched values over as the fitted one does.
     assert TopicLNIRT().warm_start(loaded)
-    assert all(LNIRT().warm_start(topic) for topic in loaded.models_.values())
+    assert all(
+        LNIRT(learn_calibration=False).warm_start(topic) for topic in loaded.models_.values()
+    )
     state = model._get_state()
     state.pop("searched_rows")
     old = TopicLNIRT(**model.get_params())

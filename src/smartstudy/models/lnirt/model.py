@@ -117,6 +117,7 @@ one ability for every skill (``time_df_`` None, ``drift_``, ``guess_floor_``,
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -158,6 +159,17 @@ from smartstudy.models.baseline import (
     is_share,
     one_row_predictions,
 )
+from smartstudy.models.lnirt.calibration import (
+    CALIBRATION_MIN_USERS,
+    HALF_FIT_TOL,
+    IDENTITY,
+    apply_logit_map,
+    apply_logit_map_one,
+    fit_logit_map,
+    for_whole_fit,
+    is_calibration,
+    user_halves,
+)
 from smartstudy.models.lnirt.factors import (
     MAX_RANK,
     MIN_GAIN,
@@ -189,6 +201,8 @@ from smartstudy.models.lnirt.personfit import (
     summarise_person_fit,
 )
 from smartstudy.models.lnirt.skills import SkillPart, SkillState, skill_shift, skill_update
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LNIRT",
@@ -645,6 +659,15 @@ def _row_value(row: Mapping[str, Any], key: str) -> float:
     return out
 
 
+def _state_calibration(state: Mapping[str, Any]) -> tuple[float, float]:
+    """The stored map of the chances (``calibration``); the identity for artifacts from
+    before it."""
+    calibration = state.get("calibration_", IDENTITY)
+    if not is_calibration(calibration):
+        raise ValueError(f"LNIRT state has an invalid calibration_: {calibration!r}")
+    return float(calibration[0]), float(calibration[1])
+
+
 def _checked_time_df(value: Any) -> float | None:
     """The degrees of freedom of a stored state: None (normal residuals) or a number > 0."""
     if value is None:
@@ -668,6 +691,7 @@ class _Searched:
     times_fitted: bool
     success_gain: float = 0.0
     skill_sd: float = 0.0
+    calibration: tuple[float, float] | None = None
 
 
 class LNIRT(LearnerModel):
@@ -707,6 +731,10 @@ class LNIRT(LearnerModel):
         skill_sd: the spread of the persons' skill abilities when it is not learned (see
             ``skills``; 0: one ability for every skill).
         learn_skill_sd: learn that spread from the training persons (``_fit_skill_sd``).
+        learn_calibration: map the chances for new persons through a logistic recalibration
+            learned by cross-fitting halves of the training persons (``calibration``; needs
+            ``CALIBRATION_MIN_USERS`` persons, else the identity). False: the probit's own
+            chances.
 
     Learned state: ``a_``, ``b_``, ``alpha_``, ``beta_`` (and ``*_sd_``), ``mu_P_``,
     ``sigma_P_``, ``rho_``, ``item_index_``, ``user_index_``, ``person_mean_``,
@@ -714,7 +742,8 @@ class LNIRT(LearnerModel):
     ``log a, b, log alpha, beta``), ``skill_ids_``/``skill_b_centre_``/``skill_b_sd_`` (the
     skills' difficulty centres and the items' spread around them; empty and None without
     skills), ``time_df_`` (None: normal residuals), ``guess_floor_``, ``time_weight_``,
-    ``success_gain_``, ``skill_sd_`` (the spread of the skill abilities; 0: none), ``drift_``
+    ``success_gain_``, ``skill_sd_`` (the spread of the skill abilities; 0: none),
+    ``calibration_`` (``(c0, c1)`` of the map ``sigmoid(c0 + c1 logit(p))``), ``drift_``
     (per-response variances of theta and tau), ``response_loadings_``/``time_loadings_`` (the
     items' loadings on the factors of answers and of times, shape (items, rank); rank 0
     without factors), ``n_iter_``, ``converged_``, ``objective_`` and
@@ -752,6 +781,7 @@ class LNIRT(LearnerModel):
         learn_success_gain: bool = True,
         skill_sd: float = 0.0,
         learn_skill_sd: bool = True,
+        learn_calibration: bool = True,
     ) -> None:
         self.method = method
         self.max_iter = max_iter
@@ -778,6 +808,7 @@ class LNIRT(LearnerModel):
         self.learn_success_gain = learn_success_gain
         self.skill_sd = skill_sd
         self.learn_skill_sd = learn_skill_sd
+        self.learn_calibration = learn_calibration
 
     # -- fitting ---------------------------------------------------------------------
     def _priors(self) -> LNIRTPriors:
@@ -873,10 +904,40 @@ class LNIRT(LearnerModel):
         held_back = np.isnan(data["rt_seconds"].to_numpy()) & ~np.isnan(robust)
         self.drift_ = np.zeros(2)
         self._absorb_times(data[held_back].assign(rt_seconds=robust[held_back]))
+        warm_calibration = getattr(self.__dict__.get("_warm"), "calibration", None)
         self._learn_by_replay(data, robust)
         self._absorb_skills(data)
+        self.calibration_ = IDENTITY
+        if self.learn_calibration:
+            self.calibration_ = warm_calibration or self._fit_calibration(df)
         self.fitted_ = True
         return self
+
+    def _fit_calibration(self, df: pd.DataFrame) -> tuple[float, float]:
+        """The map of the chances learned by cross-fitting (see ``calibration``): each half
+        of the training persons is predicted, one step ahead and as new persons, by an LNIRT
+        with these settings and searched values fitted on the other half. The identity with
+        fewer than ``CALIBRATION_MIN_USERS`` persons, or when a half cannot be fitted."""
+        users = df["user_id"].to_numpy()
+        if len(pd.unique(users)) < CALIBRATION_MIN_USERS:
+            return IDENTITY
+        half_of = user_halves(users)
+        answers, chances = [], []
+        for half in (0, 1):
+            # A coarse map needs no tight fit: the halves stop at a looser tolerance.
+            model = LNIRT(**{**self.get_params(), "tol": max(float(self.tol), HALF_FIT_TOL)})
+            model.learn_calibration = False
+            model._warm = self._searched()
+            try:
+                model.fit(df[half_of != half])
+            except DegenerateFitError as exc:
+                log.warning("LNIRT calibration skipped: a half could not be fitted: %s", exc)
+                return IDENTITY
+            held = df[half_of == half]
+            known = held["correct"].notna().to_numpy()
+            answers.append(held["correct"].to_numpy(dtype=float)[known])
+            chances.append(model.predict(held)["p_correct"].to_numpy(dtype=float)[known])
+        return for_whole_fit(fit_logit_map(np.concatenate(answers), np.concatenate(chances)))
 
     def _learn_by_replay(self, data: pd.DataFrame, robust: np.ndarray) -> None:
         """The fit's learned numbers that replays of training persons choose (or that
@@ -912,15 +973,21 @@ class LNIRT(LearnerModel):
             return False
         if previous.get_params() != self.get_params():
             return False
-        self._warm = _Searched(
-            drift=np.array(previous.drift_, dtype=float),
-            guess_floor=float(previous.guess_floor_),
-            time_weight=float(previous.time_weight_),
-            times_fitted=bool(previous.times_fitted_),
-            success_gain=float(previous.success_gain_),
-            skill_sd=float(previous.skill_sd_),
-        )
+        self._warm = previous._searched(calibration=True)
         return True
+
+    def _searched(self, calibration: bool = False) -> _Searched:
+        """This fitted model's searched values (``warm_start``), with its calibration if
+        ``calibration``."""
+        return _Searched(
+            drift=np.array(self.drift_, dtype=float),
+            guess_floor=float(self.guess_floor_),
+            time_weight=float(self.time_weight_),
+            times_fitted=bool(self.times_fitted_),
+            success_gain=float(self.success_gain_),
+            skill_sd=float(self.skill_sd_),
+            calibration=tuple(self.calibration_) if calibration else None,
+        )
 
     def _fit_drift(self, data: pd.DataFrame) -> np.ndarray:
         """Learn ``drift_`` by replaying training persons.
@@ -1608,7 +1675,7 @@ class LNIRT(LearnerModel):
         p_out, mu_out, var, alpha = steps.T
         scale = self._time_scale(var, alpha)
         result = np.empty((n, 4))
-        result[pos, 0] = p_out
+        result[pos, 0] = apply_logit_map(p_out, self.calibration_)
         result[pos, 1] = np.exp(mu_out)
         result[pos, 2] = np.exp(mu_out - Z80 * scale)
         result[pos, 3] = np.exp(mu_out + Z80 * scale)
@@ -1705,6 +1772,7 @@ class LNIRT(LearnerModel):
         p, mu, sd = predictive_moments(
             mean, cov, a, b, alpha, beta, var_b, var_beta, self.time_df_, extra, floor
         )
+        p = np.array([apply_logit_map_one(float(p[0]), self.calibration_)])
         out = one_row_predictions(p, mu + centre, sd)
         if not self.times_fitted_:
             out.update(time_median_s=math.nan, time_p10_s=math.nan, time_p90_s=math.nan)
@@ -2001,6 +2069,7 @@ class LNIRT(LearnerModel):
         state["guess_floor_"] = self.guess_floor_
         state["time_weight_"] = self.time_weight_
         state["success_gain_"] = self.success_gain_
+        state["calibration_"] = [float(v) for v in self.calibration_]
         state["skill_ids_"] = self.skill_ids_.tolist()
         state["skill_b_centre_"] = self.skill_b_centre_.tolist()
         state["skill_b_sd_"] = self.skill_b_sd_
@@ -2073,6 +2142,8 @@ class LNIRT(LearnerModel):
         self.time_weight_ = _state_number(state, "time_weight_", is_share)
         # ... and persons who did not learn while they worked.
         self.success_gain_ = _state_number(state, "success_gain_", is_share)
+        # ... and chances that were not recalibrated.
+        self.calibration_ = _state_calibration(state)
         # ... and no skill centres (unknown items used the population).
         skill_ids = np.asarray(state.get("skill_ids_", []), dtype=str)
         centres = np.asarray(state.get("skill_b_centre_", []), dtype=float)

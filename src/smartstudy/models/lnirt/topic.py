@@ -65,7 +65,10 @@ class TopicLNIRT(LearnerModel):
         repeats gave fitted sds down to 0.05, 10 to 16 repeats none below 0.08). Such a
         topic is skipped like a small one.
     lnirt_params:
-        Hyperparameters of every topic's ``LNIRT`` (None: its defaults).
+        Hyperparameters of every topic's ``LNIRT`` (None: its defaults), except that a
+        topic's LNIRT does not recalibrate its chances (``learn_calibration``) unless these
+        ask for it: the service calibrates every family on held-out students itself, and
+        a topic's items are its few difficulty levels, each seen by many persons.
     """
 
     name = "lnirt"
@@ -115,7 +118,7 @@ class TopicLNIRT(LearnerModel):
                 )
                 continue
             try:
-                model = LNIRT(**(self.lnirt_params or {}))
+                model = LNIRT(**{"learn_calibration": False, **(self.lnirt_params or {})})
                 if str(skill) in warm:
                     model.warm_start(warm[str(skill)])
                 models[str(skill)] = model.fit(rows)
