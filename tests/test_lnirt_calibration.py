@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -27,6 +24,7 @@ from smartstudy.models.lnirt.calibration import (
     is_calibration,
     user_halves,
 )
+from tests.artifacts import rewrite_meta
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -140,19 +138,6 @@ def test_few_persons_get_no_map(sparse_items) -> None:
     assert model.calibration_ == IDENTITY
 
 
-def _rewrite_state(blob: bytes, edit) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        members = {name: zf.read(name) for name in zf.namelist()}
-    meta = json.loads(members["meta.json"])
-    edit(meta["state"])
-    members["meta.json"] = json.dumps(meta).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
 def test_the_map_is_saved_old_artifacts_have_none_and_bad_ones_are_refused(
     sparse_items,
 ) -> None:
@@ -162,10 +147,12 @@ def test_the_map_is_saved_old_artifacts_have_none_and_bad_ones_are_refused(
     assert same.calibration_ == pytest.approx(model.calibration_)
     rows = test.head(50)
     np.testing.assert_allclose(same.predict(rows), model.predict(rows))
-    old = LNIRT.from_bytes(_rewrite_state(blob, lambda state: state.pop("calibration_")))
+    old = LNIRT.from_bytes(rewrite_meta(blob, lambda meta: meta["state"].pop("calibration_")))
     assert old.calibration_ == IDENTITY
     with pytest.raises(ArtifactError, match="calibration_"):
-        LNIRT.from_bytes(_rewrite_state(blob, lambda state: state.update(calibration_=[0, -1])))
+        LNIRT.from_bytes(
+            rewrite_meta(blob, lambda meta: meta["state"].update(calibration_=[0, -1]))
+        )
 
 
 def test_a_warm_started_fit_reuses_the_map(sparse_items, monkeypatch) -> None:

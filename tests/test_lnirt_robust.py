@@ -4,11 +4,8 @@ and the artifacts that carry them (issue 15, acceptance 2)."""
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import warnings
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -29,6 +26,7 @@ from smartstudy.models.lnirt import (
 from smartstudy.models.lnirt import model as lnirt_model
 from smartstudy.models.lnirt.calibration import apply_logit_map_one
 from smartstudy.models.lnirt.model import t_interval_halfwidth
+from tests.artifacts import rewrite_meta
 
 
 def _t_times(df: pd.DataFrame, truth: dict, nu: float, seed: int) -> pd.DataFrame:
@@ -286,7 +284,7 @@ def test_skill_centres_survive_save_and_load_and_older_artifacts_have_none(tmp_p
         for key in ("skill_ids_", "skill_b_centre_", "skill_b_sd_", "skill_sd_", "item_skill_"):
             del meta["state"][key]
 
-    older = LNIRT.from_bytes(_rewrite_meta(model.to_bytes(), strip))
+    older = LNIRT.from_bytes(rewrite_meta(model.to_bytes(), strip))
     assert older.skill_ids_.size == 0
     assert older.predict_one("new", "unseen", "s0") == model.predict_one("new", "unseen")
 
@@ -311,19 +309,6 @@ def test_save_load_round_trip_keeps_the_t_model(heavy_fits, tmp_path) -> None:
     pd.testing.assert_frame_equal(again.predict(frame), t_model.predict(frame))
 
 
-def _rewrite_meta(blob: bytes, edit) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        members = {name: zf.read(name) for name in zf.namelist()}
-    meta = json.loads(members["meta.json"])
-    edit(meta)
-    members["meta.json"] = json.dumps(meta).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
 def test_old_artifact_without_degrees_of_freedom_loads_as_the_normal_model(heavy_fits) -> None:
     t_model, _ = heavy_fits
 
@@ -333,7 +318,7 @@ def test_old_artifact_without_degrees_of_freedom_loads_as_the_normal_model(heavy
         for key in ("time_model", "prior_item_strength", "learn_drift"):
             del meta["params"][key]
 
-    old = LNIRT.from_bytes(_rewrite_meta(t_model.to_bytes(), strip))
+    old = LNIRT.from_bytes(rewrite_meta(t_model.to_bytes(), strip))
     assert old.time_df_ is None
     np.testing.assert_array_equal(old.drift_, [0.0, 0.0])
     one = old.predict_one("new-person", t_model.item_ids_[0])
@@ -371,7 +356,7 @@ def test_artifact_with_invalid_new_fields_is_refused(heavy_fits, key, bad) -> No
         meta["state"][key] = bad
 
     with pytest.raises(ArtifactError):
-        LNIRT.from_bytes(_rewrite_meta(t_model.to_bytes(), spoil))
+        LNIRT.from_bytes(rewrite_meta(t_model.to_bytes(), spoil))
 
 
 def test_unknown_time_model_is_rejected() -> None:
