@@ -50,9 +50,9 @@ pulls every prediction towards 1/2, so a correct answer could lower the next pre
 against the direction guarantee. Users seen in training start from their fitted posterior,
 unknown users from the population ``N(mu_P, Sigma_P)``.
 
-Chances for persons the fit has not seen are mapped by a logistic recalibration learned by
-cross-fitting halves of the training persons (``calibration``, ``calibration_``): plug-in
-items estimated from few answers make the probit over-confident for new persons.
+Every chance is mapped by a logistic recalibration learned by cross-fitting halves of the
+training persons (``calibration``, ``calibration_``): plug-in items estimated from few answers
+make the probit over-confident for persons the items were not fitted on.
 
 Predictions integrate the person's and the item's uncertainty: ``b_sd_`` and ``beta_sd_``
 widen the probit and the time predictive, ``alpha_sd_`` the residual variance (see
