@@ -80,3 +80,38 @@ def logit(p: np.ndarray, clip: float = 0.0) -> np.ndarray:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function, through tanh (no overflow warning for large |x|)."""
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def platt_fit(
+    p: np.ndarray,
+    y: np.ndarray,
+    centre: tuple[float, float],
+    precision: float,
+    slope_range: tuple[float, float],
+    steps: int = 25,
+    p_clip: float = 1e-6,
+) -> tuple[float, float]:
+    """(slope, intercept) of Platt scaling in logit space, ``logit p' = slope · logit p +
+    intercept`` (Platt 1999): the log-likelihood of answers ``y`` (0/1) plus a Gaussian prior
+    of ``precision`` around ``centre``, maximised by Newton's method (the objective is
+    concave), the slope kept in ``slope_range``. ``centre`` for no data."""
+    a0, b0 = centre
+    if len(p) == 0:
+        return a0, b0
+    z = logit(np.asarray(p, dtype=float), clip=p_clip)
+    y = np.asarray(y, dtype=float)
+    a, b = a0, b0
+    for _ in range(steps):
+        q = sigmoid(a * z + b)
+        r = q - y
+        w = q * (1 - q)
+        grad = np.array([r @ z + precision * (a - a0), r.sum() + precision * (b - b0)])
+        hess = np.array(
+            [[w @ (z * z) + precision, w @ z], [w @ z, w.sum() + precision]],
+        )
+        step = np.linalg.solve(hess, grad)
+        a = float(np.clip(a - step[0], *slope_range))
+        b = float(b - step[1])
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return a, b

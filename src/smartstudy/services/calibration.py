@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from smartstudy.models._arrays import platt_fit
+
 #: The level of the served time interval (p10 to p90).
 COVERAGE = 0.8
 #: Prior precision of the Platt parameters around their centre; in rows at p ≈ 0.5 it is
@@ -130,28 +132,8 @@ def fit_platt(
 ) -> tuple[float, float]:
     """(slope, intercept) maximising the log-likelihood of ``y`` under the recalibrated
     ``p`` plus a Gaussian prior of precision ``PLATT_PRIOR_PRECISION`` around ``centre``
-    (Newton's method on a concave objective, slope kept in ``SLOPE_RANGE``)."""
-    a0, b0 = centre
-    if len(p) == 0:
-        return a0, b0
-    z = _logit(np.clip(np.asarray(p, dtype=float), _P_EPS, 1 - _P_EPS))
-    y = np.asarray(y, dtype=float)
-    lam = PLATT_PRIOR_PRECISION
-    a, b = a0, b0
-    for _ in range(_NEWTON_STEPS):
-        q = _sigmoid(a * z + b)
-        r = q - y
-        w = q * (1 - q)
-        grad = np.array([r @ z + lam * (a - a0), r.sum() + lam * (b - b0)])
-        hess = np.array(
-            [[w @ (z * z) + lam, w @ z], [w @ z, w.sum() + lam]],
-        )
-        step = np.linalg.solve(hess, grad)
-        a = float(np.clip(a - step[0], *SLOPE_RANGE))
-        b = float(b - step[1])
-        if np.max(np.abs(step)) < 1e-9:
-            break
-    return a, b
+    (``models._arrays.platt_fit``, slope kept in ``SLOPE_RANGE``)."""
+    return platt_fit(p, y, centre, PLATT_PRIOR_PRECISION, SLOPE_RANGE, _NEWTON_STEPS, _P_EPS)
 
 
 def fit_time(

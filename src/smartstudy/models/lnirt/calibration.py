@@ -42,6 +42,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from smartstudy.models._arrays import logit, platt_fit
+
 #: Fewest training persons for which ``LNIRT.fit`` learns a calibration (two halves of 100).
 CALIBRATION_MIN_USERS = 200
 #: EM tolerance of the two half fits (``LNIRT.tol`` if that is looser).
@@ -65,26 +67,11 @@ def user_halves(users: Iterable[object]) -> np.ndarray:
 def fit_logit_map(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """``(c0, c1)`` maximising the likelihood of answers ``y`` (0/1) under
     ``sigmoid(c0 + c1 logit(p))``, with a light ridge towards the identity; the slope is kept
-    within ``SLOPE_BOUNDS``."""
-    y = np.asarray(y, dtype=float)
-    x = _logit(np.asarray(p, dtype=float))
-    if len(y) == 0:
-        return IDENTITY
-    coef = np.array(IDENTITY)
-    prior = np.array(IDENTITY)
-    for _ in range(50):
-        q = 1.0 / (1.0 + np.exp(-(coef[0] + coef[1] * x)))
-        w = q * (1.0 - q)
-        grad = np.array([np.sum(y - q), np.sum((y - q) * x)]) - _RIDGE * (coef - prior)
-        hess = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
-        step = np.linalg.solve(hess + _RIDGE * np.eye(2), grad)
-        coef = coef + step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    c0, c1 = (float(v) for v in coef)
+    within ``SLOPE_BOUNDS`` (Platt scaling, ``models._arrays.platt_fit``)."""
+    c1, c0 = platt_fit(p, y, (1.0, 0.0), _RIDGE, SLOPE_BOUNDS, steps=50, p_clip=_P_EDGE)
     if not (math.isfinite(c0) and math.isfinite(c1)):
         return IDENTITY
-    return c0, min(max(c1, SLOPE_BOUNDS[0]), SLOPE_BOUNDS[1])
+    return c0, c1
 
 
 def for_whole_fit(halves: tuple[float, float]) -> tuple[float, float]:
@@ -100,7 +87,7 @@ def apply_logit_map(p: np.ndarray, calibration: tuple[float, float]) -> np.ndarr
     c0, c1 = calibration
     if (c0, c1) == IDENTITY:
         return p
-    return 1.0 / (1.0 + np.exp(-(c0 + c1 * _logit(np.asarray(p, dtype=float)))))
+    return 1.0 / (1.0 + np.exp(-(c0 + c1 * logit(np.asarray(p, dtype=float), clip=_P_EDGE))))
 
 
 def apply_logit_map_one(p: float, calibration: tuple[float, float]) -> float:
@@ -119,8 +106,3 @@ def is_calibration(value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return math.isfinite(c0) and SLOPE_BOUNDS[0] <= c1 <= SLOPE_BOUNDS[1]
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _P_EDGE, 1.0 - _P_EDGE)
-    return np.log(q) - np.log1p(-q)
