@@ -22,8 +22,13 @@ the service, in seconds instead of minutes:
   (learner, cell) pair seen so far: how far a training alone moves them (p95 of the jump).
 - **Early and late.** The swing of the pairs whose earlier task was among the first 200 of
   the stream, and of the rest.
+- **The trade-off** (``--prior-scales 2 4 16``): the same emulation with the precision of the
+  user offsets' prior, as each training learns it, multiplied by each factor. A larger factor
+  keeps a student's chances nearer the population's (less swing) at the cost of what their
+  own answers say (log loss); the population's own learning is unchanged.
 
     .venv/bin/python benchmarks/replay_swing.py [--datasets cognitive_tutor ...] [--served]
+        [--prior-scales 2 4 16]
 
 Every row prints the log loss, ECE, swing p95 and the share of pairs that swing more than
 0.12 (issue 10 allows 5%).
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,6 +98,19 @@ def emulate(rows: pd.DataFrame, make: Callable[[], Baseline]) -> tuple[np.ndarra
     return p, jumps
 
 
+class ScaledPrior(Baseline):
+    """``app_baseline`` whose user offsets' prior is ``scale`` times as strong as the one each
+    ``fit`` learns (the learning itself is unchanged; only the filter that serves uses it)."""
+
+    def __init__(self, scale: float = 1.0, **params: Any) -> None:
+        super().__init__(**{"item_level_sep": ITEM_LEVEL_SEP, **params})
+        self.scale = scale
+
+    def _user_priors(self) -> tuple[float | None, float | None]:
+        precision, time_k = super()._user_priors()
+        return (None if precision is None else precision * self.scale), time_k
+
+
 def population_only() -> Baseline:
     """``app_baseline`` without user offsets: only the cells' rates move a prediction."""
     return Baseline(item_level_sep=ITEM_LEVEL_SEP, user_prior_precision=None)
@@ -145,6 +164,13 @@ def main() -> None:
     parser.add_argument(
         "--served", action="store_true", help="also replay the served chain of the first set"
     )
+    parser.add_argument(
+        "--prior-scales",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also emulate Baseline with its offsets' learned prior this many times as strong",
+    )
     args = parser.parse_args()
     for k, name in enumerate(args.datasets):
         started = time.perf_counter()
@@ -160,6 +186,9 @@ def main() -> None:
                 f"; a training moves a pair by at most {max(jumps):.3f} at p95",
             )
         )
+        for scale in args.prior_scales:
+            p, _ = emulate(rows, lambda scale=scale: ScaledPrior(scale))
+            print(line(f"offsets' prior x {scale:g}", summary(rows, p)))
         p, _ = emulate(rows, population_only)
         print(line("population only", summary(rows, p)))
         reference = replay.reference_predictions(rows)["p_correct"].to_numpy(dtype=float)
