@@ -296,9 +296,30 @@ class _Design:
         self.half_sum_log_w = 0.5 * float(np.sum(np.log(w)))
 
 
-def _mills(eta: np.ndarray) -> np.ndarray:
-    """phi(eta) / Phi(eta), computed in logs so that it stays finite in the far tails."""
-    return np.exp(-0.5 * eta * eta - 0.5 * _LOG_2PI - log_ndtr(eta))
+def _mills(eta: np.ndarray, log_cdf: np.ndarray | None = None) -> np.ndarray:
+    """phi(eta) / Phi(eta), computed in logs so that it stays finite in the far tails;
+    ``log_cdf``, when given, is ``log_ndtr(eta)`` already computed."""
+    if log_cdf is None:
+        log_cdf = log_ndtr(eta)
+    return np.exp(-0.5 * eta * eta - 0.5 * _LOG_2PI - log_cdf)
+
+
+@dataclass
+class _Probit:
+    """The accuracy part's linear predictor at the items' current (a, b): ``eta`` (items x
+    grid) and ``log Phi(eta)``, ``log Phi(-eta)``. The E-step needs them, and the M-step's
+    first Fisher step starts from the same (a, b), so it reuses them instead of evaluating
+    the normal CDF again (the costliest part of an EM step on data with many items)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    eta: np.ndarray
+    log_p: np.ndarray
+    log_q: np.ndarray
+
+    def at(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether this is the probit of exactly these items."""
+        return np.array_equal(a, self.a) and np.array_equal(b, self.b)
 
 
 @dataclass
@@ -310,6 +331,7 @@ class _EStep:
     mean_theta_tau: np.ndarray
     post: np.ndarray  # persons x grid posterior weights of theta
     loglik: float
+    probit: _Probit
 
 
 def _e_step(
@@ -324,7 +346,8 @@ def _e_step(
     resid_var: float,
 ) -> _EStep:
     eta = a[:, None] * (grid[None, :] - b[:, None])
-    ll = d.right @ log_ndtr(eta) + d.wrong @ log_ndtr(-eta)
+    probit = _Probit(a, b, eta, log_ndtr(eta), log_ndtr(-eta))
+    ll = d.right @ probit.log_p + d.wrong @ probit.log_q
 
     # Time part: the log times of person p are N(beta_i - tau_p, 1/alpha_i^2) and reduce to
     # A_p = sum alpha_i^2 and Z_p = sum alpha_i^2 (beta_i - log t) / A_p ~ N(tau_p, 1/A_p).
@@ -366,7 +389,9 @@ def _e_step(
         - 0.5 * float(within.sum())
         + 0.5 * float(np.sum(np.where(has_t, -np.log(safe_prec) - np.log(var_z), 0.0)))
     )
-    return _EStep(m1, m2, mean_tau, mean_tau2, mean_theta_tau, post, float(lse.sum()) + const)
+    return _EStep(
+        m1, m2, mean_tau, mean_tau2, mean_theta_tau, post, float(lse.sum()) + const, probit
+    )
 
 
 def _normal_logprior(x: np.ndarray, centre: float | np.ndarray, sd: float) -> float:
@@ -409,10 +434,15 @@ def _accuracy_m_step(
     r0 = d.wrong_T @ e.post
     n = r1 + r0
     p_la, p_b = 1.0 / priors.log_a_sd**2, 1.0 / priors.b_sd**2
-    for _ in range(n_steps):
+    for step in range(n_steps):
         a = np.exp(log_a)
-        eta = a[:, None] * (grid[None, :] - b[:, None])
-        lam_pos, lam_neg = _mills(eta), _mills(-eta)
+        if step == 0 and e.probit.at(a, b):
+            # The E-step's own items: its probit is this step's, to the last bit.
+            eta = e.probit.eta
+            lam_pos, lam_neg = _mills(eta, e.probit.log_p), _mills(-eta, e.probit.log_q)
+        else:
+            eta = a[:, None] * (grid[None, :] - b[:, None])
+            lam_pos, lam_neg = _mills(eta), _mills(-eta)
         score = r1 * lam_pos - r0 * lam_neg
         info = n * lam_pos * lam_neg  # Fisher information of the probit in eta
         g_la = np.sum(score * eta, axis=1) - p_la * (log_a - centre[0])
