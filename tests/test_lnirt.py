@@ -96,6 +96,31 @@ def test_em_objective_never_decreases() -> None:
     assert objective[-1] > objective[0] + 1.0
 
 
+def test_the_m_step_reuses_the_e_step_s_probit_without_changing_a_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first Fisher step on (a, b) starts from the E-step's items and takes its probit from
+    # there; evaluating it afresh (the reuse refused) must give the same fit to the last bit.
+    df, _ = simulate_lnirt(300, 15, seed=2, p_administered=0.6)
+    packed = lnirt_fit.pack_responses(validate_interactions(df))
+    priors = lnirt_fit.LNIRTPriors(item_strength=2.0)
+    reused: list[bool] = []
+    at = lnirt_fit._Probit.at
+
+    def counted(self, a: np.ndarray, b: np.ndarray) -> bool:
+        reused.append(at(self, a, b))
+        return reused[-1]
+
+    monkeypatch.setattr(lnirt_fit._Probit, "at", counted)
+    shared = lnirt_fit.fit_em(packed, priors=priors, tol=1e-6)
+    assert reused and all(reused)
+    monkeypatch.setattr(lnirt_fit._Probit, "at", lambda self, a, b: False)
+    fresh = lnirt_fit.fit_em(packed, priors=priors, tol=1e-6)
+    assert fresh.n_iter == shared.n_iter
+    for name in ("a", "b", "alpha", "beta", "person_mean", "person_cov", "sigma_P"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(fresh, name))
+
+
 @pytest.mark.parametrize("student_t", [False, True])
 def test_the_accelerated_em_reaches_the_plain_em_s_fixed_point_in_fewer_steps(
     student_t: bool,
