@@ -795,3 +795,42 @@ def test_topic_without_times_scores_answers_but_serves_no_predictions() -> None:
     assert fit.loc[fit["skill_id"] == "s0", "lz_time"].notna().all()
     restored = TopicLNIRT.from_bytes(model.to_bytes())
     assert restored.accuracy_only_ == ["s1"]
+
+
+def _with_a_heavy_person(reps: int) -> pd.DataFrame:
+    """200 simulated persons answering half of 60 items, and one more who answers every item
+    ``reps`` times (7 in 10 right, about 20 s each)."""
+    df, _ = simulate_lnirt(200, 60, seed=4, p_administered=0.5)
+    rng = np.random.default_rng(4)
+    items = np.repeat(df["item_id"].unique(), reps)
+    skills = df.drop_duplicates("item_id").set_index("item_id")["skill_id"]
+    heavy = pd.DataFrame(
+        {
+            "user_id": "heavy",
+            "item_id": items,
+            "skill_id": skills.loc[items].to_numpy(),
+            "correct": (rng.random(len(items)) < 0.7).astype(int),
+            "rt_seconds": np.exp(rng.normal(3.0, 0.5, len(items))),
+            "order": np.arange(len(items)),
+        }
+    )
+    return pd.concat([df, heavy[df.columns]], ignore_index=True)
+
+
+def test_a_person_with_thousands_of_responses_does_not_break_the_fit() -> None:
+    # 9,000 responses give a posterior of theta far narrower than the grid's spacing (0.1):
+    # on the grid alone its variance came out as 0 and the fit was refused as degenerate.
+    packed = lnirt_fit.pack_responses(validate_interactions(_with_a_heavy_person(150)))
+    heavy = list(packed.user_ids).index("heavy")
+    est = lnirt_fit.fit_em(packed, priors=lnirt_fit.LNIRTPriors(), tol=1e-6)
+    check_lnirt_parameters(
+        est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
+    )
+    # A grid fine enough to resolve it (spacing 0.003) agrees on its mean and variance and on
+    # the items. (Rounded to the nearest node, the person had moved every item: mean a 1.37
+    # against 1.05, the person's theta 0.21 against 0.92.)
+    fine = lnirt_fit.fit_em(packed, priors=lnirt_fit.LNIRTPriors(), tol=1e-6, n_quadrature=4001)
+    assert est.person_cov[heavy, 0, 0] == pytest.approx(fine.person_cov[heavy, 0, 0], rel=0.25)
+    assert est.person_mean[heavy, 0] == pytest.approx(fine.person_mean[heavy, 0], abs=0.05)
+    assert est.a.mean() == pytest.approx(fine.a.mean(), rel=0.1)
+    assert np.abs(est.b - fine.b).max() < 0.15

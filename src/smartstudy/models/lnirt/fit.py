@@ -296,6 +296,13 @@ class _Design:
         self.half_sum_log_w = 0.5 * float(np.sum(np.log(w)))
 
 
+#: A person's posterior of theta whose grid standard deviation is below this fraction of the
+#: grid's spacing is too narrow for the grid (``_laplace_moments``), and the Newton steps
+#: that replace it.
+_NARROW_FRACTION = 0.25
+_LAPLACE_STEPS = 50
+
+
 def _mills(eta: np.ndarray, log_cdf: np.ndarray | None = None) -> np.ndarray:
     """phi(eta) / Phi(eta), computed in logs so that it stays finite in the far tails;
     ``log_cdf``, when given, is ``log_ndtr(eta)`` already computed."""
@@ -332,6 +339,7 @@ class _EStep:
     post: np.ndarray  # persons x grid posterior weights of theta
     loglik: float
     probit: _Probit
+    narrow: np.ndarray  # persons whose posterior the grid cannot resolve (``_laplace_moments``)
 
 
 def _e_step(
@@ -344,7 +352,12 @@ def _e_step(
     beta: np.ndarray,
     slope: float,
     resid_var: float,
+    narrow_before: np.ndarray | None = None,
 ) -> _EStep:
+    """The E-step at the items ``a, b, alpha, beta`` and the population ``slope, resid_var``.
+    ``narrow_before``: the persons an earlier step of the same fit found too narrow for the
+    grid; they stay so (a person switching between the grid and the Laplace approximation
+    from one step to the next kept the EM from settling)."""
     eta = a[:, None] * (grid[None, :] - b[:, None])
     probit = _Probit(a, b, eta, log_ndtr(eta), log_ndtr(-eta))
     ll = d.right @ probit.log_p + d.wrong @ probit.log_q
@@ -368,6 +381,13 @@ def _e_step(
     lse = top + np.log(norm)
     m1 = post @ grid
     m2 = post @ (grid * grid)
+    narrow = m2 - m1 * m1 < (_NARROW_FRACTION * (grid[1] - grid[0])) ** 2
+    if narrow_before is not None:
+        narrow |= narrow_before
+    if narrow.any():
+        time_part = (has_t, zbar, var_z, slope)
+        m1, m2 = _laplace_moments(d, narrow, a, b, time_part, m1, m2)
+        post = _interpolated(post, narrow, m1, grid)
 
     # tau | theta, data is normal with a mean linear in theta: w c theta + (1 - w) Z.
     post_prec = 1.0 / resid_var + np.where(has_t, prec, 0.0)
@@ -390,8 +410,92 @@ def _e_step(
         + 0.5 * float(np.sum(np.where(has_t, -np.log(safe_prec) - np.log(var_z), 0.0)))
     )
     return _EStep(
-        m1, m2, mean_tau, mean_tau2, mean_theta_tau, post, float(lse.sum()) + const, probit
+        m1,
+        m2,
+        mean_tau,
+        mean_tau2,
+        mean_theta_tau,
+        post,
+        float(lse.sum()) + const,
+        probit,
+        narrow,
     )
+
+
+def _laplace_moments(
+    d: _Design,
+    narrow: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    time_part: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    m1: np.ndarray,
+    m2: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``m1`` and ``m2`` (the posterior's first two moments of theta) with those of the
+    ``narrow`` persons replaced by a Laplace approximation of their posterior.
+
+    A person with thousands of responses has a posterior of theta narrower than the grid's
+    spacing: nearly all its weight falls on one node, so the grid puts its mean on that node
+    and its variance near zero (exactly zero once the neighbours' weights underflow, and the
+    fit is then refused as degenerate). Such a posterior is close to normal (Bernstein-von
+    Mises), so its mode and curvature, found by Newton's method on the continuous log
+    posterior (the same probit responses, time summary ``(has_t, zbar, var_z, slope)`` and
+    N(0, 1) population as the grid's), give its mean and variance. ``d(phi/Phi)(eta)/d eta
+    = -lambda (eta + lambda)``, so the log posterior is concave and the steps settle."""
+    has_t, zbar, var_z, slope = time_part
+    people = np.flatnonzero(narrow)
+    right, wrong = d.right[people], d.wrong[people]
+    if sparse.issparse(right):
+        counts = (right + wrong).tocoo()
+        rows, cols = counts.row, counts.col
+        r = np.asarray(right[rows, cols]).ravel()
+        w = np.asarray(wrong[rows, cols]).ravel()
+    else:
+        rows, cols = np.nonzero(right + wrong)
+        r, w = right[rows, cols], wrong[rows, cols]
+    k = len(people)
+    ai, bi = a[cols], b[cols]
+    timed = has_t[people]
+    t_prec = np.where(timed, slope * slope / var_z[people], 0.0)
+    t_mean = np.where(timed, slope * zbar[people] / var_z[people], 0.0)
+    theta = m1[people].copy()
+    for _ in range(_LAPLACE_STEPS):
+        eta = ai * (theta[rows] - bi)
+        lam_pos, lam_neg = _mills(eta), _mills(-eta)
+        grad = np.bincount(rows, ai * (r * lam_pos - w * lam_neg), minlength=k)
+        grad += t_mean - t_prec * theta - theta
+        curv = r * lam_pos * (eta + lam_pos) + w * lam_neg * (lam_neg - eta)
+        info = np.bincount(rows, ai * ai * curv, minlength=k) + t_prec + 1.0
+        step = np.clip(grad / info, -1.0, 1.0)
+        theta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    eta = ai * (theta[rows] - bi)
+    lam_pos, lam_neg = _mills(eta), _mills(-eta)
+    curv = r * lam_pos * (eta + lam_pos) + w * lam_neg * (lam_neg - eta)
+    var = 1.0 / (np.bincount(rows, ai * ai * curv, minlength=k) + t_prec + 1.0)
+    m1, m2 = m1.copy(), m2.copy()
+    m1[people], m2[people] = theta, var + theta * theta
+    return m1, m2
+
+
+def _interpolated(
+    post: np.ndarray, narrow: np.ndarray, mean: np.ndarray, grid: np.ndarray
+) -> np.ndarray:
+    """``post`` with each ``narrow`` person's weights replaced by its ``mean`` shared between
+    the two grid nodes around it (linear interpolation): the M-step then sees such a person
+    where the Laplace approximation puts them, not rounded to the nearest node, which with a
+    person who dominates the data moved every item."""
+    post = post.copy()
+    people = np.flatnonzero(narrow)
+    step = grid[1] - grid[0]
+    x = np.clip((mean[people] - grid[0]) / step, 0.0, len(grid) - 1.0)
+    low = np.minimum(np.floor(x).astype(np.int64), len(grid) - 2)
+    upper = x - low
+    post[people] = 0.0
+    post[people, low] = 1.0 - upper
+    post[people, low + 1] = upper
+    return post
 
 
 def _normal_logprior(x: np.ndarray, centre: float | np.ndarray, sd: float) -> float:
@@ -736,6 +840,7 @@ class _EMPath:
         self.objective = -math.inf  # of the last step's starting point
         self.last: tuple[np.ndarray, np.ndarray, LNIRTPriors] | None = None
         self.weights: np.ndarray | None = None  # the Student-t weights the last step set
+        self.narrow: np.ndarray | None = None  # persons too narrow for the grid so far
 
     def start(self) -> np.ndarray:
         log_a, b, log_alpha, beta = _start_values(self.d)
@@ -792,8 +897,18 @@ class _EMPath:
         log_a, b, log_alpha, beta, slope, resid_var, nu, priors = self._unpack(x)
         d, grid = self.d, self.grid
         e = _e_step(
-            d, grid, self.log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var
+            d,
+            grid,
+            self.log_w,
+            np.exp(log_a),
+            b,
+            np.exp(log_alpha),
+            beta,
+            slope,
+            resid_var,
+            self.narrow,
         )
+        self.narrow = e.narrow
         if nu is not None:
             nu, self.weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
             d.weight_times(self.weights)
@@ -872,7 +987,16 @@ class _EMPath:
         log_a, b, log_alpha, beta, slope, resid_var, nu, _ = self._unpack(x)
         d = self.d
         e = _e_step(
-            d, self.grid, self.log_w, np.exp(log_a), b, np.exp(log_alpha), beta, slope, resid_var
+            d,
+            self.grid,
+            self.log_w,
+            np.exp(log_a),
+            b,
+            np.exp(log_alpha),
+            beta,
+            slope,
+            resid_var,
+            self.narrow,
         )
         est = _em_estimate(packed, e, (log_a, b, log_alpha, beta), (acc_var, time_var), priors)
         est.sigma_P = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
