@@ -27,7 +27,10 @@ Student-t residuals every timed response carries a precision weight (its expecta
 the current fit), the same Gaussian algebra holds given the weights, and the weights and the
 degrees of freedom are updated once per iteration (``_student_t_step``). The EM's steps are
 extrapolated (SQUAREM, ``_EMPath.squarem``), which reaches the same fixed point in a quarter to
-a half of the plain EM's steps.
+a half of the plain EM's steps. A person with thousands of responses has a posterior of theta
+narrower than the grid's spacing; the grid cannot resolve it, so such a person's moments come
+from a Laplace approximation and the M-step places them between the two nodes around their
+mode (``_laplace_moments``, ``_interpolated``).
 
 ``fit_gibbs`` is the MCMC scheme of the R package: data augmentation for the probit
 (Albert 1992), conjugate normal steps for persons and items, a Gamma step for the time
