@@ -817,12 +817,18 @@ def _with_a_heavy_person(reps: int) -> pd.DataFrame:
     return pd.concat([df, heavy[df.columns]], ignore_index=True)
 
 
-def test_a_person_with_thousands_of_responses_does_not_break_the_fit() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_person_with_thousands_of_responses_does_not_break_the_fit(
+    monkeypatch: pytest.MonkeyPatch, dense: bool
+) -> None:
     # 9,000 responses give a posterior of theta far narrower than the grid's spacing (0.1):
     # on the grid alone its variance came out as 0 and the fit was refused as degenerate.
     packed = lnirt_fit.pack_responses(validate_interactions(_with_a_heavy_person(150)))
     heavy = list(packed.user_ids).index("heavy")
+    if not dense:  # the design of large item banks: sparse person x item matrices
+        monkeypatch.setattr(lnirt_fit, "_DENSE_MAX_CELLS", 0)
     est = lnirt_fit.fit_em(packed, priors=lnirt_fit.LNIRTPriors(), tol=1e-6)
+    assert lnirt_fit._Design(packed).dense is dense
     check_lnirt_parameters(
         est.a, est.b, est.alpha, est.beta, est.sigma_P, est.person_mean, est.person_cov
     )
