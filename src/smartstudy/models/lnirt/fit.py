@@ -895,13 +895,20 @@ class _EMPath:
         resid = abs(_capped_exp(new[k - 1]) - _capped_exp(old[k - 1]))
         return float(max(change.max(initial=0.0), resid))
 
-    def step(self, x: np.ndarray) -> np.ndarray:
-        """One EM iteration from ``x``; sets ``objective`` to the log posterior at ``x``."""
-        log_a, b, log_alpha, beta, slope, resid_var, nu, priors = self._unpack(x)
-        d, grid = self.d, self.grid
-        e = _e_step(
-            d,
-            grid,
+    def _e_step(
+        self,
+        log_a: np.ndarray,
+        b: np.ndarray,
+        log_alpha: np.ndarray,
+        beta: np.ndarray,
+        slope: float,
+        resid_var: float,
+    ) -> _EStep:
+        """The E-step at these items and population, with the persons found too narrow for
+        the grid so far (``_e_step``)."""
+        return _e_step(
+            self.d,
+            self.grid,
             self.log_w,
             np.exp(log_a),
             b,
@@ -911,6 +918,12 @@ class _EMPath:
             resid_var,
             self.narrow,
         )
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """One EM iteration from ``x``; sets ``objective`` to the log posterior at ``x``."""
+        log_a, b, log_alpha, beta, slope, resid_var, nu, priors = self._unpack(x)
+        d, grid = self.d, self.grid
+        e = self._e_step(log_a, b, log_alpha, beta, slope, resid_var)
         self.narrow = e.narrow
         if nu is not None:
             nu, self.weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
@@ -988,19 +1001,7 @@ class _EMPath:
         else:
             acc_var, time_var, priors = self.last
         log_a, b, log_alpha, beta, slope, resid_var, nu, _ = self._unpack(x)
-        d = self.d
-        e = _e_step(
-            d,
-            self.grid,
-            self.log_w,
-            np.exp(log_a),
-            b,
-            np.exp(log_alpha),
-            beta,
-            slope,
-            resid_var,
-            self.narrow,
-        )
+        e = self._e_step(log_a, b, log_alpha, beta, slope, resid_var)
         est = _em_estimate(packed, e, (log_a, b, log_alpha, beta), (acc_var, time_var), priors)
         est.sigma_P = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
         est.n_iter, est.converged, est.time_df = self.steps, converged, nu
