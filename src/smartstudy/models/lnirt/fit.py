@@ -463,6 +463,7 @@ def _laplace_moments(
     t_mean = np.where(timed, slope * zbar[people] / var_z[people], 0.0)
     theta = m1[people].copy()
     for _ in range(_LAPLACE_STEPS):
+        # Gradient and curvature (information) of the log posterior at theta.
         eta = ai * (theta[rows] - bi)
         lam_pos, lam_neg = _mills(eta), _mills(-eta)
         grad = np.bincount(rows, ai * (r * lam_pos - w * lam_neg), minlength=k)
@@ -470,13 +471,10 @@ def _laplace_moments(
         curv = r * lam_pos * (eta + lam_pos) + w * lam_neg * (lam_neg - eta)
         info = np.bincount(rows, ai * ai * curv, minlength=k) + t_prec + 1.0
         step = np.clip(grad / info, -1.0, 1.0)
-        theta += step
         if np.max(np.abs(step)) < 1e-10:
-            break
-    eta = ai * (theta[rows] - bi)
-    lam_pos, lam_neg = _mills(eta), _mills(-eta)
-    curv = r * lam_pos * (eta + lam_pos) + w * lam_neg * (lam_neg - eta)
-    var = 1.0 / (np.bincount(rows, ai * ai * curv, minlength=k) + t_prec + 1.0)
+            break  # at the mode: info is its curvature
+        theta += step
+    var = 1.0 / info
     m1, m2 = m1.copy(), m2.copy()
     m1[people], m2[people] = theta, var + theta * theta
     return m1, m2
@@ -895,17 +893,10 @@ class _EMPath:
         resid = abs(_capped_exp(new[k - 1]) - _capped_exp(old[k - 1]))
         return float(max(change.max(initial=0.0), resid))
 
-    def _e_step(
-        self,
-        log_a: np.ndarray,
-        b: np.ndarray,
-        log_alpha: np.ndarray,
-        beta: np.ndarray,
-        slope: float,
-        resid_var: float,
-    ) -> _EStep:
-        """The E-step at these items and population, with the persons found too narrow for
-        the grid so far (``_e_step``)."""
+    def _e_step(self, items: tuple[np.ndarray, ...], slope: float, resid_var: float) -> _EStep:
+        """The E-step at these items (log a, b, log alpha, beta) and population, with the
+        persons found too narrow for the grid so far (``_e_step``)."""
+        log_a, b, log_alpha, beta = items
         return _e_step(
             self.d,
             self.grid,
@@ -923,7 +914,7 @@ class _EMPath:
         """One EM iteration from ``x``; sets ``objective`` to the log posterior at ``x``."""
         log_a, b, log_alpha, beta, slope, resid_var, nu, priors = self._unpack(x)
         d, grid = self.d, self.grid
-        e = self._e_step(log_a, b, log_alpha, beta, slope, resid_var)
+        e = self._e_step((log_a, b, log_alpha, beta), slope, resid_var)
         self.narrow = e.narrow
         if nu is not None:
             nu, self.weights = _student_t_step(d, e, np.exp(log_alpha), beta, nu)
@@ -1001,7 +992,7 @@ class _EMPath:
         else:
             acc_var, time_var, priors = self.last
         log_a, b, log_alpha, beta, slope, resid_var, nu, _ = self._unpack(x)
-        e = self._e_step(log_a, b, log_alpha, beta, slope, resid_var)
+        e = self._e_step((log_a, b, log_alpha, beta), slope, resid_var)
         est = _em_estimate(packed, e, (log_a, b, log_alpha, beta), (acc_var, time_var), priors)
         est.sigma_P = np.array([[1.0, slope], [slope, slope * slope + resid_var]])
         est.n_iter, est.converged, est.time_df = self.steps, converged, nu
