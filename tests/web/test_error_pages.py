@@ -50,3 +50,28 @@ def test_a_404_keeps_the_student_signed_in(web):
     assert missing.status_code == 404
     assert "set-cookie" not in missing.headers
     assert web.get("/dashboard", follow_redirects=False).status_code == 200
+
+
+def test_a_signed_in_students_error_page_keeps_their_navigation(web):
+    """No page ran, but nothing failed either: the 404 and 405 pages show the signed-in
+    student's menu, not "Log in / Sign up" as if they had been logged out."""
+    anonymous = web.get("/no-such-page")
+    assert "Sign up" in anonymous.text and "Log out" not in anonymous.text
+    web.signup("wanderer@example.com", name="Wanda")
+    for r, status in ((web.get("/no-such-page"), 404), (web.client.put("/dashboard"), 405)):
+        assert r.status_code == status
+        assert "Log out" in r.text and "Wanda" in r.text and 'href="/study"' in r.text
+        assert "Sign up" not in r.text
+
+
+def test_an_error_page_whose_user_cannot_be_looked_up_is_the_anonymous_one(web, monkeypatch):
+    from smartstudy.api import errors
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    web.signup("unlucky@example.com")
+    monkeypatch.setattr(errors, "optional_user", broken)
+    r = web.get("/no-such-page")
+    assert r.status_code == 404
+    assert "Page not found" in r.text and "Sign up" in r.text and "Log out" not in r.text

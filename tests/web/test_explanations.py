@@ -251,8 +251,8 @@ def test_a_student_who_does_better_than_others_is_told_so_where_the_prediction_l
     task = client.post("/v1/tasks", json=body, headers=student).json()
     said = (
         "On the topics and difficulties you have practised you solved 18 of your 20 tasks, "
-        "where other students' rates there would give about 10; the prediction takes your "
-        "record into account."
+        "where other students would solve about 10; the prediction takes your record into "
+        "account."
     )
     assert said in task["explanation"]
     with session_scope(context.sessions) as session:

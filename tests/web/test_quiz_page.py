@@ -38,3 +38,12 @@ def test_a_quiz_shorter_than_asked_says_why(web: Web, maths):
     plain = location.split("?")[0]
     assert 'id="quiz-short"' not in web.get(plain + "?asked=3").text
     assert 'id="quiz-short"' not in web.get(plain + "?asked=abc").text
+
+
+def test_the_quiz_address_opened_as_a_page_leads_to_the_subjects(web: Web, maths):
+    """``/quiz`` only takes POSTs (starting a quiz); a reload or a bookmark of it leads to the
+    subjects page, where quizzes are started, instead of a 405."""
+    assert web.get("/quiz", follow_redirects=False).headers["location"].startswith("/login")
+    web.signup("quizzer@example.com")
+    r = web.get("/quiz", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/subjects"

@@ -18,7 +18,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from smartstudy.store.db import Outage, classify_outage, error_reason
+from smartstudy.store.db import Outage, classify_outage, error_reason, unit_of_work
+from smartstudy.web.deps import optional_user
 from smartstudy.web.render import render
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,21 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
         )
 
 
+def _signed_in_error_page(request: Request, status: int, title: str, message: str) -> Response:
+    """The error page for a request that no page handled (no page at the address, a method
+    the page does not take). Nothing has failed in the database, so a signed-in user keeps
+    their navigation; if looking them up fails in any way, the page is the anonymous one."""
+    try:
+        with unit_of_work(request.app.state.context.sessions) as uow:
+            user = optional_user(request, uow.session)
+            if user is not None:
+                context = {"status": status, "title": title, "message": message, "user": user}
+                return render(request, "error.html", context, status_code=status)
+    except Exception:  # an outage, say: the error page still comes, without the user
+        log.warning("the signed-in user of an error page could not be looked up", exc_info=True)
+    return error_page(request, status, title, message)
+
+
 def outage_page(request: Request, kind: Outage) -> Response:
     """503 as the site's error page."""
     message = f"{MESSAGES[kind]} Please try again in a minute."
@@ -91,7 +107,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     title, message = PAGE_ERRORS.get(
         exc.status_code, ("Something went wrong", "The request could not be handled.")
     )
-    response = error_page(request, exc.status_code, title, message)
+    response = _signed_in_error_page(request, exc.status_code, title, message)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response

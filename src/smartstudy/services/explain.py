@@ -237,8 +237,8 @@ def standing_sentence(record: CellRecord, standing: Standing | None) -> str | No
         return None
     return (
         f"On the topics and difficulties you have practised you solved {standing.correct} "
-        f"of your {standing.n_tasks} tasks, where other students' rates there would give "
-        f"about {round(standing.expected)}; the prediction takes your record into account."
+        f"of your {standing.n_tasks} tasks, where other students would solve about "
+        f"{round(standing.expected)}; the prediction takes your record into account."
     )
 
 
