@@ -75,3 +75,23 @@ def test_an_error_page_whose_user_cannot_be_looked_up_is_the_anonymous_one(web, 
     r = web.get("/no-such-page")
     assert r.status_code == 404
     assert "Page not found" in r.text and "Sign up" in r.text and "Log out" not in r.text
+
+
+def test_every_form_address_opened_as_a_page_leads_to_the_page_of_its_form(client: TestClient):
+    """A page's form posts to its own address (``/settings/password``, …); when the form is
+    refused, the browser shows that address, and opening it again is a GET. Every such address
+    leads to the page of its form, so no page address of the site answers 405."""
+    from fastapi.routing import APIRoute
+
+    from smartstudy.web.routes import FORM_PAGES
+
+    methods: dict[str, set[str]] = {}
+    for route in client.app.routes:
+        if isinstance(route, APIRoute) and not route.path.startswith("/v1"):
+            methods.setdefault(route.path, set()).update(route.methods)
+    assert not [path for path, m in methods.items() if "POST" in m and "GET" not in m]
+    ids = {"task_id": "a b", "exam_id": "e-1", "version_id": "v1"}
+    for form, page in FORM_PAGES.items():
+        r = client.get(form.format(**ids), follow_redirects=False)
+        assert r.status_code == 303, form
+        assert r.headers["location"] == page.format(**{**ids, "task_id": "a%20b"}), form

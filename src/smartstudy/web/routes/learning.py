@@ -62,13 +62,6 @@ def concept(request: Request, concept_id: str, db: DB, user: PageUser) -> Respon
     )
 
 
-@router.get("/quiz")
-def quiz_address(user: PageUser) -> Response:
-    """``/quiz`` only starts quizzes (POST); opened as a page (a reload after a refused start,
-    a bookmark) it leads to the subjects page, where quizzes are started and listed."""
-    return redirect("/subjects")
-
-
 @router.post("/quiz")
 def start_quiz(request: Request, uow: UoW, db: DB, user: PageUser, form: Form) -> Response:
     """A new quiz on a topic (``topic``) or on one concept (``concept``)."""
