@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from smartstudy import __version__
-from smartstudy.api import balancing, observability, openapi, security_headers
+from smartstudy.api import balancing, head, observability, openapi, security_headers
 from smartstudy.api.errors import install_outage_handlers, install_page_errors
 from smartstudy.api.routers import (
     auth,
@@ -167,6 +167,7 @@ def create_app(
         return JSONResponse(status_code=422, content={"detail": errors, "message": summary})
 
     app.include_router(health.router)
+    head.install(app)  # HEAD as GET without the body, inside the request log and metrics
     observability.install(app, context)  # GET /metrics; latency, request ids, access log
     app.include_router(auth.router)
     app.include_router(catalogue.router)
