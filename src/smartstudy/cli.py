@@ -409,6 +409,43 @@ def create_admin(
     console.print(f"admin {email} created", highlight=False)
 
 
+@users_app.command("set-password")
+def set_password(
+    email: Annotated[str, typer.Option(help="E-mail address of the account.")],
+    generate: Annotated[
+        bool,
+        typer.Option("--generate", help="Make a random password and print it, instead of asking."),
+    ] = False,
+) -> None:
+    """Give an account a new password, for someone who forgot theirs (e.g. `smartstudy users
+    set-password --email ada@example.org`): the account's sessions and tokens end, a log-in
+    lock-out is lifted, and the audit log records it."""
+    from smartstudy.services import user_admin
+    from smartstudy.services.accounts import get_user_by_email
+    from smartstudy.services.security import random_password
+
+    context = _context()
+    with session_scope(context.sessions) as session:
+        found = get_user_by_email(session, email)
+        user_id = found.id if found is not None else None
+    if user_id is None:
+        raise fail(f"no account has the e-mail address {email.strip()!r}")
+    if generate:
+        password = random_password()
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope(context.sessions) as session:
+            user = user_admin.set_password(session, None, user_id, password)
+            email = user.email
+    except ServiceError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"new password set for {email}", highlight=False)
+    if generate:
+        console.print(f"password: {password}", highlight=False, soft_wrap=True)
+    console.print("Ask its owner to change it on their settings page.", highlight=False)
+
+
 @app.command("import")
 def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV of completed tasks (see README).")],

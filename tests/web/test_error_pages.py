@@ -90,7 +90,7 @@ def test_every_form_address_opened_as_a_page_leads_to_the_page_of_its_form(clien
         if isinstance(route, APIRoute) and not route.path.startswith("/v1"):
             methods.setdefault(route.path, set()).update(route.methods)
     assert not [path for path, m in methods.items() if "POST" in m and "GET" not in m]
-    ids = {"task_id": "a b", "exam_id": "e-1", "version_id": "v1"}
+    ids = {"task_id": "a b", "exam_id": "e-1", "version_id": "v1", "user_id": "u1"}
     for form, page in FORM_PAGES.items():
         r = client.get(form.format(**ids), follow_redirects=False)
         assert r.status_code == 303, form

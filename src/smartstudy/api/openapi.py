@@ -106,6 +106,7 @@ EXTRA_ERRORS: dict[tuple[str, str], frozenset[int]] = {
     ("GET", "/v1/learning/bkt/mastery"): frozenset({403, 404}),
     ("POST", "/v1/models/versions/{version_id}/activate"): frozenset({409}),
     ("PATCH", "/v1/users/{user_id}"): frozenset({409}),
+    ("POST", "/v1/users/{user_id}/password"): frozenset({409}),
 }
 
 

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from smartstudy.api.schemas import Role
+from smartstudy.api.schemas import Password, Role, Strict
+from smartstudy.services import rules
 
 
 class UserAdminOut(BaseModel):
@@ -42,6 +43,13 @@ class UserPatchIn(BaseModel):
         if self.role is None and self.is_active is None:
             raise ValueError("give role and/or is_active")
         return self
+
+
+class PasswordSetIn(Strict):
+    new_password: Password = Field(
+        description=f"At least {rules.MIN_PASSWORD} characters. Give it to the account's owner "
+        "by a safe way, and ask them to change it on their settings page."
+    )
 
 
 class AuditEntryOut(BaseModel):

@@ -45,6 +45,18 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+#: Letters and digits that cannot be taken for one another when read out or copied by hand
+#: (no 0/o, 1/l/i), for passwords one person hands to another.
+_PLAIN_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def random_password() -> str:
+    """A new random password to hand over once: four groups of four plain characters
+    ("k7mq-2xcv-..."), about 79 bits."""
+    groups = ("".join(secrets.choice(_PLAIN_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
 @cache
 def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(24))

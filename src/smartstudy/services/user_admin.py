@@ -1,7 +1,9 @@
-"""Accounts as admins manage them: list every user, change a role or lock an account out.
+"""Accounts as admins manage them: list every user, change a role, lock an account out, or
+set a new password for someone who forgot theirs.
 
-Each change is written to the audit log in the same transaction. An admin cannot demote or
-deactivate themselves, so the installation always keeps the admin who made the change.
+Each change is written to the audit log in the same transaction (never a password). An admin
+cannot demote or deactivate themselves, so the installation always keeps the admin who made
+the change, and changes their own password the usual way, with the current one.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from smartstudy.services import audit
-from smartstudy.services.accounts import get_user, revoke_credentials
+from smartstudy.services import audit, throttle
+from smartstudy.services.accounts import check_password_rules, get_user, revoke_credentials
 from smartstudy.services.errors import ConflictError, InvalidInputError
+from smartstudy.services.security import hash_password
 from smartstudy.store.orm import ROLES, User
 
 
@@ -28,12 +31,26 @@ class UserPage:
 
 
 def list_users(
-    session: Session, *, role: str | None = None, limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    role: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> UserPage:
-    """Accounts ordered by e-mail, optionally of one role."""
-    conditions = []
+    """Accounts ordered by e-mail, optionally of one role, and only those whose e-mail or
+    name contains ``search`` (any case; ``%`` and ``_`` are plain characters)."""
+    conditions: list[Any] = []
     if role is not None:
         conditions.append(User.role == _check_role(role))
+    if search is not None and search.strip():
+        text = search.strip().lower()
+        conditions.append(
+            or_(
+                func.lower(User.email).contains(text, autoescape=True),
+                func.lower(User.display_name).contains(text, autoescape=True),
+            )
+        )
     total = session.scalar(select(func.count()).select_from(User).where(*conditions))
     items = session.scalars(
         select(User).where(*conditions).order_by(User.email).limit(limit).offset(offset)
@@ -81,4 +98,26 @@ def update_user(
         audit.record(
             session, actor, "user.update", "user", user.id, {"email": user.email, **changes}
         )
+    return user
+
+
+def set_password(session: Session, actor: User | None, user_id: uuid.UUID, new: str) -> User:
+    """Give ``user_id`` a new password chosen by an admin (``actor``; None for the command
+    line), for a student who forgot theirs: every web session and API token of the account
+    ends, and a log-in lock-out of the account is lifted. An admin's own password is changed
+    with the current one (``accounts.change_password``), so this refuses it (409)."""
+    user = get_user(session, user_id)
+    if actor is not None and user.id == actor.id:
+        raise ConflictError(
+            "you cannot set your own password here; change it on your settings page, "
+            "with your current password"
+        )
+    try:
+        check_password_rules(new)
+    except InvalidInputError as exc:
+        raise InvalidInputError("new_password", exc.message) from exc
+    user.password_hash = hash_password(new)
+    revoke_credentials(session, user)
+    throttle.reset(session, throttle.keys_for(user.email, None))
+    audit.record(session, actor, "user.set_password", "user", user.id, {"email": user.email})
     return user

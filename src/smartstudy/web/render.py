@@ -33,6 +33,7 @@ NOTICES = {
     "profile": "Profile saved.",
     "password": "Password changed. Other devices were logged out.",
     "activated": "Model version activated.",
+    "account-changed": "Account changed.",
     "training": "Training queued: the run below updates by itself until it ends.",
     "nothing-new": (
         "No task has been completed since the last training, so a new one would learn "

@@ -1,4 +1,5 @@
-"""/v1/users and /v1/audit: accounts and the audit log, for admins only."""
+"""/v1/users and /v1/audit: accounts (roles, lock-outs, new passwords) and the audit log, for
+admins only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from smartstudy.api.schemas import FilterText
 from smartstudy.api.schemas_admin import (
     AuditEntryOut,
     AuditPageOut,
+    PasswordSetIn,
     Role,
     UserAdminOut,
     UserPageOut,
@@ -28,10 +30,18 @@ Offset = Annotated[int, Query(ge=0, le=rules.MAX_OFFSET, description="Entries to
 
 @router.get("/users", response_model=UserPageOut)
 def list_users(
-    session: DB, _admin: AdminUser, role: Role | None = None, limit: Limit = 50, offset: Offset = 0
+    session: DB,
+    _admin: AdminUser,
+    role: Role | None = None,
+    q: Annotated[
+        FilterText | None,
+        Query(description="Only accounts whose e-mail or name contains this (any case)."),
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> UserPageOut:
-    """Every account, by e-mail (optionally of one role)."""
-    page = user_admin.list_users(session, role=role, limit=limit, offset=offset)
+    """Every account, by e-mail (optionally of one role, or matching ``q``)."""
+    page = user_admin.list_users(session, role=role, search=q, limit=limit, offset=offset)
     return UserPageOut(
         items=[UserAdminOut.model_validate(u) for u in page.items],
         total=page.total,
@@ -45,6 +55,17 @@ def update_user(user_id: uuid.UUID, body: UserPatchIn, session: DB, admin: Admin
     """Change an account's role or lock it out (``is_active: false``); recorded in the audit
     log. Admins cannot demote or deactivate themselves (409)."""
     return user_admin.update_user(session, admin, user_id, role=body.role, is_active=body.is_active)
+
+
+@router.post("/users/{user_id}/password", response_model=UserAdminOut)
+def set_user_password(
+    user_id: uuid.UUID, body: PasswordSetIn, session: DB, admin: AdminUser
+) -> User:
+    """Set a new password for an account whose owner forgot theirs (there is no e-mail
+    reset). Every web session and API token of the account ends, and a log-in lock-out of
+    the account is lifted; recorded in the audit log, without the password. An admin's own
+    password is changed with ``POST /v1/auth/password`` (409 here)."""
+    return user_admin.set_password(session, admin, user_id, body.new_password)
 
 
 @router.get("/audit", response_model=AuditPageOut)

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from smartstudy.web.render import redirect
-from smartstudy.web.routes import admin, auth, learning, preparation, progress, settings, study
+from smartstudy.web.routes import (
+    admin,
+    auth,
+    learning,
+    preparation,
+    progress,
+    settings,
+    study,
+    users,
+)
 
 #: The addresses that only take a form's POST, and the page each form is on. Opened as a page
 #: (a reload after a refused form, a bookmark, a typed address) they lead to that page instead
@@ -28,6 +37,9 @@ FORM_PAGES: dict[str, str] = {
     "/admin/models/train": "/admin/models",
     "/admin/models/bkt-recompute": "/admin/models",
     "/admin/models/versions/{version_id}/activate": "/admin/models",
+    "/admin/users/{user_id}/password": "/admin/users/{user_id}",
+    "/admin/users/{user_id}/access": "/admin/users/{user_id}",
+    "/admin/users/{user_id}/role": "/admin/users/{user_id}",
 }
 
 
@@ -40,7 +52,7 @@ def _to_page(page: str) -> Callable[[Request], Response]:
 
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, progress, study, preparation, learning, settings, admin):
+for _module in (auth, progress, study, preparation, learning, settings, admin, users):
     router.include_router(_module.router)
 for _form, _page in FORM_PAGES.items():
     router.add_api_route(_form, _to_page(_page), methods=["GET"])

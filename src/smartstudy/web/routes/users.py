@@ -1,0 +1,134 @@
+"""The admin users pages: every account, searchable by e-mail or name; and one account's page,
+where an admin sets a new password for a student who forgot theirs (there is no e-mail
+reset), locks the account out or lets it back in, and changes its role. Every change goes
+through ``services.user_admin`` (the API's ``/v1/users``) and is in the audit log."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from smartstudy.services import rules, user_admin
+from smartstudy.services.accounts import get_user
+from smartstudy.services.errors import ConflictError, InvalidInputError
+from smartstudy.services.security import random_password
+from smartstudy.web import forms
+from smartstudy.web.deps import DB, AdminUser, Form, PageRoute, UoW, parse_id
+from smartstudy.web.render import redirect, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+USERS_PER_PAGE = 50
+
+
+@router.get("/admin/users")
+def users_page(request: Request, db: DB, _admin: AdminUser) -> Response:
+    """Accounts by e-mail, 50 a page; ``q`` keeps those whose e-mail or name contains it."""
+    query = request.query_params.get("q", "")
+    problem = rules.text_problem(query, rules.MAX_FILTER)
+    search = query.strip() if problem is None else ""
+    number = forms.positive_int(request.query_params.get("page"), 1, maximum=rules.MAX_PAGE)
+    offset = (number - 1) * USERS_PER_PAGE
+    page = user_admin.list_users(db, search=search, limit=USERS_PER_PAGE, offset=offset)
+    pages = max(1, math.ceil(page.total / USERS_PER_PAGE))
+    if number > pages:  # a page past the end shows the last one
+        number = pages
+        offset = (number - 1) * USERS_PER_PAGE
+        page = user_admin.list_users(db, search=search, limit=USERS_PER_PAGE, offset=offset)
+    return render(
+        request,
+        "admin_users.html",
+        {
+            "active": "users",
+            "page": page,
+            "number": number,
+            "pages": pages,
+            "q": query if problem is None else "",
+            "search_error": f"The search {problem}." if problem else None,
+        },
+    )
+
+
+def _user_page(
+    request: Request,
+    db: DB,
+    user_id: uuid.UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    password_set: bool = False,
+    new_password: str | None = None,
+    status: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        "active": "users",
+        "account": get_user(db, user_id),
+        "errors": errors or {},
+        "password_set": password_set,
+        "new_password": new_password,
+        "roles": ("student", "admin"),
+    }
+    return render(request, "admin_user.html", context, status_code=status)
+
+
+@router.get("/admin/users/{user_id}")
+def user_page(request: Request, user_id: str, db: DB, _admin: AdminUser) -> Response:
+    return _user_page(request, db, parse_id(user_id))
+
+
+@router.post("/admin/users/{user_id}/password")
+def set_password(
+    request: Request, user_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    """A new password, typed by the admin or made at random (``generate``). The page that
+    answers shows a random one once, to hand over; it is never put in an address or a log."""
+    uid = parse_id(user_id)
+    generated = form.get("generate") == "1"
+    password = random_password() if generated else forms.typed(form, "new_password")
+    try:
+        account = user_admin.set_password(db, admin, uid, password)
+    except (ConflictError, InvalidInputError) as exc:
+        uow.rollback()
+        message = exc.message if isinstance(exc, InvalidInputError) else str(exc)
+        error = {"new_password": f"The new password {message}."}
+        return _user_page(request, db, uid, errors=error, status=422)
+    shown = password if generated else None
+    return _user_page(request, db, account.id, password_set=True, new_password=shown)
+
+
+@router.post("/admin/users/{user_id}/access")
+def set_access(
+    request: Request, user_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    """Lock the account out (``active=0``: its sessions and tokens end) or let it back in."""
+    return _update(request, uow, db, admin, user_id, is_active=form.get("active") == "1")
+
+
+@router.post("/admin/users/{user_id}/role")
+def set_role(
+    request: Request, user_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    return _update(request, uow, db, admin, user_id, role=forms.text(form, "role", 16))
+
+
+def _update(
+    request: Request,
+    uow: UoW,
+    db: DB,
+    admin: AdminUser,
+    user_id: str,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+) -> Response:
+    uid = parse_id(user_id)
+    try:
+        user_admin.update_user(db, admin, uid, role=role, is_active=is_active)
+    except (ConflictError, InvalidInputError) as exc:
+        uow.rollback()
+        error = {"access": f"Not changed: {exc}."}
+        return _user_page(request, db, uid, errors=error, status=409)
+    return redirect(f"/admin/users/{uid}", notice="account-changed")
