@@ -221,6 +221,13 @@ def test_the_command_line_sets_a_password(client, student, context, cli_env):
         cli_app, ["users", "set-password", "--email", "student@example.com"], input="short\nshort\n"
     )
     assert short.exit_code == 1 and "at least 8 characters" in short.output
+    long = "p" * 257
+    too_long = runner.invoke(
+        cli_app,
+        ["users", "set-password", "--email", "student@example.com"],
+        input=f"{long}\n{long}\n",
+    )
+    assert too_long.exit_code == 1 and "at most 256 characters" in too_long.output
     assert _login(client, "student@example.com", password) == 200
 
 

@@ -31,6 +31,8 @@ def check_password_rules(password: str) -> None:
         raise InvalidInputError(
             "password", f"must be at least {MIN_PASSWORD_LENGTH} characters long"
         )
+    if len(password) > rules.MAX_PASSWORD:
+        raise InvalidInputError("password", f"must be at most {rules.MAX_PASSWORD} characters long")
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:

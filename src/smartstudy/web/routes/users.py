@@ -87,7 +87,8 @@ def set_password(
     answers shows a random one once, to hand over; it is never put in an address or a log."""
     uid = parse_id(user_id)
     generated = form.get("generate") == "1"
-    password = random_password() if generated else forms.typed(form, "new_password")
+    typed = forms.text(form, "new_password", rules.MAX_PASSWORD)  # as the log-in form cuts it
+    password = random_password() if generated else typed
     try:
         account = user_admin.set_password(db, admin, uid, password)
     except (ConflictError, InvalidInputError) as exc:
