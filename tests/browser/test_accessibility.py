@@ -175,7 +175,8 @@ def crawl(page, axe_source: str, base: str, who: str) -> list[str]:
         queue += list(links(page, base))
     expected = {"/dashboard", "/study", "/study/tasks/<id>", "/preparation", "/tasks", "/analytics"}
     expected |= {"/subjects", "/concepts/<id>", "/settings"}
-    admin_pages = {"/admin/models", "/admin/users", "/admin/users/<id>"}
+    admin_pages = {"/admin/models", "/admin/users", "/admin/users/<id>", "/admin/catalogue"}
+    admin_pages |= {"/admin/catalogue/topics/<id>", "/admin/person-fit"}
     expected |= admin_pages if who == "admin" else {"/preparation/exams/<id>"}
     missing = expected - seen_routes
     assert not missing, f"{who}: pages not reached by following links: {sorted(missing)}"

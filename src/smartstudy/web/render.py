@@ -34,6 +34,13 @@ NOTICES = {
     "password": "Password changed. Other devices were logged out.",
     "activated": "Model version activated.",
     "account-changed": "Account changed.",
+    "subject-added": "Subject added. Add its topics below.",
+    "topic-added": (
+        "Topic added. Students can practise it now; add its concepts and quiz questions here."
+    ),
+    "concept-added": "Concept added.",
+    "question-added": "Question added. The form below is ready for the next one.",
+    "renamed": "Name changed.",
     "training": "Training queued: the run below updates by itself until it ends.",
     "nothing-new": (
         "No task has been completed since the last training, so a new one would learn "
@@ -171,7 +178,13 @@ def environment() -> Environment:
         counted=counted,
         times=times,
     )
-    env.globals.update(static_url=static_url, version=__version__, plotly_url=plotly_url())
+    env.globals.update(
+        static_url=static_url,
+        version=__version__,
+        plotly_url=plotly_url(),
+        # The pages' ``active`` values of the admin area: its menu item and its tabs.
+        ADMIN_AREAS=("admin", "users", "catalogue"),
+    )
     return env
 
 

@@ -15,7 +15,7 @@ from smartstudy.api.schemas import (
     TopicIn,
     TopicOut,
 )
-from smartstudy.services import audit, catalogue
+from smartstudy.services import catalogue, catalogue_admin
 from smartstudy.store.orm import Concept, Subject, Topic
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
@@ -28,16 +28,12 @@ def list_subjects(session: DB, _user: CurrentUser) -> list[Subject]:
 
 @router.post("/subjects", response_model=SubjectOut, status_code=status.HTTP_201_CREATED)
 def create_subject(body: NameIn, session: DB, admin: AdminUser) -> Subject:
-    subject = catalogue.create_subject(session, body.name)
-    audit.record(session, admin, "subject.create", "subject", subject.id, {"name": subject.name})
-    return subject
+    return catalogue_admin.add_subject(session, admin, body.name)
 
 
 @router.patch("/subjects/{subject_id}", response_model=SubjectOut)
 def rename_subject(subject_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Subject:
-    subject = catalogue.rename_subject(session, subject_id, body.name)
-    audit.record(session, admin, "subject.update", "subject", subject.id, {"name": subject.name})
-    return subject
+    return catalogue_admin.rename_subject(session, admin, subject_id, body.name)
 
 
 @router.get("/topics", response_model=list[TopicOut])
@@ -49,16 +45,12 @@ def list_topics(
 
 @router.post("/topics", response_model=TopicOut, status_code=status.HTTP_201_CREATED)
 def create_topic(body: TopicIn, session: DB, admin: AdminUser) -> Topic:
-    topic = catalogue.create_topic(session, body.subject_id, body.name)
-    audit.record(session, admin, "topic.create", "topic", topic.id, {"name": topic.name})
-    return topic
+    return catalogue_admin.add_topic(session, admin, body.subject_id, body.name)
 
 
 @router.patch("/topics/{topic_id}", response_model=TopicOut)
 def rename_topic(topic_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Topic:
-    topic = catalogue.rename_topic(session, topic_id, body.name)
-    audit.record(session, admin, "topic.update", "topic", topic.id, {"name": topic.name})
-    return topic
+    return catalogue_admin.rename_topic(session, admin, topic_id, body.name)
 
 
 @router.get("/concepts", response_model=list[ConceptOut])
@@ -70,13 +62,9 @@ def list_concepts(
 
 @router.post("/concepts", response_model=ConceptOut, status_code=status.HTTP_201_CREATED)
 def create_concept(body: ConceptIn, session: DB, admin: AdminUser) -> Concept:
-    concept = catalogue.create_concept(session, body.topic_id, body.name)
-    audit.record(session, admin, "concept.create", "concept", concept.id, {"name": concept.name})
-    return concept
+    return catalogue_admin.add_concept(session, admin, body.topic_id, body.name)
 
 
 @router.patch("/concepts/{concept_id}", response_model=ConceptOut)
 def rename_concept(concept_id: uuid.UUID, body: NameIn, session: DB, admin: AdminUser) -> Concept:
-    concept = catalogue.rename_concept(session, concept_id, body.name)
-    audit.record(session, admin, "concept.update", "concept", concept.id, {"name": concept.name})
-    return concept
+    return catalogue_admin.rename_concept(session, admin, concept_id, body.name)

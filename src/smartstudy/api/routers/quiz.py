@@ -17,7 +17,7 @@ from smartstudy.api.schemas import (
     SessionQuestionOut,
     SubmissionOut,
 )
-from smartstudy.services import audit, quiz
+from smartstudy.services import catalogue_admin, quiz
 from smartstudy.store.orm import Question, StudySession, User
 
 router = APIRouter(prefix="/v1", tags=["quiz"])
@@ -78,11 +78,14 @@ def list_questions(
 
 @router.post("/questions", response_model=QuestionOut, status_code=status.HTTP_201_CREATED)
 def create_question(body: QuestionIn, session: DB, admin: AdminUser) -> QuestionOut:
-    q = quiz.create_question(
-        session, body.concept_id, body.prompt, body.options, body.correct_option, body.difficulty
-    )
-    audit.record(
-        session, admin, "question.create", "question", q.id, {"concept_id": str(q.concept_id)}
+    q = catalogue_admin.add_question(
+        session,
+        admin,
+        body.concept_id,
+        body.prompt,
+        body.options,
+        body.correct_option,
+        body.difficulty,
     )
     return question_out(q, admin)
 

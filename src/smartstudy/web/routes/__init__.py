@@ -12,6 +12,7 @@ from smartstudy.web.render import redirect
 from smartstudy.web.routes import (
     admin,
     auth,
+    catalogue_admin,
     learning,
     preparation,
     progress,
@@ -40,6 +41,15 @@ FORM_PAGES: dict[str, str] = {
     "/admin/users/{user_id}/password": "/admin/users/{user_id}",
     "/admin/users/{user_id}/access": "/admin/users/{user_id}",
     "/admin/users/{user_id}/role": "/admin/users/{user_id}",
+    "/admin/catalogue/subjects": "/admin/catalogue",
+    "/admin/catalogue/subjects/{subject_id}/rename": "/admin/catalogue",
+    "/admin/catalogue/topics": "/admin/catalogue",
+    "/admin/catalogue/topics/{topic_id}/rename": "/admin/catalogue/topics/{topic_id}",
+    "/admin/catalogue/topics/{topic_id}/concepts": "/admin/catalogue/topics/{topic_id}",
+    "/admin/catalogue/topics/{topic_id}/concepts/{concept_id}/rename": (
+        "/admin/catalogue/topics/{topic_id}"
+    ),
+    "/admin/catalogue/topics/{topic_id}/questions": "/admin/catalogue/topics/{topic_id}",
 }
 
 
@@ -52,7 +62,17 @@ def _to_page(page: str) -> Callable[[Request], Response]:
 
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, progress, study, preparation, learning, settings, admin, users):
+for _module in (
+    auth,
+    progress,
+    study,
+    preparation,
+    learning,
+    settings,
+    admin,
+    users,
+    catalogue_admin,
+):
     router.include_router(_module.router)
 for _form, _page in FORM_PAGES.items():
     router.add_api_route(_form, _to_page(_page), methods=["GET"])

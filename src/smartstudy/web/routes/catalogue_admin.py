@@ -1,0 +1,259 @@
+"""The admin catalogue pages: the subjects, topics and concepts students practise, and each
+concept's quiz questions. An admin adds and renames them here (as with the API's
+``/v1/subjects``, ``/v1/topics``, ``/v1/concepts`` and ``/v1/questions``); every change is in
+the audit log. Nothing is deleted: tasks, quizzes and mastery refer to these rows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from smartstudy.services import catalogue, catalogue_admin, rules
+from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
+from smartstudy.store.repositories.catalogue import subjects_with_topics
+from smartstudy.web import forms
+from smartstudy.web.deps import DB, AdminUser, Form, PageRoute, UoW, as_sentence, parse_id
+from smartstudy.web.render import redirect, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+#: A question has 2 to this many options (``quiz.create_question``).
+MAX_OPTIONS = 8
+Refusal = InvalidInputError | ConflictError | NotFoundError
+
+
+def _message(exc: Refusal) -> str:
+    """A refusal of the catalogue services as a sentence next to the form."""
+    if isinstance(exc, InvalidInputError):
+        return f"The {exc.field.replace('_', ' ')} {exc.message}."
+    return as_sentence(str(exc))
+
+
+def _status(exc: Refusal) -> int:
+    return 409 if isinstance(exc, ConflictError) else 422
+
+
+# --- the subjects and their topics ------------------------------------------------------------
+
+
+def _catalogue_page(
+    request: Request,
+    db: DB,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        "active": "catalogue",
+        "subjects": subjects_with_topics(db),
+        "counts": catalogue_admin.topic_counts(db),
+        "empty_counts": catalogue_admin.TopicCounts(),
+        "errors": errors or {},
+        "values": values or {},
+    }
+    return render(request, "admin_catalogue.html", context, status_code=status)
+
+
+@router.get("/admin/catalogue")
+def catalogue_page(request: Request, db: DB, _admin: AdminUser) -> Response:
+    return _catalogue_page(request, db)
+
+
+@router.post("/admin/catalogue/subjects")
+def add_subject(request: Request, uow: UoW, db: DB, admin: AdminUser, form: Form) -> Response:
+    name = forms.typed(form, "name")
+    try:
+        catalogue_admin.add_subject(db, admin, name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        errors, values = {"subject": _message(exc)}, {"subject": name}
+        return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
+    return redirect("/admin/catalogue", notice="subject-added")
+
+
+@router.post("/admin/catalogue/subjects/{subject_id}/rename")
+def rename_subject(
+    request: Request, subject_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    sid = parse_id(subject_id)
+    name = forms.typed(form, "name")
+    try:
+        catalogue_admin.rename_subject(db, admin, sid, name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        key = f"rename-{sid}"
+        errors, values = {key: _message(exc)}, {key: name}
+        return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
+    return redirect("/admin/catalogue", notice="renamed")
+
+
+@router.post("/admin/catalogue/topics")
+def add_topic(request: Request, uow: UoW, db: DB, admin: AdminUser, form: Form) -> Response:
+    subject_id = forms.optional_uuid(forms.text(form, "subject", 64))
+    name = forms.typed(form, "name")
+    values = {"topic": name, "topic-subject": str(subject_id or "")}
+    try:
+        if subject_id is None:
+            raise InvalidInputError("subject", "must be chosen")
+        topic = catalogue_admin.add_topic(db, admin, subject_id, name)
+    except (InvalidInputError, ConflictError, NotFoundError) as exc:
+        uow.rollback()
+        errors = {"topic": _message(exc)}
+        return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
+    return redirect(f"/admin/catalogue/topics/{topic.id}", notice="topic-added")
+
+
+# --- one topic: its concepts and their questions ----------------------------------------------
+
+
+def _topic_page(
+    request: Request,
+    db: DB,
+    topic_id: uuid.UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    topic = catalogue.get_topic(db, topic_id)
+    context: dict[str, Any] = {
+        "active": "catalogue",
+        "topic": topic,
+        "concepts": catalogue.list_concepts(db, topic.id),
+        "questions": catalogue_admin.questions_by_concept(db, topic.id),
+        "difficulties": rules.DIFFICULTIES,
+        "max_options": MAX_OPTIONS,
+        "errors": errors or {},
+        "values": values or {},
+    }
+    return render(request, "admin_topic.html", context, status_code=status)
+
+
+@router.get("/admin/catalogue/topics/{topic_id}")
+def topic_page(request: Request, topic_id: str, db: DB, _admin: AdminUser) -> Response:
+    """``concept`` and ``difficulty`` in the query preset the question form."""
+    query = request.query_params
+    keep = {k: query[k][:64] for k in ("concept", "difficulty") if query.get(k)}
+    return _topic_page(request, db, parse_id(topic_id), values=keep)
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/rename")
+def rename_topic(
+    request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    tid = parse_id(topic_id)
+    name = forms.typed(form, "name")
+    try:
+        catalogue_admin.rename_topic(db, admin, tid, name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        errors, values = {"rename": _message(exc)}, {"rename": name}
+        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
+    return redirect(f"/admin/catalogue/topics/{tid}", notice="renamed")
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/concepts")
+def add_concept(
+    request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    tid = parse_id(topic_id)
+    name = forms.typed(form, "name")
+    try:
+        catalogue_admin.add_concept(db, admin, tid, name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        errors, values = {"new-concept": _message(exc)}, {"new-concept": name}
+        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
+    return redirect(f"/admin/catalogue/topics/{tid}", notice="concept-added")
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/concepts/{concept_id}/rename")
+def rename_concept(
+    request: Request,
+    topic_id: str,
+    concept_id: str,
+    uow: UoW,
+    db: DB,
+    admin: AdminUser,
+    form: Form,
+) -> Response:
+    tid, cid = parse_id(topic_id), parse_id(concept_id)
+    if catalogue.get_concept(db, cid).topic_id != tid:
+        raise NotFoundError("concept not found")
+    name = forms.typed(form, "name")
+    try:
+        catalogue_admin.rename_concept(db, admin, cid, name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        key = f"rename-{cid}"
+        errors, values = {key: _message(exc)}, {key: name}
+        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
+    return redirect(f"/admin/catalogue/topics/{tid}", notice="renamed")
+
+
+def _question_fields(db: DB, topic_id: uuid.UUID, form: Any) -> dict[str, Any]:
+    """The question form's values, checked; ``forms.FieldError`` names the first problem."""
+    concept_id = forms.optional_uuid(forms.text(form, "concept", 64))
+    try:
+        concept = None if concept_id is None else catalogue.get_concept(db, concept_id)
+    except NotFoundError:
+        concept = None
+    if concept is None or concept.topic_id != topic_id:
+        raise forms.FieldError("Choose the concept the question tests.")
+    prompt = forms.checked_text(
+        forms.typed(form, "prompt").strip(), "question", rules.MAX_PROMPT, multiline=True
+    )
+    if not prompt:
+        raise forms.FieldError("Write the question.")
+    options = [line.strip() for line in forms.typed(form, "options").splitlines() if line.strip()]
+    if not 2 <= len(options) <= MAX_OPTIONS:
+        raise forms.FieldError(
+            f"Give 2 to {MAX_OPTIONS} answers to choose from, one per line "
+            f"(there {'is' if len(options) == 1 else 'are'} {len(options)})."
+        )
+    for number, option in enumerate(options, start=1):
+        forms.checked_text(option, f"answer on line {number}", rules.MAX_OPTION)
+    correct = forms.positive_int(forms.text(form, "correct", 8), 0, maximum=MAX_OPTIONS)
+    if not 1 <= correct <= len(options):
+        raise forms.FieldError(f"Choose which answer is right: 1 to {len(options)}.")
+    difficulty = forms.text(form, "difficulty", 16)
+    if difficulty not in rules.DIFFICULTIES:
+        raise forms.FieldError(f"Choose a difficulty: {forms.choices(rules.DIFFICULTIES)}.")
+    return {
+        "concept_id": concept.id,
+        "prompt": prompt,
+        "options": options,
+        "correct_option": correct - 1,
+        "difficulty": difficulty,
+    }
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/questions")
+def add_question(
+    request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    tid = parse_id(topic_id)
+    catalogue.get_topic(db, tid)
+    values = {
+        name: forms.typed(form, name)
+        for name in ("concept", "prompt", "options", "correct", "difficulty")
+    }
+    try:
+        fields = _question_fields(db, tid, form)
+        catalogue_admin.add_question(db, admin, **fields)
+    except forms.FieldError as exc:
+        return _topic_page(
+            request, db, tid, errors={"question": str(exc)}, values=values, status=422
+        )
+    except (InvalidInputError, ConflictError, NotFoundError) as exc:
+        uow.rollback()
+        errors = {"question": _message(exc)}
+        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
+    # The next question is often for the same concept and difficulty: the form keeps them.
+    kept = urlencode({"concept": values["concept"], "difficulty": values["difficulty"]})
+    return redirect(f"/admin/catalogue/topics/{tid}?{kept}", notice="question-added")
