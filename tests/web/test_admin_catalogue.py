@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from smartstudy.services import catalogue, quiz
@@ -202,3 +203,21 @@ def test_students_cannot_change_the_catalogue(web: Web, context):
     with context.sessions() as session:
         assert [s.name for s in catalogue.list_subjects(session)] == ["Mathematics"]
     assert 'href="/admin/catalogue"' not in web.get("/dashboard").text
+
+
+def test_an_empty_catalogue_says_so_where_topics_are_picked(web: Web, context):
+    """A new installation: students are told why there is nothing to pick and whom to ask,
+    the admin where to add topics; once a topic exists the notes go."""
+    web.signup("early@example.com")
+    for path in ("/study", "/subjects", "/preparation"):
+        page = web.get(path).text
+        assert 'id="no-topics"' in page and "ask yours" in page, path
+    admin = _admin(Web(TestClient(web.client.app)), context)  # a second browser
+    models = admin.get("/admin/models").text
+    assert 'id="catalogue-empty-note"' in models and 'href="/admin/catalogue"' in models
+    assert 'href="/admin/catalogue"' in admin.get("/study").text  # the admin is sent there
+    with session_scope(context.sessions) as session:
+        catalogue.ensure_topic(session, "Mathematics", "Calculus")
+    for path in ("/study", "/subjects", "/preparation"):
+        assert 'id="no-topics"' not in web.get(path).text, path
+    assert 'id="catalogue-empty-note"' not in admin.get("/admin/models").text

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from jinja2 import Template
 from starlette.responses import JSONResponse, Response
 
-from smartstudy.services import audit, mastery, person_fit, registry
+from smartstudy.services import audit, catalogue, mastery, person_fit, registry
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.services.reports import admin as admin_report
 from smartstudy.services.training import nothing_new_since, queue_training, schedule_training
@@ -174,6 +174,7 @@ def _page(
             "live_margin": registry.LIVE_MARGIN,
             "exp": math.exp,
             "audit_entries": audit.recent(db, AUDIT_SHOWN),
+            "catalogue_empty": not catalogue.list_topics(db),
             "error": error,
         },
         status_code=status,
