@@ -91,7 +91,7 @@ def test_every_form_address_opened_as_a_page_leads_to_the_page_of_its_form(clien
             methods.setdefault(route.path, set()).update(route.methods)
     assert not [path for path, m in methods.items() if "POST" in m and "GET" not in m]
     ids = {"task_id": "a b", "exam_id": "e-1", "version_id": "v1", "user_id": "u1"}
-    ids |= {"subject_id": "s1", "topic_id": "t1", "concept_id": "c1"}
+    ids |= {"subject_id": "s1", "topic_id": "t1", "concept_id": "c1", "question_id": "q1"}
     for form, page in FORM_PAGES.items():
         r = client.get(form.format(**ids), follow_redirects=False)
         assert r.status_code == 303, form

@@ -77,6 +77,32 @@ def add_question(
     return question
 
 
+def edit_question(
+    session: Session,
+    admin: User | None,
+    question_id: uuid.UUID,
+    concept_id: uuid.UUID,
+    prompt: str,
+    options: list[str],
+    correct_option: int,
+    difficulty: str = "medium",
+) -> Question:
+    """New content for a question; quizzes already taken keep it as it was asked."""
+    question = quiz.replace_question(
+        session, question_id, concept_id, prompt, options, correct_option, difficulty
+    )
+    details = {"concept_id": str(question.concept_id)}
+    audit.record(session, admin, "question.update", "question", question.id, details)
+    return question
+
+
+def remove_question(session: Session, admin: User | None, question_id: uuid.UUID) -> None:
+    """Take a question out of the bank; quizzes already taken keep their copy of it."""
+    question = quiz.delete_question(session, question_id)
+    details = {"concept_id": str(question.concept_id), "prompt": question.prompt[:120]}
+    audit.record(session, admin, "question.delete", "question", question_id, details)
+
+
 @dataclass(frozen=True)
 class TopicCounts:
     concepts: int = 0

@@ -37,14 +37,27 @@ log = logging.getLogger(__name__)
 MAX_QUESTIONS = 50
 
 
-def create_question(
+@dataclass(frozen=True)
+class QuestionFields:
+    """A question's content, checked (``checked_question``)."""
+
+    concept_id: uuid.UUID
+    prompt: str
+    options: list[str]
+    correct_option: int
+    difficulty: str
+
+
+def checked_question(
     session: Session,
     concept_id: uuid.UUID,
     prompt: str,
     options: list[str],
     correct_option: int,
     difficulty: str = "medium",
-) -> Question:
+) -> QuestionFields:
+    """The question's fields, trimmed; ``InvalidInputError`` names the first problem and
+    ``NotFoundError`` an unknown concept."""
     catalogue.get_concept(session, concept_id)
     prompt = prompt.strip()
     if not prompt:
@@ -62,14 +75,63 @@ def create_question(
         )
     if difficulty not in DIFFICULTIES:
         raise InvalidInputError("difficulty", f"must be one of {', '.join(DIFFICULTIES)}")
+    return QuestionFields(concept_id, prompt, cleaned, correct_option, difficulty)
+
+
+def create_question(
+    session: Session,
+    concept_id: uuid.UUID,
+    prompt: str,
+    options: list[str],
+    correct_option: int,
+    difficulty: str = "medium",
+) -> Question:
+    fields = checked_question(session, concept_id, prompt, options, correct_option, difficulty)
     question = Question(
-        concept_id=concept_id,
-        prompt=prompt,
-        options=cleaned,
-        correct_option=correct_option,
-        difficulty=difficulty,
+        concept_id=fields.concept_id,
+        prompt=fields.prompt,
+        options=fields.options,
+        correct_option=fields.correct_option,
+        difficulty=fields.difficulty,
     )
     session.add(question)
+    session.flush()
+    return question
+
+
+def get_question(session: Session, question_id: uuid.UUID) -> Question:
+    question = session.get(Question, question_id)
+    if question is None:
+        raise NotFoundError("question not found")
+    return question
+
+
+def replace_question(
+    session: Session,
+    question_id: uuid.UUID,
+    concept_id: uuid.UUID,
+    prompt: str,
+    options: list[str],
+    correct_option: int,
+    difficulty: str = "medium",
+) -> Question:
+    """Give a question new content. Quizzes already taken keep the question as it was asked
+    (``SessionQuestion.snapshot_json``), so their scores and mastery do not change."""
+    question = get_question(session, question_id)
+    fields = checked_question(session, concept_id, prompt, options, correct_option, difficulty)
+    question.concept_id = fields.concept_id
+    question.prompt = fields.prompt
+    question.options = fields.options
+    question.correct_option = fields.correct_option
+    question.difficulty = fields.difficulty
+    session.flush()
+    return question
+
+
+def delete_question(session: Session, question_id: uuid.UUID) -> Question:
+    """Take a question out of the bank; quizzes already taken keep their copy of it."""
+    question = get_question(session, question_id)
+    session.delete(question)
     session.flush()
     return question
 

@@ -40,6 +40,8 @@ NOTICES = {
     ),
     "concept-added": "Concept added.",
     "question-added": "Question added. The form below is ready for the next one.",
+    "question-saved": "Question saved. Quizzes already taken keep it as it was asked.",
+    "question-deleted": "Question deleted. Quizzes already taken keep their copy of it.",
     "renamed": "Name changed.",
     "training": "Training queued: the run below updates by itself until it ends.",
     "nothing-new": (

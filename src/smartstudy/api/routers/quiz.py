@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from smartstudy.api.deps import DB, AdminUser, CurrentUser
 from smartstudy.api.schemas import (
@@ -88,6 +88,32 @@ def create_question(body: QuestionIn, session: DB, admin: AdminUser) -> Question
         body.difficulty,
     )
     return question_out(q, admin)
+
+
+@router.put("/questions/{question_id}", response_model=QuestionOut)
+def replace_question(
+    question_id: uuid.UUID, body: QuestionIn, session: DB, admin: AdminUser
+) -> QuestionOut:
+    """New content for a question (admins). Quizzes already taken keep the question as it
+    was asked, so their scores and the mastery they gave do not change."""
+    q = catalogue_admin.edit_question(
+        session,
+        admin,
+        question_id,
+        body.concept_id,
+        body.prompt,
+        body.options,
+        body.correct_option,
+        body.difficulty,
+    )
+    return question_out(q, admin)
+
+
+@router.delete("/questions/{question_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_question(question_id: uuid.UUID, session: DB, admin: AdminUser) -> Response:
+    """Take a question out of the bank (admins); quizzes already taken keep their copy."""
+    catalogue_admin.remove_question(session, admin, question_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=status.HTTP_201_CREATED)

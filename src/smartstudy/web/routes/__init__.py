@@ -50,6 +50,12 @@ FORM_PAGES: dict[str, str] = {
         "/admin/catalogue/topics/{topic_id}"
     ),
     "/admin/catalogue/topics/{topic_id}/questions": "/admin/catalogue/topics/{topic_id}",
+    "/admin/catalogue/topics/{topic_id}/questions/{question_id}/edit": (
+        "/admin/catalogue/topics/{topic_id}"
+    ),
+    "/admin/catalogue/topics/{topic_id}/questions/{question_id}/delete": (
+        "/admin/catalogue/topics/{topic_id}"
+    ),
 }
 
 

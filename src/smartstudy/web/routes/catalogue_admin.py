@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from smartstudy.services import catalogue, catalogue_admin, rules
+from smartstudy.services import catalogue, catalogue_admin, quiz, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
 from smartstudy.store.repositories.catalogue import subjects_with_topics
 from smartstudy.web import forms
@@ -117,7 +117,7 @@ def _topic_page(
     topic_id: uuid.UUID,
     *,
     errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
     topic = catalogue.get_topic(db, topic_id)
@@ -233,16 +233,59 @@ def _question_fields(db: DB, topic_id: uuid.UUID, form: Any) -> dict[str, Any]:
     }
 
 
+_QUESTION_FIELDS = ("concept", "prompt", "options", "correct", "difficulty")
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/questions/{question_id}/edit")
+def edit_question(
+    request: Request,
+    topic_id: str,
+    question_id: str,
+    uow: UoW,
+    db: DB,
+    admin: AdminUser,
+    form: Form,
+) -> Response:
+    tid, qid = parse_id(topic_id), parse_id(question_id)
+    _topic_question(db, tid, qid)
+    key = f"edit-{qid}"
+    values = {key: {name: forms.typed(form, name) for name in _QUESTION_FIELDS}}
+    try:
+        fields = _question_fields(db, tid, form)
+        catalogue_admin.edit_question(db, admin, qid, **fields)
+    except forms.FieldError as exc:
+        return _topic_page(request, db, tid, errors={key: str(exc)}, values=values, status=422)
+    except (InvalidInputError, ConflictError, NotFoundError) as exc:
+        uow.rollback()
+        errors = {key: _message(exc)}
+        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
+    return redirect(f"/admin/catalogue/topics/{tid}", notice="question-saved")
+
+
+@router.post("/admin/catalogue/topics/{topic_id}/questions/{question_id}/delete")
+def delete_question(
+    topic_id: str, question_id: str, db: DB, admin: AdminUser, form: Form
+) -> Response:
+    tid, qid = parse_id(topic_id), parse_id(question_id)
+    _topic_question(db, tid, qid)
+    catalogue_admin.remove_question(db, admin, qid)
+    return redirect(f"/admin/catalogue/topics/{tid}", notice="question-deleted")
+
+
+def _topic_question(db: DB, topic_id: uuid.UUID, question_id: uuid.UUID) -> None:
+    """``NotFoundError`` (the 404 page) unless the question is one of the topic's."""
+    question = quiz.get_question(db, question_id)
+    if catalogue.get_concept(db, question.concept_id).topic_id != topic_id:
+        raise NotFoundError("question not found")
+
+
 @router.post("/admin/catalogue/topics/{topic_id}/questions")
 def add_question(
     request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
 ) -> Response:
     tid = parse_id(topic_id)
     catalogue.get_topic(db, tid)
-    values = {
-        name: forms.typed(form, name)
-        for name in ("concept", "prompt", "options", "correct", "difficulty")
-    }
+    values = {name: forms.typed(form, name) for name in _QUESTION_FIELDS}
     try:
         fields = _question_fields(db, tid, form)
         catalogue_admin.add_question(db, admin, **fields)
