@@ -66,9 +66,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Simulated learners.", no_args_is_help=True)
+questions_app = typer.Typer(help="The quiz question bank as CSV.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(questions_app, name="questions")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -480,6 +482,60 @@ def import_csv(
         f"{result.topics_created} new topics)",
         highlight=False,
     )
+
+
+@questions_app.command("import")
+def import_questions(
+    file: Annotated[Path, typer.Argument(help="CSV of quiz questions (see README).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only validate the file.")] = False,
+) -> None:
+    """Add quiz questions from a CSV: every row is checked, then all or nothing; a question
+    its concept already has is skipped.
+
+    Columns: subject, topic, concept, question, answer_1 … answer_8, right[, difficulty].
+    """
+    from smartstudy.services.importing import ImportErrors
+    from smartstudy.services.question_bank import import_questions_csv
+
+    context = _context()
+    try:
+        with session_scope(context.sessions) as session:
+            result = import_questions_csv(session, None, file, dry_run=dry_run)
+    except ImportErrors as exc:
+        err.print(f"[bold red]{file}: import refused, nothing was written[/]", highlight=False)
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    done = "would add" if dry_run else "added"
+    console.print(
+        f"{file}: {result.rows} rows; {done} {result.added} questions, skipped "
+        f"{result.skipped} already in the bank ({result.subjects_created} new subjects, "
+        f"{result.topics_created} new topics, {result.concepts_created} new concepts)"
+        + (" (nothing written)" if dry_run else ""),
+        highlight=False,
+    )
+
+
+@questions_app.command("export")
+def export_questions(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of standard output.")
+    ] = None,
+) -> None:
+    """Every quiz question as CSV, in the format `smartstudy questions import` reads."""
+    import csv
+    import io
+
+    from smartstudy.services.question_bank import export_questions_csv
+
+    context = _context()
+    with session_scope(context.sessions) as session:
+        text = export_questions_csv(session)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    rows = sum(1 for _ in csv.reader(io.StringIO(text))) - 1  # a question may span lines
+    console.print(f"{out}: {rows} questions", highlight=False)
 
 
 @app.command()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -87,8 +87,7 @@ def import_tasks_csv(
 
     Raises ``ImportErrors`` (and adds nothing) if any row is wrong.
     """
-    text = _read_file(Path(source)) if isinstance(source, str | Path) else source.read()
-    rows = _validate(uow.session, text)
+    rows = _validate(uow.session, read_text(source))
     result, completions = _write(uow.session, rows)
     if dry_run:
         uow.rollback()
@@ -97,7 +96,12 @@ def import_tasks_csv(
     return result
 
 
-def _read_file(path: Path) -> str:
+def read_text(source: Path | str | io.TextIOBase) -> str:
+    """The text of a CSV file given by path (UTF-8, with or without a byte-order mark), or
+    of an open text stream; ``ImportErrors`` says what is wrong with the file."""
+    if not isinstance(source, str | Path):
+        return source.read()
+    path = Path(source)
     if not path.is_file():
         raise ImportErrors([f"{path}: no such file"])
     data = path.read_bytes()
@@ -110,31 +114,43 @@ def _read_file(path: Path) -> str:
         ) from None
 
 
-def _header(reader: csv.DictReader) -> list[str]:
+def _header(
+    reader: csv.DictReader, required: tuple[str, ...], optional: tuple[str, ...]
+) -> list[str]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
         raise ImportErrors(["line 1: the file is empty; expected a header row"])
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in required + optional]
     problems = []
     if missing:
         problems.append(f"line 1: missing column(s) {', '.join(missing)}")
     if unknown:
         problems.append(
-            f"line 1: unknown column(s) {', '.join(_shown(c) for c in unknown)}; "
-            f"expected {', '.join(REQUIRED + OPTIONAL)}"
+            f"line 1: unknown column(s) {', '.join(shown(c) for c in unknown)}; "
+            f"expected {', '.join(required + optional)}"
         )
     if problems:
         raise ImportErrors(problems)
     return header
 
 
-def _validate(session: Session, text: str) -> list[_Row]:
+T = TypeVar("T")
+
+
+def read_rows(
+    text: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    check_row: Callable[[int, dict[str, str], list[str]], T | None],
+) -> list[T]:
+    """Every row of the CSV ``text`` checked by ``check_row`` (its line number, its cells by
+    column, stripped, an optional column left out reading as empty, and the problems found so
+    far: the row's value, or None with what is wrong added to the problems). ``ImportErrors``
+    lists up to ``MAX_ERRORS`` problems, each naming its line and column."""
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames = _header(reader)
-    users = {u.email: u for u in session.scalars(select(User))}
-    now = utcnow()
-    out: list[_Row] = []
+    header = reader.fieldnames = _header(reader, required, optional)
+    out: list[T] = []
     problems: list[str] = []
     while len(problems) < MAX_ERRORS:
         first_line = reader.line_num + 1
@@ -151,7 +167,9 @@ def _validate(session: Session, text: str) -> list[_Row]:
                 f"expected {len(header)}"
             )
             continue
-        row = _check_row(reader.line_num, raw, users, now, problems)
+        cells = {column: "" for column in optional}
+        cells.update({k: (v or "").strip() for k, v in raw.items()})
+        row = check_row(reader.line_num, cells, problems)
         if row is not None:
             out.append(row)
     if problems:
@@ -159,6 +177,16 @@ def _validate(session: Session, text: str) -> list[_Row]:
     if not out:
         raise ImportErrors(["line 2: the file has a header but no rows"])
     return out
+
+
+def _validate(session: Session, text: str) -> list[_Row]:
+    users = {u.email: u for u in session.scalars(select(User))}
+    now = utcnow()
+
+    def check(line: int, values: dict[str, str], problems: list[str]) -> _Row | None:
+        return _check_row(line, values, users, now, problems)
+
+    return read_rows(text, REQUIRED, OPTIONAL, check)
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -172,17 +200,16 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"the row is not valid CSV: {exc}"
 
 
-def _shown(value: str, limit: int = 40) -> str:
+def shown(value: str, limit: int = 40) -> str:
     """``value`` quoted for a message, cut short: a bad cell may be 100,000 characters."""
     return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _check_row(
-    line: int, raw: dict, users: dict[str, User], now: datetime, problems: list[str]
+    line: int, values: dict[str, str], users: dict[str, User], now: datetime, problems: list[str]
 ) -> _Row | None:
     """The row, or None with what is wrong added to ``problems`` ('line N, column C: ...')."""
     before = len(problems)
-    values = {k: (v or "").strip() for k, v in raw.items()}
 
     def bad(column: str, message: str) -> None:
         problems.append(f"line {line}, column {column}: {message}")
@@ -191,7 +218,7 @@ def _check_row(
     if not values["email"]:
         bad("email", "is empty")
     elif user is None:
-        bad("email", f"no account with e-mail {_shown(values['email'])}")
+        bad("email", f"no account with e-mail {shown(values['email'])}")
     names = {}
     for col in ("subject", "topic"):
         try:
@@ -205,10 +232,10 @@ def _check_row(
     difficulty = values["difficulty"].lower()
     if difficulty not in rules.DIFFICULTIES:
         choices = ", ".join(rules.DIFFICULTIES)
-        bad("difficulty", f"{_shown(values['difficulty'])} is not one of {choices}")
+        bad("difficulty", f"{shown(values['difficulty'])} is not one of {choices}")
     correct_text = values["correct"].lower()
     if correct_text not in _TRUE | _FALSE:
-        bad("correct", f"{_shown(values['correct'])} is not 0/1 (or true/false)")
+        bad("correct", f"{shown(values['correct'])} is not 0/1 (or true/false)")
     seconds = _seconds(values["rt_seconds"], bad)
     completed_at = _completed_at(values.get("completed_at", ""), now, bad)
     if len(problems) > before or user is None:
@@ -230,14 +257,14 @@ def _seconds(text: str, bad: Callable[[str, str], None]) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        bad("rt_seconds", f"{_shown(text)} is not a number of seconds")
+        bad("rt_seconds", f"{shown(text)} is not a number of seconds")
         return math.nan
     if not math.isfinite(seconds) or seconds <= 0:
-        bad("rt_seconds", f"{_shown(text)} must be more than 0 seconds")
+        bad("rt_seconds", f"{shown(text)} must be more than 0 seconds")
     elif seconds > rules.MAX_TASK_SECONDS:
         bad(
             "rt_seconds",
-            f"{_shown(text)} is more than {rules.MAX_TASK_HOURS} h ({rules.MAX_TASK_SECONDS} s)",
+            f"{shown(text)} is more than {rules.MAX_TASK_HOURS} h ({rules.MAX_TASK_SECONDS} s)",
         )
     return seconds
 
@@ -248,12 +275,12 @@ def _completed_at(text: str, now: datetime, bad: Callable[[str, str], None]) -> 
     try:
         completed_at = datetime.fromisoformat(text)
     except ValueError:
-        bad("completed_at", f"{_shown(text)} is not an ISO 8601 time")
+        bad("completed_at", f"{shown(text)} is not an ISO 8601 time")
         return None
     if completed_at.tzinfo is None:
         completed_at = completed_at.replace(tzinfo=UTC)
     if completed_at > now + timedelta(minutes=5):
-        bad("completed_at", f"{_shown(text)} is in the future")
+        bad("completed_at", f"{shown(text)} is in the future")
     return completed_at
 
 
