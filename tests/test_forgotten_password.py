@@ -117,7 +117,7 @@ def test_the_admin_web_page_sets_a_random_password_and_shows_it_once(client, con
     users = web.get("/admin/users?q=forget")
     assert users.status_code == 200
     assert "1 account match" in users.text and "forgetful@example.com" in users.text
-    assert 'href="/admin/users"' in web.get("/dashboard").text  # in the admin's menu
+    assert 'href="/admin/users"' in web.get("/admin/models").text  # in the admin tabs
     sid = _user_id(context, "forgetful@example.com")
     assert f'href="/admin/users/{sid}"' in users.text
     page = web.get(f"/admin/users/{sid}")
@@ -184,6 +184,7 @@ def test_students_cannot_reach_the_users_pages(client, context):
     web.get("/dashboard")
     assert web.post(f"/admin/users/{sid}/role", {"role": "admin"}).status_code == 403
     assert 'href="/admin/users"' not in web.get("/dashboard").text
+    assert 'href="/admin/models"' not in web.get("/dashboard").text  # no admin menu item
 
 
 @pytest.fixture

@@ -221,3 +221,41 @@ def test_an_empty_catalogue_says_so_where_topics_are_picked(web: Web, context):
     for path in ("/study", "/subjects", "/preparation"):
         assert 'id="no-topics"' not in web.get(path).text, path
     assert 'id="catalogue-empty-note"' not in admin.get("/admin/models").text
+
+
+QUESTIONS_CSV = (
+    "subject,topic,concept,question,answer_1,answer_2,right\n"
+    "Chemistry,Organic,Alkanes,Which is an alkane?,Ethene,Ethane,2\n"
+    "Chemistry,Organic,Alkanes,CH4 is,methane,ethane,1\n"
+)
+
+
+def test_questions_come_and_go_as_a_csv_file(web: Web, context):
+    _admin(web, context)
+    web.get("/admin/catalogue")
+    files = {"file": ("bank.csv", QUESTIONS_CSV.encode(), "text/csv")}
+    checked = web.post("/admin/catalogue/questions/import", {"check": "1"}, files=files)
+    assert checked.status_code == 200 and 'id="import-result"' in checked.text
+    assert "would add 2 questions" in checked.text
+    with context.sessions() as session:
+        assert catalogue.list_subjects(session) == []  # only checked
+    done = web.post("/admin/catalogue/questions/import", files=files)
+    assert done.status_code == 200 and "added 2 questions" in done.text
+    assert "1 new subject, 1 new topic, 1 new concept" in done.text
+    exported = web.get("/admin/catalogue/questions.csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    assert exported.text.splitlines()[1].startswith("Chemistry,Organic,Alkanes,Which is an alkane?")
+
+    broken = {"file": ("bank.csv", QUESTIONS_CSV.replace(",2\n", ",5\n").encode(), "text/csv")}
+    refused = web.post("/admin/catalogue/questions/import", files=broken)
+    assert refused.status_code == 422 and 'id="import-problems"' in refused.text
+    assert "line 2, column right: &#39;5&#39; is not the number of an answer" in refused.text
+    latin = {"file": ("bank.csv", "subject\nCaf\xe9\n".encode("latin-1"), "text/csv")}
+    assert (
+        "save the file as UTF-8" in web.post("/admin/catalogue/questions/import", files=latin).text
+    )
+    nothing = web.post("/admin/catalogue/questions/import", {})
+    assert nothing.status_code == 422 and "Choose a CSV file to import." in nothing.text
+    with context.sessions() as session:
+        assert len(quiz.list_questions(session)) == 2  # the refusals added nothing

@@ -44,6 +44,7 @@ FORM_PAGES: dict[str, str] = {
     "/admin/catalogue/subjects": "/admin/catalogue",
     "/admin/catalogue/subjects/{subject_id}/rename": "/admin/catalogue",
     "/admin/catalogue/topics": "/admin/catalogue",
+    "/admin/catalogue/questions/import": "/admin/catalogue",
     "/admin/catalogue/topics/{topic_id}/rename": "/admin/catalogue/topics/{topic_id}",
     "/admin/catalogue/topics/{topic_id}/concepts": "/admin/catalogue/topics/{topic_id}",
     "/admin/catalogue/topics/{topic_id}/concepts/{concept_id}/rename": (

@@ -5,15 +5,18 @@ the audit log. Nothing is deleted: tasks, quizzes and mastery refer to these row
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from smartstudy.services import catalogue, catalogue_admin, quiz, rules
+from smartstudy.services import catalogue, catalogue_admin, question_bank, quiz, rules
 from smartstudy.services.errors import ConflictError, InvalidInputError, NotFoundError
+from smartstudy.services.importing import ImportErrors
 from smartstudy.store.repositories.catalogue import subjects_with_topics
 from smartstudy.web import forms
 from smartstudy.web.deps import DB, AdminUser, Form, PageRoute, UoW, as_sentence, parse_id
@@ -46,6 +49,9 @@ def _catalogue_page(
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    imported: question_bank.QuestionImport | None = None,
+    checked_only: bool = False,
+    import_problems: list[str] | None = None,
     status: int = 200,
 ) -> Response:
     context: dict[str, Any] = {
@@ -55,6 +61,10 @@ def _catalogue_page(
         "empty_counts": catalogue_admin.TopicCounts(),
         "errors": errors or {},
         "values": values or {},
+        "imported": imported,
+        "checked_only": checked_only,
+        "import_problems": import_problems or [],
+        "question_columns": question_bank.COLUMNS,
     }
     return render(request, "admin_catalogue.html", context, status_code=status)
 
@@ -90,6 +100,53 @@ def rename_subject(
         errors, values = {key: _message(exc)}, {key: name}
         return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
     return redirect("/admin/catalogue", notice="renamed")
+
+
+#: The largest question file the page takes (a bank of thousands of questions is far less).
+MAX_QUESTION_FILE = 5 * 1024 * 1024
+
+
+@router.get("/admin/catalogue/questions.csv")
+def export_questions(db: DB, _admin: AdminUser) -> Response:
+    """Every quiz question as CSV, in the format the import reads."""
+    return Response(
+        question_bank.export_questions_csv(db),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="smartstudy-questions.csv"'},
+    )
+
+
+@router.post("/admin/catalogue/questions/import")
+def import_questions(request: Request, uow: UoW, db: DB, admin: AdminUser, form: Form) -> Response:
+    """Questions from an uploaded CSV: all or nothing, every problem listed by line and
+    column; ``check`` only checks and counts."""
+    dry_run = form.get("check") == "1"
+    upload = form.get("file")
+    problems: list[str] = []
+    text = ""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        problems = ["Choose a CSV file to import."]
+    else:
+        data = upload.file.read(MAX_QUESTION_FILE + 1)
+        if len(data) > MAX_QUESTION_FILE:
+            problems = [f"The file is larger than {MAX_QUESTION_FILE // 2**20} MB; split it."]
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                line = data[: exc.start].count(b"\n") + 1
+                problems = [f"line {line}: this is not UTF-8 text; save the file as UTF-8"]
+    if not problems:
+        try:
+            result = question_bank.import_questions_csv(
+                db, admin, io.StringIO(text), dry_run=dry_run
+            )
+        except ImportErrors as exc:
+            uow.rollback()
+            problems = exc.problems
+        else:
+            return _catalogue_page(request, db, imported=result, checked_only=dry_run)
+    return _catalogue_page(request, db, import_problems=problems, status=422)
 
 
 @router.post("/admin/catalogue/topics")
