@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from smartstudy.services import audit, throttle
 from smartstudy.services.accounts import check_password_rules, get_user, revoke_credentials
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.services.security import hash_password
-from smartstudy.store.orm import ROLES, User
+from smartstudy.store.orm import ROLES, PracticeTask, User, as_utc
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,39 @@ def list_users(
         select(User).where(*conditions).order_by(User.email).limit(limit).offset(offset)
     ).all()
     return UserPage(items=list(items), total=total or 0, limit=limit, offset=offset)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a student has done: completed practice tasks, how many right, the last one."""
+
+    tasks_done: int = 0
+    correct: int = 0
+    last_done: datetime | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self.correct / self.tasks_done if self.tasks_done else None
+
+
+def activity(session: Session, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Activity]:
+    """The ``Activity`` of each of ``user_ids`` that has completed a task (one query)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(
+            PracticeTask.user_id,
+            func.count(),
+            func.sum(case((PracticeTask.is_correct.is_(True), 1), else_=0)),
+            func.max(PracticeTask.completed_at),
+        )
+        .where(PracticeTask.user_id.in_(user_ids), PracticeTask.completed_at.is_not(None))
+        .group_by(PracticeTask.user_id)
+    ).all()
+    return {
+        user_id: Activity(int(n), int(correct or 0), as_utc(last))
+        for user_id, n, correct, last in rows
+    }
 
 
 def _check_role(role: str) -> str:

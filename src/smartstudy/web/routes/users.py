@@ -45,6 +45,8 @@ def users_page(request: Request, db: DB, _admin: AdminUser) -> Response:
         {
             "active": "users",
             "page": page,
+            "activity": user_admin.activity(db, [u.id for u in page.items]),
+            "no_activity": user_admin.Activity(),
             "number": number,
             "pages": pages,
             "q": query if problem is None else "",
@@ -63,9 +65,11 @@ def _user_page(
     new_password: str | None = None,
     status: int = 200,
 ) -> Response:
+    account = get_user(db, user_id)
     context: dict[str, Any] = {
         "active": "users",
-        "account": get_user(db, user_id),
+        "account": account,
+        "activity": user_admin.activity(db, [account.id]).get(account.id, user_admin.Activity()),
         "errors": errors or {},
         "password_set": password_set,
         "new_password": new_password,
