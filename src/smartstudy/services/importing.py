@@ -96,15 +96,18 @@ def import_tasks_csv(
     return result
 
 
-def read_text(source: Path | str | io.TextIOBase) -> str:
-    """The text of a CSV file given by path (UTF-8, with or without a byte-order mark), or
-    of an open text stream; ``ImportErrors`` says what is wrong with the file."""
-    if not isinstance(source, str | Path):
+def read_text(source: Path | str | bytes | io.TextIOBase) -> str:
+    """The text of a CSV file given by path or as its bytes (UTF-8, with or without a
+    byte-order mark), or of an open text stream; ``ImportErrors`` says what is wrong."""
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ImportErrors([f"{path}: no such file"])
+        data = path.read_bytes()
+    else:
         return source.read()
-    path = Path(source)
-    if not path.is_file():
-        raise ImportErrors([f"{path}: no such file"])
-    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -64,7 +64,7 @@ class QuestionImport:
 def import_questions_csv(
     session: Session,
     admin: User | None,
-    source: Path | str | io.TextIOBase,
+    source: Path | str | bytes | io.TextIOBase,
     *,
     dry_run: bool = False,
 ) -> QuestionImport:

@@ -1,11 +1,12 @@
 """The admin catalogue pages: the subjects, topics and concepts students practise, and each
-concept's quiz questions. An admin adds and renames them here (as with the API's
-``/v1/subjects``, ``/v1/topics``, ``/v1/concepts`` and ``/v1/questions``); every change is in
-the audit log. Nothing is deleted: tasks, quizzes and mastery refer to these rows."""
+concept's quiz questions. An admin adds and renames subjects, topics and concepts here (as
+with the API's ``/v1/subjects``, ``/v1/topics`` and ``/v1/concepts``), which are never deleted
+because tasks, quizzes and mastery refer to them; and adds, edits, deletes, imports and exports
+quiz questions (``/v1/questions``; every quiz keeps its own copy of the questions it asked).
+Every change is in the audit log."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -24,8 +25,8 @@ from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-#: A question has 2 to this many options (``quiz.create_question``).
-MAX_OPTIONS = 8
+#: A question has 2 to this many answers (``quiz.checked_question``).
+MAX_OPTIONS = question_bank.MAX_ANSWERS
 Refusal = InvalidInputError | ConflictError | NotFoundError
 
 
@@ -123,24 +124,16 @@ def import_questions(request: Request, uow: UoW, db: DB, admin: AdminUser, form:
     dry_run = form.get("check") == "1"
     upload = form.get("file")
     problems: list[str] = []
-    text = ""
+    data = b""
     if not isinstance(upload, UploadFile) or not upload.filename:
         problems = ["Choose a CSV file to import."]
     else:
         data = upload.file.read(MAX_QUESTION_FILE + 1)
         if len(data) > MAX_QUESTION_FILE:
             problems = [f"The file is larger than {MAX_QUESTION_FILE // 2**20} MB; split it."]
-        else:
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                line = data[: exc.start].count(b"\n") + 1
-                problems = [f"line {line}: this is not UTF-8 text; save the file as UTF-8"]
     if not problems:
         try:
-            result = question_bank.import_questions_csv(
-                db, admin, io.StringIO(text), dry_run=dry_run
-            )
+            result = question_bank.import_questions_csv(db, admin, data, dry_run=dry_run)
         except ImportErrors as exc:
             uow.rollback()
             problems = exc.problems

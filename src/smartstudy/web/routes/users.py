@@ -17,7 +17,7 @@ from smartstudy.services.accounts import get_user
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.services.security import random_password
 from smartstudy.web import forms
-from smartstudy.web.deps import DB, AdminUser, Form, PageRoute, UoW, parse_id
+from smartstudy.web.deps import DB, AdminUser, Form, PageRoute, UoW, as_sentence, parse_id
 from smartstudy.web.render import redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -73,7 +73,6 @@ def _user_page(
         "errors": errors or {},
         "password_set": password_set,
         "new_password": new_password,
-        "roles": ("student", "admin"),
     }
     return render(request, "admin_user.html", context, status_code=status)
 
@@ -97,8 +96,11 @@ def set_password(
         account = user_admin.set_password(db, admin, uid, password)
     except (ConflictError, InvalidInputError) as exc:
         uow.rollback()
-        message = exc.message if isinstance(exc, InvalidInputError) else str(exc)
-        error = {"new_password": f"The new password {message}."}
+        if isinstance(exc, InvalidInputError):
+            message = f"The new password {exc.message}."
+        else:
+            message = as_sentence(str(exc))
+        error = {"new_password": message}
         return _user_page(request, db, uid, errors=error, status=422)
     shown = password if generated else None
     return _user_page(request, db, account.id, password_set=True, new_password=shown)
