@@ -10,7 +10,7 @@ questions and the practice tasks students have completed in it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -60,37 +60,18 @@ def rename_concept(
     return _audited(session, admin, "concept.update", concept)
 
 
-def add_question(
-    session: Session,
-    admin: User | None,
-    concept_id: uuid.UUID,
-    prompt: str,
-    options: list[str],
-    correct_option: int,
-    difficulty: str = "medium",
-) -> Question:
-    question = quiz.create_question(
-        session, concept_id, prompt, options, correct_option, difficulty
-    )
+def add_question(session: Session, admin: User | None, fields: quiz.QuestionFields) -> Question:
+    question = quiz.create_question(session, **asdict(fields))
     details = {"concept_id": str(question.concept_id)}
     audit.record(session, admin, "question.create", "question", question.id, details)
     return question
 
 
 def edit_question(
-    session: Session,
-    admin: User | None,
-    question_id: uuid.UUID,
-    concept_id: uuid.UUID,
-    prompt: str,
-    options: list[str],
-    correct_option: int,
-    difficulty: str = "medium",
+    session: Session, admin: User | None, question_id: uuid.UUID, fields: quiz.QuestionFields
 ) -> Question:
     """New content for a question; quizzes already taken keep it as it was asked."""
-    question = quiz.replace_question(
-        session, question_id, concept_id, prompt, options, correct_option, difficulty
-    )
+    question = quiz.replace_question(session, question_id, fields)
     details = {"concept_id": str(question.concept_id)}
     audit.record(session, admin, "question.update", "question", question.id, details)
     return question

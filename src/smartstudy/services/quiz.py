@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -39,43 +39,36 @@ MAX_QUESTIONS = 50
 
 @dataclass(frozen=True)
 class QuestionFields:
-    """A question's content, checked (``checked_question``)."""
+    """A question's content: what ``checked_question`` checks, and what an edit replaces."""
 
     concept_id: uuid.UUID
     prompt: str
     options: list[str]
     correct_option: int
-    difficulty: str
+    difficulty: str = "medium"
 
 
-def checked_question(
-    session: Session,
-    concept_id: uuid.UUID,
-    prompt: str,
-    options: list[str],
-    correct_option: int,
-    difficulty: str = "medium",
-) -> QuestionFields:
-    """The question's fields, trimmed; ``InvalidInputError`` names the first problem and
+def checked_question(session: Session, fields: QuestionFields) -> QuestionFields:
+    """``fields`` trimmed; ``InvalidInputError`` names the first problem and
     ``NotFoundError`` an unknown concept."""
-    catalogue.get_concept(session, concept_id)
-    prompt = prompt.strip()
+    catalogue.get_concept(session, fields.concept_id)
+    prompt = fields.prompt.strip()
     if not prompt:
         raise InvalidInputError("prompt", "must not be empty")
-    cleaned = [o.strip() for o in options]
+    cleaned = [o.strip() for o in fields.options]
     if not 2 <= len(cleaned) <= 8:
         raise InvalidInputError("options", "give between 2 and 8 options")
     if any(not o for o in cleaned):
         raise InvalidInputError("options", "options must not be empty")
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInputError("options", "options must differ from each other")
-    if not 0 <= correct_option < len(cleaned):
+    if not 0 <= fields.correct_option < len(cleaned):
         raise InvalidInputError(
             "correct_option", f"must be the index of an option, 0 to {len(cleaned) - 1}"
         )
-    if difficulty not in DIFFICULTIES:
+    if fields.difficulty not in DIFFICULTIES:
         raise InvalidInputError("difficulty", f"must be one of {', '.join(DIFFICULTIES)}")
-    return QuestionFields(concept_id, prompt, cleaned, correct_option, difficulty)
+    return replace(fields, prompt=prompt, options=cleaned)
 
 
 def create_question(
@@ -86,14 +79,8 @@ def create_question(
     correct_option: int,
     difficulty: str = "medium",
 ) -> Question:
-    fields = checked_question(session, concept_id, prompt, options, correct_option, difficulty)
-    question = Question(
-        concept_id=fields.concept_id,
-        prompt=fields.prompt,
-        options=fields.options,
-        correct_option=fields.correct_option,
-        difficulty=fields.difficulty,
-    )
+    content = QuestionFields(concept_id, prompt, options, correct_option, difficulty)
+    question = Question(**asdict(checked_question(session, content)))
     session.add(question)
     session.flush()
     return question
@@ -106,24 +93,12 @@ def get_question(session: Session, question_id: uuid.UUID) -> Question:
     return question
 
 
-def replace_question(
-    session: Session,
-    question_id: uuid.UUID,
-    concept_id: uuid.UUID,
-    prompt: str,
-    options: list[str],
-    correct_option: int,
-    difficulty: str = "medium",
-) -> Question:
+def replace_question(session: Session, question_id: uuid.UUID, fields: QuestionFields) -> Question:
     """Give a question new content. Quizzes already taken keep the question as it was asked
     (``SessionQuestion.snapshot_json``), so their scores and mastery do not change."""
     question = get_question(session, question_id)
-    fields = checked_question(session, concept_id, prompt, options, correct_option, difficulty)
-    question.concept_id = fields.concept_id
-    question.prompt = fields.prompt
-    question.options = fields.options
-    question.correct_option = fields.correct_option
-    question.difficulty = fields.difficulty
+    for name, value in asdict(checked_question(session, fields)).items():
+        setattr(question, name, value)
     session.flush()
     return question
 

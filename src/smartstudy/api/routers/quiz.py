@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Response, status
 
@@ -35,15 +34,11 @@ def question_out(q: Question, user: User) -> QuestionOut:
     )
 
 
-def _content(body: QuestionIn) -> dict[str, Any]:
+def _content(body: QuestionIn) -> quiz.QuestionFields:
     """A question's content as the catalogue services take it."""
-    return {
-        "concept_id": body.concept_id,
-        "prompt": body.prompt,
-        "options": body.options,
-        "correct_option": body.correct_option,
-        "difficulty": body.difficulty,
-    }
+    return quiz.QuestionFields(
+        body.concept_id, body.prompt, body.options, body.correct_option, body.difficulty
+    )
 
 
 def session_out(s: StudySession) -> SessionOut:
@@ -90,7 +85,7 @@ def list_questions(
 
 @router.post("/questions", response_model=QuestionOut, status_code=status.HTTP_201_CREATED)
 def create_question(body: QuestionIn, session: DB, admin: AdminUser) -> QuestionOut:
-    q = catalogue_admin.add_question(session, admin, **_content(body))
+    q = catalogue_admin.add_question(session, admin, _content(body))
     return question_out(q, admin)
 
 
@@ -100,7 +95,7 @@ def replace_question(
 ) -> QuestionOut:
     """New content for a question (admins). Quizzes already taken keep the question as it
     was asked, so their scores and the mastery they gave do not change."""
-    q = catalogue_admin.edit_question(session, admin, question_id, **_content(body))
+    q = catalogue_admin.edit_question(session, admin, question_id, _content(body))
     return question_out(q, admin)
 
 

@@ -8,6 +8,8 @@ Every change is in the audit log."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,6 +41,28 @@ def _message(exc: Refusal) -> str:
 
 def _status(exc: Refusal) -> int:
     return 409 if isinstance(exc, ConflictError) else 422
+
+
+def _name_change(
+    uow: UoW,
+    form: Any,
+    change: Callable[[str], object],
+    *,
+    key: str,
+    page: Callable[..., Response],
+    done: str,
+    notice: str,
+) -> Response:
+    """``change`` with the name typed in ``form``'s ``name`` field, then back to ``done`` with
+    ``notice``; a refusal shows ``page`` again, with the message and the typed name beside the
+    form called ``key``."""
+    name = forms.typed(form, "name")
+    try:
+        change(name)
+    except (InvalidInputError, ConflictError) as exc:
+        uow.rollback()
+        return page(errors={key: _message(exc)}, values={key: name}, status=_status(exc))
+    return redirect(done, notice=notice)
 
 
 # --- the subjects and their topics ------------------------------------------------------------
@@ -77,14 +101,15 @@ def catalogue_page(request: Request, db: DB, _admin: AdminUser) -> Response:
 
 @router.post("/admin/catalogue/subjects")
 def add_subject(request: Request, uow: UoW, db: DB, admin: AdminUser, form: Form) -> Response:
-    name = forms.typed(form, "name")
-    try:
-        catalogue_admin.add_subject(db, admin, name)
-    except (InvalidInputError, ConflictError) as exc:
-        uow.rollback()
-        errors, values = {"subject": _message(exc)}, {"subject": name}
-        return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
-    return redirect("/admin/catalogue", notice="subject-added")
+    return _name_change(
+        uow,
+        form,
+        partial(catalogue_admin.add_subject, db, admin),
+        key="subject",
+        page=partial(_catalogue_page, request, db),
+        done="/admin/catalogue",
+        notice="subject-added",
+    )
 
 
 @router.post("/admin/catalogue/subjects/{subject_id}/rename")
@@ -92,15 +117,15 @@ def rename_subject(
     request: Request, subject_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
 ) -> Response:
     sid = parse_id(subject_id)
-    name = forms.typed(form, "name")
-    try:
-        catalogue_admin.rename_subject(db, admin, sid, name)
-    except (InvalidInputError, ConflictError) as exc:
-        uow.rollback()
-        key = f"rename-{sid}"
-        errors, values = {key: _message(exc)}, {key: name}
-        return _catalogue_page(request, db, errors=errors, values=values, status=_status(exc))
-    return redirect("/admin/catalogue", notice="renamed")
+    return _name_change(
+        uow,
+        form,
+        partial(catalogue_admin.rename_subject, db, admin, sid),
+        key=f"rename-{sid}",
+        page=partial(_catalogue_page, request, db),
+        done="/admin/catalogue",
+        notice="renamed",
+    )
 
 
 #: The largest question file the page takes (a bank of thousands of questions is far less).
@@ -192,19 +217,30 @@ def topic_page(request: Request, topic_id: str, db: DB, _admin: AdminUser) -> Re
     return _topic_page(request, db, parse_id(topic_id), values=keep)
 
 
+def _topic_change(
+    request: Request,
+    uow: UoW,
+    db: DB,
+    form: Any,
+    topic_id: uuid.UUID,
+    change: Callable[[str], object],
+    *,
+    key: str,
+    notice: str,
+) -> Response:
+    """``_name_change`` on the page of topic ``topic_id``."""
+    page = partial(_topic_page, request, db, topic_id)
+    done = f"/admin/catalogue/topics/{topic_id}"
+    return _name_change(uow, form, change, key=key, page=page, done=done, notice=notice)
+
+
 @router.post("/admin/catalogue/topics/{topic_id}/rename")
 def rename_topic(
     request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
 ) -> Response:
     tid = parse_id(topic_id)
-    name = forms.typed(form, "name")
-    try:
-        catalogue_admin.rename_topic(db, admin, tid, name)
-    except (InvalidInputError, ConflictError) as exc:
-        uow.rollback()
-        errors, values = {"rename": _message(exc)}, {"rename": name}
-        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
-    return redirect(f"/admin/catalogue/topics/{tid}", notice="renamed")
+    change = partial(catalogue_admin.rename_topic, db, admin, tid)
+    return _topic_change(request, uow, db, form, tid, change, key="rename", notice="renamed")
 
 
 @router.post("/admin/catalogue/topics/{topic_id}/concepts")
@@ -212,14 +248,10 @@ def add_concept(
     request: Request, topic_id: str, uow: UoW, db: DB, admin: AdminUser, form: Form
 ) -> Response:
     tid = parse_id(topic_id)
-    name = forms.typed(form, "name")
-    try:
-        catalogue_admin.add_concept(db, admin, tid, name)
-    except (InvalidInputError, ConflictError) as exc:
-        uow.rollback()
-        errors, values = {"new-concept": _message(exc)}, {"new-concept": name}
-        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
-    return redirect(f"/admin/catalogue/topics/{tid}", notice="concept-added")
+    change = partial(catalogue_admin.add_concept, db, admin, tid)
+    return _topic_change(
+        request, uow, db, form, tid, change, key="new-concept", notice="concept-added"
+    )
 
 
 @router.post("/admin/catalogue/topics/{topic_id}/concepts/{concept_id}/rename")
@@ -235,18 +267,11 @@ def rename_concept(
     tid, cid = parse_id(topic_id), parse_id(concept_id)
     if catalogue.get_concept(db, cid).topic_id != tid:
         raise NotFoundError("concept not found")
-    name = forms.typed(form, "name")
-    try:
-        catalogue_admin.rename_concept(db, admin, cid, name)
-    except (InvalidInputError, ConflictError) as exc:
-        uow.rollback()
-        key = f"rename-{cid}"
-        errors, values = {key: _message(exc)}, {key: name}
-        return _topic_page(request, db, tid, errors=errors, values=values, status=_status(exc))
-    return redirect(f"/admin/catalogue/topics/{tid}", notice="renamed")
+    change = partial(catalogue_admin.rename_concept, db, admin, cid)
+    return _topic_change(request, uow, db, form, tid, change, key=f"rename-{cid}", notice="renamed")
 
 
-def _question_fields(db: DB, topic_id: uuid.UUID, form: Any) -> dict[str, Any]:
+def _question_fields(db: DB, topic_id: uuid.UUID, form: Any) -> quiz.QuestionFields:
     """The question form's values, checked; ``forms.FieldError`` names the first problem."""
     concept_id = forms.optional_uuid(forms.text(form, "concept", 64))
     try:
@@ -274,13 +299,7 @@ def _question_fields(db: DB, topic_id: uuid.UUID, form: Any) -> dict[str, Any]:
     difficulty = forms.text(form, "difficulty", 16)
     if difficulty not in rules.DIFFICULTIES:
         raise forms.FieldError(f"Choose a difficulty: {forms.choices(rules.DIFFICULTIES)}.")
-    return {
-        "concept_id": concept.id,
-        "prompt": prompt,
-        "options": options,
-        "correct_option": correct - 1,
-        "difficulty": difficulty,
-    }
+    return quiz.QuestionFields(concept.id, prompt, options, correct - 1, difficulty)
 
 
 _QUESTION_FIELDS = ("concept", "prompt", "options", "correct", "difficulty")
@@ -302,7 +321,7 @@ def edit_question(
     values = {key: {name: forms.typed(form, name) for name in _QUESTION_FIELDS}}
     try:
         fields = _question_fields(db, tid, form)
-        catalogue_admin.edit_question(db, admin, qid, **fields)
+        catalogue_admin.edit_question(db, admin, qid, fields)
     except forms.FieldError as exc:
         return _topic_page(request, db, tid, errors={key: str(exc)}, values=values, status=422)
     except (InvalidInputError, ConflictError, NotFoundError) as exc:
@@ -338,7 +357,7 @@ def add_question(
     values = {name: forms.typed(form, name) for name in _QUESTION_FIELDS}
     try:
         fields = _question_fields(db, tid, form)
-        catalogue_admin.add_question(db, admin, **fields)
+        catalogue_admin.add_question(db, admin, fields)
     except forms.FieldError as exc:
         return _topic_page(
             request, db, tid, errors={"question": str(exc)}, values=values, status=422
