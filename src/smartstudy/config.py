@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         "A few at a time keeps slow requests rare under load: each runs nearly alone "
         "instead of sharing the interpreter with all the others. 0: no limit.",
     )
+    open_signup: bool = Field(
+        default=True,
+        description="Anyone may create a student account (the sign-up page, POST "
+        "/v1/auth/register). false: only admins create accounts (the admin Users page, "
+        "POST /v1/users), for an installation open to the internet.",
+    )
     auto_migrate: bool = Field(
         default=True, description="Run database migrations when the service starts."
     )

@@ -81,7 +81,8 @@ DESCRIPTIONS: dict[int, str] = {
 #: parameters imply, by (method, path). A test checks that every entry names a real route.
 EXTRA_ERRORS: dict[tuple[str, str], frozenset[int]] = {
     ("GET", "/readyz"): frozenset({503}),
-    ("POST", "/v1/auth/register"): frozenset({409}),
+    ("POST", "/v1/auth/register"): frozenset({403, 409}),
+    ("POST", "/v1/users"): frozenset({409}),
     ("POST", "/v1/auth/login"): frozenset({401, 429}),
     ("POST", "/v1/auth/token"): frozenset({401, 429}),
     ("POST", "/v1/subjects"): frozenset({409}),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from smartstudy.api.schemas import Password, Role, Strict
+from smartstudy.api.schemas import DisplayName, Email, Password, Role, Strict
 from smartstudy.services import rules
 
 
@@ -43,6 +43,13 @@ class UserPatchIn(BaseModel):
         if self.role is None and self.is_active is None:
             raise ValueError("give role and/or is_active")
         return self
+
+
+class UserCreateIn(Strict):
+    email: Email
+    password: Annotated[Password, Field(min_length=rules.MIN_PASSWORD)]
+    display_name: DisplayName = ""
+    role: Role = "student"
 
 
 class PasswordSetIn(Strict):

@@ -35,6 +35,10 @@ def check_password_rules(password: str) -> None:
         raise InvalidInputError("password", f"must be at most {rules.MAX_PASSWORD} characters long")
 
 
+#: What a visitor is told when sign-up is closed (``Settings.open_signup``).
+SIGNUP_CLOSED = "sign-up is closed on this SmartStudy; ask an administrator for an account"
+
+
 def get_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 

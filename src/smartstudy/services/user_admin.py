@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from smartstudy.services import audit, throttle
+from smartstudy.services import accounts, audit, throttle
 from smartstudy.services.accounts import check_password_rules, get_user, revoke_credentials
 from smartstudy.services.errors import ConflictError, InvalidInputError
 from smartstudy.services.security import hash_password
@@ -132,6 +132,22 @@ def update_user(
         audit.record(
             session, actor, "user.update", "user", user.id, {"email": user.email, **changes}
         )
+    return user
+
+
+def create_account(
+    session: Session,
+    actor: User | None,
+    email: str,
+    password: str,
+    display_name: str = "",
+    role: str = "student",
+) -> User:
+    """An account made by an admin (``actor``; None for the command line), for an
+    installation whose sign-up is closed or a class set up in advance; audited."""
+    user = accounts.create_user(session, email, password, display_name, role=_check_role(role))
+    details = {"email": user.email, "role": user.role}
+    audit.record(session, actor, "user.create", "user", user.id, details)
     return user
 
 

@@ -211,6 +211,7 @@ def render(
         "user": getattr(request.state, "user", None),
         "csrf_token": ws.csrf,
         "notice": NOTICES.get(request.query_params.get("done", "")),
+        "open_signup": request.app.state.context.settings.open_signup,
         "errors": {},
         "values": {},
         "charts": False,

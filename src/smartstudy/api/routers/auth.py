@@ -17,6 +17,7 @@ from smartstudy.api.schemas import (
     UserOut,
 )
 from smartstudy.services import accounts
+from smartstudy.services.errors import PermissionDeniedError
 from smartstudy.services.security import create_access_token
 from smartstudy.store.orm import User
 
@@ -39,8 +40,12 @@ def _token(context: Context, user: User) -> TokenOut:
 
 
 @router.post("/register", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-def register(body: RegisterIn, session: DB) -> User:
-    """Create a student account, with its time zone and locale (UTC and en-GB if left out)."""
+def register(body: RegisterIn, session: DB, context: Context) -> User:
+    """Create a student account, with its time zone and locale (UTC and en-GB if left out).
+    With sign-up closed (``SMARTSTUDY_OPEN_SIGNUP=false``) this answers 403: an admin
+    creates accounts (``POST /v1/users``)."""
+    if not context.settings.open_signup:
+        raise PermissionDeniedError(accounts.SIGNUP_CLOSED)
     user = accounts.create_user(
         session,
         body.email,

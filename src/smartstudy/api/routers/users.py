@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
 from smartstudy.api.deps import DB, AdminUser
 from smartstudy.api.schemas import FilterText
@@ -16,6 +16,7 @@ from smartstudy.api.schemas_admin import (
     PasswordSetIn,
     Role,
     UserAdminOut,
+    UserCreateIn,
     UserPageOut,
     UserPatchIn,
 )
@@ -47,6 +48,16 @@ def list_users(
         total=page.total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+@router.post("/users", response_model=UserAdminOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreateIn, session: DB, admin: AdminUser) -> User:
+    """Create an account (a student, or an admin with ``role``), for example while sign-up
+    is closed (``SMARTSTUDY_OPEN_SIGNUP=false``); recorded in the audit log. A taken e-mail
+    answers 409."""
+    return user_admin.create_account(
+        session, admin, body.email, body.password, body.display_name, body.role
     )
 
 

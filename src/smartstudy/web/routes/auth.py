@@ -108,16 +108,27 @@ def login(request: Request, db: DB, form: Form) -> Response:
     return render(request, "login.html", {"values": values, "errors": errors}, status_code=status)
 
 
+def _signup_closed(request: Request, status: int) -> Response | None:
+    """The sign-up page saying that sign-up is closed, when it is (``open_signup``)."""
+    if request.app.state.context.settings.open_signup:
+        return None
+    return render(request, "signup.html", {"closed": True}, status_code=status)
+
+
 @router.get("/signup")
 def signup_page(request: Request, user: MaybeUser) -> Response:
     if user is not None:
         return redirect(start_page(user))
+    if (closed := _signup_closed(request, 200)) is not None:
+        return closed
     values = {"email": "", "display_name": "", "time_zone": "", "locale": ""}
-    return render(request, "signup.html", {"values": values})
+    return render(request, "signup.html", {"values": values, "closed": False})
 
 
 @router.post("/signup")
 def signup(request: Request, uow: UoW, db: DB, form: Form) -> Response:
+    if (closed := _signup_closed(request, 403)) is not None:
+        return closed
     values = {
         "email": forms.text(form, "email", rules.MAX_EMAIL),
         "display_name": forms.typed(form, "display_name"),
@@ -161,7 +172,8 @@ def signup(request: Request, uow: UoW, db: DB, form: Form) -> Response:
             errors[field] = as_sentence(exc.message)
         else:
             return _signed_in_redirect(request, db, user, "/study?done=signed-up")
-    return render(request, "signup.html", {"values": values, "errors": errors}, status_code=422)
+    context = {"values": values, "errors": errors, "closed": False}
+    return render(request, "signup.html", context, status_code=422)
 
 
 @router.post("/logout")

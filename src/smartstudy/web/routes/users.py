@@ -28,6 +28,17 @@ USERS_PER_PAGE = 50
 @router.get("/admin/users")
 def users_page(request: Request, db: DB, _admin: AdminUser) -> Response:
     """Accounts by e-mail, 50 a page; ``q`` keeps those whose e-mail or name contains it."""
+    return _users_page(request, db)
+
+
+def _users_page(
+    request: Request,
+    db: DB,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The users page; ``errors`` and ``values``: the new-account form, refused."""
     query = request.query_params.get("q", "")
     problem = rules.text_problem(query, rules.MAX_FILTER)
     search = query.strip() if problem is None else ""
@@ -51,8 +62,43 @@ def users_page(request: Request, db: DB, _admin: AdminUser) -> Response:
             "pages": pages,
             "q": query if problem is None else "",
             "search_error": f"The search {problem}." if problem else None,
+            "errors": errors or {},
+            "values": values or {},
+            "open_signup": request.app.state.context.settings.open_signup,
         },
+        status_code=status,
     )
+
+
+@router.post("/admin/users")
+def create_account(request: Request, uow: UoW, db: DB, admin: AdminUser, form: Form) -> Response:
+    """A new account with a random password, shown once on its page to hand over."""
+    values = {
+        "email": forms.text(form, "email", rules.MAX_EMAIL),
+        "display_name": forms.typed(form, "display_name"),
+        "role": forms.text(form, "role", 16),
+    }
+    errors: dict[str, str] = {}
+    try:
+        address = forms.email(values["email"])
+        password = random_password()
+        account = user_admin.create_account(
+            db, admin, address, password, values["display_name"], values["role"] or "student"
+        )
+    except forms.FieldError as exc:
+        errors["email"] = str(exc)
+    except ConflictError:
+        uow.rollback()
+        errors["email"] = "There is already an account with this e-mail."
+    except InvalidInputError as exc:
+        uow.rollback()
+        field = exc.field if exc.field in ("display_name", "role") else "email"
+        errors[field] = f"The {exc.field.replace('_', ' ')} {exc.message}."
+    else:
+        return _user_page(
+            request, db, account.id, password_set=True, new_password=password, created=True
+        )
+    return _users_page(request, db, errors=errors, values=values, status=422)
 
 
 def _user_page(
@@ -63,6 +109,7 @@ def _user_page(
     errors: dict[str, str] | None = None,
     password_set: bool = False,
     new_password: str | None = None,
+    created: bool = False,
     status: int = 200,
 ) -> Response:
     account = get_user(db, user_id)
@@ -73,6 +120,7 @@ def _user_page(
         "errors": errors or {},
         "password_set": password_set,
         "new_password": new_password,
+        "created": created,
     }
     return render(request, "admin_user.html", context, status_code=status)
 
