@@ -134,6 +134,41 @@ def ensure_topic(session: Session, subject_name: str, topic_name: str) -> Topic:
     return find_topic(session, subject, topic_name) or create_topic(session, subject.id, topic_name)
 
 
+class NameIndex:
+    """The catalogue by name for a bulk import: ``topic`` and ``concept`` find a row the way
+    ``find_*`` do (any case; ``rules.name_key``) and create what is missing, counting each
+    kind created. Every row is read once, not once per line of the file."""
+
+    def __init__(self, session: Session) -> None:
+        key = rules.name_key
+        self.session = session
+        self.subjects = {key(s.name): s for s in session.scalars(select(Subject))}
+        self.topics = {(t.subject_id, key(t.name)): t for t in session.scalars(select(Topic))}
+        self.concepts = {(c.topic_id, key(c.name)): c for c in session.scalars(select(Concept))}
+        self.created = {"subject": 0, "topic": 0, "concept": 0}
+
+    def topic(self, subject_name: str, topic_name: str) -> Topic:
+        subject = self.subjects.get(rules.name_key(subject_name))
+        if subject is None:
+            subject = create_subject(self.session, subject_name)
+            self.subjects[rules.name_key(subject.name)] = subject
+            self.created["subject"] += 1
+        found = self.topics.get((subject.id, rules.name_key(topic_name)))
+        if found is None:
+            found = create_topic(self.session, subject.id, topic_name)
+            self.topics[(subject.id, rules.name_key(found.name))] = found
+            self.created["topic"] += 1
+        return found
+
+    def concept(self, topic: Topic, name: str) -> Concept:
+        found = self.concepts.get((topic.id, rules.name_key(name)))
+        if found is None:
+            found = create_concept(self.session, topic.id, name)
+            self.concepts[(topic.id, rules.name_key(found.name))] = found
+            self.created["concept"] += 1
+        return found
+
+
 def _store(session: Session, row: Subject | Topic | Concept, conflict: str) -> None:
     """Add or update ``row`` in a savepoint. Two admins creating one name at once both pass
     the lookup before it; the unique index decides, and the loser gets a 409, not a 500."""

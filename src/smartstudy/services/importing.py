@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from smartstudy.services import catalogue, rules, tasks
 from smartstudy.services.accounts import normalise_email
 from smartstudy.services.errors import InvalidInputError, ServiceError
-from smartstudy.store.orm import PracticeTask, Subject, Topic, User, utcnow
+from smartstudy.store.orm import PracticeTask, User, utcnow
 
 if TYPE_CHECKING:
     from smartstudy.services.context import AppContext
@@ -290,23 +290,12 @@ def _completed_at(text: str, now: datetime, bad: Callable[[str, str], None]) -> 
 def _write(session: Session, rows: list[_Row]) -> tuple[ImportResult, list[tasks.Completion]]:
     """The catalogue entries the rows name and one started task per row, added to
     ``session``, and the completion of each task for the use case to record."""
-    # Keyed by rules.name_key: "maths" in the file is the subject "Maths" (see catalogue).
-    subjects = {rules.name_key(s.name): s for s in session.scalars(select(Subject))}
-    topics = {(t.subject_id, rules.name_key(t.name)): t for t in session.scalars(select(Topic))}
-    new_subjects = new_topics = 0
+    # "maths" in the file is the subject "Maths" (see catalogue.NameIndex).
+    names = catalogue.NameIndex(session)
     now = utcnow()
     added: list[tuple[_Row, PracticeTask, datetime]] = []
     for i, row in enumerate(rows):
-        subject = subjects.get(rules.name_key(row.subject))
-        if subject is None:
-            subject = catalogue.create_subject(session, row.subject)
-            subjects[rules.name_key(subject.name)] = subject
-            new_subjects += 1
-        topic = topics.get((subject.id, rules.name_key(row.topic)))
-        if topic is None:
-            topic = catalogue.create_topic(session, subject.id, row.topic)
-            topics[(subject.id, rules.name_key(topic.name))] = topic
-            new_topics += 1
+        topic = names.topic(row.subject, row.topic)
         done = row.completed_at or now - timedelta(minutes=len(rows) - 1 - i)
         started = done - timedelta(seconds=row.seconds)
         task = PracticeTask(
@@ -326,5 +315,9 @@ def _write(session: Session, rows: list[_Row]) -> tuple[ImportResult, list[tasks
         tasks.Completion(row.user, task.id, row.correct, row.seconds, done)
         for row, task, done in added
     ]
-    result = ImportResult(rows=len(rows), subjects_created=new_subjects, topics_created=new_topics)
+    result = ImportResult(
+        rows=len(rows),
+        subjects_created=names.created["subject"],
+        topics_created=names.created["topic"],
+    )
     return result, completions

@@ -146,31 +146,13 @@ def _check_row(line: int, values: dict[str, str], problems: list[str]) -> _Row |
 
 
 def _write(session: Session, rows: list[_Row]) -> QuestionImport:
-    # Keyed by rules.name_key: "maths" in the file is the subject "Maths" (see catalogue).
-    key = rules.name_key
-    subjects = {key(s.name): s for s in session.scalars(select(Subject))}
-    topics = {(t.subject_id, key(t.name)): t for t in session.scalars(select(Topic))}
-    concepts = {(c.topic_id, key(c.name)): c for c in session.scalars(select(Concept))}
+    names = catalogue.NameIndex(session)
     asked: set[tuple[uuid.UUID, str]] = {
         (q.concept_id, q.prompt) for q in session.scalars(select(Question))
     }
-    created = {"subject": 0, "topic": 0, "concept": 0}
     added = 0
     for row in rows:
-        subject = subjects.get(key(row.subject))
-        if subject is None:
-            subject = subjects[key(row.subject)] = catalogue.create_subject(session, row.subject)
-            created["subject"] += 1
-        topic = topics.get((subject.id, key(row.topic)))
-        if topic is None:
-            topic = catalogue.create_topic(session, subject.id, row.topic)
-            topics[(subject.id, key(row.topic))] = topic
-            created["topic"] += 1
-        concept = concepts.get((topic.id, key(row.concept)))
-        if concept is None:
-            concept = catalogue.create_concept(session, topic.id, row.concept)
-            concepts[(topic.id, key(row.concept))] = concept
-            created["concept"] += 1
+        concept = names.concept(names.topic(row.subject, row.topic), row.concept)
         if (concept.id, row.prompt) in asked:
             continue
         try:
@@ -185,9 +167,9 @@ def _write(session: Session, rows: list[_Row]) -> QuestionImport:
         rows=len(rows),
         added=added,
         skipped=len(rows) - added,
-        subjects_created=created["subject"],
-        topics_created=created["topic"],
-        concepts_created=created["concept"],
+        subjects_created=names.created["subject"],
+        topics_created=names.created["topic"],
+        concepts_created=names.created["concept"],
     )
 
 
