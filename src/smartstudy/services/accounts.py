@@ -156,13 +156,24 @@ def change_password(
     """Set a new password after checking the current one, and end every web session and API
     token issued before; the caller signs its own browser or client in again."""
     # The new password's rules first: a typo there costs no verification and no failure.
+    check_new_password(new)
+    if current == new:
+        raise InvalidInputError("new_password", "must differ from the current password")
+    check_current_password(session, user, current, client)
+    return replace_password(session, user, new)
+
+
+def check_new_password(new: str) -> None:
+    """``check_password_rules`` for a new password (the error names ``new_password``)."""
     try:
         check_password_rules(new)
     except InvalidInputError as exc:
         raise InvalidInputError("new_password", exc.message) from exc
-    if current == new:
-        raise InvalidInputError("new_password", "must differ from the current password")
-    check_current_password(session, user, current, client)
+
+
+def replace_password(session: Session, user: User, new: str) -> User:
+    """Store ``new`` (checked already) as the password, and end every web session and API
+    token of ``user`` issued before."""
     user.password_hash = hash_password(new)
     revoke_credentials(session, user)
     return user

@@ -17,9 +17,8 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from smartstudy.services import accounts, audit, throttle
-from smartstudy.services.accounts import check_password_rules, get_user, revoke_credentials
+from smartstudy.services.accounts import get_user, revoke_credentials
 from smartstudy.services.errors import ConflictError, InvalidInputError
-from smartstudy.services.security import hash_password
 from smartstudy.store.orm import ROLES, PracticeTask, User, as_utc
 
 
@@ -162,12 +161,8 @@ def set_password(session: Session, actor: User | None, user_id: uuid.UUID, new: 
             "you cannot set your own password here; change it on your settings page, "
             "with your current password"
         )
-    try:
-        check_password_rules(new)
-    except InvalidInputError as exc:
-        raise InvalidInputError("new_password", exc.message) from exc
-    user.password_hash = hash_password(new)
-    revoke_credentials(session, user)
+    accounts.check_new_password(new)
+    accounts.replace_password(session, user, new)
     throttle.reset(session, throttle.keys_for(user.email, None))
     audit.record(session, actor, "user.set_password", "user", user.id, {"email": user.email})
     return user
