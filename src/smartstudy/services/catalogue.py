@@ -52,6 +52,11 @@ def list_topics(session: Session, subject_id: uuid.UUID | None = None) -> list[T
     return list(session.scalars(stmt))
 
 
+def has_topics(session: Session) -> bool:
+    """Whether the catalogue has any topic to practise (one row read at most)."""
+    return session.scalar(select(Topic.id).limit(1)) is not None
+
+
 def list_concepts(session: Session, topic_id: uuid.UUID | None = None) -> list[Concept]:
     stmt = select(Concept).order_by(Concept.name)
     if topic_id is not None:

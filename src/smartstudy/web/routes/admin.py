@@ -174,7 +174,7 @@ def _page(
             "live_margin": registry.LIVE_MARGIN,
             "exp": math.exp,
             "audit_entries": audit.recent(db, AUDIT_SHOWN),
-            "catalogue_empty": not catalogue.list_topics(db),
+            "catalogue_empty": not catalogue.has_topics(db),
             "error": error,
         },
         status_code=status,
